@@ -1,0 +1,47 @@
+//! Events: what happened to a transit, beside its alarms (for timelines and `replay --events`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AlarmKind, DeviceId, Timestamp, TransitId};
+
+/// Kinds of event the supervisor emits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Sealed,
+    /// Left the departure zone.
+    Departed,
+    /// First entered the destination zone (or an officer recorded arrival).
+    Arrived,
+    Released,
+    Inspection,
+    UnsealAuthorized,
+    Unsealed,
+    Closed,
+    DeadlineExtended,
+    /// A checkpoint read that matched the declaration.
+    CheckpointRead,
+    /// An alarm's condition ended (the vehicle is back in its corridor, reports again...).
+    AlarmCleared,
+    /// An action the transit's state did not allow; nothing changed.
+    ActionRejected,
+}
+
+/// One event. `alarm_kind` is set for `alarm_cleared`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub transit: TransitId,
+    pub device: DeviceId,
+    pub event: EventKind,
+    pub t: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_kind: Option<AlarmKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}

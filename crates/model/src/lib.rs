@@ -1,0 +1,36 @@
+//! The sealwatch domain model.
+//!
+//! Identifiers, transits, devices, readers, zones, observations, events and alarms. Every type
+//! validates on construction (parsing or `validate()`), with errors that say what is wrong, so
+//! the rest of sealwatch can trust what it holds.
+//!
+//! This crate does no I/O. It is shared by the supervisor, the store, the gateways and the API.
+
+mod alarm;
+mod device;
+mod event;
+mod geo;
+mod ids;
+mod input;
+mod observation;
+mod time;
+mod transit;
+
+pub use alarm::{Alarm, AlarmKind, AlarmState, AlarmStep, AlarmStepError, Evidence, Outcome};
+pub use device::{Device, DeviceKind, DeviceState, Reader, ReaderKind, Station, Zone, ZoneKind};
+pub use event::{Event, EventKind};
+pub use geo::{Geometry, GeometryError};
+pub use ids::{
+    iso6346_check_digit, ContainerNumber, DeclarationNumber, DeviceId, IdError, LicencePlate, Mrn,
+    ReaderId, SealId, StationId, TrainNumber, TransitId, ZoneId,
+};
+pub use input::{Action, ActionKind, CheckpointRead};
+pub use observation::{
+    DeviceEvent, DeviceEvents, DoorState, HousingState, LatLon, LockState, Observation,
+    ObservationError, Reading, RopeState,
+};
+pub use time::{Duration, DurationError, Timestamp, TimestampError};
+pub use transit::{
+    CargoLine, Declaration, Document, Driver, Inspection, Limits, Mode, Offices, Personal, RuleSet,
+    Rules, Sensor, Transit, TransitState, Vehicle,
+};
