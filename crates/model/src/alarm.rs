@@ -205,7 +205,9 @@ mod tests {
         let s = s.apply(AlarmStep::Resolve(Outcome::FalseAlarm)).unwrap();
         let s = s.apply(AlarmStep::Close).unwrap();
         assert_eq!(s, AlarmState::Closed(Outcome::FalseAlarm));
-        let e = AlarmState::Open.apply(AlarmStep::Resolve(Outcome::Authorised)).unwrap_err();
+        let e = AlarmState::Open
+            .apply(AlarmStep::Resolve(Outcome::Authorised))
+            .unwrap_err();
         assert_eq!(e.to_string(), "cannot resolve an alarm that is open");
         assert!(s.apply(AlarmStep::Acknowledge).is_err());
         assert_eq!(

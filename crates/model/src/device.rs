@@ -118,10 +118,17 @@ impl Zone {
         self.area.validate().map_err(|e| ("area", e.0))?;
         match (&self.area, self.radius_m) {
             (Geometry::Point(_), Some(r)) if r > 0.0 && r.is_finite() => Ok(()),
-            (Geometry::Point(_), Some(_)) => Err(("radius_m", "must be a positive number of metres".into())),
-            (Geometry::Point(_), None) => Err(("radius_m", "required when the area is a Point".into())),
+            (Geometry::Point(_), Some(_)) => {
+                Err(("radius_m", "must be a positive number of metres".into()))
+            }
+            (Geometry::Point(_), None) => {
+                Err(("radius_m", "required when the area is a Point".into()))
+            }
             (Geometry::Polygon(_), _) => Ok(()),
-            (Geometry::LineString(_), _) => Err(("area", "expected a Polygon, or a Point with radius_m".into())),
+            (Geometry::LineString(_), _) => Err((
+                "area",
+                "expected a Polygon, or a Point with radius_m".into(),
+            )),
         }
     }
 }

@@ -42,7 +42,9 @@ impl Geometry {
             Geometry::Point(p) => check_position(*p),
             Geometry::LineString(ps) => {
                 if ps.len() < 2 {
-                    return Err(GeometryError("expected a LineString with at least 2 positions".into()));
+                    return Err(GeometryError(
+                        "expected a LineString with at least 2 positions".into(),
+                    ));
                 }
                 ps.iter().try_for_each(|p| check_position(*p))
             }
@@ -52,10 +54,15 @@ impl Geometry {
                 }
                 for (i, ring) in rings.iter().enumerate() {
                     if ring.len() < 4 {
-                        return Err(GeometryError(format!("ring {i} has {} positions; a closed ring needs at least 4", ring.len())));
+                        return Err(GeometryError(format!(
+                            "ring {i} has {} positions; a closed ring needs at least 4",
+                            ring.len()
+                        )));
                     }
                     if ring.first() != ring.last() {
-                        return Err(GeometryError(format!("ring {i} is not closed (the last position must repeat the first)")));
+                        return Err(GeometryError(format!(
+                            "ring {i} is not closed (the last position must repeat the first)"
+                        )));
                     }
                     ring.iter().try_for_each(|p| check_position(*p))?;
                 }

@@ -19,7 +19,11 @@ pub struct IdError {
 
 impl IdError {
     fn new(what: &'static str, value: &str, reason: impl Into<String>) -> IdError {
-        IdError { what, value: value.to_owned(), reason: reason.into() }
+        IdError {
+            what,
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
     }
 
     /// What kind of identifier was being read ("container number", "device id", ...).
@@ -86,10 +90,21 @@ fn check_token(s: &str, what: &'static str, max: usize) -> Result<(), IdError> {
         return Err(IdError::new(what, s, "must not be empty"));
     }
     if s.len() > max {
-        return Err(IdError::new(what, s, format!("longer than {max} characters")));
+        return Err(IdError::new(
+            what,
+            s,
+            format!("longer than {max} characters"),
+        ));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "._:-".contains(*c))) {
-        return Err(IdError::new(what, s, format!("character {c:?} is not allowed (use A-Z, a-z, 0-9, '.', '_', ':', '-')")));
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._:-".contains(*c)))
+    {
+        return Err(IdError::new(
+            what,
+            s,
+            format!("character {c:?} is not allowed (use A-Z, a-z, 0-9, '.', '_', ':', '-')"),
+        ));
     }
     Ok(())
 }
@@ -165,24 +180,51 @@ impl FromStr for ContainerNumber {
 
     fn from_str(input: &str) -> Result<ContainerNumber, IdError> {
         const WHAT: &str = "container number";
-        let s: String = input.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
+        let s: String = input
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase();
         let b = s.as_bytes();
         if b.len() != 11 {
-            return Err(IdError::new(WHAT, input, format!("expected 11 characters (4 letters, 7 digits), found {}", b.len())));
+            return Err(IdError::new(
+                WHAT,
+                input,
+                format!(
+                    "expected 11 characters (4 letters, 7 digits), found {}",
+                    b.len()
+                ),
+            ));
         }
         if !b[..3].iter().all(u8::is_ascii_uppercase) {
-            return Err(IdError::new(WHAT, input, "the owner code (first 3 characters) must be letters"));
+            return Err(IdError::new(
+                WHAT,
+                input,
+                "the owner code (first 3 characters) must be letters",
+            ));
         }
         if !matches!(b[3], b'U' | b'J' | b'Z') {
-            return Err(IdError::new(WHAT, input, format!("equipment category {:?} must be U, J or Z", b[3] as char)));
+            return Err(IdError::new(
+                WHAT,
+                input,
+                format!("equipment category {:?} must be U, J or Z", b[3] as char),
+            ));
         }
         if !b[4..].iter().all(u8::is_ascii_digit) {
-            return Err(IdError::new(WHAT, input, "serial number and check digit (last 7 characters) must be digits"));
+            return Err(IdError::new(
+                WHAT,
+                input,
+                "serial number and check digit (last 7 characters) must be digits",
+            ));
         }
         let expected = iso6346_check_digit(&s[..10]).expect("validated characters");
         let found = u32::from(b[10] - b'0');
         if expected != found {
-            return Err(IdError::new(WHAT, input, format!("check digit is {found}, expected {expected}")));
+            return Err(IdError::new(
+                WHAT,
+                input,
+                format!("check digit is {found}, expected {expected}"),
+            ));
         }
         Ok(ContainerNumber(s.into()))
     }
@@ -207,10 +249,19 @@ impl FromStr for SealId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<SealId, IdError> {
         const WHAT: &str = "seal id";
-        let (m, n) = s.split_once('-').ok_or_else(|| IdError::new(WHAT, s, "expected MANUFACTURER-SERIAL, e.g. 4660-305419896"))?;
-        let manufacturer = m.parse().map_err(|_| IdError::new(WHAT, s, "manufacturer id must be a number from 0 to 65535"))?;
-        let serial = n.parse().map_err(|_| IdError::new(WHAT, s, "serial must be a number from 0 to 4294967295"))?;
-        Ok(SealId { manufacturer, serial })
+        let (m, n) = s.split_once('-').ok_or_else(|| {
+            IdError::new(WHAT, s, "expected MANUFACTURER-SERIAL, e.g. 4660-305419896")
+        })?;
+        let manufacturer = m.parse().map_err(|_| {
+            IdError::new(WHAT, s, "manufacturer id must be a number from 0 to 65535")
+        })?;
+        let serial = n
+            .parse()
+            .map_err(|_| IdError::new(WHAT, s, "serial must be a number from 0 to 4294967295"))?;
+        Ok(SealId {
+            manufacturer,
+            serial,
+        })
     }
 }
 
@@ -240,8 +291,15 @@ impl FromStr for DeclarationNumber {
         if t.is_empty() || t.len() > 35 {
             return Err(IdError::new(WHAT, s, "must have 1 to 35 characters"));
         }
-        if let Some(c) = t.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '/')) {
-            return Err(IdError::new(WHAT, s, format!("character {c:?} is not allowed")));
+        if let Some(c) = t
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '/'))
+        {
+            return Err(IdError::new(
+                WHAT,
+                s,
+                format!("character {c:?} is not allowed"),
+            ));
         }
         Ok(DeclarationNumber(t.into()))
     }
@@ -266,13 +324,25 @@ impl FromStr for Mrn {
         let t = s.trim().to_ascii_uppercase();
         let b = t.as_bytes();
         if b.len() != 18 {
-            return Err(IdError::new(WHAT, s, format!("expected 18 characters, found {}", b.len())));
+            return Err(IdError::new(
+                WHAT,
+                s,
+                format!("expected 18 characters, found {}", b.len()),
+            ));
         }
         if !b[..2].iter().all(u8::is_ascii_digit) || !b[2..4].iter().all(u8::is_ascii_uppercase) {
-            return Err(IdError::new(WHAT, s, "must start with 2 digits (year) and 2 letters (country)"));
+            return Err(IdError::new(
+                WHAT,
+                s,
+                "must start with 2 digits (year) and 2 letters (country)",
+            ));
         }
         if !b[4..].iter().all(u8::is_ascii_alphanumeric) {
-            return Err(IdError::new(WHAT, s, "characters 5 to 18 must be letters or digits"));
+            return Err(IdError::new(
+                WHAT,
+                s,
+                "characters 5 to 18 must be letters or digits",
+            ));
         }
         let mut sum = 0u64;
         for (i, c) in b[..17].iter().enumerate() {
@@ -281,7 +351,14 @@ impl FromStr for Mrn {
         let expected = (sum % 11 % 10) as u8;
         let found = b[17];
         if !found.is_ascii_digit() || found - b'0' != expected {
-            return Err(IdError::new(WHAT, s, format!("check character is {:?}, expected {expected}", found as char)));
+            return Err(IdError::new(
+                WHAT,
+                s,
+                format!(
+                    "check character is {:?}, expected {expected}",
+                    found as char
+                ),
+            ));
         }
         Ok(Mrn(t.into()))
     }
@@ -303,13 +380,24 @@ impl FromStr for LicencePlate {
     type Err = IdError;
     fn from_str(s: &str) -> Result<LicencePlate, IdError> {
         const WHAT: &str = "licence plate";
-        let t = s.split_whitespace().collect::<Vec<_>>().join(" ").to_uppercase();
+        let t = s
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase();
         let n = t.chars().count();
         if !(2..=15).contains(&n) {
             return Err(IdError::new(WHAT, s, "must have 2 to 15 characters"));
         }
-        if let Some(c) = t.chars().find(|c| !(c.is_alphanumeric() || *c == ' ' || *c == '-')) {
-            return Err(IdError::new(WHAT, s, format!("character {c:?} is not allowed")));
+        if let Some(c) = t
+            .chars()
+            .find(|c| !(c.is_alphanumeric() || *c == ' ' || *c == '-'))
+        {
+            return Err(IdError::new(
+                WHAT,
+                s,
+                format!("character {c:?} is not allowed"),
+            ));
         }
         Ok(LicencePlate(t.into()))
     }
@@ -352,7 +440,13 @@ mod tests {
     #[test]
     fn iso6346_letter_values() {
         let expect = [
-            ('A', 10), ('B', 12), ('K', 21), ('L', 23), ('U', 32), ('V', 34), ('Z', 38),
+            ('A', 10),
+            ('B', 12),
+            ('K', 21),
+            ('L', 23),
+            ('U', 32),
+            ('V', 34),
+            ('Z', 38),
         ];
         for (c, v) in expect {
             assert_eq!(iso6346_value(c as u8), Some(v), "{c}");
@@ -363,12 +457,22 @@ mod tests {
     fn real_container_numbers() {
         // CSQU3054383 is the standard's own worked example; the others carry real owner codes
         // (Maersk, Hapag-Lloyd, CMA CGM, MSC, APL) with correct check digits.
-        for n in ["CSQU3054383", "MSKU9070323", "HLXU8011600", "CMAU5102740", "MSCU6639870", "APZU4812090"] {
+        for n in [
+            "CSQU3054383",
+            "MSKU9070323",
+            "HLXU8011600",
+            "CMAU5102740",
+            "MSCU6639870",
+            "APZU4812090",
+        ] {
             let c: ContainerNumber = n.parse().unwrap_or_else(|e| panic!("{n}: {e}"));
             assert_eq!(c.as_str(), n);
         }
         let c: ContainerNumber = "csqu 305438 3".parse().unwrap();
-        assert_eq!((c.owner_code(), c.category(), c.serial()), ("CSQ", 'U', "305438"));
+        assert_eq!(
+            (c.owner_code(), c.category(), c.serial()),
+            ("CSQ", 'U', "305438")
+        );
         for (n, expected) in [("MSKU9070324", 3), ("HLXU8011601", 0), ("CMAU5102741", 0)] {
             let e = n.parse::<ContainerNumber>().unwrap_err().to_string();
             assert!(e.ends_with(&format!("expected {expected}")), "{e}");
@@ -378,7 +482,10 @@ mod tests {
     #[test]
     fn wrong_check_digit_names_the_expected_one() {
         let e = "CSQU3054384".parse::<ContainerNumber>().unwrap_err();
-        assert_eq!(e.to_string(), "invalid container number \"CSQU3054384\": check digit is 4, expected 3");
+        assert_eq!(
+            e.to_string(),
+            "invalid container number \"CSQU3054384\": check digit is 4, expected 3"
+        );
         let e = "CSQX3054383".parse::<ContainerNumber>().unwrap_err();
         assert!(e.to_string().contains("equipment category 'X'"), "{e}");
         let e = "CSQU305438".parse::<ContainerNumber>().unwrap_err();
@@ -402,15 +509,29 @@ mod tests {
     #[test]
     fn other_identifiers() {
         assert!("D1".parse::<DeviceId>().is_ok());
-        assert!("".parse::<DeviceId>().unwrap_err().to_string().contains("must not be empty"));
-        assert!("a b".parse::<DeviceId>().unwrap_err().to_string().contains("' '"));
+        assert!(
+            "".parse::<DeviceId>()
+                .unwrap_err()
+                .to_string()
+                .contains("must not be empty")
+        );
+        assert!(
+            "a b"
+                .parse::<DeviceId>()
+                .unwrap_err()
+                .to_string()
+                .contains("' '")
+        );
         let s: SealId = "4660-305419896".parse().unwrap();
         assert_eq!((s.manufacturer, s.serial), (4660, 305_419_896));
         assert_eq!(s.to_string(), "4660-305419896");
         assert!("70000-1".parse::<SealId>().is_err());
         assert!("26CN0000000000001".parse::<DeclarationNumber>().is_ok());
         assert!("23GB0000010000003".parse::<DeclarationNumber>().is_ok());
-        assert_eq!("zj  a12345".parse::<LicencePlate>().unwrap().to_string(), "ZJ A12345");
+        assert_eq!(
+            "zj  a12345".parse::<LicencePlate>().unwrap().to_string(),
+            "ZJ A12345"
+        );
         assert!("Х123ХХ77".parse::<LicencePlate>().is_ok());
         assert!("X".parse::<LicencePlate>().is_err());
         assert!("X8017".parse::<TrainNumber>().is_ok());

@@ -21,8 +21,8 @@ pub use device::{Device, DeviceKind, DeviceState, Reader, ReaderKind, Station, Z
 pub use event::{Event, EventKind};
 pub use geo::{Geometry, GeometryError};
 pub use ids::{
-    iso6346_check_digit, ContainerNumber, DeclarationNumber, DeviceId, IdError, LicencePlate, Mrn,
-    ReaderId, SealId, StationId, TrainNumber, TransitId, ZoneId,
+    ContainerNumber, DeclarationNumber, DeviceId, IdError, LicencePlate, Mrn, ReaderId, SealId,
+    StationId, TrainNumber, TransitId, ZoneId, iso6346_check_digit,
 };
 pub use input::{Action, ActionKind, CheckpointRead};
 pub use observation::{

@@ -47,7 +47,10 @@ impl FromStr for Timestamp {
     type Err = TimestampError;
 
     fn from_str(s: &str) -> Result<Timestamp, TimestampError> {
-        let err = |reason: String| TimestampError { value: s.to_owned(), reason };
+        let err = |reason: String| TimestampError {
+            value: s.to_owned(),
+            reason,
+        };
         let ts: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| err(e.to_string()))?;
         let ms = ts.as_millisecond();
         if !(Timestamp::MIN.0..=Timestamp::MAX.0).contains(&ms) {
@@ -123,8 +126,13 @@ impl FromStr for Duration {
     /// Accepts `PnW`, `PnD` and `PT…H…M…S` parts (seconds may have a fraction). Years and months
     /// are refused: their length depends on the calendar, and a rule needs a fixed length.
     fn from_str(s: &str) -> Result<Duration, DurationError> {
-        let err = |reason| DurationError { value: s.to_owned(), reason };
-        let rest = s.strip_prefix('P').ok_or_else(|| err("must start with 'P'"))?;
+        let err = |reason| DurationError {
+            value: s.to_owned(),
+            reason,
+        };
+        let rest = s
+            .strip_prefix('P')
+            .ok_or_else(|| err("must start with 'P'"))?;
         if rest.is_empty() || rest == "T" {
             return Err(err("has no parts"));
         }
@@ -192,7 +200,11 @@ impl fmt::Display for Duration {
             write!(f, "{days}D")?;
         }
         if ms == 0 {
-            return if days == 0 { f.write_str("T0S") } else { Ok(()) };
+            return if days == 0 {
+                f.write_str("T0S")
+            } else {
+                Ok(())
+            };
         }
         f.write_str("T")?;
         let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
@@ -256,7 +268,9 @@ mod tests {
             assert_eq!(d.as_ms(), ms, "{text}");
             assert_eq!(d.to_string().parse::<Duration>().unwrap(), d, "{text}");
         }
-        for bad in ["", "P", "PT", "15M", "P1M", "PT1H1H", "PT1M1H", "PT1.5M", "PT5", "P1Y"] {
+        for bad in [
+            "", "P", "PT", "15M", "P1M", "PT1H1H", "PT1M1H", "PT1.5M", "PT5", "P1Y",
+        ] {
             assert!(bad.parse::<Duration>().is_err(), "{bad}");
         }
         assert_eq!(Duration::from_mins(90).to_string(), "PT1H30M");

@@ -168,7 +168,10 @@ impl<'de> Deserialize<'de> for Limits {
         let limits = match Raw::deserialize(d).map_err(|_| {
             de::Error::custom("expected [min, max] (either may be null) or a single maximum")
         })? {
-            Raw::Max(max) => Limits { min: None, max: Some(max) },
+            Raw::Max(max) => Limits {
+                min: None,
+                max: Some(max),
+            },
             Raw::Pair([min, max]) => Limits { min, max },
         };
         if let (Some(a), Some(b)) = (limits.min, limits.max) {
@@ -245,8 +248,13 @@ pub enum Sensor {
 }
 
 impl Sensor {
-    pub const ALL: [Sensor; 5] =
-        [Sensor::TemperatureC, Sensor::HumidityPct, Sensor::ShockG, Sensor::LightLux, Sensor::PressureHpa];
+    pub const ALL: [Sensor; 5] = [
+        Sensor::TemperatureC,
+        Sensor::HumidityPct,
+        Sensor::ShockG,
+        Sensor::LightLux,
+        Sensor::PressureHpa,
+    ];
 
     /// The observation field (and rule) name.
     pub fn as_str(self) -> &'static str {
@@ -296,7 +304,10 @@ pub struct RuleSet {
 
 impl RuleSet {
     pub fn grade(&self, kind: AlarmKind) -> u8 {
-        self.grades.get(&kind).copied().unwrap_or_else(|| kind.default_grade())
+        self.grades
+            .get(&kind)
+            .copied()
+            .unwrap_or_else(|| kind.default_grade())
     }
 }
 
@@ -305,7 +316,8 @@ impl Rules {
     /// the transit itself (as in the contract's example) wins over the rule.
     pub fn resolve(&self, transit_corridor_m: Option<f64>) -> RuleSet {
         let comm_loss_after = self.comm_loss_after.unwrap_or_else(|| {
-            self.report_interval.map_or(Duration::from_hours(4), |i| i.saturating_mul(2))
+            self.report_interval
+                .map_or(Duration::from_hours(4), |i| i.saturating_mul(2))
         });
         RuleSet {
             corridor_m: transit_corridor_m.or(self.corridor_m).unwrap_or(1000.0),
@@ -324,7 +336,13 @@ impl Rules {
             fuel_drop_pct: self.fuel_drop_pct.unwrap_or(5.0),
             fuel_drop_window: self.fuel_drop_window.unwrap_or(Duration::from_mins(30)),
             event_clear_after: self.event_clear_after.unwrap_or(Duration::from_mins(10)),
-            environment: [self.temperature_c, self.humidity_pct, self.shock_g, self.light_lux, self.pressure_hpa],
+            environment: [
+                self.temperature_c,
+                self.humidity_pct,
+                self.shock_g,
+                self.light_lux,
+                self.pressure_hpa,
+            ],
             grades: self.grades.clone(),
         }
     }
@@ -372,7 +390,10 @@ impl Rules {
             }
         }
         if let Some((kind, g)) = self.grades.iter().find(|(_, g)| !(1..=4).contains(*g)) {
-            return Err(("grades", format!("{} has grade {g}; grades are 1 to 4", kind.as_str())));
+            return Err((
+                "grades",
+                format!("{} has grade {g}; grades are 1 to 4", kind.as_str()),
+            ));
         }
         Ok(())
     }
@@ -504,7 +525,8 @@ impl Transit {
 
     /// The time limit: `deadline`, or `max_duration` after sealing.
     pub fn time_limit(&self, sealed_at: Timestamp) -> Option<Timestamp> {
-        self.deadline.or_else(|| self.max_duration.map(|d| sealed_at.add(d)))
+        self.deadline
+            .or_else(|| self.max_duration.map(|d| sealed_at.add(d)))
     }
 
     /// Zones where an unseal is authorised after arrival: `unseal_zones`, else the destination.
@@ -518,7 +540,11 @@ impl Transit {
 
     /// Zones where stopping is permitted: departure, destination and `stop_zones`.
     pub fn stop_zone_ids(&self) -> Vec<&ZoneId> {
-        self.departure.iter().chain(self.destination.iter()).chain(self.stop_zones.iter()).collect()
+        self.departure
+            .iter()
+            .chain(self.destination.iter())
+            .chain(self.stop_zones.iter())
+            .collect()
     }
 }
 
@@ -529,7 +555,9 @@ mod tests {
     #[test]
     fn lifecycle() {
         use TransitState::*;
-        let happy = [Declared, Sealed, InTransit, Arrived, Released, Unsealed, Closed];
+        let happy = [
+            Declared, Sealed, InTransit, Arrived, Released, Unsealed, Closed,
+        ];
         for w in happy.windows(2) {
             assert!(w[0].can_become(w[1]), "{w:?}");
         }
@@ -545,16 +573,31 @@ mod tests {
         let l: Limits = serde_json::from_str("[2, 8]").unwrap();
         assert!(l.contains(2.0) && l.contains(8.0) && !l.contains(8.1));
         let l: Limits = serde_json::from_str("4").unwrap();
-        assert_eq!(l, Limits { min: None, max: Some(4.0) });
+        assert_eq!(
+            l,
+            Limits {
+                min: None,
+                max: Some(4.0)
+            }
+        );
         let l: Limits = serde_json::from_str("[null, 30]").unwrap();
         assert!(l.contains(-100.0));
-        assert!(serde_json::from_str::<Limits>("[8, 2]").unwrap_err().to_string().contains("above max"));
+        assert!(
+            serde_json::from_str::<Limits>("[8, 2]")
+                .unwrap_err()
+                .to_string()
+                .contains("above max")
+        );
         assert!(serde_json::from_str::<Limits>("\"x\"").is_err());
     }
 
     #[test]
     fn driver_is_not_debug_printed() {
-        let d = Driver { nationality: Some("BY".into()), name: Personal("Ivan Petrov".into()), contact: None };
+        let d = Driver {
+            nationality: Some("BY".into()),
+            name: Personal("Ivan Petrov".into()),
+            contact: None,
+        };
         assert!(!format!("{d:?}").contains("Ivan"));
         assert!(serde_json::to_string(&d).unwrap().contains("Ivan"));
     }
@@ -564,9 +607,19 @@ mod tests {
         let r = Rules::default().resolve(None);
         assert_eq!(r.corridor_m, 1000.0);
         assert_eq!(r.comm_loss_after, Duration::from_hours(4));
-        let r = Rules { report_interval: Some(Duration::from_mins(5)), ..Rules::default() }.resolve(Some(500.0));
-        assert_eq!((r.corridor_m, r.comm_loss_after), (500.0, Duration::from_mins(10)));
-        let bad = Rules { stop_min: Some(Duration::ZERO), ..Rules::default() };
+        let r = Rules {
+            report_interval: Some(Duration::from_mins(5)),
+            ..Rules::default()
+        }
+        .resolve(Some(500.0));
+        assert_eq!(
+            (r.corridor_m, r.comm_loss_after),
+            (500.0, Duration::from_mins(10))
+        );
+        let bad = Rules {
+            stop_min: Some(Duration::ZERO),
+            ..Rules::default()
+        };
         assert_eq!(bad.validate().unwrap_err().0, "stop_min");
     }
 }

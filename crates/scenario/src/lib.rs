@@ -1,0 +1,282 @@
+//! Scenario files: a journey in, alarms out.
+//!
+//! The format is a contract (docs/scenario.md, with its JSON Schema in
+//! docs/scenario.schema.json): `sealwatch replay`, the scenario corpus and checks outside the
+//! project depend on it. [`parse`] reads and validates a scenario and names the path of the
+//! first error; [`replay`] runs it through the supervisor.
+//!
+//! Replay is deterministic and does not depend on the order of the input arrays: inputs are
+//! ordered by time, then by a canonical key, so observations that arrive out of order by a few
+//! minutes, or twice, give the same alarms.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use model::{Action, ActionKind, CheckpointRead, Geometry, Observation, Timestamp, Transit, Zone};
+use serde::{Deserialize, Serialize};
+use supervisor::{Input, Output, Supervisor};
+
+/// A scenario: zones, transits, and what happened to them until `until`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    #[serde(default)]
+    pub name: String,
+    /// What the scenario shows (free text; not part of the replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub zones: Vec<Zone>,
+    pub transits: Vec<Transit>,
+    #[serde(default)]
+    pub actions: Vec<Action>,
+    #[serde(default)]
+    pub reads: Vec<CheckpointRead>,
+    #[serde(default)]
+    pub observations: Vec<Observation>,
+    /// The replay runs its clock to here, so timers fire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+}
+
+/// What is wrong with a scenario, and where (`transits[0].route`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub path: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Invalid {
+    Invalid {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads and validates a scenario.
+pub fn parse(text: &str) -> Result<Scenario, Invalid> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json appends " at line L column C"; keep it, it helps find the spot.
+        invalid(
+            if path == "." { String::new() } else { path },
+            inner.to_string(),
+        )
+    })?;
+    validate(&scenario)?;
+    Ok(scenario)
+}
+
+/// Checks what the types cannot: references between parts, shapes, ranges.
+pub fn validate(s: &Scenario) -> Result<(), Invalid> {
+    let mut zone_ids = std::collections::HashSet::new();
+    for (i, z) in s.zones.iter().enumerate() {
+        z.validate()
+            .map_err(|(field, reason)| invalid(format!("zones[{i}].{field}"), reason))?;
+        if !zone_ids.insert(z.id.as_str()) {
+            return Err(invalid(
+                format!("zones[{i}].id"),
+                format!("zone {:?} is declared twice", z.id.as_str()),
+            ));
+        }
+    }
+    let zone = |path: String, id: &model::ZoneId| {
+        if zone_ids.contains(id.as_str()) {
+            Ok(())
+        } else {
+            Err(invalid(path, format!("unknown zone {:?}", id.as_str())))
+        }
+    };
+    let mut transit_ids = std::collections::HashSet::new();
+    for (i, t) in s.transits.iter().enumerate() {
+        let at = |field: &str| format!("transits[{i}].{field}");
+        if !transit_ids.insert(t.id.as_str()) {
+            return Err(invalid(
+                at("id"),
+                format!("transit {:?} is declared twice", t.id.as_str()),
+            ));
+        }
+        match &t.route {
+            None => {}
+            Some(Geometry::LineString(ps)) if ps.len() >= 2 => {
+                Geometry::LineString(ps.clone())
+                    .validate()
+                    .map_err(|e| invalid(at("route"), e.0))?;
+            }
+            Some(_) => {
+                return Err(invalid(
+                    at("route"),
+                    "expected a LineString with at least 2 positions",
+                ));
+            }
+        }
+        if let Some(d) = &t.departure {
+            zone(at("departure"), d)?;
+        }
+        if let Some(d) = &t.destination {
+            zone(at("destination"), d)?;
+        }
+        for (j, z) in t.stop_zones.iter().enumerate() {
+            zone(at(&format!("stop_zones[{j}]")), z)?;
+        }
+        for (j, z) in t.unseal_zones.iter().enumerate() {
+            zone(at(&format!("unseal_zones[{j}]")), z)?;
+        }
+        if let Some(c) = t.corridor_m {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err(invalid(
+                    at("corridor_m"),
+                    "must be a positive number of metres",
+                ));
+            }
+        }
+        t.rules
+            .validate()
+            .map_err(|(rule, reason)| invalid(at(&format!("rules.{rule}")), reason))?;
+        if let (Some(sealed), Some(deadline)) = (t.sealed_at, t.deadline) {
+            if deadline <= sealed {
+                return Err(invalid(
+                    at("deadline"),
+                    format!("{deadline} is not after sealed_at {sealed}"),
+                ));
+            }
+        }
+        if let Some(d) = t.max_duration {
+            if d.as_ms() <= 0 {
+                return Err(invalid(at("max_duration"), "must be longer than zero"));
+            }
+        }
+    }
+    for (i, a) in s.actions.iter().enumerate() {
+        if !transit_ids.contains(a.transit.as_str()) {
+            return Err(invalid(
+                format!("actions[{i}].transit"),
+                format!("unknown transit {:?}", a.transit.as_str()),
+            ));
+        }
+        if a.action == ActionKind::ExtendDeadline && a.deadline.is_none() {
+            return Err(invalid(
+                format!("actions[{i}].deadline"),
+                "required for extend_deadline",
+            ));
+        }
+    }
+    for (i, r) in s.reads.iter().enumerate() {
+        zone(format!("reads[{i}].zone"), &r.zone)?;
+    }
+    for (i, o) in s.observations.iter().enumerate() {
+        o.validate()
+            .map_err(|e| invalid(format!("observations[{i}].{}", e.field), e.reason))?;
+    }
+    Ok(())
+}
+
+/// One input of a scenario, for ordering.
+enum Item<'a> {
+    Action(&'a Action),
+    Read(&'a CheckpointRead),
+    Observation(&'a Observation, u64),
+}
+
+impl Item<'_> {
+    fn t(&self) -> Timestamp {
+        match self {
+            Item::Action(a) => a.t,
+            Item::Read(r) => r.t,
+            Item::Observation(o, _) => o.t,
+        }
+    }
+
+    /// At the same instant an officer's action comes first (an unseal authorised at 13:10
+    /// covers a lock opened at 13:10), then reads, then device reports.
+    fn class(&self) -> u8 {
+        match self {
+            Item::Action(_) => 0,
+            Item::Read(_) => 1,
+            Item::Observation(..) => 2,
+        }
+    }
+
+    /// A total order that does not depend on where the item stood in the file.
+    fn cmp_canonical(&self, other: &Item<'_>) -> Ordering {
+        (self.t(), self.class())
+            .cmp(&(other.t(), other.class()))
+            .then_with(|| match (self, other) {
+                (Item::Observation(a, da), Item::Observation(b, db)) => {
+                    (a.device.as_str(), a.seq, *da).cmp(&(b.device.as_str(), b.seq, *db))
+                }
+                (Item::Read(a), Item::Read(b)) => {
+                    (a.device.as_str(), a.reader.as_str(), a.zone.as_str())
+                        .cmp(&(b.device.as_str(), b.reader.as_str(), b.zone.as_str()))
+                        .then_with(|| json(a).cmp(&json(b)))
+                }
+                (Item::Action(a), Item::Action(b)) => (a.transit.as_str(), a.action.as_str())
+                    .cmp(&(b.transit.as_str(), b.action.as_str()))
+                    .then_with(|| json(a).cmp(&json(b))),
+                _ => Ordering::Equal,
+            })
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Runs a validated scenario and returns every alarm and event, in time order.
+pub fn replay(s: &Scenario) -> Result<Vec<Output>, Invalid> {
+    let mut sup = Supervisor::new(&s.zones).map_err(|e| invalid(e.path, e.reason))?;
+    for t in &s.transits {
+        sup.declare(t).map_err(|e| invalid(e.path, e.reason))?;
+    }
+    let mut items: Vec<Item<'_>> =
+        Vec::with_capacity(s.actions.len() + s.reads.len() + s.observations.len());
+    items.extend(s.actions.iter().map(Item::Action));
+    items.extend(s.reads.iter().map(Item::Read));
+    items.extend(
+        s.observations
+            .iter()
+            .map(|o| Item::Observation(o, o.reading().content_digest())),
+    );
+    items.sort_by(|a, b| a.cmp_canonical(b));
+
+    let mut out = Vec::new();
+    for item in &items {
+        let input = match item {
+            Item::Action(a) => Input::Action(a),
+            Item::Read(r) => Input::Read(r),
+            Item::Observation(o, _) => Input::Observation(o),
+        };
+        sup.handle(input, &mut out);
+    }
+    if let Some(until) = s.until {
+        sup.handle(Input::Tick(until), &mut out);
+    }
+    // Already in time order; the stable sort only guards the contract.
+    out.sort_by_key(Output::t);
+    Ok(out)
+}
+
+/// The replay's output lines: alarms, and events too when `events` is set.
+pub fn replay_lines(s: &Scenario, events: bool) -> Result<Vec<String>, Invalid> {
+    Ok(replay(s)?
+        .iter()
+        .filter_map(|o| match o {
+            Output::Alarm(a) => Some(json(a)),
+            Output::Event(e) if events => Some(json(e)),
+            Output::Event(_) => None,
+        })
+        .collect())
+}

@@ -1,0 +1,408 @@
+//! The supervision engine: per-transit state machines, the alarm rules, and timers.
+//!
+//! `Supervisor::handle(input, &mut out)` takes one input — a device observation, a checkpoint
+//! read, an officer's action, or a clock tick — and appends the alarms and events it causes.
+//! Everything that depends on time takes the time from the input; timers are data inside the
+//! supervisor and fire, in a fixed order, before the first input that comes after them.
+//!
+//! **Architecture invariant**: this crate does no I/O, reads no clock and draws no random
+//! numbers, so the same inputs always give byte-for-byte the same outputs. CI checks that it
+//! does not depend on tokio. This is what makes `sealwatch replay`, tests as data and
+//! partitioned scale-out possible.
+//!
+//! **Cost invariant**: handling an observation costs the same whatever the number of transits,
+//! zones or route points: devices are found by hash, route segments and zones through R-trees,
+//! timers through a heap whose stale entries are skipped rather than searched for.
+//!
+//! The rules and their defaults are documented in docs/alarms.md.
+
+mod text;
+mod timers;
+mod transit;
+
+use geometry::{Area, LonLat, ZoneIndex};
+use model::{
+    Action, Alarm, CheckpointRead, DeviceId, Event, Geometry, Observation, Timestamp, Transit,
+    TransitId, Zone, ZoneId,
+};
+use rustc_hash::FxHashMap;
+
+use timers::{INPUT_PHASE, TICK_PHASE, TimerKind, Timers};
+use transit::{Cx, TransitRt};
+
+/// What the supervisor produces.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Alarm(Alarm),
+    Event(Event),
+}
+
+impl Output {
+    pub fn t(&self) -> Timestamp {
+        match self {
+            Output::Alarm(a) => a.t,
+            Output::Event(e) => e.t,
+        }
+    }
+}
+
+/// One input. Each carries its time; `Tick` only moves the clock.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    Observation(&'a Observation),
+    Read(&'a CheckpointRead),
+    Action(&'a Action),
+    Tick(Timestamp),
+}
+
+impl Input<'_> {
+    pub fn t(&self) -> Timestamp {
+        match self {
+            Input::Observation(o) => o.t,
+            Input::Read(r) => r.t,
+            Input::Action(a) => a.t,
+            Input::Tick(t) => *t,
+        }
+    }
+}
+
+/// Why zones or a transit cannot be supervised.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct SetupError {
+    /// Which field (`zones[2].area`, `transit T1: departure`).
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct ZoneInfo {
+    pub(crate) id: ZoneId,
+    /// A representative point (centre) for alarms raised at the zone.
+    pub(crate) anchor: LonLat,
+}
+
+/// The zones, fixed once the supervisor is built.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) zones: Vec<ZoneInfo>,
+    pub(crate) zone_ids: FxHashMap<ZoneId, u32>,
+    pub(crate) index: ZoneIndex,
+}
+
+impl World {
+    pub(crate) fn area(&self, zone: u32) -> &Area {
+        self.index.area(zone)
+    }
+}
+
+/// What the supervisor keeps per device, whatever transit it is on.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceRt {
+    /// Transits this device seals, in declaration order.
+    transits: Vec<u32>,
+    last_t: Option<Timestamp>,
+    last_digest: u64,
+    /// Recent `(seq, content digest)` pairs, to tell duplicates (same content) from replayed or
+    /// cloned reports (same `seq`, other content).
+    seqs: [(u64, u64); SEQ_WINDOW],
+    seqs_len: usize,
+    seqs_next: usize,
+    /// Last fix in time order: `(t, position, accuracy)`.
+    last_fix: Option<(Timestamp, LonLat, f64)>,
+}
+
+/// How many recent sequence numbers a device remembers.
+const SEQ_WINDOW: usize = 32;
+
+impl DeviceRt {
+    fn seq_digest(&self, seq: u64) -> Option<u64> {
+        self.seqs[..self.seqs_len]
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, d)| *d)
+    }
+
+    fn remember_seq(&mut self, seq: u64, digest: u64) {
+        self.seqs[self.seqs_next] = (seq, digest);
+        self.seqs_next = (self.seqs_next + 1) % SEQ_WINDOW;
+        self.seqs_len = (self.seqs_len + 1).min(SEQ_WINDOW);
+    }
+}
+
+/// The supervision engine. See the crate documentation.
+#[derive(Debug)]
+pub struct Supervisor {
+    world: World,
+    transits: Vec<TransitRt>,
+    transit_ids: FxHashMap<TransitId, u32>,
+    devices: FxHashMap<DeviceId, DeviceRt>,
+    timers: Timers,
+    now: Timestamp,
+}
+
+fn zone_area(zone: &Zone) -> Result<Area, String> {
+    zone.validate().map_err(|(_, reason)| reason)?;
+    Ok(match &zone.area {
+        Geometry::Point(c) => Area::Circle {
+            center: *c,
+            radius_m: zone.radius_m.unwrap_or(0.0),
+        },
+        Geometry::Polygon(rings) => Area::Polygon {
+            rings: rings.clone(),
+        },
+        Geometry::LineString(_) => {
+            return Err("expected a Polygon, or a Point with radius_m".into());
+        }
+    })
+}
+
+fn anchor_of(area: &Area) -> LonLat {
+    match area {
+        Area::Circle { center, .. } => *center,
+        Area::Polygon { .. } => {
+            let e = area.envelope(0.0);
+            [
+                (e.lower()[0] + e.upper()[0]) / 2.0,
+                (e.lower()[1] + e.upper()[1]) / 2.0,
+            ]
+        }
+    }
+}
+
+impl Supervisor {
+    /// A supervisor over these zones, with no transits yet.
+    pub fn new(zones: &[Zone]) -> Result<Supervisor, SetupError> {
+        let mut infos = Vec::with_capacity(zones.len());
+        let mut areas = Vec::with_capacity(zones.len());
+        let mut zone_ids = FxHashMap::default();
+        for (i, z) in zones.iter().enumerate() {
+            let area = zone_area(z).map_err(|reason| SetupError {
+                path: format!("zones[{i}]"),
+                reason,
+            })?;
+            if zone_ids.insert(z.id.clone(), i as u32).is_some() {
+                return Err(SetupError {
+                    path: format!("zones[{i}].id"),
+                    reason: format!("zone {} is declared twice", z.id),
+                });
+            }
+            infos.push(ZoneInfo {
+                id: z.id.clone(),
+                anchor: anchor_of(&area),
+            });
+            areas.push(area);
+        }
+        Ok(Supervisor {
+            world: World {
+                zones: infos,
+                zone_ids,
+                index: ZoneIndex::new(areas),
+            },
+            transits: Vec::new(),
+            transit_ids: FxHashMap::default(),
+            devices: FxHashMap::default(),
+            timers: Timers::default(),
+            now: Timestamp::MIN,
+        })
+    }
+
+    /// Declares a transit. With `sealed_at`, it is sealed at that time (a timer); otherwise a
+    /// `seal` action seals it.
+    pub fn declare(&mut self, transit: &Transit) -> Result<(), SetupError> {
+        if self.transit_ids.contains_key(&transit.id) {
+            return Err(SetupError {
+                path: format!("transit {}", transit.id),
+                reason: "declared twice".into(),
+            });
+        }
+        let ti = self.transits.len() as u32;
+        let rt = TransitRt::new(transit, &self.world)?;
+        if let Some(at) = transit.sealed_at {
+            self.timers.set(at, TimerKind::Seal, ti, 0);
+        }
+        self.transits.push(rt);
+        self.transit_ids.insert(transit.id.clone(), ti);
+        self.devices
+            .entry(transit.device.clone())
+            .or_default()
+            .transits
+            .push(ti);
+        Ok(())
+    }
+
+    /// The supervisor's clock: the latest time it has been given.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    pub fn transit_count(&self) -> usize {
+        self.transits.len()
+    }
+
+    /// Timers waiting, stale ones included (for metrics).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// The state of a transit, if it was declared.
+    pub fn transit_state(&self, id: &str) -> Option<model::TransitState> {
+        self.transit_ids
+            .get(id)
+            .map(|&i| self.transits[i as usize].state())
+    }
+
+    /// Handles one input, appending what it causes to `out`.
+    pub fn handle(&mut self, input: Input<'_>, out: &mut Vec<Output>) {
+        let t = input.t();
+        let phase = if matches!(input, Input::Tick(_)) {
+            TICK_PHASE
+        } else {
+            INPUT_PHASE
+        };
+        self.fire_due(t, phase, out);
+        if t > self.now {
+            self.now = t;
+        }
+        match input {
+            Input::Observation(o) => self.observe(o, out),
+            Input::Read(r) => self.read(r, out),
+            Input::Action(a) => self.act(a, out),
+            Input::Tick(_) => {}
+        }
+    }
+
+    fn fire_due(&mut self, t: Timestamp, phase: u8, out: &mut Vec<Output>) {
+        while let Some(timer) = self.timers.pop_due(t, phase) {
+            if timer.at > self.now {
+                self.now = timer.at;
+            }
+            let now = self.now;
+            let transit = &mut self.transits[timer.transit as usize];
+            let mut cx = Cx {
+                world: &self.world,
+                timers: &mut self.timers,
+                out,
+                now,
+                ti: timer.transit,
+            };
+            transit.on_timer(timer.kind, timer.generation, &mut cx);
+        }
+    }
+
+    /// The transit a device is supervising at the moment: the most recently declared one that is
+    /// sealed and not yet unsealed or closed; failing that, the latest one still declared.
+    fn active_transit(&self, dev: &DeviceRt) -> Option<u32> {
+        dev.transits
+            .iter()
+            .rev()
+            .copied()
+            .find(|&ti| self.transits[ti as usize].state().is_supervised())
+    }
+
+    fn observe(&mut self, obs: &Observation, out: &mut Vec<Output>) {
+        let Some(dev) = self.devices.get(obs.device.as_str()) else {
+            // A device on no declared transit: nothing to supervise.
+            return;
+        };
+        let active = self.active_transit(dev);
+        let reading = obs.reading();
+        let dev = self
+            .devices
+            .get_mut(obs.device.as_str())
+            .expect("looked up above");
+        let digest = if reading.seq.is_some() || dev.last_t == Some(reading.t) {
+            reading.content_digest()
+        } else {
+            0
+        };
+
+        let mut clone_detail = None;
+        if let Some(seq) = reading.seq {
+            match dev.seq_digest(seq) {
+                Some(d) if d == digest => return, // an exact duplicate
+                Some(_) => {
+                    clone_detail = Some(format!(
+                        "sequence number {seq} was reported again with different content"
+                    ))
+                }
+                None => dev.remember_seq(seq, digest),
+            }
+        } else if dev.last_t == Some(reading.t) && dev.last_digest == digest {
+            return; // an exact duplicate without a sequence number
+        }
+
+        let late = dev.last_t.is_some_and(|last| reading.t < last);
+        let rules = active.map(|ti| self.transits[ti as usize].rules());
+        if !late {
+            if let (Some(p), Some(rules)) = (reading.fix_position().map(|p| [p.lon, p.lat]), rules)
+            {
+                let acc = reading.accuracy_m.unwrap_or(0.0);
+                if let Some((t0, p0, acc0)) = dev.last_fix {
+                    let d_m = geometry::haversine_m(p0, p) - acc0 - acc;
+                    let dt_h = reading.t.since(t0).as_ms() as f64 / 3_600_000.0;
+                    if clone_detail.is_none()
+                        && d_m >= rules.clone_min_distance_m
+                        && (dt_h <= 0.0 || d_m / 1000.0 / dt_h >= rules.clone_speed_kmh)
+                    {
+                        clone_detail = Some(format!(
+                            "two reports {} apart within {}: no vehicle travels at that speed",
+                            text::distance(d_m),
+                            text::duration(reading.t.since(t0)),
+                        ));
+                    }
+                }
+                dev.last_fix = Some((reading.t, p, acc));
+            }
+            dev.last_t = Some(reading.t);
+            dev.last_digest = digest;
+        }
+
+        let Some(ti) = active else { return };
+        let now = self.now;
+        let transit = &mut self.transits[ti as usize];
+        let mut cx = Cx {
+            world: &self.world,
+            timers: &mut self.timers,
+            out,
+            now,
+            ti,
+        };
+        transit.on_observation(&reading, late, clone_detail, &mut cx);
+    }
+
+    fn read(&mut self, read: &CheckpointRead, out: &mut Vec<Output>) {
+        let Some(dev) = self.devices.get(read.device.as_str()) else {
+            return;
+        };
+        let Some(ti) = self.active_transit(dev) else {
+            return;
+        };
+        let now = self.now;
+        let transit = &mut self.transits[ti as usize];
+        let mut cx = Cx {
+            world: &self.world,
+            timers: &mut self.timers,
+            out,
+            now,
+            ti,
+        };
+        transit.on_read(read, &mut cx);
+    }
+
+    fn act(&mut self, action: &Action, out: &mut Vec<Output>) {
+        let Some(&ti) = self.transit_ids.get(action.transit.as_str()) else {
+            return;
+        };
+        let now = self.now;
+        let transit = &mut self.transits[ti as usize];
+        let mut cx = Cx {
+            world: &self.world,
+            timers: &mut self.timers,
+            out,
+            now,
+            ti,
+        };
+        transit.on_action(action, &mut cx);
+    }
+}

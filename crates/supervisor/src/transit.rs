@@ -1,0 +1,1121 @@
+//! One transit under supervision: its lifecycle and every alarm rule.
+
+use std::collections::VecDeque;
+
+use geometry::{LonLat, Route};
+use model::{
+    Action, ActionKind, Alarm, AlarmKind, CheckpointRead, DeviceEvent, DeviceEvents, DeviceId,
+    DoorState, Duration, Event, EventKind, Evidence, Geometry, HousingState, LockState, Reading,
+    RopeState, RuleSet, Sensor, Timestamp, Transit, TransitId, TransitState,
+};
+
+use crate::timers::{TimerKind, Timers};
+use crate::{Output, SetupError, World, text};
+
+/// What a transit's handlers need from the supervisor around them.
+pub(crate) struct Cx<'a> {
+    pub(crate) world: &'a World,
+    pub(crate) timers: &'a mut Timers,
+    pub(crate) out: &'a mut Vec<Output>,
+    pub(crate) now: Timestamp,
+    pub(crate) ti: u32,
+}
+
+/// Speed above which a report means the vehicle is moving, whatever its position says.
+const MOVING_KMH: f64 = 10.0;
+/// Fraction of a sensor's range a reading must come back inside by before its alarm clears.
+const ENVIRONMENT_CLEAR_MARGIN: f64 = 0.05;
+/// Battery percentage points above the threshold before a low-battery alarm clears.
+const BATTERY_CLEAR_MARGIN_PCT: f64 = 5.0;
+/// Tolerance (metres) for "inside the departure/destination zone" when a fix has no accuracy.
+const ZONE_TOLERANCE_CAP_M: f64 = 500.0;
+
+/// Open conditions: one flag per alarm kind, plus one per environment sensor.
+const N_FLAGS: usize = AlarmKind::ALL.len() + Sensor::ALL.len();
+
+fn flag(kind: AlarmKind, sensor: Option<Sensor>) -> usize {
+    match sensor {
+        Some(s) => AlarmKind::ALL.len() + Sensor::ALL.iter().position(|x| *x == s).unwrap_or(0),
+        None => kind as usize,
+    }
+}
+
+fn reading_pos(r: &Reading) -> Option<LonLat> {
+    r.fix_position().map(|p| [p.lon, p.lat])
+}
+
+/// A stop in progress: the vehicle stays within the stop radius of `anchor`.
+#[derive(Debug, Default)]
+struct Stop {
+    anchor: Option<Reading>,
+    /// A fix away from a confirmed stop, held back one report in case it is a GNSS outlier.
+    pending: Option<Reading>,
+    /// Set once stopped for `stop_min`: the kind of alarm it will raise and when.
+    confirmed: Option<(AlarmKind, Timestamp)>,
+    /// The permitted zone the stop is in, for the alarm text.
+    zone: Option<u32>,
+    generation: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct TransitRt {
+    id: TransitId,
+    device: DeviceId,
+    realtime: bool,
+    rules: RuleSet,
+    route: Option<Route>,
+    departure: Option<u32>,
+    destination: Option<u32>,
+    /// Permitted stop zones, sorted.
+    stop_zones: Vec<u32>,
+    /// Zones where an unseal is authorised after arrival, sorted.
+    unseal_zones: Vec<u32>,
+    device_data: Option<serde_json::Map<String, serde_json::Value>>,
+    deadline: Option<Timestamp>,
+    max_duration: Option<Duration>,
+
+    state: TransitState,
+    unseal_authorized: bool,
+    /// Latest report (or sealing), for communication loss.
+    last_report: Timestamp,
+    comm_timer_set: bool,
+    deadline_generation: u32,
+    last: Option<Reading>,
+    last_fix: Option<Reading>,
+    route_hint: u32,
+    outside_since: Option<Reading>,
+    outside_fixes: u32,
+    stop: Stop,
+    no_fix_since: Option<Reading>,
+    rope_cut: bool,
+    housing_breached: bool,
+    last_tamper_event: Option<Timestamp>,
+    last_unauthorized_event: Option<Timestamp>,
+    last_fault_event: Option<Timestamp>,
+    last_low_battery_event: Option<Timestamp>,
+    last_clone: Option<Timestamp>,
+    /// Fuel readings within the window, values decreasing from the front (the window maximum).
+    fuel: VecDeque<(Timestamp, f64)>,
+    open: [bool; N_FLAGS],
+}
+
+fn zone_index(
+    world: &World,
+    transit: &Transit,
+    field: &str,
+    id: &model::ZoneId,
+) -> Result<u32, SetupError> {
+    world.zone_ids.get(id).copied().ok_or_else(|| SetupError {
+        path: format!("transit {}: {field}", transit.id),
+        reason: format!("unknown zone {id}"),
+    })
+}
+
+impl TransitRt {
+    pub(crate) fn new(t: &Transit, world: &World) -> Result<TransitRt, SetupError> {
+        let route = match &t.route {
+            None => None,
+            Some(Geometry::LineString(points)) if points.len() >= 2 => {
+                Some(Route::new(points.clone()))
+            }
+            Some(_) => {
+                return Err(SetupError {
+                    path: format!("transit {}: route", t.id),
+                    reason: "expected a LineString with at least 2 positions".into(),
+                });
+            }
+        };
+        let one = |field: &str, id: &Option<model::ZoneId>| {
+            id.as_ref()
+                .map(|z| zone_index(world, t, field, z))
+                .transpose()
+        };
+        let many = |field: &str, ids: Vec<&model::ZoneId>| -> Result<Vec<u32>, SetupError> {
+            let mut v = ids
+                .into_iter()
+                .map(|z| zone_index(world, t, field, z))
+                .collect::<Result<Vec<_>, _>>()?;
+            v.sort_unstable();
+            v.dedup();
+            Ok(v)
+        };
+        t.rules.validate().map_err(|(rule, reason)| SetupError {
+            path: format!("transit {}: rules.{rule}", t.id),
+            reason,
+        })?;
+        Ok(TransitRt {
+            id: t.id.clone(),
+            device: t.device.clone(),
+            realtime: t.device_kind().reports_in_real_time(),
+            rules: t.rules.resolve(t.corridor_m),
+            route,
+            departure: one("departure", &t.departure)?,
+            destination: one("destination", &t.destination)?,
+            stop_zones: many("stop_zones", t.stop_zone_ids())?,
+            unseal_zones: many("unseal_zones", t.unseal_zone_ids())?,
+            device_data: t.device_data.clone(),
+            deadline: t.deadline,
+            max_duration: t.max_duration,
+            state: TransitState::Declared,
+            unseal_authorized: false,
+            last_report: Timestamp::MIN,
+            comm_timer_set: false,
+            deadline_generation: 0,
+            last: None,
+            last_fix: None,
+            route_hint: 0,
+            outside_since: None,
+            outside_fixes: 0,
+            stop: Stop::default(),
+            no_fix_since: None,
+            rope_cut: false,
+            housing_breached: false,
+            last_tamper_event: None,
+            last_unauthorized_event: None,
+            last_fault_event: None,
+            last_low_battery_event: None,
+            last_clone: None,
+            fuel: VecDeque::new(),
+            open: [false; N_FLAGS],
+        })
+    }
+
+    pub(crate) fn state(&self) -> TransitState {
+        self.state
+    }
+
+    pub(crate) fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    // ----- outputs -------------------------------------------------------------------------
+
+    fn position_now(&self) -> Option<LonLat> {
+        self.last_fix.as_ref().and_then(reading_pos)
+    }
+
+    fn evidence(&self, r: &Reading) -> Evidence {
+        Evidence::Observation(r.with_device(self.device.clone()))
+    }
+
+    /// Raises an alarm unless one is already open for this condition (one alarm per condition).
+    fn raise(
+        &mut self,
+        cx: &mut Cx<'_>,
+        kind: AlarmKind,
+        sensor: Option<Sensor>,
+        at: Option<LonLat>,
+        detail: String,
+        evidence: Vec<Evidence>,
+    ) {
+        let f = flag(kind, sensor);
+        if self.open[f] {
+            return;
+        }
+        self.open[f] = true;
+        let at = at.or_else(|| self.position_now());
+        cx.out.push(Output::Alarm(Alarm {
+            transit: self.id.clone(),
+            device: self.device.clone(),
+            kind,
+            sensor: sensor.map(|s| s.as_str().to_owned()),
+            t: cx.now,
+            lat: at.map(|p| p[1]),
+            lon: at.map(|p| p[0]),
+            grade: self.rules.grade(kind),
+            detail,
+            evidence,
+        }));
+    }
+
+    /// Ends an open condition, so the next occurrence raises a new alarm.
+    fn clear(&mut self, cx: &mut Cx<'_>, kind: AlarmKind, sensor: Option<Sensor>, detail: &str) {
+        let f = flag(kind, sensor);
+        if !self.open[f] {
+            return;
+        }
+        self.open[f] = false;
+        self.event_with(
+            cx,
+            EventKind::AlarmCleared,
+            Some(kind),
+            sensor,
+            detail.to_owned(),
+        );
+    }
+
+    fn event(&mut self, cx: &mut Cx<'_>, event: EventKind, detail: String) {
+        self.event_with(cx, event, None, None, detail);
+    }
+
+    fn event_with(
+        &mut self,
+        cx: &mut Cx<'_>,
+        event: EventKind,
+        alarm_kind: Option<AlarmKind>,
+        sensor: Option<Sensor>,
+        detail: String,
+    ) {
+        let at = self.position_now();
+        cx.out.push(Output::Event(Event {
+            transit: self.id.clone(),
+            device: self.device.clone(),
+            event,
+            t: cx.now,
+            alarm_kind,
+            sensor: sensor.map(|s| s.as_str().to_owned()),
+            lat: at.map(|p| p[1]),
+            lon: at.map(|p| p[0]),
+            detail,
+        }));
+    }
+
+    fn become_(
+        &mut self,
+        cx: &mut Cx<'_>,
+        next: TransitState,
+        event: EventKind,
+        detail: String,
+    ) -> bool {
+        if !self.state.can_become(next) {
+            return false;
+        }
+        self.state = next;
+        self.event(cx, event, detail);
+        true
+    }
+
+    // ----- lifecycle -----------------------------------------------------------------------
+
+    fn seal(&mut self, cx: &mut Cx<'_>) -> bool {
+        if !self.become_(cx, TransitState::Sealed, EventKind::Sealed, String::new()) {
+            return false;
+        }
+        self.last_report = cx.now;
+        if self.realtime {
+            cx.timers.set(
+                cx.now.add(self.rules.comm_loss_after),
+                TimerKind::CommLoss,
+                cx.ti,
+                0,
+            );
+            self.comm_timer_set = true;
+        }
+        let limit = self
+            .deadline
+            .or_else(|| self.max_duration.map(|d| cx.now.add(d)));
+        if let Some(at) = limit {
+            self.deadline = Some(at);
+            cx.timers
+                .set(at, TimerKind::Deadline, cx.ti, self.deadline_generation);
+        }
+        true
+    }
+
+    fn arrive(&mut self, cx: &mut Cx<'_>, how: &str) {
+        if !self.state.is_travelling()
+            || !self.become_(
+                cx,
+                TransitState::Arrived,
+                EventKind::Arrived,
+                how.to_owned(),
+            )
+        {
+            return;
+        }
+        // The journey is over: its conditions end with it.
+        self.clear(cx, AlarmKind::JourneyTimeout, None, "arrived");
+        self.clear(cx, AlarmKind::RouteDeviation, None, "arrived");
+        self.end_stop(cx);
+        self.outside_since = None;
+    }
+
+    /// Whether an unseal at `p` (or at the last known position) would be authorised now.
+    fn unseal_allowed(&self, cx: &Cx<'_>, p: Option<LonLat>, tolerance_m: f64) -> bool {
+        if self.unseal_authorized
+            || matches!(
+                self.state,
+                TransitState::Released | TransitState::Inspection
+            )
+        {
+            return true;
+        }
+        if self.state != TransitState::Arrived {
+            return false;
+        }
+        let Some(p) = p.or_else(|| self.position_now()) else {
+            return false;
+        };
+        self.unseal_zones
+            .iter()
+            .any(|&z| cx.world.area(z).contains(p, tolerance_m))
+    }
+
+    fn unseal(&mut self, cx: &mut Cx<'_>, detail: String) {
+        if self.become_(cx, TransitState::Unsealed, EventKind::Unsealed, detail) {
+            self.clear(
+                cx,
+                AlarmKind::IllegalOpening,
+                None,
+                "unsealed with authorisation",
+            );
+        }
+    }
+
+    pub(crate) fn on_action(&mut self, a: &Action, cx: &mut Cx<'_>) {
+        let before = self.state;
+        let ok = match a.action {
+            ActionKind::Seal => self.seal(cx),
+            ActionKind::Arrive => {
+                self.arrive(cx, "recorded by an officer");
+                self.state != before
+            }
+            ActionKind::Release => self.become_(
+                cx,
+                TransitState::Released,
+                EventKind::Released,
+                a.reason.clone().unwrap_or_default(),
+            ),
+            ActionKind::Inspect => self.become_(
+                cx,
+                TransitState::Inspection,
+                EventKind::Inspection,
+                a.reason.clone().unwrap_or_default(),
+            ),
+            ActionKind::AuthorizeUnseal => {
+                if self.state.is_supervised() {
+                    self.unseal_authorized = true;
+                    self.event(
+                        cx,
+                        EventKind::UnsealAuthorized,
+                        a.reason.clone().unwrap_or_default(),
+                    );
+                    true
+                } else {
+                    false
+                }
+            }
+            ActionKind::Unseal => {
+                if self.state.is_supervised() && self.unseal_allowed(cx, None, 0.0) {
+                    self.unseal(cx, "recorded by an officer".into());
+                    true
+                } else {
+                    false
+                }
+            }
+            ActionKind::Close => self.become_(
+                cx,
+                TransitState::Closed,
+                EventKind::Closed,
+                a.reason.clone().unwrap_or_default(),
+            ),
+            ActionKind::ExtendDeadline => match a.deadline {
+                Some(at) if self.state.is_travelling() => {
+                    self.deadline = Some(at);
+                    self.deadline_generation += 1;
+                    cx.timers
+                        .set(at, TimerKind::Deadline, cx.ti, self.deadline_generation);
+                    self.event(
+                        cx,
+                        EventKind::DeadlineExtended,
+                        format!("new time limit {at}"),
+                    );
+                    if at > cx.now {
+                        self.clear(cx, AlarmKind::JourneyTimeout, None, "time limit extended");
+                    }
+                    true
+                }
+                _ => false,
+            },
+        };
+        if !ok {
+            let why = format!(
+                "{} is not possible while the transit is {}",
+                a.action.as_str(),
+                self.state.as_str()
+            );
+            self.event(cx, EventKind::ActionRejected, why);
+        }
+    }
+
+    pub(crate) fn on_timer(&mut self, kind: TimerKind, generation: u32, cx: &mut Cx<'_>) {
+        match kind {
+            TimerKind::Seal => {
+                self.seal(cx);
+            }
+            TimerKind::Deadline => {
+                if generation == self.deadline_generation && self.state.is_travelling() {
+                    let detail = match self.deadline {
+                        Some(d) => format!("not arrived by the time limit {d}"),
+                        None => "not arrived by the time limit".into(),
+                    };
+                    let ev = self.last.iter().map(|r| self.evidence(r)).collect();
+                    self.raise(cx, AlarmKind::JourneyTimeout, None, None, detail, ev);
+                }
+            }
+            TimerKind::CommLoss => {
+                self.comm_timer_set = false;
+                if !self.state.is_supervised() || !self.realtime {
+                    return;
+                }
+                let due = self.last_report.add(self.rules.comm_loss_after);
+                if due > cx.now {
+                    // Reports came in since the timer was set: look again when the latest one
+                    // would expire. One heap entry per transit, whatever the report rate.
+                    cx.timers.set(due, TimerKind::CommLoss, cx.ti, 0);
+                    self.comm_timer_set = true;
+                    return;
+                }
+                let detail = match &self.last {
+                    Some(r) => format!(
+                        "no report for {} (last at {})",
+                        text::duration(cx.now.since(r.t)),
+                        r.t
+                    ),
+                    None => format!(
+                        "no report since sealing ({})",
+                        text::duration(cx.now.since(self.last_report))
+                    ),
+                };
+                let ev = self.last.iter().map(|r| self.evidence(r)).collect();
+                self.raise(cx, AlarmKind::CommunicationLoss, None, None, detail, ev);
+            }
+            TimerKind::Stop => {
+                if generation != self.stop.generation || !self.state.is_travelling() {
+                    return;
+                }
+                if let Some((kind, _)) = self.stop.confirmed {
+                    self.raise_stop(cx, kind);
+                }
+            }
+        }
+    }
+
+    // ----- observations --------------------------------------------------------------------
+
+    pub(crate) fn on_observation(
+        &mut self,
+        r: &Reading,
+        late: bool,
+        clone: Option<String>,
+        cx: &mut Cx<'_>,
+    ) {
+        if !self.state.is_supervised() {
+            return;
+        }
+        if late {
+            // A report older than one already seen: its events still count, but it must not
+            // move the vehicle or the seal state backwards in time.
+            self.check_events(r, cx);
+            if let Some(detail) = clone {
+                self.raise_clone(cx, r, detail);
+            }
+            return;
+        }
+        let previous_report = self.last_report;
+        self.last_report = r.t;
+        self.clear(cx, AlarmKind::CommunicationLoss, None, "reporting again");
+        if self.realtime && !self.comm_timer_set {
+            cx.timers.set(
+                r.t.add(self.rules.comm_loss_after),
+                TimerKind::CommLoss,
+                cx.ti,
+                0,
+            );
+            self.comm_timer_set = true;
+        }
+
+        let suspicious_jump = clone.is_some();
+        if let Some(p) = reading_pos(r) {
+            self.on_fix(r, p, previous_report, suspicious_jump, cx);
+        } else if r.reports_no_fix() {
+            let since = *self.no_fix_since.get_or_insert(*r);
+            if r.t.since(since.t) >= self.rules.no_fix_after {
+                let detail = format!(
+                    "reporting without a position fix for {}",
+                    text::duration(r.t.since(since.t))
+                );
+                let ev = vec![self.evidence(&since), self.evidence(r)];
+                self.raise(cx, AlarmKind::SuspectedJamming, None, None, detail, ev);
+            }
+        }
+
+        if self.state.is_supervised() {
+            self.check_opening(r, cx);
+        }
+        if self.state.is_supervised() {
+            self.check_events(r, cx);
+            self.check_battery(r, cx);
+            self.check_environment(r, cx);
+            self.check_fuel(r, cx);
+            match clone {
+                Some(detail) => self.raise_clone(cx, r, detail),
+                None => {
+                    if self
+                        .last_clone
+                        .is_some_and(|t| r.t.since(t) >= self.rules.event_clear_after)
+                    {
+                        self.clear(
+                            cx,
+                            AlarmKind::ClonedDevice,
+                            None,
+                            "reports consistent again",
+                        );
+                    }
+                }
+            }
+        }
+        self.last = Some(*r);
+    }
+
+    fn raise_clone(&mut self, cx: &mut Cx<'_>, r: &Reading, detail: String) {
+        self.last_clone = Some(r.t);
+        let mut ev = Vec::with_capacity(2);
+        if let Some(prev) = &self.last_fix {
+            if prev.t != r.t || reading_pos(prev) != reading_pos(r) {
+                ev.push(self.evidence(prev));
+            }
+        }
+        ev.push(self.evidence(r));
+        self.raise(
+            cx,
+            AlarmKind::ClonedDevice,
+            None,
+            reading_pos(r),
+            detail,
+            ev,
+        );
+    }
+
+    fn on_fix(
+        &mut self,
+        r: &Reading,
+        p: LonLat,
+        previous_report: Timestamp,
+        suspicious_jump: bool,
+        cx: &mut Cx<'_>,
+    ) {
+        let acc = r.accuracy_m.unwrap_or(0.0);
+        let zone_tol = r.accuracy_m.unwrap_or(0.0).min(ZONE_TOLERANCE_CAP_M);
+
+        // Suspected jamming: a gap in reporting, then a position that could not be reached in
+        // that time at a plausible speed (the device was shielded while the vehicle moved).
+        let mut jammed = false;
+        if let Some(prev) = &self.last_fix {
+            let gap = r.t.since(previous_report);
+            if !suspicious_jump && gap >= self.rules.jamming_gap {
+                let prev_p = reading_pos(prev).expect("a fix");
+                let d_m = geometry::haversine_m(prev_p, p) - prev.accuracy_m.unwrap_or(0.0) - acc;
+                let dt_h = r.t.since(prev.t).as_ms() as f64 / 3_600_000.0;
+                let kmh = if dt_h > 0.0 {
+                    d_m / 1000.0 / dt_h
+                } else {
+                    f64::INFINITY
+                };
+                if d_m > 0.0 && kmh > self.rules.max_speed_kmh {
+                    jammed = true;
+                    let detail = format!(
+                        "no report for {}, then {} from the last fix ({} km/h)",
+                        text::duration(gap),
+                        text::distance(d_m),
+                        text::number(kmh.round())
+                    );
+                    let ev = vec![self.evidence(prev), self.evidence(r)];
+                    self.raise(cx, AlarmKind::SuspectedJamming, None, Some(p), detail, ev);
+                }
+            }
+        }
+        self.no_fix_since = None;
+        if !jammed && !suspicious_jump {
+            self.clear(
+                cx,
+                AlarmKind::SuspectedJamming,
+                None,
+                "position fixes are normal again",
+            );
+        }
+        self.last_fix = Some(*r);
+
+        // Lifecycle from position.
+        if self.state == TransitState::Sealed {
+            let inside_departure = self
+                .departure
+                .is_some_and(|z| cx.world.area(z).contains(p, zone_tol));
+            if !inside_departure {
+                self.become_(
+                    cx,
+                    TransitState::InTransit,
+                    EventKind::Departed,
+                    String::new(),
+                );
+            }
+        }
+        if self.state.is_travelling()
+            && self
+                .destination
+                .is_some_and(|z| cx.world.area(z).contains(p, zone_tol))
+        {
+            self.arrive(cx, "entered the destination zone");
+        }
+        if !self.state.is_travelling() || suspicious_jump {
+            return;
+        }
+        self.check_route(r, p, acc, zone_tol, cx);
+        self.check_stop(r, p, acc, cx);
+    }
+
+    fn check_route(&mut self, r: &Reading, p: LonLat, acc: f64, zone_tol: f64, cx: &mut Cx<'_>) {
+        let Some(route) = &self.route else { return };
+        let at_end = [self.departure, self.destination]
+            .into_iter()
+            .flatten()
+            .any(|z| cx.world.area(z).contains(p, zone_tol));
+        // A fix counts as inside when its accuracy circle reaches the corridor.
+        let inside = at_end || route.within(p, self.rules.corridor_m + acc, &mut self.route_hint);
+        if inside {
+            self.outside_since = None;
+            self.outside_fixes = 0;
+            self.clear(
+                cx,
+                AlarmKind::RouteDeviation,
+                None,
+                "back inside the corridor",
+            );
+            return;
+        }
+        let since = *self.outside_since.get_or_insert(*r);
+        self.outside_fixes += 1;
+        // One fix outside is not a deviation (GNSS outliers happen): it takes two or more fixes
+        // outside, spanning the grace period.
+        if self.outside_fixes >= 2
+            && r.t.since(since.t) >= self.rules.deviation_grace
+            && !self.open[flag(AlarmKind::RouteDeviation, None)]
+        {
+            let d = route.distance_m(p);
+            let detail = format!(
+                "{} outside the corridor ({} from the route, corridor {})",
+                text::distance((d - self.rules.corridor_m).max(0.0)),
+                text::distance(d),
+                text::distance(self.rules.corridor_m)
+            );
+            let ev = vec![self.evidence(&since), self.evidence(r)];
+            self.raise(cx, AlarmKind::RouteDeviation, None, Some(p), detail, ev);
+        }
+    }
+
+    fn end_stop(&mut self, cx: &mut Cx<'_>) {
+        if let Some((kind, _)) = self.stop.confirmed.take() {
+            self.clear(cx, kind, None, "moving again");
+        }
+        self.stop.generation += 1;
+        self.stop.anchor = None;
+        self.stop.pending = None;
+        self.stop.zone = None;
+    }
+
+    fn check_stop(&mut self, r: &Reading, p: LonLat, acc: f64, cx: &mut Cx<'_>) {
+        let radius = self.rules.stop_radius_m;
+        let tol = acc.min(radius);
+        let moving = r.speed_kmh.is_some_and(|s| s > MOVING_KMH);
+        let Some(anchor) = self.stop.anchor else {
+            if !moving {
+                self.stop.anchor = Some(*r);
+            }
+            return;
+        };
+        let anchor_p = reading_pos(&anchor).expect("a fix");
+        let near = !moving && geometry::local_distance_m(anchor_p, p) - tol <= radius;
+        if near {
+            self.stop.pending = None;
+            if self.stop.confirmed.is_none() && r.t.since(anchor.t) >= self.rules.stop_min {
+                self.confirm_stop(anchor, anchor_p, r, cx);
+            }
+            return;
+        }
+        if !moving && self.stop.pending.is_none() && self.stop.confirmed.is_some() {
+            self.stop.pending = Some(*r);
+            return;
+        }
+        let pending = self.stop.pending;
+        self.end_stop(cx);
+        if !moving {
+            // If the held-back fix and this one agree, the vehicle moved there and may be
+            // stopping again: start from the earlier of the two.
+            self.stop.anchor = Some(match pending {
+                Some(pd)
+                    if reading_pos(&pd)
+                        .is_some_and(|q| geometry::local_distance_m(q, p) - tol <= radius) =>
+                {
+                    pd
+                }
+                _ => *r,
+            });
+        }
+    }
+
+    fn confirm_stop(&mut self, anchor: Reading, anchor_p: LonLat, r: &Reading, cx: &mut Cx<'_>) {
+        let tol = anchor
+            .accuracy_m
+            .unwrap_or(0.0)
+            .min(self.rules.stop_radius_m);
+        let mut zone = None;
+        cx.world.index.containing(anchor_p, tol, |z| {
+            if zone.is_none() && self.stop_zones.binary_search(&z).is_ok() {
+                zone = Some(z);
+            }
+        });
+        let (kind, limit) = match zone {
+            Some(_) => (AlarmKind::OvertimeStay, self.rules.max_stop_inside),
+            None => (AlarmKind::IllegalStay, self.rules.max_stop_outside),
+        };
+        let due = anchor.t.add(limit);
+        self.stop.confirmed = Some((kind, due));
+        self.stop.zone = zone;
+        if due <= r.t {
+            // Reports are sparse: the limit passed before we knew the vehicle had stopped.
+            self.raise_stop(cx, kind);
+        } else {
+            cx.timers
+                .set(due, TimerKind::Stop, cx.ti, self.stop.generation);
+        }
+    }
+
+    fn raise_stop(&mut self, cx: &mut Cx<'_>, kind: AlarmKind) {
+        let Some(anchor) = self.stop.anchor else {
+            return;
+        };
+        let stopped = text::duration(cx.now.since(anchor.t));
+        let detail = match self.stop.zone {
+            Some(z) => format!(
+                "stopped for {stopped} in {} (limit {})",
+                cx.world.zones[z as usize].id,
+                text::duration(self.rules.max_stop_inside)
+            ),
+            None => format!(
+                "stopped for {stopped} outside any permitted stop zone (limit {})",
+                text::duration(self.rules.max_stop_outside)
+            ),
+        };
+        let mut ev = vec![self.evidence(&anchor)];
+        if let Some(last) = self.last_fix.filter(|l| l.t != anchor.t) {
+            ev.push(self.evidence(&last));
+        }
+        self.raise(cx, kind, None, reading_pos(&anchor), detail, ev);
+    }
+
+    fn check_opening(&mut self, r: &Reading, cx: &mut Cx<'_>) {
+        let unlocked = r.lock == Some(LockState::Unlocked);
+        let door_open = r.door == Some(DoorState::Open);
+        if unlocked || door_open {
+            let what = if unlocked {
+                "lock opened"
+            } else {
+                "door opened"
+            };
+            let tol = r.accuracy_m.unwrap_or(0.0).min(ZONE_TOLERANCE_CAP_M);
+            if self.unseal_allowed(cx, reading_pos(r), tol) {
+                self.unseal(cx, format!("{what} with authorisation"));
+            } else {
+                let where_ = if self.state == TransitState::Arrived {
+                    "outside an unseal zone"
+                } else {
+                    "before arrival"
+                };
+                let detail = format!("{what} {where_} without authorisation to unseal");
+                let ev = vec![self.evidence(r)];
+                self.raise(
+                    cx,
+                    AlarmKind::IllegalOpening,
+                    None,
+                    reading_pos(r),
+                    detail,
+                    ev,
+                );
+            }
+        } else if r.lock == Some(LockState::Locked) || r.door == Some(DoorState::Closed) {
+            self.clear(cx, AlarmKind::IllegalOpening, None, "closed again");
+        }
+    }
+
+    /// Whether an event-raised condition has been quiet long enough to count as over.
+    fn quiet(&self, last: Option<Timestamp>, now: Timestamp) -> bool {
+        last.is_none_or(|t| now.since(t) >= self.rules.event_clear_after)
+    }
+
+    fn check_events(&mut self, r: &Reading, cx: &mut Cx<'_>) {
+        let ev = r.events;
+        // Tamper: the seal's physical state, or a tamper-class event.
+        if let Some(rope) = r.rope {
+            self.rope_cut = rope == RopeState::Cut;
+        }
+        if let Some(housing) = r.housing {
+            self.housing_breached = housing == HousingState::Breached;
+        }
+        let tamper_events: Vec<&str> = ev
+            .iter()
+            .filter(|e| DeviceEvents::TAMPER_CLASS.contains(*e))
+            .map(DeviceEvent::as_str)
+            .collect();
+        if !tamper_events.is_empty() {
+            self.last_tamper_event = Some(r.t);
+        }
+        if self.rope_cut || self.housing_breached || !tamper_events.is_empty() {
+            let mut what = Vec::new();
+            if self.rope_cut {
+                what.push("rope cut".to_owned());
+            }
+            if self.housing_breached {
+                what.push("housing breached".to_owned());
+            }
+            if !tamper_events.is_empty() {
+                what.push(format!("device reported {}", tamper_events.join(", ")));
+            }
+            let e = vec![self.evidence(r)];
+            self.raise(
+                cx,
+                AlarmKind::Tamper,
+                None,
+                reading_pos(r),
+                what.join("; "),
+                e,
+            );
+        } else if self.quiet(self.last_tamper_event, r.t) {
+            self.clear(
+                cx,
+                AlarmKind::Tamper,
+                None,
+                "seal intact and no tamper events",
+            );
+        }
+
+        let unauthorized: Vec<&str> = ev
+            .iter()
+            .filter(|e| DeviceEvents::UNAUTHORIZED_CLASS.contains(*e))
+            .map(DeviceEvent::as_str)
+            .collect();
+        if !unauthorized.is_empty() {
+            self.last_unauthorized_event = Some(r.t);
+            let e = vec![self.evidence(r)];
+            let detail = format!("device reported {}", unauthorized.join(", "));
+            self.raise(
+                cx,
+                AlarmKind::UnauthorizedAction,
+                None,
+                reading_pos(r),
+                detail,
+                e,
+            );
+        } else if self.quiet(self.last_unauthorized_event, r.t) {
+            self.clear(
+                cx,
+                AlarmKind::UnauthorizedAction,
+                None,
+                "no further unauthorised attempts",
+            );
+        }
+
+        if ev.contains(DeviceEvent::Fault) {
+            self.last_fault_event = Some(r.t);
+            let e = vec![self.evidence(r)];
+            self.raise(
+                cx,
+                AlarmKind::DeviceFault,
+                None,
+                reading_pos(r),
+                "device reported a fault".into(),
+                e,
+            );
+        } else if self.quiet(self.last_fault_event, r.t) {
+            self.clear(cx, AlarmKind::DeviceFault, None, "no further faults");
+        }
+    }
+
+    fn check_battery(&mut self, r: &Reading, cx: &mut Cx<'_>) {
+        let threshold = self.rules.low_battery_pct;
+        let charging = r.charging == Some(true);
+        if r.events.contains(DeviceEvent::LowBattery) {
+            self.last_low_battery_event = Some(r.t);
+        }
+        let low_level = r.battery_pct.filter(|b| *b < threshold && !charging);
+        if let Some(b) = low_level {
+            let detail = format!(
+                "battery {} % (threshold {} %)",
+                text::number(b),
+                text::number(threshold)
+            );
+            let e = vec![self.evidence(r)];
+            self.raise(cx, AlarmKind::LowBattery, None, reading_pos(r), detail, e);
+        } else if r.events.contains(DeviceEvent::LowBattery) && !charging {
+            let e = vec![self.evidence(r)];
+            self.raise(
+                cx,
+                AlarmKind::LowBattery,
+                None,
+                reading_pos(r),
+                "device reported low battery".into(),
+                e,
+            );
+        } else {
+            let recovered = charging
+                || r.battery_pct
+                    .is_some_and(|b| b >= threshold + BATTERY_CLEAR_MARGIN_PCT);
+            if recovered && (charging || self.quiet(self.last_low_battery_event, r.t)) {
+                let why = if charging {
+                    "charging"
+                } else {
+                    "battery recovered"
+                };
+                self.clear(cx, AlarmKind::LowBattery, None, why);
+            }
+        }
+    }
+
+    fn check_environment(&mut self, r: &Reading, cx: &mut Cx<'_>) {
+        let values = [
+            r.temperature_c,
+            r.humidity_pct,
+            r.shock_g,
+            r.light_lux,
+            r.pressure_hpa,
+        ];
+        for (i, sensor) in Sensor::ALL.into_iter().enumerate() {
+            let (Some(limits), Some(v)) = (self.rules.environment[i], values[i]) else {
+                continue;
+            };
+            if !limits.contains(v) {
+                let bound = match (limits.min, limits.max) {
+                    (Some(lo), _) if v < lo => format!("below the minimum {}", text::number(lo)),
+                    (_, Some(hi)) => format!("above the maximum {}", text::number(hi)),
+                    _ => "outside the limits".into(),
+                };
+                let detail = format!(
+                    "{} {} {} {bound}",
+                    sensor.as_str(),
+                    text::number(v),
+                    sensor.unit()
+                );
+                let e = vec![self.evidence(r)];
+                self.raise(
+                    cx,
+                    AlarmKind::Environment,
+                    Some(sensor),
+                    reading_pos(r),
+                    detail,
+                    e,
+                );
+            } else if limits.contains_with_margin(v, ENVIRONMENT_CLEAR_MARGIN) {
+                self.clear(
+                    cx,
+                    AlarmKind::Environment,
+                    Some(sensor),
+                    "back within limits",
+                );
+            }
+        }
+    }
+
+    fn check_fuel(&mut self, r: &Reading, cx: &mut Cx<'_>) {
+        let Some(v) = r.fuel_pct else { return };
+        let window = self.rules.fuel_drop_window;
+        while self.fuel.back().is_some_and(|&(_, b)| b <= v) {
+            self.fuel.pop_back();
+        }
+        self.fuel.push_back((r.t, v));
+        while self
+            .fuel
+            .front()
+            .is_some_and(|&(t, _)| r.t.since(t) > window)
+        {
+            self.fuel.pop_front();
+        }
+        let (max_t, max_v) = *self.fuel.front().expect("just pushed");
+        let drop = max_v - v;
+        if drop >= self.rules.fuel_drop_pct {
+            let detail = format!(
+                "fuel fell from {} % to {} % in {}",
+                text::number(max_v),
+                text::number(v),
+                text::duration(r.t.since(max_t))
+            );
+            let e = vec![self.evidence(r)];
+            self.raise(cx, AlarmKind::AbnormalFuel, None, reading_pos(r), detail, e);
+        } else {
+            self.clear(cx, AlarmKind::AbnormalFuel, None, "fuel level steady");
+        }
+    }
+
+    // ----- reads ---------------------------------------------------------------------------
+
+    pub(crate) fn on_read(&mut self, read: &CheckpointRead, cx: &mut Cx<'_>) {
+        if !self.state.is_supervised() {
+            return;
+        }
+        let mut problems = Vec::new();
+        if !read.intact {
+            problems.push("the reader found the seal broken".to_owned());
+        }
+        match (&read.data, &self.device_data) {
+            (None, Some(_)) => problems.push("the tag could not be read".to_owned()),
+            (Some(data), Some(declared)) => {
+                for (key, want) in declared {
+                    match data.get(key) {
+                        Some(got) if got == want => {}
+                        Some(got) => problems.push(format!("{key} reads {got}, declared {want}")),
+                        None => problems.push(format!("{key} missing, declared {want}")),
+                    }
+                }
+            }
+            (_, None) => {}
+        }
+        let zone = cx.world.zone_ids.get(&read.zone).copied();
+        let at = zone.map(|z| cx.world.zones[z as usize].anchor);
+        if problems.is_empty() {
+            self.clear(
+                cx,
+                AlarmKind::CheckpointMismatch,
+                None,
+                "a later read matched the declaration",
+            );
+            self.event(
+                cx,
+                EventKind::CheckpointRead,
+                format!("read by {} at {}", read.reader, read.zone),
+            );
+        } else {
+            let detail = format!(
+                "at {} by {}: {}",
+                read.zone,
+                read.reader,
+                problems.join("; ")
+            );
+            self.raise(
+                cx,
+                AlarmKind::CheckpointMismatch,
+                None,
+                at,
+                detail,
+                vec![Evidence::Read(read.clone())],
+            );
+        }
+        if zone.is_some() && zone == self.destination {
+            self.arrive(cx, "read at the destination");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for k in AlarmKind::ALL {
+            assert!(seen.insert(flag(k, None)));
+        }
+        for s in Sensor::ALL {
+            assert!(seen.insert(flag(AlarmKind::Environment, Some(s))));
+        }
+        assert_eq!(seen.len(), N_FLAGS);
+    }
+}
