@@ -54,11 +54,15 @@ impl LocalFrame {
         ]
     }
 
+    pub fn origin(&self) -> LonLat {
+        self.origin
+    }
+
     /// Distance in metres from the origin to `p`.
     #[inline]
     pub fn distance_m(&self, p: LonLat) -> f64 {
         let [x, y] = self.project(p);
-        x.hypot(y)
+        (x * x + y * y).sqrt()
     }
 
     /// Distance in metres from the origin to the segment `a`–`b`.
@@ -108,9 +112,16 @@ impl Area {
     /// Whether `p` is inside, or within `tolerance_m` of, the area. The tolerance is the fix's
     /// accuracy: a fix that may be inside counts as inside.
     pub fn contains(&self, p: LonLat, tolerance_m: f64) -> bool {
+        self.contains_at(&LocalFrame::at(p), tolerance_m)
+    }
+
+    /// [`Area::contains`] for the origin of `frame`, which the caller may reuse across tests of
+    /// one position (a frame costs a cosine).
+    pub fn contains_at(&self, frame: &LocalFrame, tolerance_m: f64) -> bool {
+        let p = frame.origin;
         match self {
             Area::Circle { center, radius_m } => {
-                local_distance_m(p, *center) <= radius_m + tolerance_m
+                frame.distance_m(*center) <= radius_m + tolerance_m
             }
             Area::Polygon { rings } => {
                 if point_in_rings(p, rings) {
@@ -119,7 +130,6 @@ impl Area {
                 if tolerance_m <= 0.0 {
                     return false;
                 }
-                let frame = LocalFrame::at(p);
                 rings.iter().any(|ring| {
                     ring.windows(2)
                         .any(|w| frame.distance_to_segment_m(w[0], w[1]) <= tolerance_m)
@@ -275,10 +285,19 @@ impl Route {
     /// this vehicle: vehicles move along their route, so checking it and its neighbours first
     /// answers most queries without touching the tree; it is updated on success.
     pub fn within(&self, p: LonLat, radius_m: f64, hint: &mut u32) -> bool {
-        let frame = LocalFrame::at(p);
+        self.within_at(&LocalFrame::at(p), radius_m, hint)
+    }
+
+    /// [`Route::within`] for the origin of `frame`.
+    pub fn within_at(&self, frame: &LocalFrame, radius_m: f64, hint: &mut u32) -> bool {
+        let p = frame.origin;
         let n = self.segment_count();
         let h = (*hint as usize).min(n - 1);
-        for i in h.saturating_sub(1)..(h + 3).min(n) {
+        // Most likely first: the same segment, the next one, then one back and two ahead.
+        for i in [h, h + 1, h.wrapping_sub(1), h + 2] {
+            if i >= n {
+                continue;
+            }
             let (a, b) = self.segment(i);
             if frame.distance_to_segment_m(a, b) <= radius_m {
                 *hint = i as u32;

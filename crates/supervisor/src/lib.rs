@@ -20,7 +20,7 @@ mod text;
 mod timers;
 mod transit;
 
-use geometry::{Area, LonLat, ZoneIndex};
+use geometry::{Area, LocalFrame, LonLat, ZoneIndex};
 use model::{
     Action, Alarm, CheckpointRead, DeviceId, Event, Geometry, Observation, Timestamp, Transit,
     TransitId, Zone, ZoneId,
@@ -99,8 +99,11 @@ impl World {
 /// What the supervisor keeps per device, whatever transit it is on.
 #[derive(Debug, Default)]
 pub(crate) struct DeviceRt {
-    /// Transits this device seals, in declaration order.
-    transits: Vec<u32>,
+    /// The transit most recently declared for this device (`u32::MAX`: none yet). Kept inline:
+    /// it is what almost every report is for.
+    latest: u32,
+    /// Transits declared before `latest`, in declaration order.
+    earlier: Vec<u32>,
     last_t: Option<Timestamp>,
     last_digest: u64,
     /// Recent `(seq, content digest)` pairs, to tell duplicates (same content) from replayed or
@@ -108,15 +111,22 @@ pub(crate) struct DeviceRt {
     seqs: [(u64, u64); SEQ_WINDOW],
     seqs_len: usize,
     seqs_next: usize,
+    /// Highest `seq` seen in the window (it may outlive its slot: then a search that could have
+    /// been skipped is done, which is harmless).
+    max_seq: u64,
     /// Last fix in time order: `(t, position, accuracy)`.
     last_fix: Option<(Timestamp, LonLat, f64)>,
 }
 
 /// How many recent sequence numbers a device remembers.
-const SEQ_WINDOW: usize = 32;
+const SEQ_WINDOW: usize = 16;
 
 impl DeviceRt {
     fn seq_digest(&self, seq: u64) -> Option<u64> {
+        // Counters go up: a number above every remembered one is new without a search.
+        if self.seqs_len == 0 || seq > self.max_seq {
+            return None;
+        }
         self.seqs[..self.seqs_len]
             .iter()
             .find(|(s, _)| *s == seq)
@@ -124,10 +134,25 @@ impl DeviceRt {
     }
 
     fn remember_seq(&mut self, seq: u64, digest: u64) {
+        self.max_seq = if self.seqs_len == 0 {
+            seq
+        } else {
+            self.max_seq.max(seq)
+        };
         self.seqs[self.seqs_next] = (seq, digest);
         self.seqs_next = (self.seqs_next + 1) % SEQ_WINDOW;
         self.seqs_len = (self.seqs_len + 1).min(SEQ_WINDOW);
     }
+}
+
+/// The transit a device is supervising at the moment: the most recently declared one that is
+/// sealed and not yet unsealed or closed.
+fn active_transit(transits: &[TransitRt], dev: &DeviceRt) -> Option<u32> {
+    let supervised = |ti: u32| transits[ti as usize].state().is_supervised();
+    if supervised(dev.latest) {
+        return Some(dev.latest);
+    }
+    dev.earlier.iter().rev().copied().find(|&ti| supervised(ti))
 }
 
 /// The supervision engine. See the crate documentation.
@@ -136,7 +161,9 @@ pub struct Supervisor {
     world: World,
     transits: Vec<TransitRt>,
     transit_ids: FxHashMap<TransitId, u32>,
-    devices: FxHashMap<DeviceId, DeviceRt>,
+    /// Device id to index in `devices`: small map entries keep the probe cache-friendly.
+    device_ids: FxHashMap<DeviceId, u32>,
+    devices: Vec<DeviceRt>,
     timers: Timers,
     now: Timestamp,
 }
@@ -201,7 +228,8 @@ impl Supervisor {
             },
             transits: Vec::new(),
             transit_ids: FxHashMap::default(),
-            devices: FxHashMap::default(),
+            device_ids: FxHashMap::default(),
+            devices: Vec::new(),
             timers: Timers::default(),
             now: Timestamp::MIN,
         })
@@ -223,11 +251,21 @@ impl Supervisor {
         }
         self.transits.push(rt);
         self.transit_ids.insert(transit.id.clone(), ti);
-        self.devices
+        let next = self.devices.len() as u32;
+        let di = *self
+            .device_ids
             .entry(transit.device.clone())
-            .or_default()
-            .transits
-            .push(ti);
+            .or_insert(next);
+        if di == next {
+            self.devices.push(DeviceRt {
+                latest: ti,
+                ..DeviceRt::default()
+            });
+        } else {
+            let dev = &mut self.devices[di as usize];
+            dev.earlier.push(dev.latest);
+            dev.latest = ti;
+        }
         Ok(())
     }
 
@@ -290,27 +328,14 @@ impl Supervisor {
         }
     }
 
-    /// The transit a device is supervising at the moment: the most recently declared one that is
-    /// sealed and not yet unsealed or closed; failing that, the latest one still declared.
-    fn active_transit(&self, dev: &DeviceRt) -> Option<u32> {
-        dev.transits
-            .iter()
-            .rev()
-            .copied()
-            .find(|&ti| self.transits[ti as usize].state().is_supervised())
-    }
-
     fn observe(&mut self, obs: &Observation, out: &mut Vec<Output>) {
-        let Some(dev) = self.devices.get(obs.device.as_str()) else {
+        let Some(&di) = self.device_ids.get(obs.device.as_str()) else {
             // A device on no declared transit: nothing to supervise.
             return;
         };
-        let active = self.active_transit(dev);
+        let dev = &mut self.devices[di as usize];
+        let active = active_transit(&self.transits, dev);
         let reading = obs.reading();
-        let dev = self
-            .devices
-            .get_mut(obs.device.as_str())
-            .expect("looked up above");
         let digest = if reading.seq.is_some() || dev.last_t == Some(reading.t) {
             reading.content_digest()
         } else {
@@ -333,23 +358,31 @@ impl Supervisor {
         }
 
         let late = dev.last_t.is_some_and(|last| reading.t < last);
-        let rules = active.map(|ti| self.transits[ti as usize].rules());
+        // One local frame per report: every distance below is measured from this position.
+        let frame = reading
+            .fix_position()
+            .map(|p| LocalFrame::at([p.lon, p.lat]));
         if !late {
-            if let (Some(p), Some(rules)) = (reading.fix_position().map(|p| [p.lon, p.lat]), rules)
-            {
+            if let (Some(frame), Some(ti)) = (&frame, active) {
+                let rules = self.transits[ti as usize].rules();
+                let p = frame.origin();
                 let acc = reading.accuracy_m.unwrap_or(0.0);
                 if let Some((t0, p0, acc0)) = dev.last_fix {
-                    let d_m = geometry::haversine_m(p0, p) - acc0 - acc;
-                    let dt_h = reading.t.since(t0).as_ms() as f64 / 3_600_000.0;
-                    if clone_detail.is_none()
-                        && d_m >= rules.clone_min_distance_m
-                        && (dt_h <= 0.0 || d_m / 1000.0 / dt_h >= rules.clone_speed_kmh)
-                    {
-                        clone_detail = Some(format!(
-                            "two reports {} apart within {}: no vehicle travels at that speed",
-                            text::distance(d_m),
-                            text::duration(reading.t.since(t0)),
-                        ));
+                    // The local frame is exact enough to rule out a clone cheaply; only a
+                    // candidate pays for the great-circle distance.
+                    let near_m = frame.distance_m(p0) - acc0 - acc;
+                    if clone_detail.is_none() && near_m >= 0.9 * rules.clone_min_distance_m {
+                        let d_m = geometry::haversine_m(p0, p) - acc0 - acc;
+                        let dt_h = reading.t.since(t0).as_ms() as f64 / 3_600_000.0;
+                        if d_m >= rules.clone_min_distance_m
+                            && (dt_h <= 0.0 || d_m / 1000.0 / dt_h >= rules.clone_speed_kmh)
+                        {
+                            clone_detail = Some(format!(
+                                "two reports {} apart within {}: no vehicle travels at that speed",
+                                text::distance(d_m),
+                                text::duration(reading.t.since(t0)),
+                            ));
+                        }
                     }
                 }
                 dev.last_fix = Some((reading.t, p, acc));
@@ -368,14 +401,14 @@ impl Supervisor {
             now,
             ti,
         };
-        transit.on_observation(&reading, late, clone_detail, &mut cx);
+        transit.on_observation(&reading, frame.as_ref(), late, clone_detail, &mut cx);
     }
 
     fn read(&mut self, read: &CheckpointRead, out: &mut Vec<Output>) {
-        let Some(dev) = self.devices.get(read.device.as_str()) else {
+        let Some(&di) = self.device_ids.get(read.device.as_str()) else {
             return;
         };
-        let Some(ti) = self.active_transit(dev) else {
+        let Some(ti) = active_transit(&self.transits, &self.devices[di as usize]) else {
             return;
         };
         let now = self.now;

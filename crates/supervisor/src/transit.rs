@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use geometry::{LonLat, Route};
+use geometry::{LocalFrame, LonLat, Route};
 use model::{
     Action, ActionKind, Alarm, AlarmKind, CheckpointRead, DeviceEvent, DeviceEvents, DeviceId,
     DoorState, Duration, Event, EventKind, Evidence, Geometry, HousingState, LockState, Reading,
@@ -40,6 +40,23 @@ fn flag(kind: AlarmKind, sensor: Option<Sensor>) -> usize {
     }
 }
 
+/// A position fix: what the rules need of a report's position, in 32 bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Fix {
+    t: Timestamp,
+    p: LonLat,
+    accuracy_m: Option<f64>,
+}
+
+impl Fix {
+    /// The fix as a report (for evidence): time, position and accuracy.
+    fn reading(&self) -> Reading {
+        let mut r = Reading::empty(self.t);
+        (r.lon, r.lat, r.accuracy_m) = (Some(self.p[0]), Some(self.p[1]), self.accuracy_m);
+        r
+    }
+}
+
 fn reading_pos(r: &Reading) -> Option<LonLat> {
     r.fix_position().map(|p| [p.lon, p.lat])
 }
@@ -47,9 +64,9 @@ fn reading_pos(r: &Reading) -> Option<LonLat> {
 /// A stop in progress: the vehicle stays within the stop radius of `anchor`.
 #[derive(Debug, Default)]
 struct Stop {
-    anchor: Option<Reading>,
+    anchor: Option<Fix>,
     /// A fix away from a confirmed stop, held back one report in case it is a GNSS outlier.
-    pending: Option<Reading>,
+    pending: Option<Fix>,
     /// Set once stopped for `stop_min`: the kind of alarm it will raise and when.
     confirmed: Option<(AlarmKind, Timestamp)>,
     /// The permitted zone the stop is in, for the alarm text.
@@ -81,7 +98,8 @@ pub(crate) struct TransitRt {
     comm_timer_set: bool,
     deadline_generation: u32,
     last: Option<Reading>,
-    last_fix: Option<Reading>,
+    /// The last position fix, kept compact: it is written on every report.
+    last_fix: Option<Fix>,
     route_hint: u32,
     outside_since: Option<Reading>,
     outside_fixes: u32,
@@ -97,6 +115,8 @@ pub(crate) struct TransitRt {
     /// Fuel readings within the window, values decreasing from the front (the window maximum).
     fuel: VecDeque<(Timestamp, f64)>,
     open: [bool; N_FLAGS],
+    /// Whether any environment limit is declared (most transits have none).
+    environment_limits: bool,
 }
 
 fn zone_index(
@@ -177,6 +197,15 @@ impl TransitRt {
             last_clone: None,
             fuel: VecDeque::new(),
             open: [false; N_FLAGS],
+            environment_limits: [
+                t.rules.temperature_c,
+                t.rules.humidity_pct,
+                t.rules.shock_g,
+                t.rules.light_lux,
+                t.rules.pressure_hpa,
+            ]
+            .iter()
+            .any(Option::is_some),
         })
     }
 
@@ -191,7 +220,7 @@ impl TransitRt {
     // ----- outputs -------------------------------------------------------------------------
 
     fn position_now(&self) -> Option<LonLat> {
-        self.last_fix.as_ref().and_then(reading_pos)
+        self.last_fix.map(|f| f.p)
     }
 
     fn evidence(&self, r: &Reading) -> Evidence {
@@ -496,6 +525,7 @@ impl TransitRt {
     pub(crate) fn on_observation(
         &mut self,
         r: &Reading,
+        frame: Option<&LocalFrame>,
         late: bool,
         clone: Option<String>,
         cx: &mut Cx<'_>,
@@ -526,8 +556,8 @@ impl TransitRt {
         }
 
         let suspicious_jump = clone.is_some();
-        if let Some(p) = reading_pos(r) {
-            self.on_fix(r, p, previous_report, suspicious_jump, cx);
+        if let Some(frame) = frame {
+            self.on_fix(r, frame, previous_report, suspicious_jump, cx);
         } else if r.reports_no_fix() {
             let since = *self.no_fix_since.get_or_insert(*r);
             if r.t.since(since.t) >= self.rules.no_fix_after {
@@ -571,9 +601,9 @@ impl TransitRt {
     fn raise_clone(&mut self, cx: &mut Cx<'_>, r: &Reading, detail: String) {
         self.last_clone = Some(r.t);
         let mut ev = Vec::with_capacity(2);
-        if let Some(prev) = &self.last_fix {
-            if prev.t != r.t || reading_pos(prev) != reading_pos(r) {
-                ev.push(self.evidence(prev));
+        if let Some(prev) = self.last_fix {
+            if prev.t != r.t || Some(prev.p) != reading_pos(r) {
+                ev.push(self.evidence(&prev.reading()));
             }
         }
         ev.push(self.evidence(r));
@@ -590,22 +620,22 @@ impl TransitRt {
     fn on_fix(
         &mut self,
         r: &Reading,
-        p: LonLat,
+        frame: &LocalFrame,
         previous_report: Timestamp,
         suspicious_jump: bool,
         cx: &mut Cx<'_>,
     ) {
+        let p = frame.origin();
         let acc = r.accuracy_m.unwrap_or(0.0);
         let zone_tol = r.accuracy_m.unwrap_or(0.0).min(ZONE_TOLERANCE_CAP_M);
 
         // Suspected jamming: a gap in reporting, then a position that could not be reached in
         // that time at a plausible speed (the device was shielded while the vehicle moved).
         let mut jammed = false;
-        if let Some(prev) = &self.last_fix {
+        if let Some(prev) = self.last_fix {
             let gap = r.t.since(previous_report);
             if !suspicious_jump && gap >= self.rules.jamming_gap {
-                let prev_p = reading_pos(prev).expect("a fix");
-                let d_m = geometry::haversine_m(prev_p, p) - prev.accuracy_m.unwrap_or(0.0) - acc;
+                let d_m = geometry::haversine_m(prev.p, p) - prev.accuracy_m.unwrap_or(0.0) - acc;
                 let dt_h = r.t.since(prev.t).as_ms() as f64 / 3_600_000.0;
                 let kmh = if dt_h > 0.0 {
                     d_m / 1000.0 / dt_h
@@ -620,7 +650,7 @@ impl TransitRt {
                         text::distance(d_m),
                         text::number(kmh.round())
                     );
-                    let ev = vec![self.evidence(prev), self.evidence(r)];
+                    let ev = vec![self.evidence(&prev.reading()), self.evidence(r)];
                     self.raise(cx, AlarmKind::SuspectedJamming, None, Some(p), detail, ev);
                 }
             }
@@ -634,13 +664,17 @@ impl TransitRt {
                 "position fixes are normal again",
             );
         }
-        self.last_fix = Some(*r);
+        self.last_fix = Some(Fix {
+            t: r.t,
+            p,
+            accuracy_m: r.accuracy_m,
+        });
 
         // Lifecycle from position.
         if self.state == TransitState::Sealed {
             let inside_departure = self
                 .departure
-                .is_some_and(|z| cx.world.area(z).contains(p, zone_tol));
+                .is_some_and(|z| cx.world.area(z).contains_at(frame, zone_tol));
             if !inside_departure {
                 self.become_(
                     cx,
@@ -653,25 +687,34 @@ impl TransitRt {
         if self.state.is_travelling()
             && self
                 .destination
-                .is_some_and(|z| cx.world.area(z).contains(p, zone_tol))
+                .is_some_and(|z| cx.world.area(z).contains_at(frame, zone_tol))
         {
             self.arrive(cx, "entered the destination zone");
         }
         if !self.state.is_travelling() || suspicious_jump {
             return;
         }
-        self.check_route(r, p, acc, zone_tol, cx);
-        self.check_stop(r, p, acc, cx);
+        self.check_route(r, frame, acc, zone_tol, cx);
+        self.check_stop(r, frame, acc, cx);
     }
 
-    fn check_route(&mut self, r: &Reading, p: LonLat, acc: f64, zone_tol: f64, cx: &mut Cx<'_>) {
+    fn check_route(
+        &mut self,
+        r: &Reading,
+        frame: &LocalFrame,
+        acc: f64,
+        zone_tol: f64,
+        cx: &mut Cx<'_>,
+    ) {
+        let p = frame.origin();
         let Some(route) = &self.route else { return };
         let at_end = [self.departure, self.destination]
             .into_iter()
             .flatten()
-            .any(|z| cx.world.area(z).contains(p, zone_tol));
+            .any(|z| cx.world.area(z).contains_at(frame, zone_tol));
         // A fix counts as inside when its accuracy circle reaches the corridor.
-        let inside = at_end || route.within(p, self.rules.corridor_m + acc, &mut self.route_hint);
+        let inside =
+            at_end || route.within_at(frame, self.rules.corridor_m + acc, &mut self.route_hint);
         if inside {
             self.outside_since = None;
             self.outside_fixes = 0;
@@ -713,27 +756,31 @@ impl TransitRt {
         self.stop.zone = None;
     }
 
-    fn check_stop(&mut self, r: &Reading, p: LonLat, acc: f64, cx: &mut Cx<'_>) {
+    fn check_stop(&mut self, r: &Reading, frame: &LocalFrame, acc: f64, cx: &mut Cx<'_>) {
         let radius = self.rules.stop_radius_m;
         let tol = acc.min(radius);
         let moving = r.speed_kmh.is_some_and(|s| s > MOVING_KMH);
+        let here = Fix {
+            t: r.t,
+            p: frame.origin(),
+            accuracy_m: r.accuracy_m,
+        };
         let Some(anchor) = self.stop.anchor else {
             if !moving {
-                self.stop.anchor = Some(*r);
+                self.stop.anchor = Some(here);
             }
             return;
         };
-        let anchor_p = reading_pos(&anchor).expect("a fix");
-        let near = !moving && geometry::local_distance_m(anchor_p, p) - tol <= radius;
+        let near = !moving && frame.distance_m(anchor.p) - tol <= radius;
         if near {
             self.stop.pending = None;
             if self.stop.confirmed.is_none() && r.t.since(anchor.t) >= self.rules.stop_min {
-                self.confirm_stop(anchor, anchor_p, r, cx);
+                self.confirm_stop(anchor, r, cx);
             }
             return;
         }
         if !moving && self.stop.pending.is_none() && self.stop.confirmed.is_some() {
-            self.stop.pending = Some(*r);
+            self.stop.pending = Some(here);
             return;
         }
         let pending = self.stop.pending;
@@ -742,24 +789,19 @@ impl TransitRt {
             // If the held-back fix and this one agree, the vehicle moved there and may be
             // stopping again: start from the earlier of the two.
             self.stop.anchor = Some(match pending {
-                Some(pd)
-                    if reading_pos(&pd)
-                        .is_some_and(|q| geometry::local_distance_m(q, p) - tol <= radius) =>
-                {
-                    pd
-                }
-                _ => *r,
+                Some(pd) if frame.distance_m(pd.p) - tol <= radius => pd,
+                _ => here,
             });
         }
     }
 
-    fn confirm_stop(&mut self, anchor: Reading, anchor_p: LonLat, r: &Reading, cx: &mut Cx<'_>) {
+    fn confirm_stop(&mut self, anchor: Fix, r: &Reading, cx: &mut Cx<'_>) {
         let tol = anchor
             .accuracy_m
             .unwrap_or(0.0)
             .min(self.rules.stop_radius_m);
         let mut zone = None;
-        cx.world.index.containing(anchor_p, tol, |z| {
+        cx.world.index.containing(anchor.p, tol, |z| {
             if zone.is_none() && self.stop_zones.binary_search(&z).is_ok() {
                 zone = Some(z);
             }
@@ -796,11 +838,11 @@ impl TransitRt {
                 text::duration(self.rules.max_stop_outside)
             ),
         };
-        let mut ev = vec![self.evidence(&anchor)];
+        let mut ev = vec![self.evidence(&anchor.reading())];
         if let Some(last) = self.last_fix.filter(|l| l.t != anchor.t) {
-            ev.push(self.evidence(&last));
+            ev.push(self.evidence(&last.reading()));
         }
-        self.raise(cx, kind, None, reading_pos(&anchor), detail, ev);
+        self.raise(cx, kind, None, Some(anchor.p), detail, ev);
     }
 
     fn check_opening(&mut self, r: &Reading, cx: &mut Cx<'_>) {
@@ -844,6 +886,21 @@ impl TransitRt {
 
     fn check_events(&mut self, r: &Reading, cx: &mut Cx<'_>) {
         let ev = r.events;
+        // Nearly every report: no events, seal intact, nothing open. Nothing can change.
+        let intact = !self.rope_cut
+            && !self.housing_breached
+            && r.rope != Some(RopeState::Cut)
+            && r.housing != Some(HousingState::Breached);
+        let open = [
+            AlarmKind::Tamper,
+            AlarmKind::UnauthorizedAction,
+            AlarmKind::DeviceFault,
+        ]
+        .iter()
+        .any(|k| self.open[flag(*k, None)]);
+        if ev.is_empty() && intact && !open {
+            return;
+        }
         // Tamper: the seal's physical state, or a tamper-class event.
         if let Some(rope) = r.rope {
             self.rope_cut = rope == RopeState::Cut;
@@ -971,6 +1028,9 @@ impl TransitRt {
     }
 
     fn check_environment(&mut self, r: &Reading, cx: &mut Cx<'_>) {
+        if !self.environment_limits {
+            return;
+        }
         let values = [
             r.temperature_c,
             r.humidity_pct,

@@ -1,0 +1,1704 @@
+#!/usr/bin/env python3
+"""Deterministic generator of realistic sealwatch scenario files.
+
+Trucks drive real corridors (Yiwu -> Ningbo port, Minsk -> Brest on the M1, Mombasa -> Nairobi
+and Malaba on the A109/A104, Almaty -> Khorgos) at realistic speeds, stop at traffic lights in
+towns, rest in rest areas, and report through a sealing device every 60 or 120 seconds with
+realistic GNSS noise: correlated jitter of tens of metres and occasional single outliers of a
+few hundred metres to about 2 km, with and without `accuracy_m`.
+
+Each scenario states in its `description` what it shows and which alarms a customs officer
+should expect (kind, transit, approximate time). `--check` replays every file with the
+`sealwatch` binary and compares the alarms with those expectations.
+
+Usage (from the repository root):
+
+    python3 tools/gen-scenarios/gen.py             # write testdata/scenarios/ and examples/
+    python3 tools/gen-scenarios/gen.py --check     # ... then replay and compare (needs
+                                                   #     `cargo build -p sealwatch` first)
+    python3 tools/gen-scenarios/gen.py --readme    # ... and rewrite examples/README.md from
+                                                   #     the actual replay output
+
+Python 3.11, standard library only. Every scenario has its own `random.Random` seeded from its
+name, so changing one scenario does not change the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import datetime as dt
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import zlib
+from dataclasses import dataclass, field
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# ------------------------------------------------------------------------------------------
+# Geometry
+# ------------------------------------------------------------------------------------------
+
+EARTH_R = 6_371_008.8
+M_PER_DEG = EARTH_R * math.pi / 180.0
+
+
+def haversine(a, b):
+    la1, la2 = math.radians(a[1]), math.radians(b[1])
+    dla = la2 - la1
+    dlo = math.radians(b[0] - a[0])
+    h = math.sin(dla / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin(dlo / 2) ** 2
+    return 2 * EARTH_R * math.asin(min(1.0, math.sqrt(h)))
+
+
+def shift(p, east_m, north_m):
+    """`p` moved by metres east and north (local frame; fine for a few kilometres)."""
+    lat = p[1] + north_m / M_PER_DEG
+    lon = p[0] + east_m / (M_PER_DEG * math.cos(math.radians(p[1])))
+    return [lon, lat]
+
+
+def enu(origin, p):
+    """Metres east and north of `origin`."""
+    return (
+        (p[0] - origin[0]) * M_PER_DEG * math.cos(math.radians(origin[1])),
+        (p[1] - origin[1]) * M_PER_DEG,
+    )
+
+
+def bearing(a, b):
+    e, n = enu(a, b)
+    return (math.degrees(math.atan2(e, n)) + 360.0) % 360.0
+
+
+def seg_dist(p, a, b):
+    """Distance in metres from p to segment a-b (local frame at p)."""
+    ax, ay = enu(p, a)
+    bx, by = enu(p, b)
+    dx, dy = bx - ax, by - ay
+    l2 = dx * dx + dy * dy
+    t = 0.0 if l2 == 0 else max(0.0, min(1.0, -(ax * dx + ay * dy) / l2))
+    return math.hypot(ax + t * dx, ay + t * dy)
+
+
+def polyline_dist(p, pts):
+    return min(seg_dist(p, pts[i], pts[i + 1]) for i in range(len(pts) - 1))
+
+
+def rnd(x, n=5):
+    return round(x, n)
+
+
+# ------------------------------------------------------------------------------------------
+# Time
+# ------------------------------------------------------------------------------------------
+
+
+def ts(s):
+    """Epoch seconds to RFC 3339 UTC."""
+    return dt.datetime.fromtimestamp(s, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(text):
+    return int(dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp())
+
+
+def hhmm(s):
+    return dt.datetime.fromtimestamp(s, dt.timezone.utc).strftime("%H:%MZ")
+
+
+def day_hhmm(s):
+    return dt.datetime.fromtimestamp(s, dt.timezone.utc).strftime("%d %b %H:%MZ").lstrip("0")
+
+
+def floor_to(s, step):
+    return s - s % step
+
+
+def ceil_to(s, step):
+    return s + (-s) % step
+
+
+def iso_dur(seconds):
+    h, rem = divmod(int(seconds), 3600)
+    m = rem // 60
+    out = "PT"
+    if h:
+        out += f"{h}H"
+    if m or not h:
+        out += f"{m}M"
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Corridors
+# ------------------------------------------------------------------------------------------
+
+
+def catmull_rom(points, step_m=150.0):
+    """Centripetal Catmull-Rom through `points` ([lon, lat]); returns a dense polyline that
+    passes through every waypoint, and the index of each waypoint in it."""
+    lat0 = sum(p[1] for p in points) / len(points)
+    kx = M_PER_DEG * math.cos(math.radians(lat0))
+    xy = [(p[0] * kx, p[1] * M_PER_DEG) for p in points]
+    ext = [(2 * xy[0][0] - xy[1][0], 2 * xy[0][1] - xy[1][1])] + xy + [
+        (2 * xy[-1][0] - xy[-2][0], 2 * xy[-1][1] - xy[-2][1])
+    ]
+    out, idx = [], []
+    for i in range(1, len(ext) - 2):
+        p0, p1, p2, p3 = ext[i - 1], ext[i], ext[i + 1], ext[i + 2]
+
+        def tj(ti, a, b):
+            return ti + max(1e-6, math.hypot(b[0] - a[0], b[1] - a[1])) ** 0.5
+
+        t0 = 0.0
+        t1 = tj(t0, p0, p1)
+        t2 = tj(t1, p1, p2)
+        t3 = tj(t2, p2, p3)
+        n = max(2, int(math.hypot(p2[0] - p1[0], p2[1] - p1[1]) / step_m))
+        idx.append(len(out))
+        for k in range(n):
+            t = t1 + (t2 - t1) * k / n
+
+            def lerp(a, b, ta, tb):
+                if tb == ta:
+                    return a
+                return (
+                    (tb - t) / (tb - ta) * a[0] + (t - ta) / (tb - ta) * b[0],
+                    (tb - t) / (tb - ta) * a[1] + (t - ta) / (tb - ta) * b[1],
+                )
+
+            a1 = lerp(p0, p1, t0, t1)
+            a2 = lerp(p1, p2, t1, t2)
+            a3 = lerp(p2, p3, t2, t3)
+            b1 = lerp(a1, a2, t0, t2)
+            b2 = lerp(a2, a3, t1, t3)
+            c = lerp(b1, b2, t1, t2)
+            out.append([c[0] / kx, c[1] / M_PER_DEG])
+    idx.append(len(out))
+    out.append([points[-1][0], points[-1][1]])
+    return out, idx
+
+
+@dataclass
+class Town:
+    name: str
+    radius_km: float
+    kmh: float
+    lights_per_km: float = 0.6
+
+
+class Corridor:
+    """A real road corridor: named waypoints, the towns it passes through (slower, with traffic
+    lights), and the cruise speed of trucks on its open road."""
+
+    def __init__(self, key, title, waypoints, towns, cruise_kmh, slow=()):
+        self.key = key
+        self.title = title
+        self.names = [w[0] for w in waypoints]
+        self.fine, widx = catmull_rom([[w[1], w[2]] for w in waypoints])
+        self.s = [0.0]
+        for a, b in zip(self.fine, self.fine[1:]):
+            self.s.append(self.s[-1] + haversine(a, b))
+        self.length = self.s[-1]
+        self.wp_s = {w[0]: self.s[i] for w, i in zip(waypoints, widx)}
+        self.towns = []
+        for t in towns:
+            c = self.wp_s[t.name]
+            self.towns.append((max(0.0, c - t.radius_km * 1000), min(self.length, c + t.radius_km * 1000), t))
+        # Extra slow stretches: (from waypoint, km offset, length km, km/h).
+        self.slow = []
+        for name, off_km, len_km, kmh in slow:
+            a = self.wp_s[name] + off_km * 1000
+            self.slow.append((a, a + len_km * 1000, kmh))
+        self.cruise_kmh = cruise_kmh
+
+    def km(self, name, offset_km=0.0):
+        """Corridor position (metres) of a waypoint, plus an offset in km."""
+        return self.wp_s[name] + offset_km * 1000.0
+
+    def at(self, s):
+        s = max(0.0, min(self.length, s))
+        i = max(0, min(len(self.s) - 2, bisect.bisect_right(self.s, s) - 1))
+        a, b = self.fine[i], self.fine[i + 1]
+        seg = self.s[i + 1] - self.s[i]
+        f = 0.0 if seg <= 0 else (s - self.s[i]) / seg
+        return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f]
+
+    def heading(self, s):
+        return bearing(self.at(s - 60), self.at(s + 60))
+
+    def beside(self, s, lateral_m):
+        """The point `lateral_m` metres to the left (positive) or right (negative) of the road."""
+        h = math.radians(self.heading(s))
+        # Left of heading h is h - 90 degrees.
+        e = -math.cos(h) * lateral_m
+        n = math.sin(h) * lateral_m
+        return shift(self.at(s), e, n)
+
+    def route(self, n=200, s_from=0.0, s_to=None):
+        s_to = self.length if s_to is None else s_to
+        n = max(2, min(n, int((s_to - s_from) / 400) + 2))
+        return [[rnd(p[0]), rnd(p[1])] for p in (self.at(s_from + (s_to - s_from) * i / (n - 1)) for i in range(n))]
+
+    def town_at(self, s):
+        for a, b, t in self.towns:
+            if a <= s <= b:
+                return t
+        return None
+
+    def limit_kmh(self, s):
+        lim = None
+        t = self.town_at(s)
+        if t:
+            lim = t.kmh
+        for a, b, kmh in self.slow:
+            if a <= s <= b:
+                lim = kmh if lim is None else min(lim, kmh)
+        return lim
+
+
+YIWU_NINGBO = Corridor(
+    "yiwu-ningbo",
+    "Yiwu -> Ningbo (Beilun port), G1512 Ningbo-Jinhua expressway",
+    [
+        ("Yiwu port", 120.0350, 29.3330),
+        ("Yiwu north", 120.1000, 29.3420),
+        ("Yiwu east", 120.1800, 29.3120),
+        ("Dongyang", 120.2500, 29.3000),
+        ("Dongyang east", 120.3800, 29.3600),
+        ("Huzhen", 120.5200, 29.4400),
+        ("Shengzhou west", 120.6600, 29.5200),
+        ("Shengzhou", 120.8000, 29.5700),
+        ("Xinchang", 120.9000, 29.5100),
+        ("Xinchang east", 121.0200, 29.5500),
+        ("Ninghai north", 121.1400, 29.6200),
+        ("Xikou", 121.2500, 29.6700),
+        ("Fenghua", 121.4000, 29.6600),
+        ("Ningbo south", 121.5200, 29.7800),
+        ("Ningbo east", 121.6600, 29.8600),
+        ("Beilun port", 121.8600, 29.9300),
+    ],
+    [Town("Yiwu port", 6, 45, 0.7), Town("Beilun port", 5, 45, 0.7)],
+    cruise_kmh=80,
+)
+
+MINSK_BREST = Corridor(
+    "minsk-brest",
+    "Minsk (Kolyadichi) -> Brest (Kozlovichi), M1/E30",
+    [
+        ("Kolyadichi", 27.6000, 53.8250),
+        ("Minsk ring", 27.4400, 53.8450),
+        ("Minsk south-west", 27.3000, 53.7700),
+        ("Dzerzhinsk", 27.1500, 53.6900),
+        ("Negoreloe", 26.9500, 53.5800),
+        ("Stolbtsy", 26.7400, 53.4800),
+        ("Mir junction", 26.5200, 53.3600),
+        ("Novaya Mysh", 26.2800, 53.2200),
+        ("Baranovichi", 26.0500, 53.1200),
+        ("Byten junction", 25.8000, 52.9800),
+        ("Kossovo junction", 25.5600, 52.8400),
+        ("Ivatsevichi", 25.3400, 52.7200),
+        ("Bereza", 24.9800, 52.5400),
+        ("Zapolye", 24.6800, 52.3800),
+        ("Kobrin", 24.3800, 52.2300),
+        ("Zhabinka", 24.0300, 52.2000),
+        ("Brest east", 23.8500, 52.1200),
+        ("Kozlovichi", 23.7800, 52.0700),
+    ],
+    [Town("Kolyadichi", 8, 50, 0.8), Town("Kozlovichi", 7, 50, 0.6)],
+    cruise_kmh=82,
+)
+
+MOMBASA_WAYPOINTS = [
+    ("Kilindini", 39.6400, -4.0450),
+    ("Changamwe", 39.6250, -4.0200),
+    ("Miritini", 39.5700, -3.9900),
+    ("Mazeras", 39.5300, -3.9600),
+    ("Mariakani", 39.4700, -3.8600),
+    ("Samburu", 39.2700, -3.7800),
+    ("Mackinnon Road", 39.0400, -3.7300),
+    ("Maungu", 38.7500, -3.5600),
+    ("Voi", 38.5600, -3.3900),
+    ("Tsavo river", 38.4700, -2.9900),
+    ("Mtito Andei", 38.1700, -2.6900),
+    ("Kibwezi", 37.9700, -2.4200),
+    ("Makindu", 37.8200, -2.2800),
+    ("Emali", 37.4700, -2.0800),
+    ("Sultan Hamud", 37.3800, -2.0200),
+    ("Salama", 37.2500, -1.8800),
+    ("Athi River", 36.9800, -1.4600),
+]
+
+MOMBASA_TOWNS = [
+    Town("Kilindini", 9, 35, 0.8),
+    Town("Mariakani", 2, 50, 0.3),
+    Town("Voi", 2.5, 50, 0.4),
+    Town("Mtito Andei", 1.5, 50, 0.3),
+    Town("Kibwezi", 1.5, 50, 0.3),
+    Town("Emali", 1.5, 50, 0.3),
+    Town("Athi River", 4, 40, 0.6),
+]
+
+MOMBASA_NAIROBI = Corridor(
+    "mombasa-nairobi",
+    "Mombasa (Kilindini) -> Nairobi ICD (Embakasi), A109",
+    MOMBASA_WAYPOINTS + [("Mlolongo", 36.9400, -1.3900), ("Nairobi ICD", 36.8950, -1.3250)],
+    MOMBASA_TOWNS + [Town("Mlolongo", 3, 35, 0.6), Town("Nairobi ICD", 3, 30, 0.6)],
+    cruise_kmh=68,
+    slow=[("Mazeras", -2, 6, 45)],
+)
+
+MOMBASA_MALABA = Corridor(
+    "mombasa-malaba",
+    "Mombasa (Kilindini) -> Malaba border, A109 and A104 (Northern Corridor)",
+    MOMBASA_WAYPOINTS
+    + [
+        ("Mlolongo", 36.9400, -1.3900),
+        ("Southern bypass", 36.8100, -1.3400),
+        ("Kikuyu", 36.6600, -1.2500),
+        ("Limuru", 36.6400, -1.1100),
+        ("Kinale", 36.5600, -0.9300),
+        ("Naivasha", 36.4300, -0.7200),
+        ("Gilgil", 36.3200, -0.5000),
+        ("Nakuru", 36.0700, -0.2900),
+        ("Salgaa", 35.8600, -0.2200),
+        ("Mau Summit", 35.6800, -0.1700),
+        ("Timboroa", 35.5400, 0.0700),
+        ("Burnt Forest", 35.4300, 0.2100),
+        ("Eldoret", 35.2700, 0.5100),
+        ("Turbo", 35.0500, 0.6300),
+        ("Webuye", 34.7700, 0.6100),
+        ("Bungoma", 34.5600, 0.5700),
+        ("Malaba", 34.2800, 0.6300),
+    ],
+    MOMBASA_TOWNS
+    + [
+        Town("Mlolongo", 3, 35, 0.6),
+        Town("Naivasha", 2, 50, 0.3),
+        Town("Nakuru", 4, 40, 0.6),
+        Town("Eldoret", 4, 40, 0.6),
+        Town("Webuye", 1.5, 50, 0.3),
+        Town("Bungoma", 2, 45, 0.4),
+        Town("Malaba", 3, 30, 0.3),
+    ],
+    cruise_kmh=66,
+    slow=[("Mazeras", -2, 6, 45), ("Limuru", 2, 22, 35), ("Mau Summit", -12, 14, 40)],
+)
+
+ALMATY_KHORGOS = Corridor(
+    "almaty-khorgos",
+    "Almaty -> Khorgos (Nur Zholy border post), A351/E40",
+    [
+        ("Almaty terminal", 77.0500, 43.3300),
+        ("Talgar", 77.2400, 43.3100),
+        ("Esik", 77.4500, 43.3600),
+        ("Turgen", 77.6000, 43.4000),
+        ("Baiseit", 77.8500, 43.5000),
+        ("Shelek", 78.2500, 43.5900),
+        ("Shelek east", 78.6000, 43.7000),
+        ("Kokpek turn", 78.9500, 43.8200),
+        ("Chundzha turn", 79.3000, 43.9500),
+        ("Koktal", 79.7300, 44.1200),
+        ("Zharkent", 80.0000, 44.1600),
+        ("Khorgos west", 80.2500, 44.2000),
+        ("Nur Zholy", 80.4000, 44.2100),
+    ],
+    [
+        Town("Almaty terminal", 5, 50, 0.6),
+        Town("Talgar", 2, 50, 0.5),
+        Town("Esik", 2, 50, 0.5),
+        Town("Shelek", 2, 50, 0.4),
+        Town("Zharkent", 3, 50, 0.4),
+        Town("Nur Zholy", 2, 30, 0.2),
+    ],
+    cruise_kmh=80,
+)
+
+CORRIDORS = [YIWU_NINGBO, MINSK_BREST, MOMBASA_NAIROBI, MOMBASA_MALABA, ALMATY_KHORGOS]
+
+# ------------------------------------------------------------------------------------------
+# Zones
+# ------------------------------------------------------------------------------------------
+
+
+def circle(zid, kind, center, radius_m, name=None):
+    z = {"id": zid, "kind": kind, "area": {"type": "Point", "coordinates": [rnd(center[0]), rnd(center[1])]}, "radius_m": radius_m}
+    if name:
+        z["name"] = name
+    return z
+
+
+def rect(zid, kind, center, w_m, h_m, name=None):
+    a = shift(center, -w_m / 2, -h_m / 2)
+    b = shift(center, w_m / 2, h_m / 2)
+    ring = [[a[0], a[1]], [b[0], a[1]], [b[0], b[1]], [a[0], b[1]], [a[0], a[1]]]
+    z = {"id": zid, "kind": kind, "area": {"type": "Polygon", "coordinates": [[[rnd(x), rnd(y)] for x, y in ring]]}}
+    if name:
+        z["name"] = name
+    return z
+
+
+def zone_center(z):
+    if z["area"]["type"] == "Point":
+        return list(z["area"]["coordinates"])
+    ring = z["area"]["coordinates"][0][:-1]
+    return [sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring)]
+
+
+@dataclass
+class Place:
+    """A zone beside the road at corridor position `s`."""
+
+    zone: dict
+    s: float
+    spot: list  # where a truck parks inside it
+
+
+def roadside_zone(c: Corridor, zid, kind, s, lateral_m, radius_m, name, rng):
+    center = c.beside(s, lateral_m)
+    z = circle(zid, kind, center, radius_m, name)
+    spot = shift(center, rng.uniform(-0.2, 0.2) * radius_m, rng.uniform(-0.2, 0.2) * radius_m)
+    return Place(z, s, spot)
+
+
+def end_office(c: Corridor, zid, at_start, w_m, h_m, name, rng, polygon=True, radius_m=1200):
+    s = 0.0 if at_start else c.length
+    center = c.at(s)
+    z = rect(zid, "office", center, w_m, h_m, name) if polygon else circle(zid, "office", center, radius_m, name)
+    lim = min(w_m, h_m) / 2 if polygon else radius_m / 2
+    spot = shift(center, rng.uniform(-0.25, 0.25) * lim, rng.uniform(-0.25, 0.25) * lim)
+    return Place(z, s, spot)
+
+
+# ------------------------------------------------------------------------------------------
+# Paths and motion
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stop:
+    seconds: int
+    label: str
+
+
+class Path:
+    """What one truck actually drives: the road with its bends (a lateral offset from the
+    corridor's centre line), detours, and spurs into parkings. Built leg by leg."""
+
+    STEP = 100.0
+
+    def __init__(self, c: Corridor, rng: random.Random, meander_m=110.0):
+        self.c = c
+        self.pts = []
+        self.cap = []  # km/h cap from this point to the next (None: open road)
+        self.sc = []  # corridor position of the point
+        self.stops: dict[int, list[Stop]] = {}
+        self.marks: dict[str, int] = {}
+        self.s = 0.0
+        self.bumps = []  # (s_a, s_b, lateral_m, ramp_m, kmh)
+        self.jams = []  # (s_a, s_b): stop-and-go traffic
+        self.last_light = -1e9
+        ph = [rng.uniform(0, 2 * math.pi) for _ in range(3)]
+        lam = [rng.uniform(7000, 12000), rng.uniform(2000, 3500), rng.uniform(15000, 30000)]
+        amp = [meander_m * 0.55, meander_m * 0.25, meander_m * 0.45]
+        self._meander = lambda s: sum(a * math.sin(2 * math.pi * s / l + p) for a, l, p in zip(amp, lam, ph))
+        self.rng = rng
+
+    def offset(self, s):
+        taper = max(0.0, min(1.0, s / 2500.0, (self.c.length - s) / 2500.0))
+        off = self._meander(s) * taper
+        for a, b, lat, ramp, _ in self.bumps:
+            if a - ramp <= s <= b + ramp:
+                if s < a:
+                    f = (s - (a - ramp)) / ramp
+                elif s > b:
+                    f = ((b + ramp) - s) / ramp
+                else:
+                    f = 1.0
+                f = 0.5 - 0.5 * math.cos(math.pi * f)
+                off += lat * f
+        return off
+
+    def jam(self, s_a, s_b, kmh=14):
+        """Stop-and-go traffic between two corridor positions."""
+        self.jams.append((s_a, s_b))
+        self.bumps.append((s_a, s_b, 0.0, 1.0, kmh))
+
+    def bump_kmh(self, s):
+        lim = None
+        for a, b, _, ramp, kmh in self.bumps:
+            if kmh and a - ramp <= s <= b + ramp:
+                lim = kmh if lim is None else min(lim, kmh)
+        return lim
+
+    def road_point(self, s):
+        return self.c.beside(s, self.offset(s))
+
+    def _add(self, p, cap, s):
+        if self.pts and haversine(self.pts[-1], p) < 1.0:
+            self.cap[-1] = cap
+            return
+        self.pts.append(p)
+        self.cap.append(cap)
+        self.sc.append(s)
+
+    def mark(self, label):
+        self.marks[label] = len(self.pts) - 1
+
+    def stop(self, seconds, label):
+        self.stops.setdefault(len(self.pts) - 1, []).append(Stop(int(seconds), label))
+        self.mark(label)
+
+    def line_to(self, p, kmh, step=40.0):
+        a = self.pts[-1]
+        d = haversine(a, p)
+        n = max(1, int(d / step))
+        if self.cap:
+            self.cap[-1] = kmh
+        for k in range(1, n + 1):
+            f = k / n
+            self._add([a[0] + (p[0] - a[0]) * f, a[1] + (p[1] - a[1]) * f], kmh, self.s)
+
+    def start(self, spot, s=0.0):
+        self.s = s
+        self._add(list(spot), 15, s)
+
+    def join_road(self, kmh=20):
+        self.line_to(self.road_point(self.s), kmh)
+
+    def detour(self, s_a, s_b, lateral_m, ramp_m=1500.0, kmh=None):
+        """A stretch where the truck drives `lateral_m` beside the corridor (positive: left)."""
+        self.bumps.append((s_a, s_b, lateral_m, ramp_m, kmh))
+
+    def drive(self, s_to, lights=True):
+        """Along the road from the current corridor position to `s_to`, with traffic lights
+        in towns."""
+        s = self.s
+        while s < s_to - 1e-6:
+            s_next = min(s_to, s + self.STEP)
+            cap = self.c.limit_kmh(s)
+            bk = self.bump_kmh(s)
+            if bk is not None:
+                cap = bk if cap is None else min(cap, bk)
+            if self.cap:
+                self.cap[-1] = cap
+            self._add(self.road_point(s_next), cap, s_next)
+            t = self.c.town_at(s_next)
+            jam = any(a <= s_next <= b for a, b in self.jams)
+            if jam and s_next - self.last_light >= 300 and self.rng.random() < 0.35:
+                # Stop-and-go in a traffic jam: short halts, never three minutes in one place.
+                self.stop(int(self.rng.uniform(30, 120)), "")
+                self.last_light = s_next
+            elif lights and t and s_next - self.last_light >= 500 and self.rng.random() < t.lights_per_km * self.STEP / 1000.0:
+                # A red light or a junction: well under the 3 minutes that make a stop.
+                self.stop(int(self.rng.uniform(20, 150)), "")
+                self.last_light = s_next
+            s = s_next
+        self.s = s_to
+
+    def visit(self, spot, seconds, label, kmh=20):
+        """Leave the road into a parking (or a side road) at `spot`, stay, come back."""
+        here = self.pts[-1]
+        self.line_to(spot, kmh)
+        self.stop(seconds, label)
+        self.line_to(here, kmh)
+
+    def arrive(self, spot, seconds, label="destination"):
+        self.line_to(spot, 20)
+        self.stop(seconds, label)
+
+
+@dataclass
+class State:
+    t: int
+    lon: float
+    lat: float
+    v: float  # m/s
+    heading: float
+    stopped_for: int  # seconds stationary so far
+    stop: str | None  # label of the stop in progress
+    s: float  # corridor position
+
+
+@dataclass
+class Sim:
+    reports: list
+    marks: dict  # label -> time the truck reached that point (first time)
+    stops: dict  # label -> (t_arrive, t_leave)
+    end: int
+
+
+def simulate(path: Path, t0, rng, cruise_kmh=None, interval=60, parked_interval=None, accel=0.5, decel=0.9):
+    """Drives `path` second by second from `t0` and samples the device's reports: every
+    `interval` seconds, every `parked_interval` seconds once stationary for 5 minutes (devices
+    save battery when parked), and at once when the vehicle moves off again."""
+    pts = path.pts
+    u = [0.0]
+    for a, b in zip(pts, pts[1:]):
+        u.append(u[-1] + haversine(a, b))
+    cruise = (cruise_kmh or path.c.cruise_kmh) / 3.6
+    ph1, ph2 = rng.uniform(0, 6.3), rng.uniform(0, 6.3)
+
+    def cap_at(i, pos):
+        c = path.cap[i]
+        if c is None:
+            return cruise * (1 + 0.06 * math.sin(pos / 17000 * 6.283 + ph1) + 0.03 * math.sin(pos / 5300 * 6.283 + ph2))
+        return c / 3.6
+
+    stop_idx = sorted(path.stops)
+    stop_u = [u[i] for i in stop_idx]
+    mark_at = {}
+    for label, i in path.marks.items():
+        mark_at.setdefault(i, []).append(label)
+
+    reports, marks, stops = [], {}, {}
+    t, pos, v, i = t0, 0.0, 0.0, 0
+    k = 0  # next stop in stop_idx
+    next_report = t0 + rng.randint(0, min(interval, 59))
+    stationary = 0
+    parked_mode = False
+    current_stop = None
+
+    def sample():
+        nonlocal next_report, parked_mode
+        a, b = pts[i], pts[min(i + 1, len(pts) - 1)]
+        seg = u[min(i + 1, len(u) - 1)] - u[i]
+        f = 0.0 if seg <= 0 else (pos - u[i]) / seg
+        lon, lat = a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
+        hd = bearing(a, b) if seg > 0 else (reports[-1].heading if reports else 0.0)
+        if v == 0 and reports and reports[-1].v == 0:
+            hd = reports[-1].heading
+        reports.append(State(t, lon, lat, v, hd, stationary, current_stop, path.sc[i]))
+        parked_mode = bool(parked_interval) and stationary >= 300
+        next_report = t + (parked_interval if parked_mode else interval)
+
+    def tick():
+        nonlocal t
+        t += 1
+        if t >= next_report:
+            sample()
+
+    for lbl in mark_at.get(0, []):
+        marks.setdefault(lbl, t)
+    while True:
+        # Stops at the current point.
+        if k < len(stop_idx) and stop_idx[k] == i and pos >= stop_u[k] - 0.5:
+            for st in path.stops[stop_idx[k]]:
+                v = 0.0
+                current_stop = st.label or None
+                t_in = t
+                for _ in range(st.seconds):
+                    stationary += 1
+                    tick()
+                if st.label:
+                    stops.setdefault(st.label, (t_in, t))
+            k += 1
+            current_stop = None
+            if parked_mode:
+                # The device wakes up on motion.
+                next_report = t + 1
+            continue
+        if i >= len(pts) - 1:
+            break
+        # Speed: the cap here, braking for slower stretches and the next stop ahead.
+        vmax = cap_at(i, pos)
+        j, ahead = i + 1, u[i + 1] - pos
+        while j < len(pts) - 1 and ahead < 400:
+            vmax = min(vmax, math.sqrt(cap_at(j, pos) ** 2 + 2 * decel * ahead))
+            j += 1
+            ahead = u[j] - pos
+        if k < len(stop_idx):
+            d = stop_u[k] - pos
+            vmax = min(vmax, math.sqrt(2 * decel * max(0.0, d)) + 0.3)
+        end_d = u[-1] - pos
+        vmax = min(vmax, math.sqrt(2 * decel * max(0.0, end_d)) + 0.3)
+        v = min(vmax, v + accel)
+        pos += v
+        if v > 0.3:
+            stationary = 0
+        # Snap to a stop or the end point when reached.
+        if k < len(stop_idx) and pos >= stop_u[k]:
+            pos = stop_u[k]
+        if pos >= u[-1]:
+            pos = u[-1]
+        while i < len(pts) - 1 and pos >= u[i + 1]:
+            i += 1
+            for lbl in mark_at.get(i, []):
+                marks.setdefault(lbl, t)
+        if k < len(stop_idx) and pos >= stop_u[k] - 0.5:
+            v = 0.0
+        tick()
+    return Sim(reports, marks, stops, t)
+
+
+# ------------------------------------------------------------------------------------------
+# Devices and their reports
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Device:
+    id: str
+    kind: str = "elock"  # elock | eseal | container
+    accuracy: bool = False  # reports accuracy_m
+    seq: int = 1000
+    battery: float = 90.0
+    drain_per_h: float = 0.4
+    temperature: tuple | None = None  # (mean, sd) for a reefer; None: not reported
+    humidity: tuple | None = None
+    shock: bool = False
+    fuel: tuple | None = None  # (start %, consumption % per 100 km)
+    sigma_m: float = 7.0  # per-report GNSS noise innovation (AR(1), so ~10-15 m typical)
+
+
+@dataclass
+class Outlier:
+    t: int  # the report at or after this time becomes an outlier
+    dist_m: float
+    acc: str  # "none": no accuracy_m; "big": accuracy_m about the error; "small": a normal-looking accuracy
+    bearing: float
+
+
+def plan_outliers(sim: Sim, rng, n, c: Corridor, keep_clear=()):
+    """`n` single outliers at random reports, apart from each other, away from both ends of
+    the journey and from the (t_a, t_b) windows in `keep_clear`."""
+    eligible = []
+    for idx, r in enumerate(sim.reports):
+        if r.s < 6000 or r.s > c.length - 6000:
+            continue
+        if any(a - 600 <= r.t <= b + 600 for a, b in keep_clear):
+            continue
+        eligible.append(idx)
+    out = []
+    chosen = []
+    kinds = ["none", "big", "small"]
+    for _ in range(n * 20):
+        if len(out) >= n or not eligible:
+            break
+        idx = rng.choice(eligible)
+        if any(abs(idx - c2) < 10 for c2 in chosen):
+            continue
+        chosen.append(idx)
+        kind = kinds[len(out) % 3]
+        d = rng.uniform(300, 900) if kind == "small" else rng.uniform(300, 2000)
+        out.append(Outlier(sim.reports[idx].t, d, kind, rng.uniform(0, 360)))
+    return sorted(out, key=lambda o: o.t)
+
+
+def observations(sim: Sim, dev: Device, rng, outliers=(), start_t=None):
+    """The device's reports for a simulated drive: noise, outliers, seal state, battery,
+    sensors and sequence numbers. Returns a list of dicts in contract shape, in time order."""
+    out = []
+    ex = ey = 0.0
+    t_first = sim.reports[0].t if start_t is None else start_t
+    outl = {o.t: o for o in outliers}
+    fuel = dev.fuel[0] if dev.fuel else None
+    last_pos = None
+    temp_state = 0.0
+    for r in sim.reports:
+        ex = 0.7 * ex + rng.gauss(0, dev.sigma_m)
+        ey = 0.7 * ey + rng.gauss(0, dev.sigma_m)
+        p = shift([r.lon, r.lat], ex, ey)
+        acc = None
+        if dev.accuracy:
+            acc = round(max(3.0, rng.gauss(9 if r.v > 0 else 12, 3)))
+        o = outl.get(r.t)
+        if o:
+            b = math.radians(o.bearing)
+            p = shift(p, math.sin(b) * o.dist_m, math.cos(b) * o.dist_m)
+            if o.acc == "none":
+                acc = None
+            elif o.acc == "big":
+                acc = round(o.dist_m * rng.uniform(0.7, 1.2), -1)
+            else:
+                acc = round(rng.uniform(8, 25))
+        obs = {"device": dev.id, "t": ts(r.t), "lat": rnd(p[1], 6), "lon": rnd(p[0], 6)}
+        if acc is not None:
+            obs["accuracy_m"] = acc
+        speed = 0 if r.v == 0 else max(0, round(r.v * 3.6 + rng.gauss(0, 1.2)))
+        obs["speed_kmh"] = speed
+        obs["course_deg"] = round(r.heading) % 360
+        obs["lock"] = "locked"
+        if dev.kind == "eseal":
+            obs["rope"] = "intact"
+        if dev.kind == "container":
+            obs["door"] = "closed"
+        hours = (r.t - t_first) / 3600.0
+        obs["battery_pct"] = max(1, min(100, round(dev.battery - dev.drain_per_h * hours)))
+        if dev.temperature:
+            mean, sd = dev.temperature
+            temp_state = 0.8 * temp_state + rng.gauss(0, sd)
+            obs["temperature_c"] = round(mean + temp_state, 1)
+        if dev.humidity:
+            mean, sd = dev.humidity
+            obs["humidity_pct"] = round(mean + rng.gauss(0, sd))
+        if dev.shock:
+            base = 0.15 if r.v == 0 else rng.uniform(0.3, 1.4)
+            obs["shock_g"] = round(base, 1)
+        if dev.fuel is not None:
+            if last_pos is not None:
+                fuel -= haversine(last_pos, [r.lon, r.lat]) / 1000.0 * dev.fuel[1]
+            noise = rng.gauss(0, 0.25 if r.v > 0 else 0.08)
+            obs["fuel_pct"] = round(max(0.0, min(100.0, fuel + max(-0.6, min(0.6, noise)))), 1)
+        last_pos = [r.lon, r.lat]
+        obs["seq"] = dev.seq
+        dev.seq += 1
+        out.append(obs)
+    return out
+
+
+# ---- report edits (by time window) ---------------------------------------------------------
+
+
+def in_window(o, a, b):
+    t = epoch(o["t"])
+    return a <= t < b
+
+
+def set_fields(obs, a, b, **fields):
+    for o in obs:
+        if in_window(o, a, b):
+            o.update(fields)
+
+
+def first_at(obs, t, device=None):
+    for o in obs:
+        if epoch(o["t"]) >= t and (device is None or o["device"] == device):
+            return o
+    raise ValueError(f"no report at or after {ts(t)}")
+
+
+def add_events(obs, t, *events, device=None):
+    o = first_at(obs, t, device)
+    o["events"] = sorted(set(o.get("events", [])) | set(events))
+    return epoch(o["t"])
+
+
+def drop(obs, a, b):
+    return [o for o in obs if not in_window(o, a, b)]
+
+
+def no_fix(obs, a, b):
+    """Reports keep coming but without a position: what a jammed or shielded receiver sends."""
+    for o in obs:
+        if in_window(o, a, b):
+            for k in ("lat", "lon", "accuracy_m", "speed_kmh", "course_deg"):
+                o.pop(k, None)
+            o["fix"] = False
+
+
+def reorder_keys(o):
+    order = [
+        "device", "t", "fix", "lat", "lon", "accuracy_m", "speed_kmh", "course_deg", "lock", "rope",
+        "housing", "door", "battery_pct", "charging", "temperature_c", "humidity_pct", "shock_g",
+        "light_lux", "pressure_hpa", "fuel_pct", "events", "seq",
+    ]
+    return {k: o[k] for k in order if k in o} | {k: v for k, v in o.items() if k not in order}
+
+
+def report_times(obs, device=None):
+    return [epoch(o["t"]) for o in obs if device is None or o["device"] == device]
+
+
+def battery_profile(obs, device, t0, level0, rate_per_h, charging=(), charge_per_h=10.0):
+    """Battery by integration: draining at `rate_per_h`, charging at `charge_per_h` during the
+    (t_a, t_b) windows in `charging` (reported as `charging: true`)."""
+    for o in obs:
+        if o["device"] != device:
+            continue
+        t = epoch(o["t"])
+        level = level0
+        prev = t0
+        marks = sorted({t0, t} | {x for w in charging for x in w if t0 < x < t})
+        for a, b in zip(marks, marks[1:]):
+            mid = (a + b) / 2
+            on = any(ca <= mid < cb for ca, cb in charging)
+            level += (charge_per_h if on else -rate_per_h) * (b - a) / 3600.0
+        del prev
+        o["battery_pct"] = max(1, min(100, math.floor(level)))
+        if any(ca <= t < cb for ca, cb in charging):
+            o["charging"] = True
+        else:
+            o.pop("charging", None)
+
+
+def add_fuel(obs, device, t_a, t_b, delta):
+    """Fuel level changes by `delta` percentage points between t_a and t_b (a refuel, or a
+    theft when negative), on top of the consumption."""
+    for o in obs:
+        if o["device"] != device or "fuel_pct" not in o:
+            continue
+        t = epoch(o["t"])
+        if t <= t_a:
+            continue
+        f = min(1.0, (t - t_a) / max(1, t_b - t_a))
+        o["fuel_pct"] = round(max(0.0, min(100.0, o["fuel_pct"] + delta * f)), 1)
+
+
+def temperature_profile(obs, device, points, rng, sd=0.15):
+    """Overrides temperature between the first and last of `points` ((t, °C), linear)."""
+    ta, tb = points[0][0], points[-1][0]
+    for o in obs:
+        if o["device"] != device or "temperature_c" not in o:
+            continue
+        t = epoch(o["t"])
+        if not ta <= t <= tb:
+            continue
+        for (a, va), (b, vb) in zip(points, points[1:]):
+            if a <= t <= b:
+                v = va + (vb - va) * (t - a) / max(1, b - a)
+                o["temperature_c"] = round(v + rng.gauss(0, sd), 1)
+                break
+
+
+# ------------------------------------------------------------------------------------------
+# Zone catalogues (the same zones in every scenario on a corridor)
+# ------------------------------------------------------------------------------------------
+
+_CATALOGUES = {}
+
+
+def zones_of(c: Corridor):
+    if c.key in _CATALOGUES:
+        return _CATALOGUES[c.key]
+    rng = random.Random(zlib.crc32(("zones:" + c.key).encode()))
+    Z = {}
+
+    def side(zid, kind, s, lat, r, name):
+        Z[zid] = roadside_zone(c, zid, kind, s, lat, r, name, rng)
+
+    if c is YIWU_NINGBO:
+        Z["dep"] = end_office(c, "CN-YIWU-PORT", True, 900, 650, "Yiwu railway port customs supervision area", rng)
+        Z["dest"] = end_office(c, "CN-NINGBO-BEILUN", False, 2200, 1400, "Ningbo Beilun port customs supervision area", rng)
+        side("CN-SA-DONGYANG", "rest_area", c.km("Dongyang", 6), 170, 250, "Dongyang service area, G1512")
+        side("CN-SA-SHENGZHOU", "rest_area", c.km("Shengzhou", -8), -170, 250, "Shengzhou service area, G1512")
+        side("CN-FUEL-XINCHANG", "fuel", c.km("Xinchang", 5), 120, 150, "Sinopec station, Xinchang")
+        side("CN-SA-XIKOU", "rest_area", c.km("Xikou", 3), 160, 250, "Xikou service area, G1512")
+        side("CN-CHK-FENGHUA", "checkpoint", c.km("Fenghua", 1), 0, 400, "Fenghua toll station customs checkpoint")
+    elif c is MINSK_BREST:
+        Z["dep"] = end_office(c, "BY-MINSK-KOLYADICHI", True, 800, 600, "Kolyadichi customs terminal, Minsk", rng)
+        Z["dest"] = end_office(c, "BY-BREST-KOZLOVICHI", False, 1200, 900, "Kozlovichi customs terminal and border crossing, Brest", rng)
+        side("BY-M1-REST-DZERZHINSK", "rest_area", c.km("Dzerzhinsk", 12), 180, 250, "M1 rest area km 52")
+        side("BY-CHK-STOLBTSY", "checkpoint", c.km("Stolbtsy", -3), 60, 300, "Mobile customs group post, Stolbtsy")
+        side("BY-M1-FUEL-STOLBTSY", "fuel", c.km("Stolbtsy", 4), -120, 150, "Belorusneft station, M1 km 101")
+        side("BY-M1-PARKING-BARANOVICHI", "parking", c.km("Baranovichi", 3), 220, 300, "Guarded truck parking, Baranovichi")
+        side("BY-CHK-IVATSEVICHI", "checkpoint", c.km("Ivatsevichi", 0), 70, 300, "Mobile customs group post, Ivatsevichi")
+        side("BY-M1-REST-BEREZA", "rest_area", c.km("Bereza", 6), -180, 250, "M1 rest area km 246")
+        side("BY-CHK-KOBRIN", "checkpoint", c.km("Kobrin", 2), 60, 300, "Mobile customs group post, Kobrin")
+        side("BY-BREST-BUFFER", "parking", c.km("Brest east", -4), 260, 400, "Border queue buffer zone, Brest")
+    elif c in (MOMBASA_NAIROBI, MOMBASA_MALABA):
+        Z["dep"] = end_office(c, "KE-MSA-KILINDINI", True, 1400, 900, "Port of Mombasa (Kilindini) customs area", rng)
+        side("KE-WB-MARIAKANI", "checkpoint", c.km("Mariakani", 1.5), 90, 250, "Mariakani weighbridge")
+        side("KE-VOI-TRUCK-PARK", "parking", c.km("Voi", 2), 200, 300, "Voi truck park")
+        side("KE-MTITO-TRUCK-PARK", "parking", c.km("Mtito Andei", 0.5), -200, 300, "Mtito Andei truck park")
+        side("KE-FUEL-MAKINDU", "fuel", c.km("Makindu", 1), 100, 150, "Fuel station, Makindu")
+        side("KE-WB-ATHI-RIVER", "checkpoint", c.km("Athi River", -3), 90, 250, "Athi River weighbridge")
+        if c is MOMBASA_NAIROBI:
+            Z["dest"] = end_office(c, "KE-NBO-ICD", False, 1500, 1000, "Nairobi Inland Container Depot, Embakasi", rng)
+        else:
+            side("KE-NAIVASHA-TRUCK-PARK", "parking", c.km("Naivasha", -3), 220, 350, "Naivasha truck park")
+            side("KE-WB-GILGIL", "checkpoint", c.km("Gilgil", 2), 90, 250, "Gilgil weighbridge")
+            side("KE-FUEL-NAKURU", "fuel", c.km("Nakuru", 5), -110, 150, "Fuel station, Nakuru west")
+            side("KE-ELDORET-TRUCK-PARK", "parking", c.km("Eldoret", -4), 200, 300, "Eldoret truck park")
+            side("KE-WB-WEBUYE", "checkpoint", c.km("Webuye", 2), 90, 250, "Webuye weighbridge")
+            Z["dest"] = end_office(c, "KE-MALABA-OSBP", False, 1200, 800, "Malaba one-stop border post", rng)
+    elif c is ALMATY_KHORGOS:
+        Z["dep"] = end_office(c, "KZ-ALMATY-TERMINAL", True, 900, 700, "Almaty customs terminal", rng)
+        Z["dest"] = end_office(c, "KZ-NUR-ZHOLY", False, 1500, 1000, "Nur Zholy border crossing, Khorgos", rng)
+        side("KZ-CHK-TALGAR", "checkpoint", c.km("Talgar", 3), 60, 300, "Customs mobile post, Talgar")
+        side("KZ-FUEL-SHELEK", "fuel", c.km("Shelek", 3), 110, 150, "Fuel station, Shelek")
+        side("KZ-CHK-SHELEK", "checkpoint", c.km("Shelek", 8), 60, 300, "Customs mobile post, Shelek")
+        side("KZ-REST-KOKPEK", "rest_area", c.km("Kokpek turn", 0), 170, 250, "Roadside rest area, Kokpek")
+        side("KZ-CHK-KOKTAL", "checkpoint", c.km("Koktal", -2), 60, 300, "Customs mobile post, Koktal")
+        side("KZ-CHK-ZHARKENT", "checkpoint", c.km("Zharkent", 4), 60, 300, "Customs mobile post, Zharkent")
+    _CATALOGUES[c.key] = Z
+    return Z
+
+
+# ------------------------------------------------------------------------------------------
+# Scenarios
+# ------------------------------------------------------------------------------------------
+
+
+def iso6346(owner_serial):
+    """A container number with its ISO 6346 check digit (`owner_serial`: 4 letters, 6 digits)."""
+    vals, v = {}, 10
+    for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        if v % 11 == 0:
+            v += 1
+        vals[ch] = v
+        v += 1
+    total = sum((int(ch) if ch.isdigit() else vals[ch]) * 2**i for i, ch in enumerate(owner_serial))
+    return owner_serial + str(total % 11 % 10)
+
+
+@dataclass
+class Expect:
+    transit: str
+    kind: str
+    t: int
+    tol: int = 240
+    sensor: str | None = None
+
+
+class Sc:
+    """One scenario file being built."""
+
+    def __init__(self, path, story, coarse=False):
+        self.path = path
+        self.name = os.path.splitext(os.path.basename(path))[0]
+        self.rng = random.Random(zlib.crc32(self.name.encode()))
+        self.story = story
+        self.coarse = coarse
+        self.zones, self.transits, self.actions, self.reads, self.obs = [], [], [], [], []
+        self.expect: list[Expect] = []
+        self.until = None
+        self.notes = []
+
+    @property
+    def interval(self):
+        return 180 if self.coarse else 60
+
+    def tol(self, base=180):
+        return max(base, self.interval + 120)
+
+    def zone(self, *places):
+        for p in places:
+            z = p.zone if isinstance(p, Place) else p
+            if not any(x["id"] == z["id"] for x in self.zones):
+                self.zones.append(z)
+
+    def alarm(self, transit, kind, t, tol=None, sensor=None):
+        self.expect.append(Expect(transit, kind, int(t), tol if tol is not None else self.tol(), sensor))
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def description(self):
+        parts = [self.story.strip()]
+        parts += self.notes
+        if self.expect:
+            items = []
+            for e in sorted(self.expect, key=lambda e: e.t):
+                what = e.kind + (f" ({e.sensor})" if e.sensor else "")
+                items.append(f"{what} on {e.transit} at about {day_hhmm(e.t)}")
+            parts.append("Expected alarms: " + "; ".join(items) + ".")
+        else:
+            parts.append("Expected alarms: none.")
+        return " ".join(parts)
+
+    def document(self):
+        obs = sorted(self.obs, key=lambda o: (o["t"], o["device"], o.get("seq", 0)))
+        doc = {
+            "name": self.name,
+            "description": self.description(),
+            "zones": self.zones,
+            "transits": self.transits,
+        }
+        if self.actions:
+            doc["actions"] = sorted(self.actions, key=lambda a: a["t"])
+        if self.reads:
+            doc["reads"] = sorted(self.reads, key=lambda r: r["t"])
+        doc["observations"] = [reorder_keys(o) for o in obs] if not getattr(self, "keep_order", False) else [reorder_keys(o) for o in self.obs]
+        if self.until:
+            doc["until"] = ts(self.until)
+        return doc
+
+
+def transit(tid, device, c: Corridor, Z, sealed_at=None, deadline=None, max_duration=None, stop_zones=(),
+            unseal_zones=(), rules=None, route=True, corridor_m=None, **extra):
+    t = {"id": tid, "device": device}
+    if "device_kind" in extra:
+        t["device_kind"] = extra.pop("device_kind")
+    t["mode"] = "road"
+    t["departure"] = Z["dep"].zone["id"]
+    t["destination"] = Z["dest"].zone["id"]
+    if route:
+        t["route"] = {"type": "LineString", "coordinates": c.route(200)}
+    if corridor_m:
+        t["corridor_m"] = corridor_m
+    if sealed_at is not None:
+        t["sealed_at"] = ts(sealed_at)
+    if deadline is not None:
+        t["deadline"] = ts(deadline)
+    if max_duration:
+        t["max_duration"] = max_duration
+    if stop_zones:
+        t["stop_zones"] = [p.zone["id"] if isinstance(p, Place) else p for p in stop_zones]
+    if unseal_zones:
+        t["unseal_zones"] = list(unseal_zones)
+    if rules:
+        t["rules"] = rules
+    t.update(extra)
+    return t
+
+
+def action(t, tid, kind, **kw):
+    a = {"t": ts(t), "transit": tid, "action": kind}
+    a.update(kw)
+    return a
+
+
+def read(t, reader, zone, device, data, intact=True):
+    r = {"t": ts(t), "reader": reader, "zone": zone, "device": device, "intact": intact}
+    if data is not None:
+        r["data"] = data
+    return r
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+
+def dumps_value(v):
+    return json.dumps(v, ensure_ascii=False, separators=(", ", ": "))
+
+
+def dump(doc):
+    out = ["{"]
+    keys = list(doc)
+    for n, k in enumerate(keys):
+        v = doc[k]
+        comma = "," if n < len(keys) - 1 else ""
+        if k in ("zones", "actions", "reads", "observations") and isinstance(v, list):
+            sep = (",", ":") if k == "observations" else (", ", ": ")
+            out.append(f'  "{k}": [')
+            for i, item in enumerate(v):
+                c2 = "," if i < len(v) - 1 else ""
+                out.append("    " + json.dumps(item, ensure_ascii=False, separators=sep) + c2)
+            out.append("  ]" + comma)
+        elif k == "transits":
+            out.append('  "transits": [')
+            for i, t in enumerate(v):
+                out.append("    {")
+                tk = list(t)
+                for j, kk in enumerate(tk):
+                    c3 = "," if j < len(tk) - 1 else ""
+                    out.append(f'      "{kk}": {dumps_value(t[kk])}{c3}')
+                out.append("    }" + ("," if i < len(v) - 1 else ""))
+            out.append("  ]" + comma)
+        else:
+            out.append(f'  "{k}": {dumps_value(v)}{comma}')
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# ---- helpers for expectations --------------------------------------------------------------
+
+
+def deviation_alarms(sim: Sim, route, corridor_m=1000.0, grace=120, margin=40.0):
+    """When the engine should raise route deviations for a simulated drive: two or more
+    reports outside the corridor spanning the grace period. Returns (t_alarm, t_back)."""
+    out = []
+    since = None
+    raised = None
+    for r in sim.reports:
+        d = polyline_dist([r.lon, r.lat], route)
+        if d > corridor_m + margin:
+            if since is None:
+                since = r.t
+            if raised is None and r.t - since >= grace:
+                raised = r.t
+        elif d < corridor_m - margin:
+            if raised is not None:
+                out.append((raised, r.t))
+            since, raised = None, None
+    if raised is not None:
+        out.append((raised, None))
+    return out
+
+
+def first_report_at(sim: Sim, t):
+    for r in sim.reports:
+        if r.t >= t:
+            return r.t
+    raise ValueError(ts(t))
+
+
+# ------------------------------------------------------------------------------------------
+# Scenario registry
+# ------------------------------------------------------------------------------------------
+
+SCENARIOS = []
+
+
+def scenario(*paths_and_coarse):
+    """Registers a builder for one or more files: ("testdata/scenarios/x.json", False), ..."""
+
+    def reg(fn):
+        for path, coarse in paths_and_coarse:
+            SCENARIOS.append((path, coarse, fn))
+        return fn
+
+    return reg
+
+
+CORPUS = "testdata/scenarios"
+EXAMPLES = "examples"
+
+
+def build_path(c, rng, Z, wait_s, events=(), dwell_s=1800, meander=110.0, start=None, end=None):
+    """A journey from the departure office (or `start`, a list of points driven before it) to
+    the destination office. `events`, by corridor position:
+      ("visit", place, seconds, label)              stop in a zone beside the road
+      ("shoulder", s, seconds, label, lateral_m)    stop beside the road, outside any zone
+      ("spur", s, spot, seconds, label, kmh)        drive off to `spot`, stop, come back
+      ("detour", s_a, s_b, lateral_m, kmh)          drive beside the corridor for a stretch
+      ("jam", s_a, s_b)                             stop-and-go traffic
+      ("mark", s, label)                            remember when the truck passes s
+    """
+    p = Path(c, rng, meander)
+    if start:
+        p.start(start[0])
+        for q in start[1:]:
+            p.line_to(q, 40)
+        p.line_to(Z["dep"].spot, 20)
+    else:
+        p.start(Z["dep"].spot)
+    p.stop(wait_s, "departure")
+    p.join_road()
+    for ev in events:
+        if ev[0] == "detour":
+            p.detour(ev[1], ev[2], ev[3], kmh=ev[4])
+        elif ev[0] == "jam":
+            p.jam(ev[1], ev[2])
+
+    def pos(ev):
+        return ev[1].s if ev[0] == "visit" else ev[1]
+
+    for ev in sorted((e for e in events if e[0] not in ("detour", "jam")), key=pos):
+        p.drive(pos(ev))
+        if ev[0] == "visit":
+            p.visit(ev[1].spot, ev[2], ev[3])
+        elif ev[0] == "shoulder":
+            p.visit(c.beside(ev[1], ev[4]), ev[2], ev[3], kmh=15)
+        elif ev[0] == "spur":
+            p.visit(ev[2], ev[3], ev[4], kmh=ev[5])
+        elif ev[0] == "mark":
+            p.mark(ev[2])
+    s_end = c.length if end is None else end
+    p.drive(s_end)
+    if end is None:
+        p.arrive(Z["dest"].spot, dwell_s)
+    return p
+
+
+def run(sc: Sc, p: Path, t0, dev: Device, n_outliers=0, keep_clear=(), parked=None, outlier_in_stops=(), cruise=None, interval=None):
+    sim = simulate(p, t0, sc.rng, cruise_kmh=cruise, interval=interval or sc.interval,
+                   parked_interval=parked if parked is not None else (600 if sc.coarse else None))
+    if callable(keep_clear):
+        keep_clear = keep_clear(sim)
+    outl = plan_outliers(sim, sc.rng, n_outliers, p.c, keep_clear) if n_outliers else []
+    for label in outlier_in_stops:
+        a, b = sim.stops[label]
+        mid = first_report_at(sim, (a + b) // 2)
+        kind = ["none", "big", "small"][len(outl) % 3]
+        outl.append(Outlier(mid, sc.rng.uniform(400, 1800) if kind != "small" else sc.rng.uniform(300, 800), kind, sc.rng.uniform(0, 360)))
+    obs = observations(sim, dev, sc.rng, outl)
+    return sim, obs, outl
+
+
+def describe_outliers(outl):
+    if not outl:
+        return ""
+    k = {"none": 0, "big": 0, "small": 0}
+    for o in outl:
+        k[o.acc] += 1
+    return (f"GNSS noise: jitter of tens of metres and {len(outl)} single outliers of "
+            f"{min(o.dist_m for o in outl) / 1000:.1f} to {max(o.dist_m for o in outl) / 1000:.1f} km "
+            f"({k['none']} without accuracy_m, {k['big']} with a large accuracy_m, {k['small']} with a normal-looking accuracy_m).")
+
+
+# ------------------------------------------------------------------------------------------
+# Clean journeys
+# ------------------------------------------------------------------------------------------
+
+
+@scenario((f"{CORPUS}/clean-yiwu-ningbo-noise.json", False), (f"{EXAMPLES}/yiwu-ningbo-clean.json", True))
+def clean_yiwu_ningbo(sc: Sc):
+    c = YIWU_NINGBO
+    Z = zones_of(c)
+    t0 = epoch("2026-11-03T00:40:00Z")  # 08:40 in Yiwu
+    rest = Z["CN-SA-SHENGZHOU"]
+    p = build_path(c, sc.rng, Z, 14 * 60, [("visit", rest, 25 * 60, "rest")], dwell_s=50 * 60)
+    dev = Device("ZJ-EL-2041730", "elock", accuracy=True, seq=31877, battery=88, drain_per_h=0.6)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=2 if sc.coarse else 5, outlier_in_stops=["rest"] if not sc.coarse else [])
+    arr = sim.stops["destination"][0]
+    unlock = arr + 35 * 60
+    set_fields(obs, unlock, 10**10, lock="unlocked")
+    sc.zone(Z["dep"], rest, Z["CN-FUEL-XINCHANG"], Z["CN-CHK-FENGHUA"], Z["dest"])
+    sc.transits.append(transit("T-YW-0311", dev.id, c, Z, sealed_at=t0, deadline=t0 + 8 * 3600,
+                               stop_zones=[rest, Z["CN-FUEL-XINCHANG"]],
+                               rules={"low_battery_pct": 15},
+                               vehicle={"plate": "浙G 7K219", "containers": [iso6346("CSNU703412")]},
+                               cargo=[{"type": "Christmas decorations", "hs_code": "950510", "quantity": 1843, "unit": "CT", "origin": "CN"}],
+                               declaration={"number": "290120261000318877"}))
+    sc.obs += obs
+    sc.until = sim.end + 20 * 60
+    sc.story = (
+        f"A clean export transit from Yiwu railway port to Ningbo Beilun port on the G1512 expressway, reporting every {sc.interval} s. "
+        f"Sealed at {hhmm(t0)} ({hhmm(t0 + 8 * 3600)} deadline), waits {14} min in the port, slows and halts briefly at "
+        f"traffic lights in Yiwu and Beilun (well under 3 minutes each), drives 80 km/h on the expressway, rests 25 min in "
+        f"the Shengzhou service area (a permitted stop zone), arrives in Beilun at about {hhmm(arr)} and unlocks there at "
+        f"{hhmm(unlock)} after arrival (an authorised unseal, ending supervision). {describe_outliers(outl)} "
+        "None of this may raise an alarm.")
+
+
+@scenario((f"{CORPUS}/clean-minsk-brest-long-rest.json", False))
+def clean_minsk_brest_long_rest(sc: Sc):
+    c = MINSK_BREST
+    Z = zones_of(c)
+    t0 = epoch("2026-11-04T05:10:00Z")  # 08:10 in Minsk
+    fuel, rest = Z["BY-M1-FUEL-STOLBTSY"], Z["BY-M1-REST-BEREZA"]
+    p = build_path(c, sc.rng, Z, 20 * 60, [("visit", fuel, 18 * 60, "fuel"), ("visit", rest, 90 * 60, "rest")], dwell_s=60 * 60)
+    dev = Device("BY-ES-004417", "eseal", accuracy=True, seq=5120, battery=76, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=5, outlier_in_stops=["rest"])
+    arr = sim.stops["destination"][0]
+    sc.zone(Z["dep"], Z["BY-CHK-STOLBTSY"], fuel, Z["BY-CHK-IVATSEVICHI"], rest, Z["dest"])
+    sc.transits.append(transit("T-BY-1104-07", dev.id, c, Z, sealed_at=t0, max_duration="PT10H", stop_zones=[fuel, rest],
+                               vehicle={"plate": "AK 4521-1", "containers": [iso6346("TGHU881205")]},
+                               declaration={"number": "06611/041126/0031207"}))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    a, b = sim.stops["rest"]
+    sc.story = (
+        f"A clean transit from Kolyadichi (Minsk) to Kozlovichi (Brest) on the M1, with an e-seal reporting every 60 s and a "
+        f"time limit of max_duration PT10H. Sealed at {hhmm(t0)}, leaves after 20 min, refuels for 18 min at the Stolbtsy "
+        f"station (a permitted stop zone), and takes a long rest of 1 h 30 from {hhmm(a)} to {hhmm(b)} in the Bereza rest area "
+        f"(permitted; the limit there is 2 h), with one GNSS outlier during the rest. Arrives at about {hhmm(arr)} and waits "
+        f"an hour for clearance. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/clean-yiwu-ningbo-detour-in-corridor.json", False))
+def clean_yiwu_ningbo_detour(sc: Sc):
+    c = YIWU_NINGBO
+    Z = zones_of(c)
+    t0 = epoch("2026-11-05T01:05:00Z")
+    d1 = (c.km("Huzhen", -3), c.km("Huzhen", 2))
+    d2 = (c.km("Ningbo south", 4), c.km("Ningbo south", 9))
+    p = build_path(c, sc.rng, Z, 12 * 60, [("detour", d1[0], d1[1], 620, 50), ("detour", d2[0], d2[1], -560, 50)], dwell_s=30 * 60)
+    dev = Device("ZJ-EL-2051184", "elock", accuracy=False, seq=802, battery=93, drain_per_h=0.5)
+    sim0 = None
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=3)
+    del sim0
+    route = c.route(200)
+    far = max(polyline_dist([r.lon, r.lat], route) for r in sim.reports)
+    sc.zone(Z["dep"], Z["dest"])
+    sc.transits.append(transit("T-YW-0318", dev.id, c, Z, sealed_at=t0, deadline=t0 + 7 * 3600))
+    sc.obs += obs
+    unlock = sim.stops["destination"][0] + 20 * 60
+    set_fields(obs, unlock, 10**10, lock="unlocked")
+    sc.until = sim.end + 15 * 60
+    sc.story = (
+        f"A clean Yiwu -> Ningbo transit that twice follows a road-works diversion beside the expressway: about 620 m to "
+        f"the left for 5 km near Huzhen and 560 m to the right for 5 km south of Ningbo, at 50 km/h. The truck is never more "
+        f"than {far:.0f} m from the declared route, inside the 1000 m corridor, so this is not a deviation. The device "
+        f"reports no accuracy_m. Unlocked in Beilun after arrival (authorised). {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/clean-minsk-brest-wait-at-departure.json", False))
+def clean_minsk_brest_wait(sc: Sc):
+    c = MINSK_BREST
+    Z = zones_of(c)
+    t0 = epoch("2026-11-06T06:00:00Z")
+    p = build_path(c, sc.rng, Z, 60 * 60, [], dwell_s=40 * 60)
+    dev = Device("BY-EL-019934", "elock", accuracy=False, seq=17, battery=97, drain_per_h=0.4)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=3)
+    dep = sim.marks.get("departure")
+    a, b = sim.stops["departure"]
+    sc.zone(Z["dep"], Z["dest"])
+    sc.transits.append(transit("T-BY-1106-02", dev.id, c, Z, sealed_at=t0, deadline=t0 + 10 * 3600))
+    sc.obs += obs
+    sc.until = sim.end + 15 * 60
+    del dep
+    sc.story = (
+        f"Sealed at {hhmm(t0)} in the Kolyadichi terminal, the truck waits a full hour in the terminal (the departure "
+        f"office is a permitted stop zone, limit 2 h) before leaving at {hhmm(b)}, then drives the M1 to Brest without "
+        f"further stops and arrives at about {hhmm(sim.stops['destination'][0])}. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/clean-mombasa-malaba-long-haul.json", False))
+def clean_mombasa_malaba(sc: Sc):
+    c = MOMBASA_MALABA
+    Z = zones_of(c)
+    t0 = epoch("2026-11-05T03:30:00Z")  # 06:30 in Mombasa
+    ev = [
+        ("visit", Z["KE-WB-MARIAKANI"], 20 * 60, "mariakani"),
+        ("visit", Z["KE-VOI-TRUCK-PARK"], 50 * 60, "voi"),
+        ("visit", Z["KE-FUEL-MAKINDU"], 20 * 60, "makindu"),
+        ("jam", c.km("Mlolongo", -2), c.km("Mlolongo", 3)),
+        ("visit", Z["KE-WB-ATHI-RIVER"], 25 * 60, "athi"),
+        ("visit", Z["KE-NAIVASHA-TRUCK-PARK"], 11 * 3600, "night"),
+        ("visit", Z["KE-WB-GILGIL"], 15 * 60, "gilgil"),
+        ("visit", Z["KE-FUEL-NAKURU"], 20 * 60, "nakuru"),
+        ("visit", Z["KE-ELDORET-TRUCK-PARK"], 60 * 60, "eldoret"),
+        ("visit", Z["KE-WB-WEBUYE"], 15 * 60, "webuye"),
+        ("mark", c.km("Tsavo river", 8), "gap"),
+    ]
+    p = build_path(c, sc.rng, Z, 30 * 60, ev, dwell_s=60 * 60)
+    dev = Device("KE-RECTS-104522", "eseal", accuracy=True, seq=220, battery=95, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=6, interval=120, parked=300, outlier_in_stops=["night"])
+    g = sim.marks["gap"]
+    obs = drop(obs, g, g + 20 * 60)
+    stops = [Z[k] for k in ("KE-WB-MARIAKANI", "KE-VOI-TRUCK-PARK", "KE-FUEL-MAKINDU", "KE-WB-ATHI-RIVER", "KE-NAIVASHA-TRUCK-PARK",
+                            "KE-WB-GILGIL", "KE-FUEL-NAKURU", "KE-ELDORET-TRUCK-PARK", "KE-WB-WEBUYE")]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit("T-KE-26-004511", dev.id, c, Z, sealed_at=t0, deadline=t0 + 60 * 3600, stop_zones=stops,
+                               rules={"max_stop_inside": "PT12H"},
+                               vehicle={"plate": "KCX 412M", "containers": [iso6346("MSKU604219")]},
+                               declaration={"number": "26MBAIM400458812"}))
+    sc.obs += obs
+    sc.until = sim.end + 15 * 60
+    na, nb = sim.stops["night"]
+    sc.story = (
+        f"A clean two-day transit on the Northern Corridor from the port of Mombasa to the Malaba border (about 860 km), "
+        f"with an e-seal reporting every 120 s while moving and every 5 min when parked. Trucks cruise at 60-70 km/h, slower "
+        f"through towns and up the Rift Valley escarpments, with stop-and-go traffic at Mlolongo (halts of 30-120 s). "
+        f"Permitted stops (all in stop_zones): weighbridges at Mariakani, Athi River, Gilgil and Webuye, lunch at Voi and "
+        f"Eldoret truck parks, fuel at Makindu and Nakuru, and a night of 11 h in the Naivasha truck park from {day_hhmm(na)} to "
+        f"{day_hhmm(nb)} (max_stop_inside is PT12H for this long-haul transit). A 20-minute gap in mobile coverage in Tsavo "
+        f"from {hhmm(g)} is far below the 4 h communication-loss limit. Arrives at Malaba at about "
+        f"{day_hhmm(sim.stops['destination'][0])}. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/clean-almaty-khorgos-reefer.json", False))
+def clean_almaty_khorgos_reefer(sc: Sc):
+    c = ALMATY_KHORGOS
+    Z = zones_of(c)
+    t0 = epoch("2026-11-06T03:00:00Z")  # 08:00 in Almaty
+    fuel, rest = Z["KZ-FUEL-SHELEK"], Z["KZ-REST-KOKPEK"]
+    p = build_path(c, sc.rng, Z, 25 * 60, [("visit", fuel, 22 * 60, "fuel"), ("visit", rest, 45 * 60, "rest")], dwell_s=40 * 60)
+    dev = Device("KZ-SC-MSCU5527", "container", accuracy=True, seq=40211, battery=81, drain_per_h=0.3,
+                 temperature=(4.6, 0.18), humidity=(88, 1.5), fuel=(34.0, 0.05))
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=4)
+    fa, fb = sim.stops["fuel"]
+    add_fuel(obs, dev.id, fa + 4 * 60, fa + 14 * 60, 52.0)
+    sc.zone(Z["dep"], Z["KZ-CHK-TALGAR"], fuel, rest, Z["dest"])
+    sc.transits.append(transit("T-KZ-50401-1106", dev.id, c, Z, sealed_at=t0, deadline=t0 + 8 * 3600, stop_zones=[fuel, rest],
+                               device_kind="smart_container_affixed",
+                               rules={"temperature_c": [2, 8]},
+                               vehicle={"plate": "123 ABX 02", "containers": [iso6346("MSCU552710")]},
+                               cargo=[{"type": "Apples, fresh", "hs_code": "080810", "quantity": 21400, "unit": "KGM", "origin": "KZ"}],
+                               declaration={"number": "50401/061126/0004127"}))
+    sc.obs += obs
+    sc.until = sim.end + 15 * 60
+    temps = [o["temperature_c"] for o in obs]
+    fuels = [o["fuel_pct"] for o in obs]
+    sc.story = (
+        f"A clean reefer transit from Almaty to the Nur Zholy border post at Khorgos: a smart container unit reports every 60 s "
+        f"with door, temperature ({min(temps)} to {max(temps)} °C against declared limits of 2 to 8 °C), humidity, and the "
+        f"truck's fuel level ({min(fuels)} to {max(fuels)} %: normal consumption of about 2 % per 30 min with sensor slosh, and "
+        f"a refuel from {hhmm(fa)} at the Shelek station). A 45-minute rest in the Kokpek rest area. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/clean-happy-lifecycle.json", False))
+def clean_happy_lifecycle(sc: Sc):
+    c = YIWU_NINGBO
+    Z = zones_of(c)
+    t0 = epoch("2026-11-09T00:20:00Z")
+    p = build_path(c, sc.rng, Z, 30 * 60, [("visit", Z["CN-SA-XIKOU"], 20 * 60, "rest")], dwell_s=80 * 60)
+    dev = Device("ZJ-EL-2041958", "elock", accuracy=True, seq=7710, battery=99, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=3)
+    t_seal = t0 + 12 * 60
+    arr = sim.stops["destination"][0]
+    rel, unlock, close = arr + 30 * 60, arr + 45 * 60, arr + 65 * 60
+    set_fields(obs, 0, t_seal, lock="unlocked")
+    set_fields(obs, unlock, 10**10, lock="unlocked")
+    sc.zone(Z["dep"], Z["CN-SA-XIKOU"], Z["dest"])
+    sc.transits.append(transit("T-YW-0322", dev.id, c, Z, deadline=t0 + 8 * 3600, stop_zones=[Z["CN-SA-XIKOU"]],
+                               offices={"departure": "CN290100", "destination": "CN310400"}))
+    sc.actions += [
+        action(t_seal, "T-YW-0322", "seal", reason="e-lock fitted and locked by officer 0417"),
+        action(rel, "T-YW-0322", "release", reason="documents checked, no inspection"),
+        action(close, "T-YW-0322", "close", reason="transit discharged"),
+    ]
+    sc.obs += obs
+    sc.until = sim.end + 15 * 60
+    sc.story = (
+        f"The full lifecycle of a transit without an alarm. The e-lock reports from {hhmm(t0)} while still open; an officer "
+        f"seals the transit with a `seal` action at {hhmm(t_seal)} (reports before it are not supervised). The truck leaves "
+        f"Yiwu, rests 20 min in the Xikou service area, arrives in Beilun at about {hhmm(arr)}, is released at {hhmm(rel)}, "
+        f"unlocks inside the destination zone at {hhmm(unlock)} (authorised: unsealed) and the transit is closed at "
+        f"{hhmm(close)}. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/clean-pre-seal-off-route.json", False))
+def clean_pre_seal(sc: Sc):
+    c = YIWU_NINGBO
+    Z = zones_of(c)
+    t0 = epoch("2026-11-10T23:30:00Z")  # 07:30 in Yiwu, next day
+    factory = [120.0950, 29.4210]
+    p = Path(c, sc.rng)
+    p.start(factory)
+    p.stop(40 * 60, "loading")
+    p.line_to([120.0820, 29.3900], 40)
+    p.line_to([120.0600, 29.3640], 40)
+    p.line_to(Z["dep"].spot, 20)
+    p.stop(35 * 60, "departure")
+    p.join_road()
+    p.drive(c.length)
+    p.arrive(Z["dest"].spot, 30 * 60)
+    dev = Device("ZJ-EL-2042007", "elock", accuracy=True, seq=120, battery=100, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=2)
+    at_office = sim.stops["departure"][0]
+    sealed = ceil_to(at_office + 10 * 60, 300)
+    set_fields(obs, 0, sealed, lock="unlocked")
+    unlock = sim.stops["destination"][0] + 20 * 60
+    set_fields(obs, unlock, 10**10, lock="unlocked")
+    route = c.route(200)
+    pre_far = max(polyline_dist([r.lon, r.lat], route) for r in sim.reports if r.t < sealed)
+    sc.zone(Z["dep"], Z["dest"])
+    sc.transits.append(transit("T-YW-0331", dev.id, c, Z, sealed_at=sealed, deadline=sealed + 7 * 3600))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Observations before sealed_at must be ignored. The e-lock is fitted at a factory north of Yiwu and reports from "
+        f"{hhmm(t0)}: the truck loads for 40 min with the lock open, {pre_far / 1000:.1f} km from the declared route, then "
+        f"drives to the Yiwu port office, still unlocked. It is sealed at {hhmm(sealed)} (lock locked from then on), leaves, "
+        f"and arrives in Beilun at about {hhmm(sim.stops['destination'][0])}, unlocking there after arrival. Neither the "
+        f"off-route driving nor the open lock before sealing is an alarm.")
+
+
+@scenario((f"{CORPUS}/clean-tunnels-and-coverage-gap.json", False))
+def clean_tunnels(sc: Sc):
+    c = YIWU_NINGBO
+    Z = zones_of(c)
+    t0 = epoch("2026-11-12T02:10:00Z")
+    ev = [("mark", c.km("Huzhen", -6), "gap"), ("mark", c.km("Xinchang east", 6), "tunnel1"),
+          ("mark", c.km("Ninghai north", 5), "tunnel2"), ("mark", c.km("Xikou", -6), "tunnel3")]
+    p = build_path(c, sc.rng, Z, 15 * 60, ev, dwell_s=30 * 60)
+    dev = Device("ZJ-EL-2042311", "elock", accuracy=True, seq=64001, battery=72, drain_per_h=0.6)
+    gap = None
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=3)
+    gap = sim.marks["gap"]
+    obs = drop(obs, gap, gap + 25 * 60)
+    spells = []
+    for label, minutes in (("tunnel1", 3), ("tunnel2", 5), ("tunnel3", 7)):
+        a = sim.marks[label]
+        no_fix(obs, a, a + minutes * 60)
+        spells.append(f"{minutes} min from {hhmm(a)}")
+    unlock = sim.stops["destination"][0] + 15 * 60
+    set_fields(obs, unlock, 10**10, lock="unlocked")
+    sc.zone(Z["dep"], Z["dest"])
+    sc.transits.append(transit("T-YW-0340", dev.id, c, Z, sealed_at=t0, deadline=t0 + 7 * 3600))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Gaps that are normal on a mountain expressway. The device loses mobile coverage for 25 min from {hhmm(gap)} "
+        f"(nothing is received; it does not buffer), which is far below the 4 h communication-loss limit, and the first "
+        f"fix after the gap is where an 80 km/h truck would be (no jamming). Between Xinchang and Xikou it drives through "
+        f"tunnels and keeps reporting without a GNSS fix (\"fix\": false) for {', '.join(spells)}: each spell is shorter "
+        f"than the 10 min no_fix_after limit. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/clean-mombasa-nairobi-stop-and-go.json", False))
+def clean_mombasa_nairobi_jam(sc: Sc):
+    c = MOMBASA_NAIROBI
+    Z = zones_of(c)
+    t0 = epoch("2026-11-13T03:00:00Z")
+    ev = [("visit", Z["KE-WB-MARIAKANI"], 25 * 60, "mariakani"), ("visit", Z["KE-MTITO-TRUCK-PARK"], 40 * 60, "lunch"),
+          ("jam", c.km("Athi River", -6), c.km("Mlolongo", 4)), ("visit", Z["KE-WB-ATHI-RIVER"], 20 * 60, "athi")]
+    p = build_path(c, sc.rng, Z, 35 * 60, ev, dwell_s=40 * 60)
+    dev = Device("KE-RECTS-104871", "eseal", accuracy=True, seq=9001, battery=84, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=4, parked=300)
+    stops = [Z["KE-WB-MARIAKANI"], Z["KE-MTITO-TRUCK-PARK"], Z["KE-WB-ATHI-RIVER"]]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit("T-KE-26-004602", dev.id, c, Z, sealed_at=t0, deadline=t0 + 14 * 3600, stop_zones=stops))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    halts = sum(1 for a, b in zip(sim.reports, sim.reports[1:]) if a.v > 0 and b.v == 0)
+    sc.story = (
+        f"A clean Mombasa -> Nairobi ICD transit through heavy traffic: traffic lights in Mombasa, weighbridge queues at "
+        f"Mariakani (25 min) and Athi River (20 min) and lunch at the Mtito Andei truck park, all permitted stop zones, then "
+        f"stop-and-go traffic from Athi River through Mlolongo at about 14 km/h with halts of 30 s to 2 min. The reports "
+        f"show {halts} halts; none lasts the 3 minutes that make a stop, so there is no illegal stay. "
+        f"Arrives at about {hhmm(sim.stops['destination'][0])}. {describe_outliers(outl)}")
+
+
+# ------------------------------------------------------------------------------------------
+# Main
+# ------------------------------------------------------------------------------------------
+
+
+def build_all(only=None):
+    docs = []
+    for path, coarse, fn in SCENARIOS:
+        if only and not any(o in path for o in only):
+            continue
+        sc = Sc(path, "", coarse)
+        fn(sc)
+        docs.append(sc)
+    return docs
+
+
+def replay(binary, path):
+    res = subprocess.run([binary, "replay", path], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{path}: sealwatch replay exited {res.returncode}: {res.stderr}")
+    return [json.loads(l) for l in res.stdout.splitlines() if l.strip()]
+
+
+def check(sc: Sc, alarms):
+    """Compares the replay's alarms with the scenario's expectations. Returns problems."""
+    problems = []
+    left = list(alarms)
+    for e in sorted(sc.expect, key=lambda e: e.t):
+        match = None
+        for a in left:
+            if a["transit"] == e.transit and a["kind"] == e.kind and (e.sensor is None or a.get("sensor") == e.sensor) \
+                    and abs(epoch(a["t"]) - e.t) <= e.tol:
+                match = a
+                break
+        if match:
+            left.remove(match)
+        else:
+            problems.append(f"missing {e.kind} on {e.transit} at about {ts(e.t)} (±{e.tol // 60} min)")
+    for a in left:
+        problems.append(f"unexpected {a['kind']} on {a['transit']} at {a['t']}: {a['detail']}")
+    return problems
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="replay every file and compare with its expectations")
+    ap.add_argument("--readme", action="store_true", help="rewrite examples/README.md from the replay output")
+    ap.add_argument("--only", nargs="*", help="only scenarios whose path contains one of these")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target", "debug", "sealwatch"))
+    args = ap.parse_args()
+    docs = build_all(args.only)
+    for sc in docs:
+        text = dump(sc.document())
+        full = os.path.join(ROOT, sc.path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"{sc.path}: {len(sc.obs)} observations, {len(text) // 1024} KB")
+    bad = 0
+    if args.check or args.readme:
+        for sc in docs:
+            alarms = replay(args.binary, os.path.join(ROOT, sc.path))
+            sc.alarms = alarms
+            if args.check:
+                problems = check(sc, alarms)
+                status = "ok" if not problems else "DIFFERS"
+                print(f"{status:8} {sc.path}: {len(alarms)} alarms")
+                for p in problems:
+                    print("         " + p)
+                bad += bool(problems)
+    if args.readme:
+        write_readme([sc for sc in docs if sc.path.startswith(EXAMPLES)])
+    if bad:
+        print(f"{bad} scenario(s) differ from their expectations")
+        sys.exit(1)
+
+
+def write_readme(examples):
+    pass
+
+
+if __name__ == "__main__":
+    main()
