@@ -901,6 +901,40 @@ def reorder_keys(o):
     return {k: o[k] for k in order if k in o} | {k: v for k, v in o.items() if k not in order}
 
 
+def insert_report(obs, device, t, rng, **fields):
+    """An extra report at `t`, sent at once by the device because something changed (a lock
+    opened or closed): the last report's position with fresh noise, and `fields`. Call
+    `renumber` afterwards so the sequence numbers stay in time order."""
+    prev = [o for o in obs if o["device"] == device and epoch(o["t"]) <= t]
+    base = dict(prev[-1] if prev else first_at(obs, t, device))
+    base.pop("events", None)
+    base["t"] = ts(t)
+    if "lat" in base:
+        p = shift([base["lon"], base["lat"]], rng.gauss(0, 6), rng.gauss(0, 6))
+        base["lat"], base["lon"] = rnd(p[1], 6), rnd(p[0], 6)
+    base.update(fields)
+    obs.append(base)
+    obs.sort(key=lambda o: (epoch(o["t"]), o["device"]))
+    return t
+
+
+def renumber(obs, device):
+    mine = sorted((o for o in obs if o["device"] == device and "seq" in o), key=lambda o: epoch(o["t"]))
+    if mine:
+        first = min(o["seq"] for o in mine)
+        for k, o in enumerate(mine):
+            o["seq"] = first + k
+
+
+def lock_window(obs, device, a, b, rng, **open_fields):
+    """The seal is open from `a` to `b`: reports at both changes, and open in between."""
+    closed = {k: ("locked" if k == "lock" else "closed") for k in open_fields}
+    set_fields(obs, a, b, **open_fields)
+    insert_report(obs, device, a, rng, **open_fields)
+    insert_report(obs, device, b, rng, **closed)
+    renumber(obs, device)
+
+
 def report_times(obs, device=None):
     return [epoch(o["t"]) for o in obs if device is None or o["device"] == device]
 
@@ -1617,6 +1651,560 @@ def clean_mombasa_nairobi_jam(sc: Sc):
         f"stop-and-go traffic from Athi River through Mlolongo at about 14 km/h with halts of 30 s to 2 min. The reports "
         f"show {halts} halts; none lasts the 3 minutes that make a stop, so there is no illegal stay. "
         f"Arrives at about {hhmm(sim.stops['destination'][0])}. {describe_outliers(outl)}")
+
+
+# ------------------------------------------------------------------------------------------
+# One scenario per alarm kind: raised, cleared, raised again on the same transit
+# ------------------------------------------------------------------------------------------
+
+
+def windows_between(sim, *pairs, pad=0):
+    return [(sim.marks.get(a, sim.stops.get(a, (None,))[0]) - pad, sim.marks.get(b, sim.stops.get(b, (None, None))[1]) + pad) for a, b in pairs]
+
+
+@scenario((f"{CORPUS}/route-deviation-minsk-brest.json", False), (f"{EXAMPLES}/minsk-brest-deviation.json", True))
+def route_deviation(sc: Sc):
+    c = MINSK_BREST
+    Z = zones_of(c)
+    t0 = epoch("2026-11-16T05:00:00Z")
+    d_a = c.km("Stolbtsy", 10)
+    d_b = d_a + 14_000
+    s_v = c.km("Kobrin", -12)
+    village = c.beside(s_v, 5200)
+    ev = [("detour", d_a, d_b, -3500, 60), ("mark", d_a - 3000, "d1a"), ("mark", d_b + 3000, "d1b"),
+          ("spur", s_v, village, 10 * 60, "village", 45), ("mark", s_v - 1500, "d2a")]
+    p = build_path(c, sc.rng, Z, 15 * 60, ev, dwell_s=30 * 60)
+    dev = Device("BY-ES-004502", "eseal", accuracy=True, seq=880, battery=91, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 4,
+                         keep_clear=lambda s: [(s.marks["d1a"], s.marks["d1b"]), (s.marks["d2a"], s.stops["village"][1] + 900)])
+    route = c.route(200)
+    dev_ = deviation_alarms(sim, route)
+    tid = "T-BY-1116-03"
+    for t_alarm, _ in dev_:
+        sc.alarm(tid, "route_deviation", t_alarm)
+    sc.zone(Z["dep"], Z["BY-CHK-STOLBTSY"], Z["BY-CHK-KOBRIN"], Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 9 * 3600,
+                               vehicle={"plate": "AM 7719-3", "containers": [iso6346("SEGU412087")]}))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    va, vb = sim.stops["village"]
+    backs = ", ".join(hhmm(b) for _, b in dev_ if b)
+    sc.story = (
+        f"Route deviation on the M1, twice. A few km past Stolbtsy the driver leaves the M1 and follows a parallel local road "
+        f"about 3.5 km to the south for 14 km (avoiding a toll gantry), rejoining the M1 {hhmm(sim.marks['d1b'])}; later, "
+        f"12 km before Kobrin, he drives 5 km north to a village, stays 10 min ({hhmm(va)}-{hhmm(vb)}, below the 15 min of an "
+        f"illegal stay) and comes back. Each excursion is one alarm once two reports outside the 1000 m corridor span the "
+        f"2 min grace, cleared when back inside the corridor (at about {backs}). Reports every {sc.interval} s. "
+        f"{describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/illegal-stay-mombasa-nairobi.json", False))
+def illegal_stay(sc: Sc):
+    c = MOMBASA_NAIROBI
+    Z = zones_of(c)
+    t0 = epoch("2026-11-17T03:20:00Z")
+    ev = [("visit", Z["KE-WB-MARIAKANI"], 20 * 60, "mariakani"), ("shoulder", c.km("Mackinnon Road", 3), 40 * 60, "stop1", 25),
+          ("visit", Z["KE-VOI-TRUCK-PARK"], 45 * 60, "lunch"), ("shoulder", c.km("Kibwezi", 8), 25 * 60, "stop2", -30)]
+    p = build_path(c, sc.rng, Z, 30 * 60, ev, dwell_s=30 * 60)
+    dev = Device("KE-RECTS-105230", "eseal", accuracy=True, seq=31, battery=88, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=3, parked=300)
+    tid = "T-KE-26-004733"
+    for lbl in ("stop1", "stop2"):
+        sc.alarm(tid, "illegal_stay", sim.stops[lbl][0] + 15 * 60)
+    stops = [Z["KE-WB-MARIAKANI"], Z["KE-VOI-TRUCK-PARK"]]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 15 * 3600, stop_zones=stops))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    a1, b1 = sim.stops["stop1"]
+    a2, b2 = sim.stops["stop2"]
+    sc.story = (
+        f"Illegal stays on the A109. Besides permitted stops at the Mariakani weighbridge (20 min) and the Voi truck park "
+        f"(45 min), the truck stops on the road shoulder past Mackinnon Road from {hhmm(a1)} to {hhmm(b1)} (40 min) and near "
+        f"Kibwezi from {hhmm(a2)} to {hhmm(b2)} (25 min), outside any permitted zone: an illegal stay 15 min after each stop "
+        f"began, cleared when the truck moves on. Reports every 60 s, every 5 min when parked. {describe_outliers(outl)}")
+
+
+@scenario((f"{EXAMPLES}/mombasa-malaba-illegal-stay.json", True))
+def illegal_stay_malaba(sc: Sc):
+    c = MOMBASA_MALABA
+    Z = zones_of(c)
+    t0 = epoch("2026-11-18T03:30:00Z")
+    ev = [("visit", Z["KE-WB-MARIAKANI"], 20 * 60, "mariakani"), ("visit", Z["KE-VOI-TRUCK-PARK"], 45 * 60, "lunch"),
+          ("visit", Z["KE-WB-ATHI-RIVER"], 25 * 60, "athi"), ("visit", Z["KE-NAIVASHA-TRUCK-PARK"], 11 * 3600, "night"),
+          ("shoulder", c.km("Salgaa", 2), 50 * 60, "salgaa", 20), ("visit", Z["KE-ELDORET-TRUCK-PARK"], 50 * 60, "eldoret")]
+    p = build_path(c, sc.rng, Z, 30 * 60, ev, dwell_s=40 * 60)
+    dev = Device("KE-RECTS-105611", "eseal", accuracy=True, seq=4410, battery=93, drain_per_h=0.4)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=2, interval=300, parked=900)
+    tid = "T-KE-26-004790"
+    a, b = sim.stops["salgaa"]
+    sc.alarm(tid, "illegal_stay", a + 15 * 60, tol=420)
+    stops = [Z[k] for k in ("KE-WB-MARIAKANI", "KE-VOI-TRUCK-PARK", "KE-WB-ATHI-RIVER", "KE-NAIVASHA-TRUCK-PARK", "KE-ELDORET-TRUCK-PARK")]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 60 * 3600, stop_zones=stops,
+                               rules={"max_stop_inside": "PT12H"}))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Mombasa -> Malaba over two days (reports every 5 min, every 15 min when parked) with permitted stops at Mariakani, "
+        f"Voi, Athi River, a night in the Naivasha truck park and lunch in Eldoret. On the second morning the truck stops "
+        f"for 50 min on the road shoulder near Salgaa ({day_hhmm(a)} to {day_hhmm(b)}), outside any permitted zone: an illegal "
+        f"stay 15 min after it stopped, cleared when it moves on. Arrives at Malaba at about {day_hhmm(sim.stops['destination'][0])}.")
+
+
+@scenario((f"{CORPUS}/overtime-stay-minsk-brest.json", False), (f"{EXAMPLES}/minsk-brest-overtime-stay.json", True))
+def overtime_stay(sc: Sc):
+    c = MINSK_BREST
+    Z = zones_of(c)
+    t0 = epoch("2026-11-18T04:40:00Z")
+    rest, buf = Z["BY-M1-REST-DZERZHINSK"], Z["BY-BREST-BUFFER"]
+    p = build_path(c, sc.rng, Z, 15 * 60, [("visit", rest, 160 * 60, "rest"), ("visit", buf, 180 * 60, "queue")], dwell_s=30 * 60)
+    dev = Device("BY-EL-020117", "elock", accuracy=False, seq=3090, battery=83, drain_per_h=0.4)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 3, parked=300 if not sc.coarse else None)
+    tid = "T-BY-1118-11"
+    for lbl in ("rest", "queue"):
+        sc.alarm(tid, "overtime_stay", sim.stops[lbl][0] + 2 * 3600)
+    sc.zone(Z["dep"], rest, buf, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 14 * 3600, stop_zones=[rest, buf]))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    ra, rb = sim.stops["rest"]
+    qa, qb = sim.stops["queue"]
+    sc.story = (
+        f"Overtime stays in permitted zones (limit max_stop_inside PT2H). The driver stops in the M1 rest area at km 52 from "
+        f"{hhmm(ra)} to {hhmm(rb)} (2 h 40), then waits in the Brest border-queue buffer zone from {hhmm(qa)} to {hhmm(qb)} "
+        f"(3 h) before entering the Kozlovichi terminal. Each stop raises overtime_stay 2 h after it began and clears when "
+        f"the truck moves on. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/illegal-opening-yiwu-ningbo.json", False), (f"{EXAMPLES}/yiwu-ningbo-illegal-opening.json", True))
+def illegal_opening(sc: Sc):
+    c = YIWU_NINGBO
+    Z = zones_of(c)
+    t0 = epoch("2026-11-19T00:50:00Z")
+    sa = Z["CN-SA-XIKOU"]
+    p = build_path(c, sc.rng, Z, 12 * 60, [("shoulder", c.km("Huzhen", 4), 12 * 60, "layby", 35), ("visit", sa, 30 * 60, "rest")],
+                   dwell_s=40 * 60)
+    dev = Device("ZJ-EL-2043345", "elock", accuracy=True, seq=15008, battery=77, drain_per_h=0.6)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 3)
+    tid = "T-YW-0377"
+    la, lb = sim.stops["layby"]
+    ra, rb = sim.stops["rest"]
+    step = sc.interval
+    del step
+    o1 = (la + 3 * 60 + 17, la + 8 * 60 + 41)
+    o2 = (ra + 10 * 60 + 9, ra + 14 * 60 + 26)
+    for a, b in (o1, o2):
+        lock_window(obs, dev.id, a, b, sc.rng, lock="unlocked")
+        sc.alarm(tid, "illegal_opening", a, tol=1)
+    arr = sim.stops["destination"][0]
+    unlock = arr + 20 * 60 + 13
+    set_fields(obs, unlock, 10**10, lock="unlocked")
+    insert_report(obs, dev.id, unlock, sc.rng, lock="unlocked")
+    renumber(obs, dev.id)
+    sc.zone(Z["dep"], sa, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 7 * 3600, stop_zones=[sa]))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Illegal openings. The e-lock reports \"unlocked\" while the truck is stopped 12 min in a lay-by near Huzhen "
+        f"({hhmm(o1[0])}-{hhmm(o1[1])}) and again during a rest in the Xikou service area ({hhmm(o2[0])}-{hhmm(o2[1])}): "
+        f"a permitted stop zone, but no unseal was authorised there. Each opening is an alarm, cleared when the lock reports "
+        f"\"locked\" again. The lay-by stop is below 15 min, so it is not an illegal stay. After arrival in Beilun "
+        f"(about {hhmm(arr)}) the lock is opened at {hhmm(unlock)} inside the destination: authorised, unsealed, no alarm. "
+        f"{describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/journey-timeout-mombasa-nairobi.json", False), (f"{EXAMPLES}/mombasa-nairobi-journey-timeout.json", True))
+def journey_timeout(sc: Sc):
+    c = MOMBASA_NAIROBI
+    Z = zones_of(c)
+    t0 = epoch("2026-11-20T03:00:00Z")
+    park = Z["KE-MTITO-TRUCK-PARK"]
+    ev = [("visit", Z["KE-WB-MARIAKANI"], 20 * 60, "mariakani"), ("visit", park, 3 * 3600, "breakdown"),
+          ("jam", c.km("Athi River", -5), c.km("Mlolongo", 4))]
+    p = build_path(c, sc.rng, Z, 20 * 60, ev, dwell_s=30 * 60)
+    dev = Device("KE-RECTS-105877", "eseal", accuracy=True, seq=70, battery=90, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 3, parked=300 if not sc.coarse else None)
+    arr = sim.stops["destination"][0]
+    d1 = floor_to(arr - 3 * 3600, 1800)
+    ext = d1 + 25 * 60
+    d2 = floor_to(arr - 50 * 60, 1800)
+    assert d2 > ext + 1800 and arr - d2 >= 600, (ts(d1), ts(d2), ts(arr))
+    tid = "T-KE-26-004811"
+    sc.alarm(tid, "journey_timeout", d1, tol=5)
+    sc.alarm(tid, "journey_timeout", d2, tol=5)
+    stops = [Z["KE-WB-MARIAKANI"], park]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=d1, stop_zones=stops, rules={"max_stop_inside": "PT4H"}))
+    sc.actions.append(action(ext, tid, "extend_deadline", deadline=ts(d2), reason="breakdown at Mtito Andei reported by the driver"))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    ba, bb = sim.stops["breakdown"]
+    sc.story = (
+        f"Journey timeout, twice. The transit must reach Nairobi ICD by {hhmm(d1)}. The truck breaks down and is repaired in "
+        f"the Mtito Andei truck park from {hhmm(ba)} to {hhmm(bb)} (a permitted stop zone; max_stop_inside is PT4H here), so "
+        f"the time limit passes while it is still on the road: journey_timeout at {hhmm(d1)}. At {hhmm(ext)} an officer extends "
+        f"the limit to {hhmm(d2)} (extend_deadline), which clears the alarm; stop-and-go traffic from Athi River through "
+        f"Mlolongo delays it again and the new limit passes too: a second journey_timeout at {hhmm(d2)}, cleared on arrival at "
+        f"about {hhmm(arr)}. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/communication-loss-mombasa-nairobi.json", False), (f"{EXAMPLES}/mombasa-nairobi-communication-loss.json", True))
+def communication_loss(sc: Sc):
+    c = MOMBASA_NAIROBI
+    Z = zones_of(c)
+    t0 = epoch("2026-11-21T03:10:00Z")
+    ev = [("visit", Z["KE-WB-MARIAKANI"], 20 * 60, "mariakani"), ("mark", c.km("Tsavo river", -18), "gap1"),
+          ("mark", c.km("Kibwezi", 6), "gap2")]
+    p = build_path(c, sc.rng, Z, 25 * 60, ev, dwell_s=30 * 60)
+    dev = Device("KE-RECTS-106004", "eseal", accuracy=True, seq=5577, battery=86, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 3,
+                         keep_clear=lambda s: [(s.marks["gap1"], s.marks["gap1"] + 3600), (s.marks["gap2"], s.marks["gap2"] + 3000)])
+    g1, g2 = sim.marks["gap1"], sim.marks["gap2"]
+    obs = drop(obs, g1, g1 + 50 * 60)
+    obs = drop(obs, g2, g2 + 40 * 60)
+    tid = "T-KE-26-004856"
+    times = report_times(obs)
+    for g in (g1, g2):
+        last = max(t for t in times if t < g)
+        sc.alarm(tid, "communication_loss", last + 30 * 60, tol=5)
+    stops = [Z["KE-WB-MARIAKANI"]]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 14 * 3600, stop_zones=stops,
+                               rules={"comm_loss_after": "PT30M"}))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Communication loss, twice, with a strict rule for this transit (comm_loss_after PT30M). Through Tsavo the e-seal "
+        f"is out of mobile coverage for 50 min from {hhmm(g1)} and, past Kibwezi, for 40 min from {hhmm(g2)}; it does not "
+        f"buffer, so nothing is received. Each silence raises communication_loss 30 min after the last report and the next "
+        f"report clears it. The positions after each gap are consistent with the truck's speed, so there is no "
+        f"suspected jamming. Reports every {sc.interval} s. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/low-battery-almaty-khorgos.json", False), (f"{EXAMPLES}/almaty-khorgos-low-battery.json", True))
+def low_battery(sc: Sc):
+    c = ALMATY_KHORGOS
+    Z = zones_of(c)
+    t0 = epoch("2026-11-23T03:30:00Z")
+    rest = Z["KZ-REST-KOKPEK"]
+    p = build_path(c, sc.rng, Z, 20 * 60, [("visit", Z["KZ-FUEL-SHELEK"], 15 * 60, "fuel"), ("visit", rest, 40 * 60, "rest")],
+                   dwell_s=40 * 60)
+    dev = Device("KZ-EL-0093314", "elock", accuracy=False, seq=2201, battery=20, drain_per_h=0)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 2)
+    ra, rb = sim.stops["rest"]
+    charge = (ra + 8 * 60, ra + 30 * 60)
+    battery_profile(obs, dev.id, t0, 19.6, 2.3, charging=[charge], charge_per_h=10)
+    tid = "T-KZ-50401-1123"
+    low = [o for o in obs if o["battery_pct"] < 15 and not o.get("charging")]
+    first = epoch(low[0]["t"])
+    second = next(epoch(o["t"]) for o in low if epoch(o["t"]) > charge[1])
+    add_events(obs, first, "low_battery")
+    add_events(obs, second, "low_battery")
+    sc.alarm(tid, "low_battery", first, tol=5)
+    sc.alarm(tid, "low_battery", second, tol=5)
+    stops = [Z["KZ-FUEL-SHELEK"], rest]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 8 * 3600, stop_zones=stops))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Low battery in the cold (-18 °C) on the road to Khorgos. The e-lock leaves Almaty with 19 % and drains about "
+        f"2.3 % an hour: it reports 14 % at {hhmm(first)} (with a low_battery event): low_battery. During the rest at Kokpek the "
+        f"driver plugs it into the cab for 22 min ({hhmm(charge[0])}-{hhmm(charge[1])}, \"charging\": true), which clears the "
+        f"alarm; unplugged at 17-18 %, it falls below 15 % again at {hhmm(second)}: a second low_battery. "
+        f"Reports every {sc.interval} s. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/tamper-minsk-brest.json", False), (f"{EXAMPLES}/minsk-brest-tamper.json", True))
+def tamper(sc: Sc):
+    c = MINSK_BREST
+    Z = zones_of(c)
+    t0 = epoch("2026-11-24T12:40:00Z")  # 15:40 in Minsk
+    park = Z["BY-M1-PARKING-BARANOVICHI"]
+    p = build_path(c, sc.rng, Z, 15 * 60, [("visit", park, 9 * 3600, "night")], dwell_s=30 * 60)
+    dev = Device("BY-ES-004644", "eseal", accuracy=True, seq=1290, battery=95, drain_per_h=0.4)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 3, parked=300 if not sc.coarse else 600)
+    na, nb = sim.stops["night"]
+    tid = "T-BY-1124-05"
+    e1 = add_events(obs, na + 2 * 3600 + 10 * 60, "tamper")
+    e2 = add_events(obs, na + 5 * 3600 + 40 * 60, "back_cover_open", "tamper")
+    sc.alarm(tid, "tamper", e1, tol=5)
+    sc.alarm(tid, "tamper", e2, tol=5)
+    sc.zone(Z["dep"], park, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 22 * 3600, stop_zones=[park],
+                               rules={"max_stop_inside": "PT10H"}))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Tamper attempts during a night in the guarded truck parking at Baranovichi ({day_hhmm(na)} to {day_hhmm(nb)}; "
+        f"max_stop_inside PT10H). At {hhmm(e1)} the e-seal reports a tamper event (its shock sensor: someone is working on "
+        f"the seal), quiet again 10 min later (cleared by the next report after that); at {hhmm(e2)} it reports back_cover_open "
+        f"and tamper: a second tamper alarm, cleared in the same way. The rope stays intact and the lock locked. "
+        f"{describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/unauthorized-action-yiwu-ningbo.json", False), (f"{EXAMPLES}/yiwu-ningbo-unauthorized-action.json", True))
+def unauthorized_action(sc: Sc):
+    c = YIWU_NINGBO
+    Z = zones_of(c)
+    t0 = epoch("2026-11-24T01:15:00Z")
+    s1, s2 = Z["CN-SA-SHENGZHOU"], Z["CN-SA-XIKOU"]
+    p = build_path(c, sc.rng, Z, 10 * 60, [("visit", s1, 35 * 60, "rest1"), ("visit", s2, 30 * 60, "rest2")], dwell_s=30 * 60)
+    dev = Device("ZJ-EL-2043761", "elock", accuracy=True, seq=50012, battery=68, drain_per_h=0.6)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 3)
+    a1, _ = sim.stops["rest1"]
+    a2, _ = sim.stops["rest2"]
+    tid = "T-YW-0402"
+    st = sc.interval
+    e1 = add_events(obs, a1 + 8 * 60, "wrong_password")
+    add_events(obs, e1 + st, "wrong_password")
+    add_events(obs, e1 + 2 * st, "wrong_password")
+    e2 = add_events(obs, a2 + 12 * 60, "illegal_card")
+    add_events(obs, e2 + st, "illegal_card", "wrong_password")
+    sc.alarm(tid, "unauthorized_action", e1, tol=5)
+    sc.alarm(tid, "unauthorized_action", e2, tol=5)
+    unlock = sim.stops["destination"][0] + 15 * 60
+    set_fields(obs, unlock, 10**10, lock="unlocked")
+    sc.zone(Z["dep"], s1, s2, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 8 * 3600, stop_zones=[s1, s2]))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Unauthorised attempts to open the e-lock. While the truck rests in the Shengzhou service area, the lock reports "
+        f"wrong_password three reports in a row from {hhmm(e1)}; in the Xikou service area it reports illegal_card (an RFID "
+        f"card it does not accept) from {hhmm(e2)}, then illegal_card and wrong_password. Each burst raises "
+        f"unauthorized_action, cleared once no attempt has been reported for 10 min. The lock never opens; it is unlocked "
+        f"normally after arrival in Beilun. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/device-fault-almaty-khorgos.json", False), (f"{EXAMPLES}/almaty-khorgos-device-fault.json", True))
+def device_fault(sc: Sc):
+    c = ALMATY_KHORGOS
+    Z = zones_of(c)
+    t0 = epoch("2026-11-25T03:10:00Z")
+    p = build_path(c, sc.rng, Z, 20 * 60, [("mark", c.km("Esik", 5), "f1"), ("mark", c.km("Koktal", -25), "f2"),
+                                           ("visit", Z["KZ-REST-KOKPEK"], 30 * 60, "rest")], dwell_s=30 * 60)
+    dev = Device("KZ-ES-0071120", "eseal", accuracy=True, seq=880, battery=79, drain_per_h=0.5)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 2)
+    tid = "T-KZ-50401-1125"
+    f1 = add_events(obs, sim.marks["f1"], "fault")
+    f2 = add_events(obs, sim.marks["f2"], "fault")
+    add_events(obs, f2 + sc.interval, "fault")
+    sc.alarm(tid, "device_fault", f1, tol=5)
+    sc.alarm(tid, "device_fault", f2, tol=5)
+    sc.zone(Z["dep"], Z["KZ-REST-KOKPEK"], Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 8 * 3600, stop_zones=[Z["KZ-REST-KOKPEK"]]))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Device faults. The e-seal reports a fault event at {hhmm(f1)} past Esik (a failed self-test of the locking motor) "
+        f"and, near Koktal, at {hhmm(f2)} and once more at the next report. Each raises device_fault, cleared once no fault "
+        f"has been reported for 10 min; position, lock and rope reports stay normal throughout. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/environment-reefer-yiwu-ningbo.json", False), (f"{EXAMPLES}/yiwu-ningbo-reefer-temperature.json", True))
+def environment_reefer(sc: Sc):
+    c = YIWU_NINGBO
+    Z = zones_of(c)
+    t0 = epoch("2026-11-26T00:30:00Z")
+    sa = Z["CN-SA-SHENGZHOU"]
+    p = build_path(c, sc.rng, Z, 15 * 60, [("mark", c.km("Huzhen", -10), "fail"), ("visit", sa, 40 * 60, "repair"),
+                                           ("mark", c.km("Xikou", -8), "defrost")], dwell_s=30 * 60)
+    dev = Device("CN-SC-TRIU8823", "container", accuracy=True, seq=2040, battery=92, drain_per_h=0.3, temperature=(4.8, 0.12),
+                 humidity=(90, 1.5))
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 3)
+    tf = sim.marks["fail"]
+    ra, rb = sim.stops["repair"]
+    peak_t = ra + 12 * 60
+    peak = 4.8 + 0.105 * (peak_t - tf) / 60
+    temperature_profile(obs, dev.id, [(tf, 4.8), (peak_t, peak), (peak_t + 40 * 60, 4.9)], sc.rng)
+    td = sim.marks["defrost"]
+    temperature_profile(obs, dev.id, [(td, 4.8), (td + 16 * 60, 8.9), (td + 36 * 60, 4.8)], sc.rng)
+    tid = "T-YW-0415"
+    raised = False
+    firsts = []
+    for o in obs:
+        v = o["temperature_c"]
+        if not raised and v > 8:
+            raised = True
+            firsts.append(epoch(o["t"]))
+        elif raised and v <= 7.7:
+            raised = False
+    for t in firsts:
+        sc.alarm(tid, "environment", t, tol=5, sensor="temperature_c")
+    sc.zone(Z["dep"], sa, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 8 * 3600, stop_zones=[sa],
+                               device_kind="smart_container_embedded", rules={"temperature_c": [2, 8]},
+                               vehicle={"plate": "浙B 3F807", "containers": [iso6346("TRIU882310")]},
+                               cargo=[{"type": "Vaccines, human medicine", "hs_code": "300220", "quantity": 640, "unit": "CT", "origin": "CN"}]))
+    unlock = sim.stops["destination"][0] + 15 * 60
+    set_fields(obs, unlock, 10**10, door="open", lock="unlocked")
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"A reefer with vaccines, declared limits 2-8 °C. The refrigeration unit fails at {hhmm(tf)}: the temperature climbs "
+        f"about 0.1 °C a minute, passes 8 °C and peaks at {peak:.1f} °C while the driver pulls into the Shengzhou service area "
+        f"({hhmm(ra)}) and restarts the unit; it is back below 7.7 °C (the limit less 5 % of the range) about half an hour "
+        f"later. Near Xikou a long defrost cycle from {hhmm(td)} pushes it to about 8.9 °C for a few minutes. Each excursion "
+        f"is one environment alarm (sensor temperature_c), cleared when back within limits. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/abnormal-fuel-mombasa-malaba.json", False), (f"{EXAMPLES}/mombasa-malaba-fuel-theft.json", True))
+def abnormal_fuel(sc: Sc):
+    c = MOMBASA_MALABA
+    Z = zones_of(c)
+    t0 = epoch("2026-11-26T03:30:00Z")
+    ev = [("visit", Z["KE-WB-MARIAKANI"], 20 * 60, "mariakani"), ("visit", Z["KE-VOI-TRUCK-PARK"], 45 * 60, "voi"),
+          ("visit", Z["KE-FUEL-MAKINDU"], 20 * 60, "makindu"), ("visit", Z["KE-NAIVASHA-TRUCK-PARK"], 11 * 3600, "night"),
+          ("visit", Z["KE-FUEL-NAKURU"], 20 * 60, "nakuru"), ("visit", Z["KE-ELDORET-TRUCK-PARK"], 60 * 60, "eldoret")]
+    p = build_path(c, sc.rng, Z, 30 * 60, ev, dwell_s=40 * 60)
+    dev = Device("KE-RECTS-106218", "eseal", accuracy=True, seq=12, battery=96, drain_per_h=0.4, fuel=(58.0, 0.058))
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 4, interval=300 if sc.coarse else 120,
+                         parked=900 if sc.coarse else 300)
+    ma, _ = sim.stops["makindu"]
+    add_fuel(obs, dev.id, ma + 3 * 60, ma + 13 * 60, 38.0)
+    na, nb = sim.stops["night"]
+    theft1 = (na + 4 * 3600 + 10 * 60, na + 4 * 3600 + 30 * 60)
+    add_fuel(obs, dev.id, *theft1, -11.0)
+    ka, _ = sim.stops["nakuru"]
+    add_fuel(obs, dev.id, ka + 3 * 60, ka + 13 * 60, 45.0)
+    ea, _ = sim.stops["eldoret"]
+    theft2 = (ea + 15 * 60, ea + 27 * 60)
+    add_fuel(obs, dev.id, *theft2, -8.0)
+    tid = "T-KE-26-004902"
+    window = []
+    raised = False
+    for o in obs:
+        t, v = epoch(o["t"]), o["fuel_pct"]
+        window = [(a, b) for a, b in window if t - a <= 1800] + [(t, v)]
+        drop_ = max(b for _, b in window) - v
+        if drop_ >= 5 and not raised:
+            raised = True
+            sc.alarm(tid, "abnormal_fuel", t, tol=5)
+        elif drop_ < 5:
+            raised = False
+    stops = [Z[k] for k in ("KE-WB-MARIAKANI", "KE-VOI-TRUCK-PARK", "KE-FUEL-MAKINDU", "KE-NAIVASHA-TRUCK-PARK", "KE-FUEL-NAKURU",
+                            "KE-ELDORET-TRUCK-PARK")]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 60 * 3600, stop_zones=stops,
+                               rules={"max_stop_inside": "PT12H"}))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Fuel theft on the Northern Corridor, twice. The e-seal also reports the truck's fuel level (a 600 l tank: about "
+        f"2 % an hour on the road, with sensor slosh; refuels at Makindu and Nakuru). During the night in the Naivasha truck "
+        f"park about 11 % (65 l) is siphoned between {day_hhmm(theft1[0])} and {hhmm(theft1[1])}; at lunch in the Eldoret truck "
+        f"park another 8 % between {day_hhmm(theft2[0])} and {hhmm(theft2[1])}. Each drop of 5 points or more within 30 min "
+        f"raises abnormal_fuel, cleared once the drop has left the 30 min window. Reports every "
+        f"{300 if sc.coarse else 120} s, every {15 if sc.coarse else 5} min when parked. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/suspected-jamming-minsk-brest.json", False), (f"{EXAMPLES}/minsk-brest-jamming.json", True))
+def suspected_jamming(sc: Sc):
+    c = MINSK_BREST
+    Z = zones_of(c)
+    t0 = epoch("2026-11-27T05:30:00Z")
+    p = build_path(c, sc.rng, Z, 15 * 60, [("mark", c.km("Novaya Mysh", -4), "j1"), ("mark", c.km("Bereza", 10), "j2")], dwell_s=30 * 60)
+    dev = Device("BY-EL-020388", "elock", accuracy=False, seq=45000, battery=88, drain_per_h=0.4)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 3,
+                         keep_clear=lambda s: [(s.marks["j1"], s.marks["j1"] + 1800), (s.marks["j2"], s.marks["j2"] + 1200)])
+    j1, j2 = sim.marks["j1"], sim.marks["j2"]
+    no_fix(obs, j1, j1 + 25 * 60)
+    no_fix(obs, j2, j2 + 15 * 60)
+    tid = "T-BY-1127-09"
+    for j in (j1, j2):
+        first = min(t for o in obs if o.get("fix") is False and (t := epoch(o["t"])) >= j)
+        raise_t = min(t for o in obs if o.get("fix") is False and (t := epoch(o["t"])) >= first + 600)
+        sc.alarm(tid, "suspected_jamming", raise_t, tol=5)
+    sc.zone(Z["dep"], Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 9 * 3600))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Suspected GNSS jamming. Past Novaya Mysh the e-lock keeps reporting every {sc.interval} s but without a position "
+        f"(\"fix\": false) for 25 min from {hhmm(j1)}, and past Bereza for 15 min from {hhmm(j2)}: a jammer in the cab. Each "
+        f"spell raises suspected_jamming after 10 min without a fix (no_fix_after) and the next fix clears it. Reports keep "
+        f"arriving, so there is no communication loss. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/cloned-device-yiwu-ningbo.json", False), (f"{EXAMPLES}/yiwu-ningbo-cloned-seal.json", True))
+def cloned_device(sc: Sc):
+    c = YIWU_NINGBO
+    Z = zones_of(c)
+    t0 = epoch("2026-11-27T01:00:00Z")
+    p = build_path(c, sc.rng, Z, 15 * 60, [("mark", c.km("Huzhen", 0), "c1"), ("mark", c.km("Xikou", -10), "c2")], dwell_s=30 * 60)
+    dev = Device("ZJ-EL-2044090", "elock", accuracy=True, seq=60410, battery=81, drain_per_h=0.6)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 3,
+                         keep_clear=lambda s: [(s.marks["c1"], s.marks["c1"] + 900), (s.marks["c2"], s.marks["c2"] + 900)])
+    yard = [120.2870, 30.1650]  # a yard in Xiaoshan, Hangzhou: about 100 km north of the route
+    tid = "T-YW-0431"
+    clones = []
+    for lbl in ("c1", "c2"):
+        base = [o for o in obs if epoch(o["t"]) >= sim.marks[lbl]][:4]
+        for k, (g, old) in enumerate(((base[2], base[0]), (base[3], base[1]))):
+            p_ = shift(yard, sc.rng.gauss(0, 8), sc.rng.gauss(0, 8))
+            cl = {"device": dev.id, "t": ts(epoch(g["t"]) + 25), "lat": rnd(p_[1], 6), "lon": rnd(p_[0], 6), "accuracy_m": 6,
+                  "speed_kmh": 0, "course_deg": 0, "lock": "locked", "battery_pct": 64, "seq": old["seq"]}
+            clones.append(cl)
+            if k == 0:
+                sc.alarm(tid, "cloned_device", epoch(cl["t"]), tol=5)
+    obs += clones
+    unlock = sim.stops["destination"][0] + 15 * 60
+    set_fields(obs, unlock, 10**10, lock="unlocked")
+    sc.zone(Z["dep"], Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 7 * 3600))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"A cloned e-lock. While the real truck drives the G1512, a second device with the same identity reports twice from a "
+        f"yard in Xiaoshan, about 100 km away, at {hhmm(epoch(clones[0]['t']))} and again at {hhmm(epoch(clones[2]['t']))}, each "
+        f"time re-using sequence numbers the real device sent a few minutes earlier, with different content. The first such "
+        f"report raises cloned_device (a sequence number reused with other content; the jump of 100 km in seconds also shows "
+        f"it); reports are consistent again 10 min later, which clears it; the second episode raises it again. The route and "
+        f"stop rules ignore the impossible positions. {describe_outliers(outl)}")
+
+
+@scenario((f"{CORPUS}/checkpoint-mismatch-almaty-khorgos.json", False), (f"{EXAMPLES}/almaty-khorgos-checkpoint-mismatch.json", True))
+def checkpoint_mismatch(sc: Sc):
+    c = ALMATY_KHORGOS
+    Z = zones_of(c)
+    t0 = epoch("2026-11-28T03:00:00Z")
+    chk = ["KZ-CHK-TALGAR", "KZ-CHK-SHELEK", "KZ-CHK-KOKTAL", "KZ-CHK-ZHARKENT"]
+    p = build_path(c, sc.rng, Z, 20 * 60, [("visit", Z[k], 4 * 60, k) for k in chk], dwell_s=60 * 60)
+    sim = simulate(p, t0, sc.rng, interval=300)
+    tid = "T-KZ-50401-1128"
+    dev = "KZ-SS-00412"
+    data = {"container": iso6346("MSCU552710"), "declaration": "50401/281126/0004388", "plate": "123ABX02"}
+    bad = dict(data, container=iso6346("TGHU771402"))
+    rd = []
+    readers = {"KZ-CHK-TALGAR": "KZ-RD-0107", "KZ-CHK-SHELEK": "KZ-RD-0112", "KZ-CHK-KOKTAL": "KZ-RD-0131", "KZ-CHK-ZHARKENT": "KZ-RD-0134"}
+    times = {k: sim.stops[k][0] + 90 for k in chk}
+    rd.append(read(times["KZ-CHK-TALGAR"], readers["KZ-CHK-TALGAR"], "KZ-CHK-TALGAR", dev, data))
+    rd.append(read(times["KZ-CHK-SHELEK"], readers["KZ-CHK-SHELEK"], "KZ-CHK-SHELEK", dev, bad))
+    rd.append(read(times["KZ-CHK-KOKTAL"], readers["KZ-CHK-KOKTAL"], "KZ-CHK-KOKTAL", dev, data))
+    rd.append(read(times["KZ-CHK-ZHARKENT"], readers["KZ-CHK-ZHARKENT"], "KZ-CHK-ZHARKENT", dev, data, intact=False))
+    arr = sim.stops["destination"][0] + 5 * 60
+    rd.append(read(arr, "KZ-RD-0201", Z["dest"].zone["id"], dev, data, intact=False))
+    sc.reads += rd
+    sc.alarm(tid, "checkpoint_mismatch", times["KZ-CHK-SHELEK"], tol=1)
+    sc.alarm(tid, "checkpoint_mismatch", times["KZ-CHK-ZHARKENT"], tol=1)
+    insp, unseal, close = arr + 20 * 60, arr + 50 * 60, arr + 90 * 60
+    sc.actions += [action(insp, tid, "inspect", reason="seal found broken at Zharkent; physical inspection"),
+                   action(unseal, tid, "unseal", reason="seal removed by the inspecting officer"),
+                   action(close, tid, "close", reason="inspection found the declared goods; discharged")]
+    sc.zone(Z["dep"], *[Z[k] for k in chk], Z["dest"])
+    sc.transits.append(transit(tid, dev, c, Z, sealed_at=t0, deadline=t0 + 9 * 3600, route=True, device_kind="semi_active",
+                               device_data=data))
+    sc.until = close + 10 * 60
+    sc.story = (
+        f"A semi-active seal supervised by checkpoint reads alone (no position reports). The data written at departure "
+        f"(container, declaration, plate) is read at four customs posts: Talgar at {hhmm(times['KZ-CHK-TALGAR'])} matches; "
+        f"Shelek at {hhmm(times['KZ-CHK-SHELEK'])} reads another container number (checkpoint_mismatch); Koktal at "
+        f"{hhmm(times['KZ-CHK-KOKTAL'])} matches again (cleared); at Zharkent ({hhmm(times['KZ-CHK-ZHARKENT'])}) the reader "
+        f"finds the seal broken (intact: false): checkpoint_mismatch again, still open when the broken seal is read at Nur "
+        f"Zholy at {hhmm(arr)} (arrival). Customs inspects, unseals and closes the transit.")
 
 
 # ------------------------------------------------------------------------------------------

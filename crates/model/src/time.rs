@@ -25,7 +25,7 @@ impl Timestamp {
     }
 
     /// `self + d`, saturating so that far-future deadlines never overflow.
-    pub fn add(self, d: Duration) -> Timestamp {
+    pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(d.0))
     }
 

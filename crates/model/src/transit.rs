@@ -526,7 +526,7 @@ impl Transit {
     /// The time limit: `deadline`, or `max_duration` after sealing.
     pub fn time_limit(&self, sealed_at: Timestamp) -> Option<Timestamp> {
         self.deadline
-            .or_else(|| self.max_duration.map(|d| sealed_at.add(d)))
+            .or_else(|| self.max_duration.map(|d| sealed_at.plus(d)))
     }
 
     /// Zones where an unseal is authorised after arrival: `unseal_zones`, else the destination.

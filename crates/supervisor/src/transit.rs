@@ -323,7 +323,7 @@ impl TransitRt {
         self.last_report = cx.now;
         if self.realtime {
             cx.timers.set(
-                cx.now.add(self.rules.comm_loss_after),
+                cx.now.plus(self.rules.comm_loss_after),
                 TimerKind::CommLoss,
                 cx.ti,
                 0,
@@ -332,7 +332,7 @@ impl TransitRt {
         }
         let limit = self
             .deadline
-            .or_else(|| self.max_duration.map(|d| cx.now.add(d)));
+            .or_else(|| self.max_duration.map(|d| cx.now.plus(d)));
         if let Some(at) = limit {
             self.deadline = Some(at);
             cx.timers
@@ -487,7 +487,7 @@ impl TransitRt {
                 if !self.state.is_supervised() || !self.realtime {
                     return;
                 }
-                let due = self.last_report.add(self.rules.comm_loss_after);
+                let due = self.last_report.plus(self.rules.comm_loss_after);
                 if due > cx.now {
                     // Reports came in since the timer was set: look again when the latest one
                     // would expire. One heap entry per transit, whatever the report rate.
@@ -547,7 +547,7 @@ impl TransitRt {
         self.clear(cx, AlarmKind::CommunicationLoss, None, "reporting again");
         if self.realtime && !self.comm_timer_set {
             cx.timers.set(
-                r.t.add(self.rules.comm_loss_after),
+                r.t.plus(self.rules.comm_loss_after),
                 TimerKind::CommLoss,
                 cx.ti,
                 0,
@@ -810,7 +810,7 @@ impl TransitRt {
             Some(_) => (AlarmKind::OvertimeStay, self.rules.max_stop_inside),
             None => (AlarmKind::IllegalStay, self.rules.max_stop_outside),
         };
-        let due = anchor.t.add(limit);
+        let due = anchor.t.plus(limit);
         self.stop.confirmed = Some((kind, due));
         self.stop.zone = zone;
         if due <= r.t {
