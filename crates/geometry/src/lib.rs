@@ -269,6 +269,12 @@ impl Route {
         &self.points
     }
 
+    /// The bits of point `i`'s longitude (0 past the end): a cheap read of the route near a
+    /// vehicle, used to bring that memory into cache ahead of time.
+    pub fn point_bits(&self, i: usize) -> u64 {
+        self.points.get(i).map_or(0, |p| p[0].to_bits())
+    }
+
     pub fn length_m(&self) -> f64 {
         self.length_m
     }

@@ -300,6 +300,32 @@ proptest! {
     }
 
     #[test]
+    fn batches_do_what_single_inputs_do(a in prop::collection::vec(step(), 1..150), b in prop::collection::vec(step(), 0..80), batch in 1usize..64) {
+        let s = scenario(&a, &b, Vec::new());
+        let mut obs = s.observations.clone();
+        obs.sort_by_key(|o| o.t);
+        let run = |batched: bool| {
+            let mut sup = Supervisor::new(&s.zones).unwrap();
+            for t in &s.transits {
+                sup.declare(t).unwrap();
+            }
+            let mut out = Vec::new();
+            if batched {
+                for chunk in obs.chunks(batch) {
+                    sup.handle_observations(chunk, &mut out);
+                }
+            } else {
+                for o in &obs {
+                    sup.handle(Input::Observation(o), &mut out);
+                }
+            }
+            sup.handle(Input::Tick(Timestamp::from_unix_ms(T0_MS + 24 * 3_600_000)), &mut out);
+            out
+        };
+        prop_assert_eq!(run(true), run(false));
+    }
+
+    #[test]
     fn replay_is_deterministic(a in prop::collection::vec(step(), 1..150), b in prop::collection::vec(step(), 0..60), acts in actions()) {
         let s = scenario(&a, &b, acts);
         let first = scenario::replay_lines(&s, true).unwrap().join("\n");

@@ -217,6 +217,22 @@ impl TransitRt {
         &self.rules
     }
 
+    /// Reads the state a report will need (the route near the last match, the rules, the last
+    /// report, the stop) and returns a digest of it. Called over a whole batch before the batch
+    /// is processed, so that these independent memory reads overlap.
+    pub(crate) fn touch(&self) -> u64 {
+        let route = self
+            .route
+            .as_ref()
+            .map_or(0, |r| r.point_bits(self.route_hint as usize));
+        route
+            ^ self.rules.corridor_m.to_bits()
+            ^ self.last_report.unix_ms() as u64
+            ^ self.last.map_or(0, |l| l.t.unix_ms() as u64)
+            ^ self.stop.anchor.map_or(0, |a| a.t.unix_ms() as u64)
+            ^ self.last_fix.map_or(0, |f| f.t.unix_ms() as u64)
+    }
+
     // ----- outputs -------------------------------------------------------------------------
 
     fn position_now(&self) -> Option<LonLat> {
