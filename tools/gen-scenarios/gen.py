@@ -1375,11 +1375,13 @@ def describe_outliers(outl):
     k = {"none": 0, "big": 0, "small": 0}
     for o in outl:
         k[o.acc] += 1
+    what = [f"{n} {label}" for n, label in ((k["none"], "without accuracy_m"), (k["big"], "with a large accuracy_m"),
+                                            (k["small"], "with a normal-looking accuracy_m")) if n]
     lo, hi = f"{min(o.dist_m for o in outl) / 1000:.1f}", f"{max(o.dist_m for o in outl) / 1000:.1f}"
     size = f"{lo} km" if lo == hi else f"{lo} to {hi} km"
     one = len(outl) == 1
     return (f"GNSS noise: jitter of tens of metres and {len(outl)} single outlier{'' if one else 's'} of {size} "
-            f"({k['none']} without accuracy_m, {k['big']} with a large accuracy_m, {k['small']} with a normal-looking accuracy_m).")
+            f"({', '.join(what)}).")
 
 
 # ------------------------------------------------------------------------------------------
@@ -1387,7 +1389,7 @@ def describe_outliers(outl):
 # ------------------------------------------------------------------------------------------
 
 
-@scenario((f"{CORPUS}/clean-yiwu-ningbo-noise.json", False), (f"{EXAMPLES}/yiwu-ningbo-clean.json", True))
+@scenario((f"{CORPUS}/clean-yiwu-ningbo-noise.json", False), (f"{EXAMPLES}/yiwu-ningbo-clean.json", False))
 def clean_yiwu_ningbo(sc: Sc):
     c = YIWU_NINGBO
     Z = zones_of(c)
@@ -1701,7 +1703,7 @@ def windows_between(sim, *pairs, pad=0):
     return [(sim.marks.get(a, sim.stops.get(a, (None,))[0]) - pad, sim.marks.get(b, sim.stops.get(b, (None, None))[1]) + pad) for a, b in pairs]
 
 
-@scenario((f"{CORPUS}/route-deviation-minsk-brest.json", False), (f"{EXAMPLES}/minsk-brest-deviation.json", True))
+@scenario((f"{CORPUS}/route-deviation-minsk-brest.json", False))
 def route_deviation(sc: Sc):
     c = MINSK_BREST
     Z = zones_of(c)
@@ -1730,7 +1732,7 @@ def route_deviation(sc: Sc):
     backs = ", ".join(hhmm(b) for _, b in dev_ if b)
     sc.story = (
         f"Route deviation on the M1, twice. A few km past Stolbtsy the driver leaves the M1 and follows a parallel local road "
-        f"about 3.5 km to the south for 14 km (avoiding a toll gantry), rejoining the M1 at about {hhmm(sim.marks['d1b'])}; later, "
+        f"about 3.5 km to the south for 14 km (avoiding a toll gantry) before rejoining it; later, "
         f"12 km before Kobrin, he drives 5 km north to a village, stays 10 min ({hhmm(va)}-{hhmm(vb)}, below the 15 min of an "
         f"illegal stay) and comes back. Each excursion is one alarm once two reports outside the 1000 m corridor span the "
         f"2 min grace, cleared when back inside the corridor (at about {backs}). Reports every {sc.interval} s. "
@@ -2144,7 +2146,7 @@ def abnormal_fuel(sc: Sc):
         f"{300 if sc.coarse else 120} s, every {15 if sc.coarse else 5} min when parked. {describe_outliers(outl)}")
 
 
-@scenario((f"{CORPUS}/suspected-jamming-minsk-brest.json", False), (f"{EXAMPLES}/minsk-brest-jamming.json", True))
+@scenario((f"{CORPUS}/suspected-jamming-minsk-brest.json", False))
 def suspected_jamming(sc: Sc):
     c = MINSK_BREST
     Z = zones_of(c)
@@ -2413,7 +2415,7 @@ def passive_tag(sc: Sc):
         f"{hhmm(arr)} matches and records the arrival. Then release, unseal by an officer, and close.")
 
 
-@scenario((f"{CORPUS}/smuggling-attempt-yiwu-ningbo.json", False))
+@scenario((f"{CORPUS}/smuggling-attempt-yiwu-ningbo.json", False), (f"{EXAMPLES}/yiwu-ningbo-smuggling.json", True))
 def smuggling(sc: Sc):
     c = YIWU_NINGBO
     Z = zones_of(c)
@@ -2423,7 +2425,8 @@ def smuggling(sc: Sc):
     p = build_path(c, sc.rng, Z, 15 * 60, [("spur", s_w, warehouse, 40 * 60, "warehouse", 40), ("mark", s_w - 1000, "w0")],
                    dwell_s=30 * 60)
     dev = Device("ZJ-ES-0099104", "eseal", accuracy=True, seq=300, battery=85, drain_per_h=0.5)
-    sim, obs, outl = run(sc, p, t0, dev, n_outliers=2, keep_clear=lambda s: [(s.marks["w0"], s.stops["warehouse"][1] + 1200)])
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1 if sc.coarse else 2,
+                         keep_clear=lambda s: [(s.marks["w0"], s.stops["warehouse"][1] + 1200)])
     tid = "T-YW-0512"
     wa, wb = sim.stops["warehouse"]
     cut = wa + 9 * 60 + 12
@@ -2581,6 +2584,87 @@ def deadline_extended(sc: Sc):
         f"{describe_outliers(outl)}")
 
 
+@scenario((f"{EXAMPLES}/minsk-brest-deviation.json", True))
+def example_deviation(sc: Sc):
+    c = MINSK_BREST
+    Z = zones_of(c)
+    t0 = epoch("2026-11-16T05:00:00Z")
+    d_a = c.km("Stolbtsy", 10)
+    d_b = d_a + 14_000
+    p = build_path(c, sc.rng, Z, 15 * 60, [("detour", d_a, d_b, -3100, 60), ("mark", d_b + 3000, "back")], dwell_s=30 * 60)
+    dev = Device("BY-EL-0042", "elock", accuracy=False, seq=880, battery=91, drain_per_h=0.5)
+    sim, obs, _ = run(sc, p, t0, dev, interval=120)
+    tid = "T1"
+    episodes = deviation_alarms(sim, c.route(200))
+    for t_alarm, _ in episodes:
+        sc.alarm(tid, "route_deviation", t_alarm)
+    sc.zone(Z["dep"], Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 9 * 3600))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"A route deviation on the M1 from Minsk to Brest, reported every 120 s. A few km past Stolbtsy the driver leaves "
+        f"the M1 and follows a parallel local road about 3 km to the south for 14 km before rejoining it. That is one alarm, raised once two reports outside the 1000 m corridor span the 2 min "
+        f"grace, and cleared (with --events) when the truck is back inside the corridor at about "
+        f"{hhmm(episodes[0][1])}. Arrives in Kozlovichi at about {hhmm(entered(sim, Z['dest']))}.")
+
+
+@scenario((f"{CORPUS}/suspected-jamming-spoofer-minsk-brest.json", False), (f"{EXAMPLES}/minsk-brest-jamming.json", True))
+def jamming_spoofer(sc: Sc):
+    c = MINSK_BREST
+    Z = zones_of(c)
+    t0 = epoch("2026-12-08T05:20:00Z")
+    s_on = c.km("Dzerzhinsk", 14)
+    s_w = c.km("Negoreloe", 12)
+    warehouse = c.beside(s_w, -5000)
+    p = build_path(c, sc.rng, Z, 15 * 60, [("mark", s_on, "on"), ("spur", s_w, warehouse, 30 * 60, "warehouse", 40)], dwell_s=30 * 60)
+    dev = Device("BY-EL-020611", "elock", accuracy=True, seq=3300, battery=87, drain_per_h=0.4)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=0 if sc.coarse else 2,
+                         keep_clear=lambda s: [(s.marks["on"] - 600, s.marks["on"] + 2 * 3600)])
+    on = sim.marks["on"]
+    last_real = max(epoch(o["t"]) for o in obs if epoch(o["t"]) < on)
+    wa, wb = sim.stops["warehouse"]
+    off = wb + 25 * 60
+    relock = 11 * 60 + 20
+    # The spoofed track: 40 km ahead of the last real fix when it appears 12 min later, then
+    # moving along the route at a steady 78 km/h.
+    s_last = next(r.s for r in sim.reports if r.t == last_real)
+    appear = on + 12 * 60
+    times = [r.t for r in sim.reports if appear <= r.t <= off]
+    fake = []
+    for t in times:
+        s = s_last + 40_000 + 78 / 3.6 * (t - appear)
+        q = shift(c.at(s), sc.rng.gauss(0, 8), sc.rng.gauss(0, 8))
+        fake.append({"device": dev.id, "t": ts(t), "lat": rnd(q[1], 6), "lon": rnd(q[0], 6), "accuracy_m": 5,
+                     "speed_kmh": 78, "course_deg": round(c.heading(s)), "lock": "locked",
+                     "battery_pct": first_at(obs, t)["battery_pct"], "seq": 0})
+    obs = drop(obs, on, off + relock) + fake
+    obs.sort(key=lambda o: epoch(o["t"]))
+    renumber(obs, dev.id)
+    back = min(epoch(o["t"]) for o in obs if epoch(o["t"]) >= off + relock)
+    tid = "T-BY-1208-02"
+    sc.alarm(tid, "suspected_jamming", epoch(fake[0]["t"]), tol=1)
+    sc.alarm(tid, "suspected_jamming", back, tol=1)
+    s_fake_end = s_last + 40_000 + 78 / 3.6 * (times[-1] - appear)
+    s_real = next(r.s for r in sim.reports if r.t == back)
+    sc.zone(Z["dep"], Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 10 * 3600))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"A GNSS spoofer hides a detour. At {hhmm(on)}, past Dzerzhinsk, a spoofer in the cab is switched on: the e-lock loses "
+        f"its fix and, as this model only reports with a valid fix, falls silent; it reappears "
+        f"{(epoch(fake[0]['t']) - last_real) // 60} min after its last report, 40 km further on (the spoofed position, "
+        f"{hhmm(epoch(fake[0]['t']))}), which no truck can reach in that time (over max_speed_kmh 150 after a "
+        f"gap of at least jamming_gap PT10M): suspected_jamming, cleared by the next fix, which is consistent. The spoofed "
+        f"track then runs along the M1 at 78 km/h while the real truck drives 5 km off the route to a warehouse and stays "
+        f"there from {hhmm(wa)} to {hhmm(wb)}, unseen: no route deviation or illegal stay can be raised. At {hhmm(off)} the "
+        f"spoofer is switched off; the device is silent again for {(back - epoch(fake[-1]['t'])) // 60} min and reappears at the real position "
+        f"{(s_fake_end - s_real) / 1000:.0f} km behind the last spoofed one ({hhmm(back)}): suspected_jamming again, "
+        f"cleared by the next fix. The speeds implied are far below the 1000 km/h of a cloned device. "
+        f"{describe_outliers(outl)}")
+
+
 # ------------------------------------------------------------------------------------------
 # Main
 # ------------------------------------------------------------------------------------------
@@ -2659,9 +2743,9 @@ def main():
 
 
 EXAMPLE_SUMMARIES = {
-    "contract-example": "The contract's own example (docs/scenario.md): an e-lock and a passive tag, Yiwu -> Ningbo.",
+    "contract-example": "The contract's own example (docs/scenario.md). D1 reports once and P1 is never read at the destination, so it ends in communication loss and journey timeouts.",
     "yiwu-ningbo-clean": "A clean journey with GNSS jitter and outliers, traffic lights, a rest in a service area; unlocked after arrival.",
-    "minsk-brest-deviation": "Leaves the M1 for a parallel road, later drives 5 km to a village and back.",
+    "minsk-brest-deviation": "Leaves the M1 for a parallel road for 14 km: one alarm, cleared when back in the corridor.",
     "mombasa-malaba-illegal-stay": "Two days on the Northern Corridor; a 50-min stop on the road shoulder near Salgaa.",
     "minsk-brest-overtime-stay": "2 h 40 in a rest area, then 3 h in the Brest border-queue buffer zone.",
     "yiwu-ningbo-illegal-opening": "The lock is opened in a lay-by and in a service area before arrival.",
@@ -2673,7 +2757,8 @@ EXAMPLE_SUMMARIES = {
     "almaty-khorgos-device-fault": "The e-seal reports a fault twice.",
     "yiwu-ningbo-reefer-temperature": "A reefer's temperature leaves 2-8 °C twice (unit failure, long defrost).",
     "mombasa-malaba-fuel-theft": "Fuel siphoned at night in Naivasha and at lunch in Eldoret.",
-    "minsk-brest-jamming": "The e-lock reports without a GNSS fix for 25 and 15 min.",
+    "minsk-brest-jamming": "A GNSS spoofer: the e-lock falls silent and reappears 40 km further on, then jumps back when it is switched off.",
+    "yiwu-ningbo-smuggling": "A detour to a warehouse: route deviation, illegal stay, a cut rope (tamper, stays open) and an opened lock.",
     "yiwu-ningbo-cloned-seal": "A second device with the same identity reports from Hangzhou, twice.",
     "almaty-khorgos-checkpoint-mismatch": "A semi-active seal read at checkpoints: wrong container, then a broken seal.",
 }
