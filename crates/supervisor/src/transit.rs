@@ -103,6 +103,10 @@ pub(crate) struct TransitRt {
     route_hint: u32,
     outside_since: Option<Reading>,
     outside_fixes: u32,
+    /// Consecutive fixes outside the departure zone while sealed, and inside the destination
+    /// while travelling: departure and arrival take two.
+    fixes_outside_departure: u32,
+    fixes_inside_destination: u32,
     stop: Stop,
     no_fix_since: Option<Reading>,
     rope_cut: bool,
@@ -186,6 +190,8 @@ impl TransitRt {
             route_hint: 0,
             outside_since: None,
             outside_fixes: 0,
+            fixes_outside_departure: 0,
+            fixes_inside_destination: 0,
             stop: Stop::default(),
             no_fix_since: None,
             rope_cut: false,
@@ -686,12 +692,19 @@ impl TransitRt {
             accuracy_m: r.accuracy_m,
         });
 
-        // Lifecycle from position.
+        // Lifecycle from position. Like a deviation, a departure or an arrival takes two
+        // consecutive fixes: one GNSS outlier must not end the journey's supervision.
         if self.state == TransitState::Sealed {
             let inside_departure = self
                 .departure
                 .is_some_and(|z| cx.world.area(z).contains_at(frame, zone_tol));
-            if !inside_departure {
+            self.fixes_outside_departure = if inside_departure {
+                0
+            } else {
+                self.fixes_outside_departure + 1
+            };
+            if self.fixes_outside_departure >= 2 || (self.departure.is_none() && !inside_departure)
+            {
                 self.become_(
                     cx,
                     TransitState::InTransit,
@@ -700,12 +713,20 @@ impl TransitRt {
                 );
             }
         }
-        if self.state.is_travelling()
-            && self
+        if self.state.is_travelling() {
+            let inside_destination = self
                 .destination
-                .is_some_and(|z| cx.world.area(z).contains_at(frame, zone_tol))
-        {
-            self.arrive(cx, "entered the destination zone");
+                .is_some_and(|z| cx.world.area(z).contains_at(frame, zone_tol));
+            self.fixes_inside_destination = if inside_destination {
+                self.fixes_inside_destination + 1
+            } else {
+                0
+            };
+            // An opening reported inside the destination settles it: the seal is opened there.
+            let opened = r.lock == Some(LockState::Unlocked) || r.door == Some(DoorState::Open);
+            if inside_destination && (self.fixes_inside_destination >= 2 || opened) {
+                self.arrive(cx, "entered the destination zone");
+            }
         }
         if !self.state.is_travelling() || suspicious_jump {
             return;
@@ -728,9 +749,12 @@ impl TransitRt {
             .into_iter()
             .flatten()
             .any(|z| cx.world.area(z).contains_at(frame, zone_tol));
-        // A fix counts as inside when its accuracy circle reaches the corridor.
-        let inside =
-            at_end || route.within_at(frame, self.rules.corridor_m + acc, &mut self.route_hint);
+        // A fix counts as inside when its accuracy circle reaches the corridor. A permitted stop
+        // zone off the route (a truck park) is part of the journey too; it is only looked up
+        // when the fix is outside the corridor, which is rare.
+        let inside = at_end
+            || route.within_at(frame, self.rules.corridor_m + acc, &mut self.route_hint)
+            || self.in_stop_zone(cx, p, zone_tol).is_some();
         if inside {
             self.outside_since = None;
             self.outside_fixes = 0;
@@ -811,17 +835,27 @@ impl TransitRt {
         }
     }
 
-    fn confirm_stop(&mut self, anchor: Fix, r: &Reading, cx: &mut Cx<'_>) {
-        let tol = anchor
-            .accuracy_m
-            .unwrap_or(0.0)
-            .min(self.rules.stop_radius_m);
+    /// The first permitted stop zone containing `p` (within `tolerance_m`).
+    fn in_stop_zone(&self, cx: &Cx<'_>, p: LonLat, tolerance_m: f64) -> Option<u32> {
         let mut zone = None;
-        cx.world.index.containing(anchor.p, tol, |z| {
+        cx.world.index.containing(p, tolerance_m, |z| {
             if zone.is_none() && self.stop_zones.binary_search(&z).is_ok() {
                 zone = Some(z);
             }
         });
+        zone
+    }
+
+    fn confirm_stop(&mut self, anchor: Fix, r: &Reading, cx: &mut Cx<'_>) {
+        // The stop counts as inside a permitted zone if it began there or is there now (a truck
+        // that halts at a rest area's gate, then rolls in).
+        let radius = self.rules.stop_radius_m;
+        let zone = self
+            .in_stop_zone(cx, anchor.p, anchor.accuracy_m.unwrap_or(0.0).min(radius))
+            .or_else(|| {
+                let p = reading_pos(r)?;
+                self.in_stop_zone(cx, p, r.accuracy_m.unwrap_or(0.0).min(radius))
+            });
         let (kind, limit) = match zone {
             Some(_) => (AlarmKind::OvertimeStay, self.rules.max_stop_inside),
             None => (AlarmKind::IllegalStay, self.rules.max_stop_outside),
