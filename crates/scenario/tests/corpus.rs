@@ -148,3 +148,35 @@ fn every_alarm_kind_is_raised_cleared_and_raised_again() {
         "never raised, cleared and raised again: {missing:?}"
     );
 }
+
+/// examples/README.md documents what each example prints: its table must match the replay.
+#[test]
+fn examples_readme_lists_what_each_example_prints() {
+    if update() {
+        return;
+    }
+    let readme = std::fs::read_to_string(root().join("examples/README.md")).unwrap();
+    let mut failures = Vec::new();
+    for path in files("examples") {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let Some(row) = readme.lines().find(|l| l.starts_with(&format!("| [{name}]("))) else {
+            failures.push(format!("{name}: no row in examples/README.md"));
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        let alarms: Vec<String> = scenario::replay_lines(&scenario::parse(&text).unwrap(), false)
+            .unwrap()
+            .iter()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let sensor = v["sensor"].as_str().map(|s| format!(" ({s})")).unwrap_or_default();
+                format!("`{}`{sensor} {} {}", v["kind"].as_str().unwrap(), v["transit"].as_str().unwrap(), v["t"].as_str().unwrap())
+            })
+            .collect();
+        let cell = if alarms.is_empty() { "none".to_owned() } else { alarms.join("<br>") };
+        if !row.trim_end().ends_with(&format!("| {cell} |")) {
+            failures.push(format!("{name}: the replay prints {cell}, the README row says {row}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
