@@ -159,7 +159,10 @@ fn examples_readme_lists_what_each_example_prints() {
     let mut failures = Vec::new();
     for path in files("examples") {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let Some(row) = readme.lines().find(|l| l.starts_with(&format!("| [{name}]("))) else {
+        let Some(row) = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| [{name}](")))
+        else {
             failures.push(format!("{name}: no row in examples/README.md"));
             continue;
         };
@@ -169,13 +172,27 @@ fn examples_readme_lists_what_each_example_prints() {
             .iter()
             .map(|line| {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                let sensor = v["sensor"].as_str().map(|s| format!(" ({s})")).unwrap_or_default();
-                format!("`{}`{sensor} {} {}", v["kind"].as_str().unwrap(), v["transit"].as_str().unwrap(), v["t"].as_str().unwrap())
+                let sensor = v["sensor"]
+                    .as_str()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default();
+                format!(
+                    "`{}`{sensor} {} {}",
+                    v["kind"].as_str().unwrap(),
+                    v["transit"].as_str().unwrap(),
+                    v["t"].as_str().unwrap()
+                )
             })
             .collect();
-        let cell = if alarms.is_empty() { "none".to_owned() } else { alarms.join("<br>") };
+        let cell = if alarms.is_empty() {
+            "none".to_owned()
+        } else {
+            alarms.join("<br>")
+        };
         if !row.trim_end().ends_with(&format!("| {cell} |")) {
-            failures.push(format!("{name}: the replay prints {cell}, the README row says {row}"));
+            failures.push(format!(
+                "{name}: the replay prints {cell}, the README row says {row}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
