@@ -239,12 +239,66 @@ impl ZoneIndex {
 /// and the route is scanned (a corridor of tens of kilometres is not a corridor).
 const MAX_INDEXED_RADIUS_M: f64 = 50_000.0;
 
-/// A route polyline with its segments in an R-tree, answering "is this point within r metres of
-/// the route?" in time that does not grow with the number of route points.
+/// Segments (or boxes) per box at each level of a route's hierarchy.
+const FANOUT: usize = 8;
+
+/// A bounding box `[min_lon, min_lat, max_lon, max_lat]` in single precision, rounded outwards
+/// so that it always contains what it bounds.
+type Box4 = [f32; 4];
+
+fn box_of(points: &[LonLat]) -> Box4 {
+    let mut b = [
+        f32::INFINITY,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NEG_INFINITY,
+    ];
+    for p in points {
+        b[0] = b[0].min((p[0] as f32).next_down());
+        b[1] = b[1].min((p[1] as f32).next_down());
+        b[2] = b[2].max((p[0] as f32).next_up());
+        b[3] = b[3].max((p[1] as f32).next_up());
+    }
+    b
+}
+
+fn union(boxes: &[Box4]) -> Box4 {
+    boxes.iter().fold(
+        [
+            f32::INFINITY,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+        ],
+        |a, b| {
+            [
+                a[0].min(b[0]),
+                a[1].min(b[1]),
+                a[2].max(b[2]),
+                a[3].max(b[3]),
+            ]
+        },
+    )
+}
+
+fn intersects(b: &Box4, env: &[f64; 4]) -> bool {
+    f64::from(b[0]) <= env[2]
+        && f64::from(b[2]) >= env[0]
+        && f64::from(b[1]) <= env[3]
+        && f64::from(b[3]) >= env[1]
+}
+
+/// A route polyline, answering "is this point within r metres of the route?" in time that does
+/// not grow with the number of route points: first the segments around the last match, then a
+/// hierarchy of bounding boxes over runs of consecutive segments (a route is a chain, so
+/// consecutive segments are neighbours on the ground: no general-purpose R-tree is needed, and
+/// the boxes take about 2 bytes per point).
 #[derive(Debug)]
 pub struct Route {
     points: Vec<LonLat>,
-    tree: RTree<Indexed>,
+    /// `levels[0][i]` bounds segments `i*FANOUT ..`; `levels[k][i]` bounds boxes
+    /// `i*FANOUT ..` of level `k-1`. The last level has one box.
+    levels: Vec<Vec<Box4>>,
     length_m: f64,
 }
 
@@ -252,15 +306,21 @@ impl Route {
     /// A route from at least two positions.
     pub fn new(points: Vec<LonLat>) -> Route {
         assert!(points.len() >= 2, "a route needs at least 2 positions");
-        let segments = points
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| GeomWithData::new(Rectangle::from_corners(w[0], w[1]), i as u32))
-            .collect();
+        let n_segments = points.len() - 1;
+        let mut levels = vec![
+            (0..n_segments.div_ceil(FANOUT))
+                .map(|i| box_of(&points[i * FANOUT..((i + 1) * FANOUT + 1).min(points.len())]))
+                .collect::<Vec<_>>(),
+        ];
+        while levels.last().expect("one level").len() > 1 {
+            let below = levels.last().expect("one level");
+            let up = below.chunks(FANOUT).map(union).collect();
+            levels.push(up);
+        }
         let length_m = points.windows(2).map(|w| haversine_m(w[0], w[1])).sum();
         Route {
             points,
-            tree: RTree::bulk_load(segments),
+            levels,
             length_m,
         }
     }
@@ -313,14 +373,33 @@ impl Route {
         if radius_m > MAX_INDEXED_RADIUS_M {
             return self.distance_m(p) <= radius_m;
         }
-        for hit in self
-            .tree
-            .locate_in_envelope_intersecting(frame.envelope(radius_m))
-        {
-            let (a, b) = self.segment(hit.data as usize);
-            if frame.distance_to_segment_m(a, b) <= radius_m {
-                *hint = hit.data;
-                return true;
+        let env = frame.envelope(radius_m);
+        let env = [
+            env.lower()[0],
+            env.lower()[1],
+            env.upper()[0],
+            env.upper()[1],
+        ];
+        // Depth-first down the hierarchy; the stack holds (level, box index).
+        let top = self.levels.len() - 1;
+        let mut stack: Vec<(usize, usize)> =
+            (0..self.levels[top].len()).map(|i| (top, i)).collect();
+        while let Some((level, i)) = stack.pop() {
+            if !intersects(&self.levels[level][i], &env) {
+                continue;
+            }
+            let children = i * FANOUT..((i + 1) * FANOUT);
+            if level > 0 {
+                let below = self.levels[level - 1].len();
+                stack.extend(children.filter(|&c| c < below).map(|c| (level - 1, c)));
+                continue;
+            }
+            for s in children.filter(|&s| s < n) {
+                let (a, b) = self.segment(s);
+                if frame.distance_to_segment_m(a, b) <= radius_m {
+                    *hint = s as u32;
+                    return true;
+                }
             }
         }
         false
@@ -410,6 +489,42 @@ mod tests {
                     assert_eq!(route.within(p, r, &mut hint), scan, "{p:?} {r}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn route_hierarchy_agrees_with_scan_on_a_long_winding_route() {
+        // 1,500 points (four levels of boxes), a deterministic random walk.
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut p = [30.0, 50.0];
+        let mut heading: f64 = 0.0;
+        let pts: Vec<LonLat> = (0..1500)
+            .map(|_| {
+                heading += next() - 0.5;
+                p = [p[0] + 0.01 * heading.cos(), p[1] + 0.006 * heading.sin()];
+                p
+            })
+            .collect();
+        let route = Route::new(pts.clone());
+        assert!(route.levels.len() >= 4);
+        for _ in 0..3000 {
+            let base = pts[(next() * 1500.0) as usize];
+            let q = [
+                base[0] + (next() - 0.5) * 0.2,
+                base[1] + (next() - 0.5) * 0.1,
+            ];
+            let r = [50.0, 800.0, 5000.0][(next() * 3.0) as usize];
+            // A hint far away, so the hierarchy is what answers.
+            let mut hint = ((next() * 1499.0) as u32 + 700) % 1499;
+            assert_eq!(
+                route.within(q, r, &mut hint),
+                route.distance_m(q) <= r,
+                "{q:?} {r}"
+            );
         }
     }
 

@@ -442,10 +442,10 @@ impl Reading {
             ("pressure_hpa", self.pressure_hpa),
         ];
         for (field, v) in non_negative {
-            if let Some(v) = v {
-                if !(v >= 0.0 && v.is_finite()) {
-                    return bad(field, "must be a finite number, 0 or more");
-                }
+            if let Some(v) = v
+                && !(v >= 0.0 && v.is_finite())
+            {
+                return bad(field, "must be a finite number, 0 or more");
             }
         }
         for (field, v) in [
@@ -453,21 +453,21 @@ impl Reading {
             ("humidity_pct", self.humidity_pct),
             ("fuel_pct", self.fuel_pct),
         ] {
-            if let Some(v) = v {
-                if !(0.0..=100.0).contains(&v) {
-                    return bad(field, "must be between 0 and 100");
-                }
+            if let Some(v) = v
+                && !(0.0..=100.0).contains(&v)
+            {
+                return bad(field, "must be between 0 and 100");
             }
         }
-        if let Some(v) = self.course_deg {
-            if !(0.0..=360.0).contains(&v) {
-                return bad("course_deg", "must be between 0 and 360");
-            }
+        if let Some(v) = self.course_deg
+            && !(0.0..=360.0).contains(&v)
+        {
+            return bad("course_deg", "must be between 0 and 360");
         }
-        if let Some(v) = self.temperature_c {
-            if !(-273.15..=1000.0).contains(&v) {
-                return bad("temperature_c", "must be between -273.15 and 1000");
-            }
+        if let Some(v) = self.temperature_c
+            && !(-273.15..=1000.0).contains(&v)
+        {
+            return bad("temperature_c", "must be between -273.15 and 1000");
         }
         Ok(())
     }

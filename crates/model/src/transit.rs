@@ -174,10 +174,10 @@ impl<'de> Deserialize<'de> for Limits {
             },
             Raw::Pair([min, max]) => Limits { min, max },
         };
-        if let (Some(a), Some(b)) = (limits.min, limits.max) {
-            if a > b {
-                return Err(de::Error::custom(format!("min {a} is above max {b}")));
-            }
+        if let (Some(a), Some(b)) = (limits.min, limits.max)
+            && a > b
+        {
+            return Err(de::Error::custom(format!("min {a} is above max {b}")));
         }
         Ok(limits)
     }
@@ -359,16 +359,16 @@ impl Rules {
             ("fuel_drop_pct", self.fuel_drop_pct),
         ];
         for (name, v) in positive_m {
-            if let Some(v) = v {
-                if !(v > 0.0 && v.is_finite()) {
-                    return Err((name, "must be a positive number".into()));
-                }
+            if let Some(v) = v
+                && !(v > 0.0 && v.is_finite())
+            {
+                return Err((name, "must be a positive number".into()));
             }
         }
-        if let Some(v) = self.low_battery_pct {
-            if !(0.0..=100.0).contains(&v) {
-                return Err(("low_battery_pct", "must be between 0 and 100".into()));
-            }
+        if let Some(v) = self.low_battery_pct
+            && !(0.0..=100.0).contains(&v)
+        {
+            return Err(("low_battery_pct", "must be between 0 and 100".into()));
         }
         let durations = [
             ("deviation_grace", self.deviation_grace),
@@ -383,10 +383,10 @@ impl Rules {
             ("event_clear_after", self.event_clear_after),
         ];
         for (name, d) in durations {
-            if let Some(d) = d {
-                if d.as_ms() <= 0 {
-                    return Err((name, "must be longer than zero".into()));
-                }
+            if let Some(d) = d
+                && d.as_ms() <= 0
+            {
+                return Err((name, "must be longer than zero".into()));
             }
         }
         if let Some((kind, g)) = self.grades.iter().find(|(_, g)| !(1..=4).contains(*g)) {

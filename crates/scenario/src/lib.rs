@@ -135,29 +135,29 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
         for (j, z) in t.unseal_zones.iter().enumerate() {
             zone(at(&format!("unseal_zones[{j}]")), z)?;
         }
-        if let Some(c) = t.corridor_m {
-            if !(c > 0.0 && c.is_finite()) {
-                return Err(invalid(
-                    at("corridor_m"),
-                    "must be a positive number of metres",
-                ));
-            }
+        if let Some(c) = t.corridor_m
+            && !(c > 0.0 && c.is_finite())
+        {
+            return Err(invalid(
+                at("corridor_m"),
+                "must be a positive number of metres",
+            ));
         }
         t.rules
             .validate()
             .map_err(|(rule, reason)| invalid(at(&format!("rules.{rule}")), reason))?;
-        if let (Some(sealed), Some(deadline)) = (t.sealed_at, t.deadline) {
-            if deadline <= sealed {
-                return Err(invalid(
-                    at("deadline"),
-                    format!("{deadline} is not after sealed_at {sealed}"),
-                ));
-            }
+        if let (Some(sealed), Some(deadline)) = (t.sealed_at, t.deadline)
+            && deadline <= sealed
+        {
+            return Err(invalid(
+                at("deadline"),
+                format!("{deadline} is not after sealed_at {sealed}"),
+            ));
         }
-        if let Some(d) = t.max_duration {
-            if d.as_ms() <= 0 {
-                return Err(invalid(at("max_duration"), "must be longer than zero"));
-            }
+        if let Some(d) = t.max_duration
+            && d.as_ms() <= 0
+        {
+            return Err(invalid(at("max_duration"), "must be longer than zero"));
         }
     }
     for (i, a) in s.actions.iter().enumerate() {

@@ -202,7 +202,7 @@ fn scenario(steps_a: &[Step], steps_b: &[Step], actions: Vec<Action>) -> Scenari
         reader: "R1".parse().unwrap(),
         zone: "REST".parse().unwrap(),
         device: "D2".parse().unwrap(),
-        intact: steps_b.len() % 2 == 0,
+        intact: steps_b.len().is_multiple_of(2),
         data: None,
     }];
     Scenario {

@@ -158,6 +158,40 @@ fn supervise(b: &mut criterion::Bencher<'_>, f: &Fleet, stream: &[Observation]) 
 
 fn bench(c: &mut Criterion) {
     let f = fleet();
+    // First, a sanity check: the measured stream does raise alarms (deviations and stops), so
+    // the rules ran. And the resident memory one supervisor takes per transit, routes
+    // included: measured on a second supervisor, once the allocator has reused what building
+    // the fleet freed.
+    let mut sup = supervisor_for(&f);
+    let before = resident_bytes();
+    let second = supervisor_for(&f);
+    let after = resident_bytes();
+    drop(second);
+    let mut out = Vec::new();
+    for o in &f.observations {
+        sup.handle(Input::Observation(o), &mut out);
+    }
+    let alarms = out
+        .iter()
+        .filter(|o| matches!(o, supervisor::Output::Alarm(_)))
+        .count();
+    eprintln!(
+        "{} observations, {} transits, {} zones, {} route points each: {} alarms raised",
+        f.observations.len(),
+        N_TRANSITS,
+        N_ZONES,
+        ROUTE_POINTS,
+        alarms
+    );
+    if let (Some(before), Some(after)) = (before, after) {
+        eprintln!(
+            "resident memory of the supervisor: {} KiB, {} bytes per transit (each with its own {}-point route)",
+            after.saturating_sub(before) / 1024,
+            after.saturating_sub(before) / N_TRANSITS as u64,
+            ROUTE_POINTS
+        );
+    }
+
     let lines: Vec<String> = f
         .observations
         .iter()
@@ -191,21 +225,13 @@ fn bench(c: &mut Criterion) {
         supervise(b, &f, &grouped)
     });
     group.finish();
+}
 
-    // Sanity: the measured stream does raise alarms (deviations and stops), so the rules ran.
-    let mut sup = supervisor_for(&f);
-    let mut out = Vec::new();
-    for o in &f.observations {
-        sup.handle(Input::Observation(o), &mut out);
-    }
-    let alarms = out
-        .iter()
-        .filter(|o| matches!(o, supervisor::Output::Alarm(_)))
-        .count();
-    eprintln!(
-        "{} observations, {} transits, {} zones, {} route points each: {} alarms raised",
-        n, N_TRANSITS, N_ZONES, ROUTE_POINTS, alarms
-    );
+/// Resident set size from /proc (Linux), in bytes.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 criterion_group!(benches, bench);

@@ -20,10 +20,12 @@ mod text;
 mod timers;
 mod transit;
 
-use geometry::{Area, LocalFrame, LonLat, ZoneIndex};
+use std::sync::Arc;
+
+use geometry::{Area, LocalFrame, LonLat, Route, ZoneIndex};
 use model::{
-    Action, Alarm, CheckpointRead, DeviceId, Event, Geometry, Observation, Timestamp, Transit,
-    TransitId, Zone, ZoneId,
+    Action, Alarm, CheckpointRead, DeviceId, Event, Geometry, Observation, RuleSet, Timestamp,
+    Transit, TransitId, Zone, ZoneId,
 };
 use rustc_hash::FxHashMap;
 
@@ -162,6 +164,43 @@ fn active_transit(transits: &[TransitRt], dev: &DeviceRt) -> Option<u32> {
     dev.earlier.iter().rev().copied().find(|&ti| supervised(ti))
 }
 
+/// Rule sets and routes shared between transits. Most transits use the default rules, and many
+/// travel the same declared corridor: one copy each keeps memory per transit small and the
+/// shared copy in cache.
+#[derive(Debug, Default)]
+struct Interned {
+    rule_sets: Vec<Arc<RuleSet>>,
+    /// Routes by a digest of their coordinates.
+    routes: FxHashMap<u64, Vec<Arc<Route>>>,
+}
+
+impl Interned {
+    fn rules(&mut self, rules: RuleSet) -> Arc<RuleSet> {
+        if let Some(r) = self.rule_sets.iter().find(|r| ***r == rules) {
+            return Arc::clone(r);
+        }
+        let r = Arc::new(rules);
+        self.rule_sets.push(Arc::clone(&r));
+        r
+    }
+
+    fn route(&mut self, points: &[[f64; 2]]) -> Arc<Route> {
+        let digest = points
+            .iter()
+            .flatten()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
+                (h ^ v.to_bits()).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        let same = self.routes.entry(digest).or_default();
+        if let Some(r) = same.iter().find(|r| r.points() == points) {
+            return Arc::clone(r);
+        }
+        let r = Arc::new(Route::new(points.to_vec()));
+        same.push(Arc::clone(&r));
+        r
+    }
+}
+
 /// The supervision engine. See the crate documentation.
 #[derive(Debug)]
 pub struct Supervisor {
@@ -172,6 +211,7 @@ pub struct Supervisor {
     device_ids: FxHashMap<DeviceId, u32>,
     devices: Vec<DeviceRt>,
     timers: Timers,
+    interned: Interned,
     now: Timestamp,
     /// Reused by `handle_observations`: the device index per report, and what touching its
     /// transit's state read (kept only so the reads are not optimised away).
@@ -241,6 +281,7 @@ impl Supervisor {
             device_ids: FxHashMap::default(),
             devices: Vec::new(),
             timers: Timers::default(),
+            interned: Interned::default(),
             now: Timestamp::MIN,
             batch_scratch: Vec::new(),
         })
@@ -256,7 +297,29 @@ impl Supervisor {
             });
         }
         let ti = self.transits.len() as u32;
-        let rt = TransitRt::new(transit, &self.world)?;
+        transit
+            .rules
+            .validate()
+            .map_err(|(rule, reason)| SetupError {
+                path: format!("transit {}: rules.{rule}", transit.id),
+                reason,
+            })?;
+        let rules = self
+            .interned
+            .rules(transit.rules.resolve(transit.corridor_m));
+        let route = match &transit.route {
+            None => None,
+            Some(Geometry::LineString(points)) if points.len() >= 2 => {
+                Some(self.interned.route(points))
+            }
+            Some(_) => {
+                return Err(SetupError {
+                    path: format!("transit {}: route", transit.id),
+                    reason: "expected a LineString with at least 2 positions".into(),
+                });
+            }
+        };
+        let rt = TransitRt::new(transit, &self.world, rules, route)?;
         if let Some(at) = transit.sealed_at {
             self.timers.set(at, TimerKind::Seal, ti, 0);
         }

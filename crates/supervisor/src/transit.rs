@@ -1,12 +1,13 @@
 //! One transit under supervision: its lifecycle and every alarm rule.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use geometry::{LocalFrame, LonLat, Route};
 use model::{
     Action, ActionKind, Alarm, AlarmKind, CheckpointRead, DeviceEvent, DeviceEvents, DeviceId,
-    DoorState, Duration, Event, EventKind, Evidence, Geometry, HousingState, LockState, Reading,
-    RopeState, RuleSet, Sensor, Timestamp, Transit, TransitId, TransitState,
+    DoorState, Duration, Event, EventKind, Evidence, HousingState, LockState, Reading, RopeState,
+    RuleSet, Sensor, Timestamp, Transit, TransitId, TransitState,
 };
 
 use crate::timers::{TimerKind, Timers};
@@ -79,8 +80,8 @@ pub(crate) struct TransitRt {
     id: TransitId,
     device: DeviceId,
     realtime: bool,
-    rules: RuleSet,
-    route: Option<Route>,
+    rules: Arc<RuleSet>,
+    route: Option<Arc<Route>>,
     departure: Option<u32>,
     destination: Option<u32>,
     /// Permitted stop zones, sorted.
@@ -101,14 +102,16 @@ pub(crate) struct TransitRt {
     /// The last position fix, kept compact: it is written on every report.
     last_fix: Option<Fix>,
     route_hint: u32,
-    outside_since: Option<Reading>,
+    /// The first fix of a spell outside the corridor (boxed: rare, and large).
+    outside_since: Option<Box<Reading>>,
     outside_fixes: u32,
     /// Consecutive fixes outside the departure zone while sealed, and inside the destination
     /// while travelling: departure and arrival take two.
     fixes_outside_departure: u32,
     fixes_inside_destination: u32,
     stop: Stop,
-    no_fix_since: Option<Reading>,
+    /// The first report of a spell without a fix (boxed: rare, and large).
+    no_fix_since: Option<Box<Reading>>,
     rope_cut: bool,
     housing_breached: bool,
     last_tamper_event: Option<Timestamp>,
@@ -136,19 +139,14 @@ fn zone_index(
 }
 
 impl TransitRt {
-    pub(crate) fn new(t: &Transit, world: &World) -> Result<TransitRt, SetupError> {
-        let route = match &t.route {
-            None => None,
-            Some(Geometry::LineString(points)) if points.len() >= 2 => {
-                Some(Route::new(points.clone()))
-            }
-            Some(_) => {
-                return Err(SetupError {
-                    path: format!("transit {}: route", t.id),
-                    reason: "expected a LineString with at least 2 positions".into(),
-                });
-            }
-        };
+    /// `rules` and `route` come from the supervisor's interners: transits declared with the
+    /// same rules or on the same route share one copy (memory per transit, and cache).
+    pub(crate) fn new(
+        t: &Transit,
+        world: &World,
+        rules: Arc<RuleSet>,
+        route: Option<Arc<Route>>,
+    ) -> Result<TransitRt, SetupError> {
         let one = |field: &str, id: &Option<model::ZoneId>| {
             id.as_ref()
                 .map(|z| zone_index(world, t, field, z))
@@ -163,15 +161,11 @@ impl TransitRt {
             v.dedup();
             Ok(v)
         };
-        t.rules.validate().map_err(|(rule, reason)| SetupError {
-            path: format!("transit {}: rules.{rule}", t.id),
-            reason,
-        })?;
         Ok(TransitRt {
             id: t.id.clone(),
             device: t.device.clone(),
             realtime: t.device_kind().reports_in_real_time(),
-            rules: t.rules.resolve(t.corridor_m),
+            rules,
             route,
             departure: one("departure", &t.departure)?,
             destination: one("destination", &t.destination)?,
@@ -581,7 +575,7 @@ impl TransitRt {
         if let Some(frame) = frame {
             self.on_fix(r, frame, previous_report, suspicious_jump, cx);
         } else if r.reports_no_fix() {
-            let since = *self.no_fix_since.get_or_insert(*r);
+            let since = **self.no_fix_since.get_or_insert_with(|| Box::new(*r));
             if r.t.since(since.t) >= self.rules.no_fix_after {
                 let detail = format!(
                     "reporting without a position fix for {}",
@@ -623,10 +617,10 @@ impl TransitRt {
     fn raise_clone(&mut self, cx: &mut Cx<'_>, r: &Reading, detail: String) {
         self.last_clone = Some(r.t);
         let mut ev = Vec::with_capacity(2);
-        if let Some(prev) = self.last_fix {
-            if prev.t != r.t || Some(prev.p) != reading_pos(r) {
-                ev.push(self.evidence(&prev.reading()));
-            }
+        if let Some(prev) = self.last_fix
+            && (prev.t != r.t || Some(prev.p) != reading_pos(r))
+        {
+            ev.push(self.evidence(&prev.reading()));
         }
         ev.push(self.evidence(r));
         self.raise(
@@ -766,7 +760,7 @@ impl TransitRt {
             );
             return;
         }
-        let since = *self.outside_since.get_or_insert(*r);
+        let since = **self.outside_since.get_or_insert_with(|| Box::new(*r));
         self.outside_fixes += 1;
         // One fix outside is not a deviation (GNSS outliers happen): it takes two or more fixes
         // outside, spanning the grace period.
