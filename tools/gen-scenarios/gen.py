@@ -2120,9 +2120,12 @@ def abnormal_fuel(sc: Sc):
     add_fuel(obs, dev.id, *theft2, -8.0)
     tid = "T-KE-26-004902"
     window = []
+    recent = []
     raised = False
     for o in obs:
-        t, v = epoch(o["t"]), o["fuel_pct"]
+        # The engine smooths fuel readings with the median of the last three (sensor slosh).
+        recent = (recent + [o["fuel_pct"]])[-3:]
+        t, v = epoch(o["t"]), sorted(recent)[len(recent) // 2]
         window = [(a, b) for a, b in window if t - a <= 1800] + [(t, v)]
         drop_ = max(b for _, b in window) - v
         if drop_ >= 5 and not raised:
@@ -2142,7 +2145,7 @@ def abnormal_fuel(sc: Sc):
         f"2 % an hour on the road, with sensor slosh; refuels at Makindu and Nakuru). During the night in the Naivasha truck "
         f"park about 11 % (65 l) is siphoned between {day_hhmm(theft1[0])} and {hhmm(theft1[1])}; at lunch in the Eldoret truck "
         f"park another 8 % between {day_hhmm(theft2[0])} and {hhmm(theft2[1])}. Each drop of 5 points or more within 30 min "
-        f"raises abnormal_fuel, cleared once the drop has left the 30 min window. Reports every "
+        f"(readings smoothed by a median of three) raises abnormal_fuel, cleared once the drop has left the 30 min window. Reports every "
         f"{300 if sc.coarse else 120} s, every {15 if sc.coarse else 5} min when parked. {describe_outliers(outl)}")
 
 

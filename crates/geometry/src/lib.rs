@@ -95,6 +95,9 @@ pub fn local_distance_m(a: LonLat, b: LonLat) -> f64 {
     LocalFrame::at(a).distance_m(b)
 }
 
+/// Distance (metres) from a polygon's edge within which a point counts as on it.
+const ON_EDGE_M: f64 = 0.5;
+
 /// An area on the ground: a circle, or a polygon with optional holes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Area {
@@ -127,9 +130,9 @@ impl Area {
                 if point_in_rings(p, rings) {
                     return true;
                 }
-                if tolerance_m <= 0.0 {
-                    return false;
-                }
+                // A point on the boundary is inside, whichever edge it is on (the even-odd
+                // rule alone decides edges one way on one side and the other way opposite).
+                let tolerance_m = tolerance_m.max(ON_EDGE_M);
                 rings.iter().any(|ring| {
                     ring.windows(2)
                         .any(|w| frame.distance_to_segment_m(w[0], w[1]) <= tolerance_m)
@@ -458,6 +461,9 @@ mod tests {
         assert!(a.contains([0.2, 0.2], 0.0));
         assert!(!a.contains([0.5, 0.5], 0.0));
         assert!(!a.contains([1.001, 0.5], 0.0));
+        // Both edges of a square count as inside, not just one side's.
+        assert!(a.contains([0.5, 0.0], 0.0) && a.contains([0.5, 1.0], 0.0));
+        assert!(a.contains([0.0, 0.2], 0.0) && a.contains([1.0, 0.2], 0.0));
         // 0.001° of longitude at the equator is about 111 m.
         assert!(a.contains([1.001, 0.5], 150.0));
         let c = Area::Circle {

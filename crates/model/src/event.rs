@@ -25,6 +25,8 @@ pub enum EventKind {
     AlarmCleared,
     /// An action the transit's state did not allow; nothing changed.
     ActionRejected,
+    /// A later transit was sealed with this transit's device; its reports go there now.
+    DeviceReassigned,
 }
 
 /// One event. `alarm_kind` is set for `alarm_cleared`.

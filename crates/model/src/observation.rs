@@ -84,6 +84,21 @@ impl DeviceEvent {
         }
     }
 
+    /// How an officer reads it.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeviceEvent::Tamper => "tamper",
+            DeviceEvent::WrongPassword => "wrong password",
+            DeviceEvent::IllegalCard => "unknown card",
+            DeviceEvent::UnauthorizedCommand => "unauthorised command",
+            DeviceEvent::BackCoverOpen => "back cover opened",
+            DeviceEvent::DeviceRemoved => "device removed",
+            DeviceEvent::LowBattery => "low battery",
+            DeviceEvent::Fault => "fault",
+            DeviceEvent::UnlockAuthorized => "unlocked with valid credentials",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<DeviceEvent> {
         DeviceEvent::ALL.into_iter().find(|e| e.as_str() == s)
     }

@@ -51,7 +51,15 @@ impl FromStr for Timestamp {
             value: s.to_owned(),
             reason,
         };
-        let ts: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| err(e.to_string()))?;
+        let ts: jiff::Timestamp = s.parse().map_err(|e: jiff::Error| {
+            let text = e.to_string();
+            // jiff's own wording for the last day of 9999 is about Unix seconds; say it plainly.
+            if text.contains("required range") {
+                err("outside the supported range (up to 9999-12-30)".into())
+            } else {
+                err(text)
+            }
+        })?;
         let ms = ts.as_millisecond();
         if !(Timestamp::MIN.0..=Timestamp::MAX.0).contains(&ms) {
             return Err(err("out of range".into()));

@@ -141,13 +141,14 @@ impl Limits {
     /// Inside with a margin of `fraction` of the range (or of the bound when there is one
     /// bound): what "back to normal" means, so a reading hovering at the limit raises one alarm.
     pub fn contains_with_margin(&self, v: f64, fraction: f64) -> bool {
-        let width = match (self.min, self.max) {
-            (Some(a), Some(b)) => (b - a).abs(),
-            (Some(a), None) | (None, Some(a)) => a.abs().max(1.0),
+        // With both bounds the margin is a fraction of the range; with one, of the bound itself
+        // (so a limit of 0, as for light in a closed container, clears at 0).
+        let margin = match (self.min, self.max) {
+            (Some(a), Some(b)) => (b - a).abs() * fraction,
+            (Some(a), None) | (None, Some(a)) => a.abs() * fraction,
             (None, None) => return true,
         };
-        let m = width * fraction;
-        self.min.is_none_or(|lo| v >= lo + m) && self.max.is_none_or(|hi| v <= hi - m)
+        self.min.is_none_or(|lo| v >= lo + margin) && self.max.is_none_or(|hi| v <= hi - margin)
     }
 }
 
@@ -233,8 +234,31 @@ pub struct Rules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pressure_hpa: Option<Limits>,
     /// Grade overrides per alarm kind (1 to 4).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "grades"
+    )]
     pub grades: BTreeMap<AlarmKind, u8>,
+}
+
+/// Reads `grades` naming the alarm kind that is not one (a map key has no path of its own).
+fn grades<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<AlarmKind, u8>, D::Error> {
+    let raw = BTreeMap::<String, u8>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(name, grade)| {
+            let kind = AlarmKind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == name)
+                .ok_or_else(|| {
+                    de::Error::custom(format!(
+                        "unknown alarm kind {name:?}; expected one of {}",
+                        AlarmKind::ALL.map(AlarmKind::as_str).join(", ")
+                    ))
+                })?;
+            Ok((kind, grade))
+        })
+        .collect()
 }
 
 /// The environment sensors a transit may declare limits for.
@@ -264,6 +288,17 @@ impl Sensor {
             Sensor::ShockG => "shock_g",
             Sensor::LightLux => "light_lux",
             Sensor::PressureHpa => "pressure_hpa",
+        }
+    }
+
+    /// How an officer reads it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sensor::TemperatureC => "temperature",
+            Sensor::HumidityPct => "humidity",
+            Sensor::ShockG => "shock",
+            Sensor::LightLux => "light",
+            Sensor::PressureHpa => "pressure",
         }
     }
 
@@ -428,7 +463,7 @@ impl TransitState {
     }
 
     /// The lifecycle: declared → sealed → in_transit → arrived → released | inspection →
-    /// unsealed → closed. A sealed transit may be seen first inside its destination (arrived
+    /// unsealed → closed; an inspection may end in a release. A sealed transit may be seen first inside its destination (arrived
     /// directly); an authorised unseal may come before a decision (en-route inspection or
     /// quick-mode gates); a transit may be closed (discharged or cancelled) from any state.
     pub fn can_become(self, next: TransitState) -> bool {
@@ -439,6 +474,7 @@ impl TransitState {
                 | (Sealed, InTransit | Arrived | Unsealed)
                 | (InTransit, Arrived | Unsealed)
                 | (Arrived, Released | Inspection | Unsealed)
+                | (Inspection, Released)
                 | (Released | Inspection, Unsealed)
         ) || (next == Closed && self != Closed)
     }
@@ -565,6 +601,7 @@ mod tests {
         assert!(!Declared.can_become(InTransit));
         assert!(!InTransit.can_become(Released));
         assert!(!Unsealed.can_become(Sealed));
+        assert!(Inspection.can_become(Released));
         assert!(!Closed.can_become(Closed));
     }
 

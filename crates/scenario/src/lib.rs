@@ -64,6 +64,108 @@ fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Invalid {
     }
 }
 
+/// Fields the format knows, per part. Anything else is ignored (the contract lets writers add
+/// optional fields) but reported by [`unknown_fields`], since a misspelt `sealed_at` would
+/// otherwise silently leave a transit unsupervised.
+const KNOWN_TOP: &[&str] = &[
+    "name",
+    "description",
+    "zones",
+    "transits",
+    "actions",
+    "reads",
+    "observations",
+    "until",
+];
+const KNOWN_ZONE: &[&str] = &["id", "kind", "area", "radius_m", "name"];
+const KNOWN_TRANSIT: &[&str] = &[
+    "id",
+    "device",
+    "device_kind",
+    "mode",
+    "departure",
+    "destination",
+    "route",
+    "corridor_m",
+    "sealed_at",
+    "deadline",
+    "max_duration",
+    "stop_zones",
+    "unseal_zones",
+    "rules",
+    "device_data",
+    "vehicle",
+    "cargo",
+    "driver",
+    "declaration",
+    "inspection",
+    "offices",
+];
+const KNOWN_ACTION: &[&str] = &["t", "transit", "action", "deadline", "reason"];
+const KNOWN_READ: &[&str] = &["t", "reader", "zone", "device", "intact", "data"];
+const KNOWN_OBSERVATION: &[&str] = &[
+    "device",
+    "t",
+    "lat",
+    "lon",
+    "fix",
+    "accuracy_m",
+    "speed_kmh",
+    "course_deg",
+    "lock",
+    "rope",
+    "housing",
+    "door",
+    "battery_pct",
+    "charging",
+    "temperature_c",
+    "humidity_pct",
+    "shock_g",
+    "light_lux",
+    "pressure_hpa",
+    "fuel_pct",
+    "events",
+    "seq",
+];
+
+/// The paths of fields this version does not know (`transits[0].deadlin`), in file order.
+/// Not errors: warnings for the person who wrote the file.
+pub fn unknown_fields(text: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Object(top)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut check =
+        |path: &str, obj: &serde_json::Map<String, serde_json::Value>, known: &[&str]| {
+            for key in obj.keys() {
+                if !known.contains(&key.as_str()) {
+                    found.push(if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    });
+                }
+            }
+        };
+    check("", &top, KNOWN_TOP);
+    for (part, known) in [
+        ("zones", KNOWN_ZONE),
+        ("transits", KNOWN_TRANSIT),
+        ("actions", KNOWN_ACTION),
+        ("reads", KNOWN_READ),
+        ("observations", KNOWN_OBSERVATION),
+    ] {
+        if let Some(serde_json::Value::Array(items)) = top.get(part) {
+            for (i, item) in items.iter().enumerate() {
+                if let serde_json::Value::Object(obj) = item {
+                    check(&format!("{part}[{i}]"), obj, known);
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Reads and validates a scenario.
 pub fn parse(text: &str) -> Result<Scenario, Invalid> {
     let de = &mut serde_json::Deserializer::from_str(text);
@@ -158,6 +260,22 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
             && d.as_ms() <= 0
         {
             return Err(invalid(at("max_duration"), "must be longer than zero"));
+        }
+    }
+    // One device seals one thing at a time: two transits sealed with it at the same instant
+    // leave no way to tell which one its reports are for.
+    let mut sealings = std::collections::HashMap::new();
+    for (i, t) in s.transits.iter().enumerate() {
+        if let Some(at) = t.sealed_at
+            && let Some(j) = sealings.insert((t.device.as_str(), at), i)
+        {
+            return Err(invalid(
+                format!("transits[{i}].sealed_at"),
+                format!(
+                    "device {} is also sealed onto transits[{j}] at {at}",
+                    t.device.as_str()
+                ),
+            ));
         }
     }
     for (i, a) in s.actions.iter().enumerate() {

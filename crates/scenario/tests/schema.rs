@@ -63,3 +63,18 @@ fn the_contract_example_is_valid() {
     let s = scenario::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!((s.zones.len(), s.transits.len()), (4, 2));
 }
+
+#[test]
+fn unknown_fields_are_reported_with_their_path() {
+    let text = r#"{"transits": [{"id": "T1", "device": "D1", "deadlin": "2026-11-25T14:00:00Z"}],
+                  "observations": [{"device": "D1", "t": "2026-11-25T08:00:00Z", "lok": "locked"}],
+                  "untill": "2026-11-25T16:00:00Z"}"#;
+    assert!(
+        scenario::parse(text).is_ok(),
+        "unknown fields are ignored, not refused"
+    );
+    assert_eq!(
+        scenario::unknown_fields(text),
+        ["untill", "transits[0].deadlin", "observations[0].lok"]
+    );
+}

@@ -34,7 +34,14 @@ const EXIT_INVALID: u8 = 2;
 fn load(path: &Path) -> Result<scenario::Scenario, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let s = scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for field in scenario::unknown_fields(&text) {
+        eprintln!(
+            "warning: {}: {field}: unknown field, ignored",
+            path.display()
+        );
+    }
+    Ok(s)
 }
 
 fn main() -> ExitCode {

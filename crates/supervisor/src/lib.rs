@@ -30,7 +30,7 @@ use model::{
 use rustc_hash::FxHashMap;
 
 use timers::{INPUT_PHASE, TICK_PHASE, TimerKind, Timers};
-use transit::{Cx, TransitRt};
+use transit::{Cx, Suspect, TransitRt};
 
 /// What the supervisor produces.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,6 +80,7 @@ pub struct SetupError {
 #[derive(Debug)]
 pub(crate) struct ZoneInfo {
     pub(crate) id: ZoneId,
+    pub(crate) name: Option<String>,
     /// A representative point (centre) for alarms raised at the zone.
     pub(crate) anchor: LonLat,
 }
@@ -96,6 +97,15 @@ impl World {
     pub(crate) fn area(&self, zone: u32) -> &Area {
         self.index.area(zone)
     }
+
+    /// How a zone is named in alarm texts: `REST-1 (Shengzhou service area)`.
+    pub(crate) fn zone_label(&self, zone: u32) -> String {
+        let z = &self.zones[zone as usize];
+        match &z.name {
+            Some(name) => format!("{} ({name})", z.id),
+            None => z.id.to_string(),
+        }
+    }
 }
 
 /// What the supervisor keeps per device, whatever transit it is on.
@@ -108,9 +118,9 @@ pub(crate) struct DeviceRt {
     earlier: Vec<u32>,
     last_t: Option<Timestamp>,
     last_digest: u64,
-    /// Recent `(seq, content digest)` pairs, to tell duplicates (same content) from replayed or
+    /// Recent `(seq, content digest, time)`, to tell duplicates (same content) from replayed or
     /// cloned reports (same `seq`, other content).
-    seqs: [(u64, u64); SEQ_WINDOW],
+    seqs: [(u64, u64, Timestamp); SEQ_WINDOW],
     seqs_len: usize,
     seqs_next: usize,
     /// Highest `seq` seen in the window (it may outlive its slot: then a search that could have
@@ -124,15 +134,16 @@ pub(crate) struct DeviceRt {
 const SEQ_WINDOW: usize = 16;
 
 impl DeviceRt {
-    fn seq_digest(&self, seq: u64) -> Option<u64> {
+    /// The digest and time of the remembered report with this `seq`.
+    fn seq_seen(&self, seq: u64) -> Option<(u64, Timestamp)> {
         // Counters go up: a number above every remembered one is new without a search.
         if self.seqs_len == 0 || seq > self.max_seq {
             return None;
         }
         self.seqs[..self.seqs_len]
             .iter()
-            .find(|(s, _)| *s == seq)
-            .map(|(_, d)| *d)
+            .find(|(s, _, _)| *s == seq)
+            .map(|(_, d, t)| (*d, *t))
     }
 
     /// Reads what the next report will need; see `TransitRt::touch`.
@@ -142,26 +153,34 @@ impl DeviceRt {
             ^ self.max_seq
     }
 
-    fn remember_seq(&mut self, seq: u64, digest: u64) {
+    fn remember_seq(&mut self, seq: u64, digest: u64, t: Timestamp) {
         self.max_seq = if self.seqs_len == 0 {
             seq
         } else {
             self.max_seq.max(seq)
         };
-        self.seqs[self.seqs_next] = (seq, digest);
+        self.seqs[self.seqs_next] = (seq, digest, t);
         self.seqs_next = (self.seqs_next + 1) % SEQ_WINDOW;
         self.seqs_len = (self.seqs_len + 1).min(SEQ_WINDOW);
     }
 }
 
-/// The transit a device is supervising at the moment: the most recently declared one that is
-/// sealed and not yet unsealed or closed.
+/// The transit a device's reports are for: of those sealed and not yet unsealed or closed,
+/// the one sealed last (ties by id, so the order of declaration never matters).
 fn active_transit(transits: &[TransitRt], dev: &DeviceRt) -> Option<u32> {
-    let supervised = |ti: u32| transits[ti as usize].state().is_supervised();
-    if supervised(dev.latest) {
-        return Some(dev.latest);
+    if dev.earlier.is_empty() {
+        // The usual case: one transit per device.
+        return transits[dev.latest as usize]
+            .takes_reports()
+            .then_some(dev.latest);
     }
-    dev.earlier.iter().rev().copied().find(|&ti| supervised(ti))
+    std::iter::once(dev.latest)
+        .chain(dev.earlier.iter().copied())
+        .filter(|&ti| transits[ti as usize].takes_reports())
+        .max_by(|&a, &b| {
+            let (a, b) = (&transits[a as usize], &transits[b as usize]);
+            (a.sealed_at(), b.id()).cmp(&(b.sealed_at(), a.id()))
+        })
 }
 
 /// Rule sets and routes shared between transits. Most transits use the default rules, and many
@@ -266,6 +285,7 @@ impl Supervisor {
             }
             infos.push(ZoneInfo {
                 id: z.id.clone(),
+                name: z.name.clone(),
                 anchor: anchor_of(&area),
             });
             areas.push(area);
@@ -426,6 +446,9 @@ impl Supervisor {
                 ti: timer.transit,
             };
             transit.on_timer(timer.kind, timer.generation, &mut cx);
+            if timer.kind == TimerKind::Seal {
+                self.after_seal(timer.transit, out);
+            }
         }
     }
 
@@ -441,22 +464,23 @@ impl Supervisor {
         let dev = &mut self.devices[di as usize];
         let active = active_transit(&self.transits, dev);
         let reading = obs.reading();
-        let digest = if reading.seq.is_some() || dev.last_t == Some(reading.t) {
-            reading.content_digest()
-        } else {
-            0
-        };
+        let digest = reading.content_digest();
 
-        let mut clone_detail = None;
+        let mut suspect = None;
         if let Some(seq) = reading.seq {
-            match dev.seq_digest(seq) {
-                Some(d) if d == digest => return, // an exact duplicate
-                Some(_) => {
-                    clone_detail = Some(format!(
-                        "sequence number {seq} was reported again with different content"
-                    ))
+            match dev.seq_seen(seq) {
+                Some((d, _)) if d == digest => return, // an exact duplicate
+                Some((_, earlier_t)) => {
+                    let mut earlier = model::Reading::empty(earlier_t);
+                    earlier.seq = Some(seq);
+                    suspect = Some(Suspect {
+                        detail: format!(
+                            "sequence number {seq} reported again with different content (first at {earlier_t})"
+                        ),
+                        earlier: Some(earlier),
+                    });
                 }
-                None => dev.remember_seq(seq, digest),
+                None => dev.remember_seq(seq, digest, reading.t),
             }
         } else if dev.last_t == Some(reading.t) && dev.last_digest == digest {
             return; // an exact duplicate without a sequence number
@@ -472,25 +496,35 @@ impl Supervisor {
                 let rules = self.transits[ti as usize].rules();
                 let p = frame.origin();
                 let acc = reading.accuracy_m.unwrap_or(0.0);
-                if let Some((t0, p0, acc0)) = dev.last_fix {
+                if let Some((t0, p0, acc0)) = dev.last_fix
+                    && suspect.is_none()
+                {
                     // The local frame is exact enough to rule out a clone cheaply; only a
                     // candidate pays for the great-circle distance.
                     let near_m = frame.distance_m(p0) - acc0 - acc;
-                    if clone_detail.is_none() && near_m >= 0.9 * rules.clone_min_distance_m {
+                    if near_m >= 0.9 * rules.clone_min_distance_m {
                         let d_m = geometry::haversine_m(p0, p) - acc0 - acc;
                         let dt_h = reading.t.since(t0).as_ms() as f64 / 3_600_000.0;
                         if d_m >= rules.clone_min_distance_m
                             && (dt_h <= 0.0 || d_m / 1000.0 / dt_h >= rules.clone_speed_kmh)
                         {
-                            clone_detail = Some(format!(
-                                "two reports {} apart within {}: no vehicle travels at that speed",
-                                text::distance(d_m),
-                                text::duration(reading.t.since(t0)),
-                            ));
+                            let mut earlier = model::Reading::empty(t0);
+                            (earlier.lon, earlier.lat) = (Some(p0[0]), Some(p0[1]));
+                            suspect = Some(Suspect {
+                                detail: format!(
+                                    "two reports {} apart within {}: no vehicle travels at that speed",
+                                    text::distance(d_m),
+                                    text::duration(reading.t.since(t0)),
+                                ),
+                                earlier: Some(earlier),
+                            });
                         }
                     }
                 }
-                dev.last_fix = Some((reading.t, p, acc));
+                // The track stays with the believed reports: a clone's position is not one.
+                if suspect.is_none() {
+                    dev.last_fix = Some((reading.t, p, acc));
+                }
             }
             dev.last_t = Some(reading.t);
             dev.last_digest = digest;
@@ -506,7 +540,38 @@ impl Supervisor {
             now,
             ti,
         };
-        transit.on_observation(&reading, frame.as_ref(), late, clone_detail, &mut cx);
+        transit.on_observation(&reading, frame.as_ref(), late, suspect, &mut cx);
+    }
+
+    /// Once transit `ti` is sealed, earlier transits on the same device stop taking its reports.
+    fn after_seal(&mut self, ti: u32, out: &mut Vec<Output>) {
+        let sealed = &self.transits[ti as usize];
+        let (Some(at), Some(&di)) = (
+            sealed.sealed_at(),
+            self.device_ids.get(sealed.device().as_str()),
+        ) else {
+            return;
+        };
+        let successor = sealed.id().clone();
+        let dev = &self.devices[di as usize];
+        let others: Vec<u32> = std::iter::once(dev.latest)
+            .chain(dev.earlier.iter().copied())
+            .filter(|&o| o != ti)
+            .collect();
+        for o in others {
+            let other = &self.transits[o as usize];
+            if other.takes_reports() && other.sealed_at().is_some_and(|s| s < at) {
+                let now = self.now;
+                let mut cx = Cx {
+                    world: &self.world,
+                    timers: &mut self.timers,
+                    out,
+                    now,
+                    ti: o,
+                };
+                self.transits[o as usize].detach(&mut cx, &successor);
+            }
+        }
     }
 
     fn read(&mut self, read: &CheckpointRead, out: &mut Vec<Output>) {
@@ -541,6 +606,12 @@ impl Supervisor {
             now,
             ti,
         };
+        let before = transit.state();
         transit.on_action(action, &mut cx);
+        if before == model::TransitState::Declared
+            && self.transits[ti as usize].state() == model::TransitState::Sealed
+        {
+            self.after_seal(ti, out);
+        }
     }
 }

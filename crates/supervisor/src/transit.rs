@@ -1,4 +1,4 @@
-//! One transit under supervision: its lifecycle and every alarm rule.
+//! One transit under supervision: its lifecycle and every alarm rule (docs/alarms.md).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,14 +22,24 @@ pub(crate) struct Cx<'a> {
     pub(crate) ti: u32,
 }
 
+/// A report that cannot come from one genuine device (a cloned or replayed device): why, and
+/// the earlier report it contradicts.
+#[derive(Clone, Debug)]
+pub(crate) struct Suspect {
+    pub(crate) detail: String,
+    pub(crate) earlier: Option<Reading>,
+}
+
 /// Speed above which a report means the vehicle is moving, whatever its position says.
 const MOVING_KMH: f64 = 10.0;
 /// Fraction of a sensor's range a reading must come back inside by before its alarm clears.
 const ENVIRONMENT_CLEAR_MARGIN: f64 = 0.05;
 /// Battery percentage points above the threshold before a low-battery alarm clears.
 const BATTERY_CLEAR_MARGIN_PCT: f64 = 5.0;
-/// Tolerance (metres) for "inside the departure/destination zone" when a fix has no accuracy.
+/// Largest accuracy (metres) credited to a fix when testing the departure or destination zone.
 const ZONE_TOLERANCE_CAP_M: f64 = 500.0;
+/// Fuel readings smoothed together (a median), so that fuel sloshing in the tank is not theft.
+const FUEL_MEDIAN_OF: usize = 3;
 
 /// Open conditions: one flag per alarm kind, plus one per environment sensor.
 const N_FLAGS: usize = AlarmKind::ALL.len() + Sensor::ALL.len();
@@ -62,17 +72,40 @@ fn reading_pos(r: &Reading) -> Option<LonLat> {
     r.fix_position().map(|p| [p.lon, p.lat])
 }
 
+/// Equality of a value read from a tag and a declared one: numbers by value (`18000` is
+/// `18000.0`), everything else exactly.
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// A stop in progress: the vehicle stays within the stop radius of `anchor`.
 #[derive(Debug, Default)]
 struct Stop {
     anchor: Option<Fix>,
-    /// A fix away from a confirmed stop, held back one report in case it is a GNSS outlier.
+    /// A fix away from a confirmed stop, held back one report in case it is a GNSS outlier or
+    /// a glitch in the reported speed.
     pending: Option<Fix>,
     /// Set once stopped for `stop_min`: the kind of alarm it will raise and when.
     confirmed: Option<(AlarmKind, Timestamp)>,
     /// The permitted zone the stop is in, for the alarm text.
     zone: Option<u32>,
+    /// The limit passed while a fix away from the stop was held back: the next fix decides.
+    due_held: bool,
     generation: u32,
+}
+
+/// Where a report's position stands for authorising an unseal or settling an arrival.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Whereabouts {
+    /// The report's own fix, believed.
+    Fix(LonLat),
+    /// The report has no fix: the last believed fix stands for it.
+    LastFix,
+    /// The report's position is not believed (a jump after a gap in reporting).
+    Doubtful,
 }
 
 #[derive(Debug)]
@@ -93,34 +126,56 @@ pub(crate) struct TransitRt {
     max_duration: Option<Duration>,
 
     state: TransitState,
+    /// When it was sealed: of two supervised transits on one device, the later one gets the
+    /// reports.
+    sealed_at: Option<Timestamp>,
+    /// A later transit was sealed with this transit's device: its reports go there now.
+    detached: bool,
     unseal_authorized: bool,
     /// Latest report (or sealing), for communication loss.
     last_report: Timestamp,
     comm_timer_set: bool,
     deadline_generation: u32,
+    /// The time limit passed while a single fix put the vehicle inside its destination: decided
+    /// by the next fix.
+    timeout_held: bool,
     last: Option<Reading>,
-    /// The last position fix, kept compact: it is written on every report.
+    /// The last believed position fix, kept compact: it is written on every report.
     last_fix: Option<Fix>,
+    /// The zone of the last checkpoint read, for transits that have no fixes.
+    last_read_zone: Option<u32>,
     route_hint: u32,
     /// The first fix of a spell outside the corridor (boxed: rare, and large).
     outside_since: Option<Box<Reading>>,
     outside_fixes: u32,
-    /// Consecutive fixes outside the departure zone while sealed, and inside the destination
-    /// while travelling: departure and arrival take two.
+    /// Consecutive fixes inside the corridor while a deviation is open: two clear it.
+    inside_fixes: u32,
+    /// Consecutive fixes outside the departure zone while sealed: departure takes two.
     fixes_outside_departure: u32,
-    fixes_inside_destination: u32,
+    /// The first of consecutive fixes inside the destination: arrival takes two, and is dated
+    /// from the first.
+    arrival_candidate: Option<Fix>,
+    /// Whether a fix has been outside the destination since sealing: arrival is entering it.
+    seen_outside_destination: bool,
     stop: Stop,
     /// The first report of a spell without a fix (boxed: rare, and large).
     no_fix_since: Option<Box<Reading>>,
     rope_cut: bool,
     housing_breached: bool,
+    /// Last reported lock and door states (reports may carry only one of them).
+    lock_open: bool,
+    door_open: bool,
     last_tamper_event: Option<Timestamp>,
     last_unauthorized_event: Option<Timestamp>,
     last_fault_event: Option<Timestamp>,
     last_low_battery_event: Option<Timestamp>,
     last_clone: Option<Timestamp>,
-    /// Fuel readings within the window, values decreasing from the front (the window maximum).
+    /// The last few fuel readings, for the median.
+    fuel_recent: VecDeque<f64>,
+    /// Smoothed fuel levels within the window, decreasing from the front (the window maximum).
     fuel: VecDeque<(Timestamp, f64)>,
+    /// The time of the reading an open fuel alarm was measured from.
+    fuel_alarm_from: Option<Timestamp>,
     open: [bool; N_FLAGS],
     /// Whether any environment limit is declared (most transits have none).
     environment_limits: bool,
@@ -161,6 +216,7 @@ impl TransitRt {
             v.dedup();
             Ok(v)
         };
+        let r = &t.rules;
         Ok(TransitRt {
             id: t.id.clone(),
             device: t.device.clone(),
@@ -175,34 +231,44 @@ impl TransitRt {
             deadline: t.deadline,
             max_duration: t.max_duration,
             state: TransitState::Declared,
+            sealed_at: None,
+            detached: false,
             unseal_authorized: false,
             last_report: Timestamp::MIN,
             comm_timer_set: false,
             deadline_generation: 0,
+            timeout_held: false,
             last: None,
             last_fix: None,
+            last_read_zone: None,
             route_hint: 0,
             outside_since: None,
             outside_fixes: 0,
+            inside_fixes: 0,
             fixes_outside_departure: 0,
-            fixes_inside_destination: 0,
+            arrival_candidate: None,
+            seen_outside_destination: false,
             stop: Stop::default(),
             no_fix_since: None,
             rope_cut: false,
             housing_breached: false,
+            lock_open: false,
+            door_open: false,
             last_tamper_event: None,
             last_unauthorized_event: None,
             last_fault_event: None,
             last_low_battery_event: None,
             last_clone: None,
+            fuel_recent: VecDeque::new(),
             fuel: VecDeque::new(),
+            fuel_alarm_from: None,
             open: [false; N_FLAGS],
             environment_limits: [
-                t.rules.temperature_c,
-                t.rules.humidity_pct,
-                t.rules.shock_g,
-                t.rules.light_lux,
-                t.rules.pressure_hpa,
+                r.temperature_c,
+                r.humidity_pct,
+                r.shock_g,
+                r.light_lux,
+                r.pressure_hpa,
             ]
             .iter()
             .any(Option::is_some),
@@ -215,6 +281,24 @@ impl TransitRt {
 
     pub(crate) fn rules(&self) -> &RuleSet {
         &self.rules
+    }
+
+    pub(crate) fn device(&self) -> &DeviceId {
+        &self.device
+    }
+
+    pub(crate) fn sealed_at(&self) -> Option<Timestamp> {
+        self.sealed_at
+    }
+
+    pub(crate) fn id(&self) -> &TransitId {
+        &self.id
+    }
+
+    /// Whether this transit receives its device's reports: supervised and not superseded by a
+    /// later transit on the same device.
+    pub(crate) fn takes_reports(&self) -> bool {
+        self.state.is_supervised() && !self.detached
     }
 
     /// Reads the state a report will need (the route near the last match, the rules, the last
@@ -235,8 +319,11 @@ impl TransitRt {
 
     // ----- outputs -------------------------------------------------------------------------
 
-    fn position_now(&self) -> Option<LonLat> {
-        self.last_fix.map(|f| f.p)
+    /// The last known position: the last believed fix, or the zone of the last read.
+    fn position_now(&self, world: &World) -> Option<LonLat> {
+        self.last_fix
+            .map(|f| f.p)
+            .or_else(|| self.last_read_zone.map(|z| world.zones[z as usize].anchor))
     }
 
     fn evidence(&self, r: &Reading) -> Evidence {
@@ -258,7 +345,7 @@ impl TransitRt {
             return;
         }
         self.open[f] = true;
-        let at = at.or_else(|| self.position_now());
+        let at = at.or_else(|| self.position_now(cx.world));
         cx.out.push(Output::Alarm(Alarm {
             transit: self.id.clone(),
             device: self.device.clone(),
@@ -280,8 +367,9 @@ impl TransitRt {
             return;
         }
         self.open[f] = false;
-        self.event_with(
+        self.event_at(
             cx,
+            cx.now,
             EventKind::AlarmCleared,
             Some(kind),
             sensor,
@@ -290,23 +378,24 @@ impl TransitRt {
     }
 
     fn event(&mut self, cx: &mut Cx<'_>, event: EventKind, detail: String) {
-        self.event_with(cx, event, None, None, detail);
+        self.event_at(cx, cx.now, event, None, None, detail);
     }
 
-    fn event_with(
+    fn event_at(
         &mut self,
         cx: &mut Cx<'_>,
+        t: Timestamp,
         event: EventKind,
         alarm_kind: Option<AlarmKind>,
         sensor: Option<Sensor>,
         detail: String,
     ) {
-        let at = self.position_now();
+        let at = self.position_now(cx.world);
         cx.out.push(Output::Event(Event {
             transit: self.id.clone(),
             device: self.device.clone(),
             event,
-            t: cx.now,
+            t,
             alarm_kind,
             sensor: sensor.map(|s| s.as_str().to_owned()),
             lat: at.map(|p| p[1]),
@@ -336,6 +425,7 @@ impl TransitRt {
         if !self.become_(cx, TransitState::Sealed, EventKind::Sealed, String::new()) {
             return false;
         }
+        self.sealed_at = Some(cx.now);
         self.last_report = cx.now;
         if self.realtime {
             cx.timers.set(
@@ -357,26 +447,36 @@ impl TransitRt {
         true
     }
 
-    fn arrive(&mut self, cx: &mut Cx<'_>, how: &str) {
-        if !self.state.is_travelling()
-            || !self.become_(
-                cx,
-                TransitState::Arrived,
-                EventKind::Arrived,
-                how.to_owned(),
-            )
-        {
+    /// A later transit was sealed with this device: this one no longer gets its reports.
+    pub(crate) fn detach(&mut self, cx: &mut Cx<'_>, successor: &TransitId) {
+        if self.takes_reports() {
+            self.detached = true;
+            let detail = format!("the device now seals transit {successor}");
+            self.event(cx, EventKind::DeviceReassigned, detail);
+        }
+    }
+
+    /// Records arrival, dated `at` (the first fix inside the destination, or now).
+    fn arrive(&mut self, cx: &mut Cx<'_>, at: Timestamp, how: &str) {
+        if !self.state.is_travelling() || !self.state.can_become(TransitState::Arrived) {
             return;
         }
+        self.state = TransitState::Arrived;
+        self.event_at(cx, at, EventKind::Arrived, None, None, how.to_owned());
         // The journey is over: its conditions end with it.
+        self.timeout_held = false;
         self.clear(cx, AlarmKind::JourneyTimeout, None, "arrived");
         self.clear(cx, AlarmKind::RouteDeviation, None, "arrived");
+        if let Some((kind, _)) = self.stop.confirmed.take() {
+            self.clear(cx, kind, None, "arrived");
+        }
         self.end_stop(cx);
         self.outside_since = None;
     }
 
-    /// Whether an unseal at `p` (or at the last known position) would be authorised now.
-    fn unseal_allowed(&self, cx: &Cx<'_>, p: Option<LonLat>, tolerance_m: f64) -> bool {
+    /// Whether an unseal would be authorised now, where the report places the seal. Containment
+    /// here gives no benefit of the doubt: a fix must be inside the unseal zone itself.
+    fn unseal_allowed(&self, cx: &Cx<'_>, at: Whereabouts) -> bool {
         if self.unseal_authorized
             || matches!(
                 self.state,
@@ -388,12 +488,22 @@ impl TransitRt {
         if self.state != TransitState::Arrived {
             return false;
         }
-        let Some(p) = p.or_else(|| self.position_now()) else {
-            return false;
+        let in_unseal_zone = |p: LonLat| {
+            self.unseal_zones
+                .iter()
+                .any(|&z| cx.world.area(z).contains(p, 0.0))
         };
-        self.unseal_zones
-            .iter()
-            .any(|&z| cx.world.area(z).contains(p, tolerance_m))
+        match at {
+            Whereabouts::Fix(p) => in_unseal_zone(p),
+            Whereabouts::LastFix => match self.last_fix {
+                Some(f) => in_unseal_zone(f.p),
+                // A tag read at a checkpoint has no fixes: the zone of its last read counts.
+                None => self
+                    .last_read_zone
+                    .is_some_and(|z| self.unseal_zones.binary_search(&z).is_ok()),
+            },
+            Whereabouts::Doubtful => false,
+        }
     }
 
     fn unseal(&mut self, cx: &mut Cx<'_>, detail: String) {
@@ -409,55 +519,42 @@ impl TransitRt {
 
     pub(crate) fn on_action(&mut self, a: &Action, cx: &mut Cx<'_>) {
         let before = self.state;
+        let reason = a.reason.clone().unwrap_or_default();
         let ok = match a.action {
             ActionKind::Seal => self.seal(cx),
             ActionKind::Arrive => {
-                self.arrive(cx, "recorded by an officer");
+                self.arrive(cx, cx.now, "recorded by an officer");
                 self.state != before
             }
-            ActionKind::Release => self.become_(
-                cx,
-                TransitState::Released,
-                EventKind::Released,
-                a.reason.clone().unwrap_or_default(),
-            ),
-            ActionKind::Inspect => self.become_(
-                cx,
-                TransitState::Inspection,
-                EventKind::Inspection,
-                a.reason.clone().unwrap_or_default(),
-            ),
+            ActionKind::Release => {
+                self.become_(cx, TransitState::Released, EventKind::Released, reason)
+            }
+            ActionKind::Inspect => {
+                self.become_(cx, TransitState::Inspection, EventKind::Inspection, reason)
+            }
             ActionKind::AuthorizeUnseal => {
                 if self.state.is_supervised() {
                     self.unseal_authorized = true;
-                    self.event(
-                        cx,
-                        EventKind::UnsealAuthorized,
-                        a.reason.clone().unwrap_or_default(),
-                    );
+                    self.event(cx, EventKind::UnsealAuthorized, reason);
                     true
                 } else {
                     false
                 }
             }
             ActionKind::Unseal => {
-                if self.state.is_supervised() && self.unseal_allowed(cx, None, 0.0) {
+                if self.state.is_supervised() && self.unseal_allowed(cx, Whereabouts::LastFix) {
                     self.unseal(cx, "recorded by an officer".into());
                     true
                 } else {
                     false
                 }
             }
-            ActionKind::Close => self.become_(
-                cx,
-                TransitState::Closed,
-                EventKind::Closed,
-                a.reason.clone().unwrap_or_default(),
-            ),
+            ActionKind::Close => self.become_(cx, TransitState::Closed, EventKind::Closed, reason),
             ActionKind::ExtendDeadline => match a.deadline {
                 Some(at) if self.state.is_travelling() => {
                     self.deadline = Some(at);
                     self.deadline_generation += 1;
+                    self.timeout_held = false;
                     cx.timers
                         .set(at, TimerKind::Deadline, cx.ti, self.deadline_generation);
                     self.event(
@@ -474,12 +571,29 @@ impl TransitRt {
             },
         };
         if !ok {
-            let why = format!(
-                "{} is not possible while the transit is {}",
-                a.action.as_str(),
-                self.state.as_str()
-            );
+            let why = self.rejection(a.action, cx);
             self.event(cx, EventKind::ActionRejected, why);
+        }
+    }
+
+    /// Why an action was refused, in the officer's terms.
+    fn rejection(&self, action: ActionKind, cx: &Cx<'_>) -> String {
+        let state = self.state.as_str().replace('_', " ");
+        match action {
+            ActionKind::Unseal if self.state.is_supervised() => {
+                let _ = cx;
+                "unseal refused: not authorised (no authorize_unseal, no release or inspection \
+                 decision, and not inside an unseal zone after arrival)"
+                    .to_owned()
+            }
+            ActionKind::Release | ActionKind::Inspect if self.state.is_travelling() => format!(
+                "{} refused: the transit has not arrived (it is {state})",
+                action.as_str()
+            ),
+            ActionKind::ExtendDeadline if self.state.is_travelling() => {
+                "extend_deadline refused: no new deadline given".to_owned()
+            }
+            _ => format!("{} refused: the transit is {state}", action.as_str()),
         }
     }
 
@@ -489,18 +603,20 @@ impl TransitRt {
                 self.seal(cx);
             }
             TimerKind::Deadline => {
-                if generation == self.deadline_generation && self.state.is_travelling() {
-                    let detail = match self.deadline {
-                        Some(d) => format!("not arrived by the time limit {d}"),
-                        None => "not arrived by the time limit".into(),
-                    };
-                    let ev = self.last.iter().map(|r| self.evidence(r)).collect();
-                    self.raise(cx, AlarmKind::JourneyTimeout, None, None, detail, ev);
+                if generation != self.deadline_generation || !self.state.is_travelling() {
+                    return;
                 }
+                if self.arrival_candidate.is_some() {
+                    // One fix already puts the vehicle inside its destination: if the next one
+                    // confirms it, it arrived in time.
+                    self.timeout_held = true;
+                    return;
+                }
+                self.raise_timeout(cx);
             }
             TimerKind::CommLoss => {
                 self.comm_timer_set = false;
-                if !self.state.is_supervised() || !self.realtime {
+                if !self.takes_reports() || !self.realtime {
                     return;
                 }
                 let due = self.last_report.plus(self.rules.comm_loss_after);
@@ -530,10 +646,25 @@ impl TransitRt {
                     return;
                 }
                 if let Some((kind, _)) = self.stop.confirmed {
-                    self.raise_stop(cx, kind);
+                    if self.stop.pending.is_some() {
+                        // The last fix was away from the stop: if the next one confirms the
+                        // vehicle left, it left before the limit.
+                        self.stop.due_held = true;
+                    } else {
+                        self.raise_stop(cx, kind);
+                    }
                 }
             }
         }
+    }
+
+    fn raise_timeout(&mut self, cx: &mut Cx<'_>) {
+        let detail = match self.deadline {
+            Some(d) => format!("not arrived by the time limit {d}"),
+            None => "not arrived by the time limit".into(),
+        };
+        let ev = self.last.iter().map(|r| self.evidence(r)).collect();
+        self.raise(cx, AlarmKind::JourneyTimeout, None, None, detail, ev);
     }
 
     // ----- observations --------------------------------------------------------------------
@@ -543,18 +674,18 @@ impl TransitRt {
         r: &Reading,
         frame: Option<&LocalFrame>,
         late: bool,
-        clone: Option<String>,
+        suspect: Option<Suspect>,
         cx: &mut Cx<'_>,
     ) {
-        if !self.state.is_supervised() {
+        if !self.takes_reports() {
             return;
         }
         if late {
             // A report older than one already seen: its events still count, but it must not
             // move the vehicle or the seal state backwards in time.
             self.check_events(r, cx);
-            if let Some(detail) = clone {
-                self.raise_clone(cx, r, detail);
+            if let Some(s) = suspect {
+                self.raise_clone(cx, r, s);
             }
             return;
         }
@@ -571,56 +702,58 @@ impl TransitRt {
             self.comm_timer_set = true;
         }
 
-        let suspicious_jump = clone.is_some();
-        if let Some(frame) = frame {
-            self.on_fix(r, frame, previous_report, suspicious_jump, cx);
-        } else if r.reports_no_fix() {
-            let since = **self.no_fix_since.get_or_insert_with(|| Box::new(*r));
-            if r.t.since(since.t) >= self.rules.no_fix_after {
-                let detail = format!(
-                    "reporting without a position fix for {}",
-                    text::duration(r.t.since(since.t))
-                );
-                let ev = vec![self.evidence(&since), self.evidence(r)];
-                self.raise(cx, AlarmKind::SuspectedJamming, None, None, detail, ev);
+        if let Some(s) = suspect {
+            // A report that cannot come from the genuine device is evidence, not a position:
+            // it moves nothing and authorises nothing. What it says of the seal still counts
+            // (an opening it reports is an illegal one).
+            self.raise_clone(cx, r, s);
+            if r.lock == Some(LockState::Unlocked) || r.door == Some(DoorState::Open) {
+                let detail = "a report that cannot come from the genuine device says the seal \
+                              is open"
+                    .to_owned();
+                let ev = vec![self.evidence(r)];
+                self.raise(cx, AlarmKind::IllegalOpening, None, None, detail, ev);
             }
+            return;
+        }
+        if self
+            .last_clone
+            .is_some_and(|t| r.t.since(t) >= self.rules.event_clear_after)
+        {
+            self.clear(
+                cx,
+                AlarmKind::ClonedDevice,
+                None,
+                "reports consistent again",
+            );
         }
 
+        let whereabouts = match frame {
+            Some(frame) => self.on_fix(r, frame, previous_report, cx),
+            None => {
+                if r.reports_no_fix() {
+                    self.on_no_fix(r, cx);
+                }
+                Whereabouts::LastFix
+            }
+        };
         if self.state.is_supervised() {
-            self.check_opening(r, cx);
+            self.check_opening(r, whereabouts, cx);
         }
         if self.state.is_supervised() {
             self.check_events(r, cx);
             self.check_battery(r, cx);
             self.check_environment(r, cx);
             self.check_fuel(r, cx);
-            match clone {
-                Some(detail) => self.raise_clone(cx, r, detail),
-                None => {
-                    if self
-                        .last_clone
-                        .is_some_and(|t| r.t.since(t) >= self.rules.event_clear_after)
-                    {
-                        self.clear(
-                            cx,
-                            AlarmKind::ClonedDevice,
-                            None,
-                            "reports consistent again",
-                        );
-                    }
-                }
-            }
         }
         self.last = Some(*r);
     }
 
-    fn raise_clone(&mut self, cx: &mut Cx<'_>, r: &Reading, detail: String) {
+    fn raise_clone(&mut self, cx: &mut Cx<'_>, r: &Reading, s: Suspect) {
         self.last_clone = Some(r.t);
         let mut ev = Vec::with_capacity(2);
-        if let Some(prev) = self.last_fix
-            && (prev.t != r.t || Some(prev.p) != reading_pos(r))
-        {
-            ev.push(self.evidence(&prev.reading()));
+        if let Some(earlier) = &s.earlier {
+            ev.push(self.evidence(earlier));
         }
         ev.push(self.evidence(r));
         self.raise(
@@ -628,29 +761,42 @@ impl TransitRt {
             AlarmKind::ClonedDevice,
             None,
             reading_pos(r),
-            detail,
+            s.detail,
             ev,
         );
     }
 
+    fn on_no_fix(&mut self, r: &Reading, cx: &mut Cx<'_>) {
+        let since = **self.no_fix_since.get_or_insert_with(|| Box::new(*r));
+        if r.t.since(since.t) >= self.rules.no_fix_after {
+            let detail = format!(
+                "reporting without a position fix for {}",
+                text::duration(r.t.since(since.t))
+            );
+            let ev = vec![self.evidence(&since), self.evidence(r)];
+            self.raise(cx, AlarmKind::SuspectedJamming, None, None, detail, ev);
+        }
+    }
+
+    /// A believed-or-doubtful fix: jamming, lifecycle, route and stops. Returns how far the
+    /// fix can be trusted for authorising an unseal.
     fn on_fix(
         &mut self,
         r: &Reading,
         frame: &LocalFrame,
         previous_report: Timestamp,
-        suspicious_jump: bool,
         cx: &mut Cx<'_>,
-    ) {
+    ) -> Whereabouts {
         let p = frame.origin();
         let acc = r.accuracy_m.unwrap_or(0.0);
-        let zone_tol = r.accuracy_m.unwrap_or(0.0).min(ZONE_TOLERANCE_CAP_M);
+        let zone_tol = acc.min(ZONE_TOLERANCE_CAP_M);
 
         // Suspected jamming: a gap in reporting, then a position that could not be reached in
         // that time at a plausible speed (the device was shielded while the vehicle moved).
         let mut jammed = false;
         if let Some(prev) = self.last_fix {
             let gap = r.t.since(previous_report);
-            if !suspicious_jump && gap >= self.rules.jamming_gap {
+            if gap >= self.rules.jamming_gap {
                 let d_m = geometry::haversine_m(prev.p, p) - prev.accuracy_m.unwrap_or(0.0) - acc;
                 let dt_h = r.t.since(prev.t).as_ms() as f64 / 3_600_000.0;
                 let kmh = if dt_h > 0.0 {
@@ -672,7 +818,7 @@ impl TransitRt {
             }
         }
         self.no_fix_since = None;
-        if !jammed && !suspicious_jump {
+        if !jammed {
             self.clear(
                 cx,
                 AlarmKind::SuspectedJamming,
@@ -680,14 +826,39 @@ impl TransitRt {
                 "position fixes are normal again",
             );
         }
+        // The vehicle is where the fix says, even after a jump: the next fixes continue from
+        // here. But a jump neither departs, arrives nor authorises.
         self.last_fix = Some(Fix {
             t: r.t,
             p,
             accuracy_m: r.accuracy_m,
         });
+        if !jammed {
+            self.lifecycle_from_fix(r, frame, zone_tol, cx);
+        }
+        if self.state.is_travelling() {
+            self.check_route(r, frame, acc, zone_tol, cx);
+            self.check_stop(r, frame, acc, cx);
+        }
+        if jammed {
+            Whereabouts::Doubtful
+        } else {
+            Whereabouts::Fix(p)
+        }
+    }
 
-        // Lifecycle from position. Like a deviation, a departure or an arrival takes two
-        // consecutive fixes: one GNSS outlier must not end the journey's supervision.
+    /// Departure and arrival from position. Like a deviation, each takes two consecutive
+    /// fixes: one GNSS outlier must not end the journey's supervision.
+    fn lifecycle_from_fix(
+        &mut self,
+        r: &Reading,
+        frame: &LocalFrame,
+        zone_tol: f64,
+        cx: &mut Cx<'_>,
+    ) {
+        let inside_destination = self
+            .destination
+            .is_some_and(|z| cx.world.area(z).contains_at(frame, zone_tol));
         if self.state == TransitState::Sealed {
             let inside_departure = self
                 .departure
@@ -707,26 +878,34 @@ impl TransitRt {
                 );
             }
         }
-        if self.state.is_travelling() {
-            let inside_destination = self
-                .destination
-                .is_some_and(|z| cx.world.area(z).contains_at(frame, zone_tol));
-            self.fixes_inside_destination = if inside_destination {
-                self.fixes_inside_destination + 1
-            } else {
-                0
-            };
-            // An opening reported inside the destination settles it: the seal is opened there.
-            let opened = r.lock == Some(LockState::Unlocked) || r.door == Some(DoorState::Open);
-            if inside_destination && (self.fixes_inside_destination >= 2 || opened) {
-                self.arrive(cx, "entered the destination zone");
-            }
-        }
-        if !self.state.is_travelling() || suspicious_jump {
+        if !self.state.is_travelling() {
             return;
         }
-        self.check_route(r, frame, acc, zone_tol, cx);
-        self.check_stop(r, frame, acc, cx);
+        if !inside_destination {
+            self.seen_outside_destination = true;
+            self.arrival_candidate = None;
+            if self.timeout_held {
+                // The fix inside was not confirmed: the time limit had passed.
+                self.timeout_held = false;
+                self.raise_timeout(cx);
+            }
+            return;
+        }
+        // Arriving is entering: a vehicle sealed inside its destination (a round trip from one
+        // office) has not arrived until it has left and come back.
+        if !self.seen_outside_destination {
+            return;
+        }
+        let first = *self.arrival_candidate.get_or_insert(Fix {
+            t: r.t,
+            p: frame.origin(),
+            accuracy_m: r.accuracy_m,
+        });
+        // An opening reported inside the destination settles it: the seal is opened there.
+        let opened = r.lock == Some(LockState::Unlocked) || r.door == Some(DoorState::Open);
+        if first.t != r.t || opened {
+            self.arrive(cx, first.t, "entered the destination zone");
+        }
     }
 
     fn check_route(
@@ -749,24 +928,29 @@ impl TransitRt {
         let inside = at_end
             || route.within_at(frame, self.rules.corridor_m + acc, &mut self.route_hint)
             || self.in_stop_zone(cx, p, zone_tol).is_some();
+        let deviating = self.open[flag(AlarmKind::RouteDeviation, None)];
         if inside {
-            self.outside_since = None;
-            self.outside_fixes = 0;
-            self.clear(
-                cx,
-                AlarmKind::RouteDeviation,
-                None,
-                "back inside the corridor",
-            );
+            self.inside_fixes += 1;
+            // Like raising, clearing takes two fixes: one coarse fix that happens to reach the
+            // corridor does not end a deviation.
+            if !deviating || self.inside_fixes >= 2 {
+                self.outside_since = None;
+                self.outside_fixes = 0;
+                self.clear(
+                    cx,
+                    AlarmKind::RouteDeviation,
+                    None,
+                    "back inside the corridor",
+                );
+            }
             return;
         }
+        self.inside_fixes = 0;
         let since = **self.outside_since.get_or_insert_with(|| Box::new(*r));
         self.outside_fixes += 1;
         // One fix outside is not a deviation (GNSS outliers happen): it takes two or more fixes
         // outside, spanning the grace period.
-        if self.outside_fixes >= 2
-            && r.t.since(since.t) >= self.rules.deviation_grace
-            && !self.open[flag(AlarmKind::RouteDeviation, None)]
+        if self.outside_fixes >= 2 && r.t.since(since.t) >= self.rules.deviation_grace && !deviating
         {
             let d = route.distance_m(p);
             let detail = format!(
@@ -788,6 +972,7 @@ impl TransitRt {
         self.stop.anchor = None;
         self.stop.pending = None;
         self.stop.zone = None;
+        self.stop.due_held = false;
     }
 
     fn check_stop(&mut self, r: &Reading, frame: &LocalFrame, acc: f64, cx: &mut Cx<'_>) {
@@ -810,10 +995,18 @@ impl TransitRt {
             self.stop.pending = None;
             if self.stop.confirmed.is_none() && r.t.since(anchor.t) >= self.rules.stop_min {
                 self.confirm_stop(anchor, r, cx);
+            } else if self.stop.due_held
+                && let Some((kind, _)) = self.stop.confirmed
+            {
+                // The fix held back was a glitch: the vehicle never left.
+                self.stop.due_held = false;
+                self.raise_stop(cx, kind);
             }
             return;
         }
-        if !moving && self.stop.pending.is_none() && self.stop.confirmed.is_some() {
+        // One fix away from a confirmed stop, or one report of speed, may be a glitch: it takes
+        // two to end the stop.
+        if self.stop.pending.is_none() && self.stop.confirmed.is_some() {
             self.stop.pending = Some(here);
             return;
         }
@@ -874,7 +1067,7 @@ impl TransitRt {
         let detail = match self.stop.zone {
             Some(z) => format!(
                 "stopped for {stopped} in {} (limit {})",
-                cx.world.zones[z as usize].id,
+                cx.world.zone_label(z),
                 text::duration(self.rules.max_stop_inside)
             ),
             None => format!(
@@ -889,38 +1082,65 @@ impl TransitRt {
         self.raise(cx, kind, None, Some(anchor.p), detail, ev);
     }
 
-    fn check_opening(&mut self, r: &Reading, cx: &mut Cx<'_>) {
-        let unlocked = r.lock == Some(LockState::Unlocked);
-        let door_open = r.door == Some(DoorState::Open);
-        if unlocked || door_open {
-            let what = if unlocked {
-                "lock opened"
-            } else {
-                "door opened"
-            };
-            let tol = r.accuracy_m.unwrap_or(0.0).min(ZONE_TOLERANCE_CAP_M);
-            if self.unseal_allowed(cx, reading_pos(r), tol) {
-                self.unseal(cx, format!("{what} with authorisation"));
-            } else {
-                let where_ = if self.state == TransitState::Arrived {
-                    "outside an unseal zone"
-                } else {
-                    "before arrival"
-                };
-                let detail = format!("{what} {where_} without authorisation to unseal");
-                let ev = vec![self.evidence(r)];
-                self.raise(
-                    cx,
-                    AlarmKind::IllegalOpening,
-                    None,
-                    reading_pos(r),
-                    detail,
-                    ev,
-                );
-            }
-        } else if r.lock == Some(LockState::Locked) || r.door == Some(DoorState::Closed) {
-            self.clear(cx, AlarmKind::IllegalOpening, None, "closed again");
+    /// Lock, door, and a cable cut once the unseal is authorised.
+    fn check_opening(&mut self, r: &Reading, at: Whereabouts, cx: &mut Cx<'_>) {
+        if let Some(lock) = r.lock {
+            self.lock_open = lock == LockState::Unlocked;
         }
+        if let Some(door) = r.door {
+            self.door_open = door == DoorState::Open;
+        }
+        let unlocked = r.lock == Some(LockState::Unlocked);
+        let door_opened = r.door == Some(DoorState::Open);
+        let cable_cut = r.rope == Some(RopeState::Cut);
+        if !(unlocked || door_opened || cable_cut) {
+            if !self.lock_open && !self.door_open {
+                self.clear(cx, AlarmKind::IllegalOpening, None, "closed again");
+            }
+            return;
+        }
+        // A report without a fix, at the destination, settles the arrival the last fix began.
+        if at == Whereabouts::LastFix
+            && self.state.is_travelling()
+            && let Some(first) = self.arrival_candidate
+        {
+            self.arrive(cx, first.t, "entered the destination zone");
+        }
+        let what = if unlocked {
+            "lock opened"
+        } else if door_opened {
+            "door opened"
+        } else {
+            "cable cut"
+        };
+        if self.unseal_allowed(cx, at) {
+            self.unseal(cx, format!("{what} with authorisation"));
+            return;
+        }
+        if cable_cut && !(unlocked || door_opened) {
+            // Cutting the cable without authorisation is tampering (check_events).
+            return;
+        }
+        let where_ = match (at, self.state) {
+            (Whereabouts::Doubtful, _) => "from a position that cannot be trusted",
+            (_, TransitState::Arrived) => "outside an unseal zone",
+            _ => "before arrival",
+        };
+        let credentials = if r.events.contains(DeviceEvent::UnlockAuthorized) {
+            " (the device accepted the credentials used)"
+        } else {
+            ""
+        };
+        let detail = format!("{what} {where_} without authorisation to unseal{credentials}");
+        let ev = vec![self.evidence(r)];
+        self.raise(
+            cx,
+            AlarmKind::IllegalOpening,
+            None,
+            reading_pos(r),
+            detail,
+            ev,
+        );
     }
 
     /// Whether an event-raised condition has been quiet long enough to count as over.
@@ -945,6 +1165,13 @@ impl TransitRt {
         if ev.is_empty() && intact && !open {
             return;
         }
+        let labels = |class: DeviceEvents| -> Vec<&'static str> {
+            ev.iter()
+                .filter(|e| class.contains(*e))
+                .map(DeviceEvent::label)
+                .collect()
+        };
+
         // Tamper: the seal's physical state, or a tamper-class event.
         if let Some(rope) = r.rope {
             self.rope_cut = rope == RopeState::Cut;
@@ -952,24 +1179,20 @@ impl TransitRt {
         if let Some(housing) = r.housing {
             self.housing_breached = housing == HousingState::Breached;
         }
-        let tamper_events: Vec<&str> = ev
-            .iter()
-            .filter(|e| DeviceEvents::TAMPER_CLASS.contains(*e))
-            .map(DeviceEvent::as_str)
-            .collect();
+        let tamper_events = labels(DeviceEvents::TAMPER_CLASS);
         if !tamper_events.is_empty() {
             self.last_tamper_event = Some(r.t);
         }
         if self.rope_cut || self.housing_breached || !tamper_events.is_empty() {
             let mut what = Vec::new();
             if self.rope_cut {
-                what.push("rope cut".to_owned());
+                what.push("cable cut".to_owned());
             }
             if self.housing_breached {
                 what.push("housing breached".to_owned());
             }
             if !tamper_events.is_empty() {
-                what.push(format!("device reported {}", tamper_events.join(", ")));
+                what.push(format!("device reported: {}", tamper_events.join(", ")));
             }
             let e = vec![self.evidence(r)];
             self.raise(
@@ -989,15 +1212,11 @@ impl TransitRt {
             );
         }
 
-        let unauthorized: Vec<&str> = ev
-            .iter()
-            .filter(|e| DeviceEvents::UNAUTHORIZED_CLASS.contains(*e))
-            .map(DeviceEvent::as_str)
-            .collect();
+        let unauthorized = labels(DeviceEvents::UNAUTHORIZED_CLASS);
         if !unauthorized.is_empty() {
             self.last_unauthorized_event = Some(r.t);
             let e = vec![self.evidence(r)];
-            let detail = format!("device reported {}", unauthorized.join(", "));
+            let detail = format!("device reported: {}", unauthorized.join(", "));
             self.raise(
                 cx,
                 AlarmKind::UnauthorizedAction,
@@ -1086,17 +1305,19 @@ impl TransitRt {
             let (Some(limits), Some(v)) = (self.rules.environment[i], values[i]) else {
                 continue;
             };
+            let unit = sensor.unit();
             if !limits.contains(v) {
                 let bound = match (limits.min, limits.max) {
-                    (Some(lo), _) if v < lo => format!("below the minimum {}", text::number(lo)),
-                    (_, Some(hi)) => format!("above the maximum {}", text::number(hi)),
+                    (Some(lo), _) if v < lo => {
+                        format!("below the minimum {} {unit}", text::number(lo))
+                    }
+                    (_, Some(hi)) => format!("above the maximum {} {unit}", text::number(hi)),
                     _ => "outside the limits".into(),
                 };
                 let detail = format!(
-                    "{} {} {} {bound}",
-                    sensor.as_str(),
+                    "{} {} {unit}, {bound}",
+                    capitalise(sensor.label()),
                     text::number(v),
-                    sensor.unit()
                 );
                 let e = vec![self.evidence(r)];
                 self.raise(
@@ -1119,7 +1340,17 @@ impl TransitRt {
     }
 
     fn check_fuel(&mut self, r: &Reading, cx: &mut Cx<'_>) {
-        let Some(v) = r.fuel_pct else { return };
+        let Some(raw) = r.fuel_pct else { return };
+        // The median of the last few readings: fuel sloshing in the tank moves single readings
+        // by a few percent; a theft moves them all.
+        self.fuel_recent.push_back(raw);
+        if self.fuel_recent.len() > FUEL_MEDIAN_OF {
+            self.fuel_recent.pop_front();
+        }
+        let mut sorted: Vec<f64> = self.fuel_recent.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let v = sorted[sorted.len() / 2];
+
         let window = self.rules.fuel_drop_window;
         while self.fuel.back().is_some_and(|&(_, b)| b <= v) {
             self.fuel.pop_back();
@@ -1135,6 +1366,9 @@ impl TransitRt {
         let (max_t, max_v) = *self.fuel.front().expect("just pushed");
         let drop = max_v - v;
         if drop >= self.rules.fuel_drop_pct {
+            if !self.open[flag(AlarmKind::AbnormalFuel, None)] {
+                self.fuel_alarm_from = Some(max_t);
+            }
             let detail = format!(
                 "fuel fell from {} % to {} % in {}",
                 text::number(max_v),
@@ -1143,7 +1377,12 @@ impl TransitRt {
             );
             let e = vec![self.evidence(r)];
             self.raise(cx, AlarmKind::AbnormalFuel, None, reading_pos(r), detail, e);
-        } else {
+        } else if self
+            .fuel_alarm_from
+            .is_some_and(|from| r.t.since(from) > window)
+        {
+            // The level the drop was measured from has left the window.
+            self.fuel_alarm_from = None;
             self.clear(cx, AlarmKind::AbnormalFuel, None, "fuel level steady");
         }
     }
@@ -1163,7 +1402,7 @@ impl TransitRt {
             (Some(data), Some(declared)) => {
                 for (key, want) in declared {
                     match data.get(key) {
-                        Some(got) if got == want => {}
+                        Some(got) if same_value(got, want) => {}
                         Some(got) => problems.push(format!("{key} reads {got}, declared {want}")),
                         None => problems.push(format!("{key} missing, declared {want}")),
                     }
@@ -1172,7 +1411,11 @@ impl TransitRt {
             (_, None) => {}
         }
         let zone = cx.world.zone_ids.get(&read.zone).copied();
+        if zone.is_some() {
+            self.last_read_zone = zone;
+        }
         let at = zone.map(|z| cx.world.zones[z as usize].anchor);
+        let place = zone.map_or_else(|| read.zone.to_string(), |z| cx.world.zone_label(z));
         if problems.is_empty() {
             self.clear(
                 cx,
@@ -1183,12 +1426,11 @@ impl TransitRt {
             self.event(
                 cx,
                 EventKind::CheckpointRead,
-                format!("read by {} at {}", read.reader, read.zone),
+                format!("read by {} at {place}", read.reader),
             );
         } else {
             let detail = format!(
-                "at {} by {}: {}",
-                read.zone,
+                "at {place} by reader {}: {}",
                 read.reader,
                 problems.join("; ")
             );
@@ -1202,9 +1444,16 @@ impl TransitRt {
             );
         }
         if zone.is_some() && zone == self.destination {
-            self.arrive(cx, "read at the destination");
+            self.arrive(cx, cx.now, "read at the destination");
         }
     }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -1221,5 +1470,13 @@ mod tests {
             assert!(seen.insert(flag(AlarmKind::Environment, Some(s))));
         }
         assert_eq!(seen.len(), N_FLAGS);
+    }
+
+    #[test]
+    fn tag_values_compare_numbers_by_value() {
+        use serde_json::json;
+        assert!(same_value(&json!(18000), &json!(18000.0)));
+        assert!(!same_value(&json!("18000"), &json!(18000)));
+        assert!(same_value(&json!("ZJ-A12345"), &json!("ZJ-A12345")));
     }
 }
