@@ -627,11 +627,20 @@ mod tests {
         );
         assert!(serde_json::from_str::<Limits>("\"x\"").is_err());
         // Clearing margins: 5 % of the range, or of a single bound; a bound of 0 clears at 0.
-        let range = Limits { min: Some(2.0), max: Some(8.0) };
+        let range = Limits {
+            min: Some(2.0),
+            max: Some(8.0),
+        };
         assert!(range.contains_with_margin(7.7, 0.05) && !range.contains_with_margin(7.8, 0.05));
-        let dark = Limits { min: None, max: Some(0.0) };
+        let dark = Limits {
+            min: None,
+            max: Some(0.0),
+        };
         assert!(dark.contains_with_margin(0.0, 0.05));
-        let shock = Limits { min: None, max: Some(4.0) };
+        let shock = Limits {
+            min: None,
+            max: Some(4.0),
+        };
         assert!(shock.contains_with_margin(3.8, 0.05) && !shock.contains_with_margin(3.9, 0.05));
     }
 

@@ -167,6 +167,24 @@ fn bench(c: &mut Criterion) {
     let second = supervisor_for(&f);
     let after = resident_bytes();
     drop(second);
+    // The same fleet where transits share 100 declared corridors, as real traffic does.
+    let shared_fleet = Fleet {
+        zones: f.zones.clone(),
+        transits: f
+            .transits
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Transit {
+                route: f.transits[i % 100].route.clone(),
+                ..t.clone()
+            })
+            .collect(),
+        observations: Vec::new(),
+    };
+    let shared_before = resident_bytes();
+    let shared = supervisor_for(&shared_fleet);
+    let shared_after = resident_bytes();
+    drop(shared);
     let mut out = Vec::new();
     for o in &f.observations {
         sup.handle(Input::Observation(o), &mut out);
@@ -183,6 +201,12 @@ fn bench(c: &mut Criterion) {
         ROUTE_POINTS,
         alarms
     );
+    if let (Some(before), Some(after)) = (shared_before, shared_after) {
+        eprintln!(
+            "resident memory of the supervisor: {} bytes per transit (transits on 100 shared routes)",
+            after.saturating_sub(before) / N_TRANSITS as u64,
+        );
+    }
     if let (Some(before), Some(after)) = (before, after) {
         eprintln!(
             "resident memory of the supervisor: {} KiB, {} bytes per transit (each with its own {}-point route)",
