@@ -1,0 +1,63 @@
+-- sealwatch schema, version 1 (SQLite).
+-- Documents (zones, transits, alarms) are JSON in `doc`, with the columns queries filter on
+-- beside them. Observations are an append-ordered log indexed by time only: per-row indexes on
+-- (device, t) cost an order of magnitude of ingest throughput (docs/design notes).
+
+CREATE TABLE zones (
+    id   TEXT PRIMARY KEY,
+    doc  TEXT NOT NULL
+);
+
+CREATE TABLE transits (
+    id          TEXT PRIMARY KEY,
+    device      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    declared_at INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    doc         TEXT NOT NULL
+);
+CREATE INDEX transits_device ON transits (device);
+CREATE INDEX transits_state ON transits (state, declared_at);
+
+CREATE TABLE observations (
+    id     INTEGER PRIMARY KEY,
+    t      INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    doc    TEXT NOT NULL
+);
+CREATE INDEX observations_t ON observations (t);
+
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY,
+    t       INTEGER NOT NULL,
+    transit TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    doc     TEXT NOT NULL
+);
+CREATE INDEX events_transit ON events (transit, t);
+
+CREATE TABLE alarms (
+    id         INTEGER PRIMARY KEY,
+    t          INTEGER NOT NULL,
+    transit    TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    grade      INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    outcome    TEXT,
+    updated_at INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX alarms_t ON alarms (t);
+CREATE INDEX alarms_transit ON alarms (transit, t);
+CREATE INDEX alarms_state ON alarms (state, grade, t);
+
+CREATE TABLE alarm_history (
+    id       INTEGER PRIMARY KEY,
+    alarm    INTEGER NOT NULL REFERENCES alarms (id),
+    at       INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    step     TEXT NOT NULL,
+    outcome  TEXT,
+    note     TEXT
+);
+CREATE INDEX alarm_history_alarm ON alarm_history (alarm, id);

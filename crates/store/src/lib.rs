@@ -1,0 +1,228 @@
+//! Durable storage for sealwatch: one interface, two backends.
+//!
+//! [`Store`] is what the service needs from a database: zones, transits with their supervision
+//! information and state, the observation log, events, and alarms with their full handling
+//! history. [`SqliteStore`] is the embedded default (one file, WAL); [`PgStore`] is PostgreSQL
+//! for scale. Both pass one conformance suite (`tests/conformance.rs`), the PostgreSQL run
+//! against the database named by `TEST_DATABASE_URL`.
+//!
+//! The interface is synchronous: the service gives each store its own thread (the ingest
+//! writer commits in batches on one), so no async runtime is involved here.
+//!
+//! **Architecture invariant**: SQL lives in this crate; migrations are `.sql` files under
+//! `migrations/<backend>/`, applied in order and recorded in `schema_version`.
+
+mod postgres;
+mod sqlite;
+
+pub use crate::postgres::PgStore;
+pub use crate::sqlite::SqliteStore;
+
+use model::{
+    Alarm, AlarmKind, AlarmState, AlarmStep, Event, Observation, Outcome, Timestamp, Transit,
+    TransitState, Zone,
+};
+use serde::{Deserialize, Serialize};
+
+/// What went wrong in a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("stored document is not valid: {0}")]
+    Document(#[from] serde_json::Error),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Step(#[from] model::AlarmStepError),
+}
+
+impl Error {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict(_) | Error::Step(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A transit as stored: its declaration and where it is in its life.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredTransit {
+    pub transit: Transit,
+    pub state: TransitState,
+    pub declared_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An alarm as stored: the alarm, its id, and its handling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlarmRecord {
+    pub id: i64,
+    pub alarm: Alarm,
+    pub state: AlarmState,
+    pub history: Vec<HandlingStep>,
+}
+
+/// One step of an alarm's handling: who did what, when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HandlingStep {
+    pub at: Timestamp,
+    pub actor: String,
+    /// acknowledge, dispatch, resolve, close.
+    pub step: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A time range, `from` inclusive and `to` exclusive; either may be open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+impl TimeRange {
+    fn bounds(&self) -> (i64, i64) {
+        (
+            self.from.map_or(i64::MIN, Timestamp::unix_ms),
+            self.to.map_or(i64::MAX, Timestamp::unix_ms),
+        )
+    }
+}
+
+/// Which alarms to list. Every field narrows the list; the defaults list everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlarmFilter {
+    /// `open`, `acknowledged`, `dispatched`, `resolved`, `closed`.
+    pub state: Option<String>,
+    pub kind: Option<AlarmKind>,
+    pub min_grade: Option<u8>,
+    pub transit: Option<String>,
+    pub range: TimeRange,
+}
+
+/// A page of a list: at most `limit` items after the item with id `after` (keyset paging:
+/// stable while new items arrive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<i64>,
+    pub limit: u32,
+}
+
+impl Default for PageRequest {
+    fn default() -> PageRequest {
+        PageRequest {
+            after: None,
+            limit: 100,
+        }
+    }
+}
+
+/// The storage interface. See the crate documentation.
+pub trait Store: Send {
+    /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
+    fn backend(&self) -> &'static str;
+
+    /// Adds or replaces a zone.
+    fn put_zone(&mut self, zone: &Zone) -> Result<()>;
+    fn zones(&mut self) -> Result<Vec<Zone>>;
+
+    /// Declares a transit. Declaring an id twice is a conflict.
+    fn declare_transit(&mut self, transit: &Transit, at: Timestamp) -> Result<()>;
+    fn transit(&mut self, id: &str) -> Result<StoredTransit>;
+    /// Transits, optionally in one state, in declaration order.
+    fn transits(
+        &mut self,
+        state: Option<TransitState>,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, StoredTransit)>>;
+    /// Records a new state (the supervisor decides which; the store keeps it).
+    fn set_transit_state(&mut self, id: &str, state: TransitState, at: Timestamp) -> Result<()>;
+
+    /// Appends observations in one transaction: all are durable when this returns `Ok`, none
+    /// if it fails. Duplicates are dropped before this by the ingest path.
+    fn append_observations(&mut self, batch: &[Observation]) -> Result<()>;
+    /// A device's observations in a time range, in time order.
+    fn observations(
+        &mut self,
+        device: &str,
+        range: TimeRange,
+        limit: u32,
+    ) -> Result<Vec<Observation>>;
+    /// The latest observation time in the log (for restart).
+    fn last_observation_time(&mut self) -> Result<Option<Timestamp>>;
+    /// Deletes observations older than `before`, at most `limit` of them, and says how many:
+    /// called repeatedly by retention so that no transaction holds the log for long.
+    fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64>;
+
+    /// Appends events and alarms in one transaction; returns the ids given to the alarms.
+    fn append_outputs(&mut self, events: &[Event], alarms: &[Alarm]) -> Result<Vec<i64>>;
+    fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>>;
+    fn alarm(&mut self, id: i64) -> Result<AlarmRecord>;
+    fn alarms(&mut self, filter: &AlarmFilter, page: PageRequest) -> Result<Vec<AlarmRecord>>;
+    /// Takes a handling step (checked against the lifecycle) and records who and when.
+    fn handle_alarm(
+        &mut self,
+        id: i64,
+        step: AlarmStep,
+        actor: &str,
+        at: Timestamp,
+        note: Option<&str>,
+    ) -> Result<AlarmRecord>;
+}
+
+fn step_name(step: AlarmStep) -> (&'static str, Option<Outcome>) {
+    match step {
+        AlarmStep::Acknowledge => ("acknowledge", None),
+        AlarmStep::Dispatch => ("dispatch", None),
+        AlarmStep::Resolve(o) => ("resolve", Some(o)),
+        AlarmStep::Close => ("close", None),
+    }
+}
+
+fn outcome_name(o: Outcome) -> String {
+    serde_json::to_value(o)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn parse_outcome(s: &str) -> Option<Outcome> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+fn parse_state(state: &str, outcome: Option<&str>) -> Result<AlarmState> {
+    let outcome = outcome.and_then(parse_outcome);
+    Ok(match (state, outcome) {
+        ("open", _) => AlarmState::Open,
+        ("acknowledged", _) => AlarmState::Acknowledged,
+        ("dispatched", _) => AlarmState::Dispatched,
+        ("resolved", Some(o)) => AlarmState::Resolved(o),
+        ("closed", Some(o)) => AlarmState::Closed(o),
+        _ => {
+            return Err(Error::Conflict(format!(
+                "stored alarm state {state:?} is not valid"
+            )));
+        }
+    })
+}
+
+fn transit_state_name(s: TransitState) -> &'static str {
+    s.as_str()
+}
+
+fn parse_transit_state(s: &str) -> Result<TransitState> {
+    Ok(serde_json::from_value(serde_json::Value::String(
+        s.to_owned(),
+    ))?)
+}

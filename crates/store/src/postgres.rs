@@ -1,0 +1,389 @@
+//! PostgreSQL, for deployments that outgrow one file.
+
+use ::postgres::{Client, NoTls, Transaction};
+use model::{
+    Alarm, AlarmState, AlarmStep, Event, Observation, Timestamp, Transit, TransitState, Zone,
+};
+
+use crate::{
+    AlarmFilter, AlarmRecord, Error, HandlingStep, PageRequest, Result, Store, StoredTransit,
+    TimeRange, outcome_name, parse_outcome, parse_state, parse_transit_state, step_name,
+    transit_state_name,
+};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/001_init.sql"))];
+
+/// A store in a PostgreSQL database.
+pub struct PgStore {
+    client: Client,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection string may hold a password: it is never printed.
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects (`postgres://user@host:port/db`) and brings the schema up to date.
+    pub fn connect(url: &str) -> Result<PgStore> {
+        PgStore::init(Client::connect(url, NoTls)?, None)
+    }
+
+    /// Connects and works inside `schema` (created if missing): isolated databases for tests,
+    /// or several sealwatch instances in one database.
+    pub fn connect_in_schema(url: &str, schema: &str) -> Result<PgStore> {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(Error::Conflict(format!(
+                "schema name {schema:?} must be letters, digits and '_'"
+            )));
+        }
+        PgStore::init(Client::connect(url, NoTls)?, Some(schema))
+    }
+
+    fn init(mut client: Client, schema: Option<&str>) -> Result<PgStore> {
+        if let Some(schema) = schema {
+            client.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+            ))?;
+        }
+        client.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )?;
+        let current: i64 = client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version",
+                &[],
+            )?
+            .get(0);
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            let mut tx = client.transaction()?;
+            tx.batch_execute(sql)?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[version],
+            )?;
+            tx.commit()?;
+        }
+        Ok(PgStore { client })
+    }
+
+    fn history(client: &mut Client, id: i64) -> Result<Vec<HandlingStep>> {
+        let rows = client.query(
+            "SELECT at, actor, step, outcome, note FROM alarm_history WHERE alarm = $1 ORDER BY id",
+            &[&id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| HandlingStep {
+                at: Timestamp::from_unix_ms(r.get(0)),
+                actor: r.get(1),
+                step: r.get(2),
+                outcome: r
+                    .get::<_, Option<String>>(3)
+                    .as_deref()
+                    .and_then(parse_outcome),
+                note: r.get(4),
+            })
+            .collect())
+    }
+
+    fn record(
+        &mut self,
+        id: i64,
+        doc: &str,
+        state: &str,
+        outcome: Option<&str>,
+    ) -> Result<AlarmRecord> {
+        Ok(AlarmRecord {
+            id,
+            alarm: serde_json::from_str(doc)?,
+            state: parse_state(state, outcome)?,
+            history: PgStore::history(&mut self.client, id)?,
+        })
+    }
+}
+
+fn stored(doc: &str, state: &str, declared: i64, updated: i64) -> Result<StoredTransit> {
+    Ok(StoredTransit {
+        transit: serde_json::from_str(doc)?,
+        state: parse_transit_state(state)?,
+        declared_at: Timestamp::from_unix_ms(declared),
+        updated_at: Timestamp::from_unix_ms(updated),
+    })
+}
+
+fn insert_outputs(
+    tx: &mut Transaction<'_>,
+    events: &[Event],
+    alarms: &[Alarm],
+) -> Result<Vec<i64>> {
+    let ev = tx.prepare("INSERT INTO events (t, transit, kind, doc) VALUES ($1, $2, $3, $4)")?;
+    for e in events {
+        let kind = serde_json::to_value(e.event)?;
+        tx.execute(
+            &ev,
+            &[
+                &e.t.unix_ms(),
+                &e.transit.as_str(),
+                &kind.as_str().unwrap_or_default(),
+                &serde_json::to_string(e)?,
+            ],
+        )?;
+    }
+    let al = tx.prepare(
+        "INSERT INTO alarms (t, transit, kind, grade, state, updated_at, doc) VALUES ($1, $2, $3, $4, 'open', $1, $5) RETURNING id",
+    )?;
+    let mut ids = Vec::with_capacity(alarms.len());
+    for a in alarms {
+        let row = tx.query_one(
+            &al,
+            &[
+                &a.t.unix_ms(),
+                &a.transit.as_str(),
+                &a.kind.as_str(),
+                &i64::from(a.grade),
+                &serde_json::to_string(a)?,
+            ],
+        )?;
+        ids.push(row.get(0));
+    }
+    Ok(ids)
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgresql"
+    }
+
+    fn put_zone(&mut self, zone: &Zone) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO zones (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+            &[&zone.id.as_str(), &serde_json::to_string(zone)?],
+        )?;
+        Ok(())
+    }
+
+    fn zones(&mut self) -> Result<Vec<Zone>> {
+        let rows = self
+            .client
+            .query("SELECT doc FROM zones ORDER BY id", &[])?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
+            .collect()
+    }
+
+    fn declare_transit(&mut self, transit: &Transit, at: Timestamp) -> Result<()> {
+        let inserted = self.client.execute(
+            "INSERT INTO transits (id, device, state, declared_at, updated_at, doc) VALUES ($1, $2, $3, $4, $4, $5)
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &transit.id.as_str(),
+                &transit.device.as_str(),
+                &transit_state_name(TransitState::Declared),
+                &at.unix_ms(),
+                &serde_json::to_string(transit)?,
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(Error::Conflict(format!(
+                "transit {} is already declared",
+                transit.id
+            )));
+        }
+        Ok(())
+    }
+
+    fn transit(&mut self, id: &str) -> Result<StoredTransit> {
+        let row = self.client.query_opt(
+            "SELECT doc, state, declared_at, updated_at FROM transits WHERE id = $1",
+            &[&id],
+        )?;
+        let r = row.ok_or_else(|| Error::NotFound {
+            what: "transit",
+            id: id.to_owned(),
+        })?;
+        stored(r.get(0), r.get(1), r.get(2), r.get(3))
+    }
+
+    fn transits(
+        &mut self,
+        state: Option<TransitState>,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, StoredTransit)>> {
+        // Declaration order: transits have no serial id of their own, so page by the position
+        // in (declared_at, id) order, exposed as a number.
+        let rows = self.client.query(
+            "SELECT n, doc, state, declared_at, updated_at FROM (
+                 SELECT row_number() OVER (ORDER BY declared_at, id) AS n, doc, state, declared_at, updated_at
+                 FROM transits WHERE ($1::TEXT IS NULL OR state = $1)) numbered
+             WHERE n > $2 ORDER BY n LIMIT $3",
+            &[&state.map(transit_state_name), &page.after.unwrap_or(0), &i64::from(page.limit)],
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.get(0), stored(r.get(1), r.get(2), r.get(3), r.get(4))?)))
+            .collect()
+    }
+
+    fn set_transit_state(&mut self, id: &str, state: TransitState, at: Timestamp) -> Result<()> {
+        let n = self.client.execute(
+            "UPDATE transits SET state = $2, updated_at = $3 WHERE id = $1",
+            &[&id, &transit_state_name(state), &at.unix_ms()],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                what: "transit",
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn append_observations(&mut self, batch: &[Observation]) -> Result<()> {
+        let mut tx = self.client.transaction()?;
+        let stmt = tx.prepare("INSERT INTO observations (t, device, doc) VALUES ($1, $2, $3)")?;
+        for o in batch {
+            tx.execute(
+                &stmt,
+                &[
+                    &o.t.unix_ms(),
+                    &o.device.as_str(),
+                    &serde_json::to_string(o)?,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn observations(
+        &mut self,
+        device: &str,
+        range: TimeRange,
+        limit: u32,
+    ) -> Result<Vec<Observation>> {
+        let (from, to) = range.bounds();
+        let rows = self.client.query(
+            "SELECT doc FROM observations WHERE t >= $1 AND t < $2 AND device = $3 ORDER BY t, id LIMIT $4",
+            &[&from, &to, &device, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
+            .collect()
+    }
+
+    fn last_observation_time(&mut self) -> Result<Option<Timestamp>> {
+        let t: Option<i64> = self
+            .client
+            .query_one("SELECT MAX(t) FROM observations", &[])?
+            .get(0);
+        Ok(t.map(Timestamp::from_unix_ms))
+    }
+
+    fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
+        Ok(self.client.execute(
+            "DELETE FROM observations WHERE id IN (SELECT id FROM observations WHERE t < $1 ORDER BY t LIMIT $2)",
+            &[&before.unix_ms(), &i64::from(limit)],
+        )?)
+    }
+
+    fn append_outputs(&mut self, events: &[Event], alarms: &[Alarm]) -> Result<Vec<i64>> {
+        let mut tx = self.client.transaction()?;
+        let ids = insert_outputs(&mut tx, events, alarms)?;
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>> {
+        let (from, to) = range.bounds();
+        let rows = self.client.query(
+            "SELECT doc FROM events WHERE transit = $1 AND t >= $2 AND t < $3 ORDER BY t, id",
+            &[&transit, &from, &to],
+        )?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
+            .collect()
+    }
+
+    fn alarm(&mut self, id: i64) -> Result<AlarmRecord> {
+        let row = self.client.query_opt(
+            "SELECT doc, state, outcome FROM alarms WHERE id = $1",
+            &[&id],
+        )?;
+        let r = row.ok_or_else(|| Error::NotFound {
+            what: "alarm",
+            id: id.to_string(),
+        })?;
+        let (doc, state, outcome): (String, String, Option<String>) =
+            (r.get(0), r.get(1), r.get(2));
+        self.record(id, &doc, &state, outcome.as_deref())
+    }
+
+    fn alarms(&mut self, f: &AlarmFilter, page: PageRequest) -> Result<Vec<AlarmRecord>> {
+        let (from, to) = f.range.bounds();
+        let rows = self.client.query(
+            "SELECT id, doc, state, outcome FROM alarms
+             WHERE t >= $1 AND t < $2 AND ($3::TEXT IS NULL OR state = $3) AND ($4::TEXT IS NULL OR kind = $4)
+               AND grade >= $5 AND ($6::TEXT IS NULL OR transit = $6) AND id > $7
+             ORDER BY id LIMIT $8",
+            &[
+                &from,
+                &to,
+                &f.state,
+                &f.kind.map(|k| k.as_str()),
+                &i64::from(f.min_grade.unwrap_or(0)),
+                &f.transit,
+                &page.after.unwrap_or(0),
+                &i64::from(page.limit),
+            ],
+        )?;
+        let rows: Vec<(i64, String, String, Option<String>)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        rows.iter()
+            .map(|(id, doc, state, outcome)| self.record(*id, doc, state, outcome.as_deref()))
+            .collect()
+    }
+
+    fn handle_alarm(
+        &mut self,
+        id: i64,
+        step: AlarmStep,
+        actor: &str,
+        at: Timestamp,
+        note: Option<&str>,
+    ) -> Result<AlarmRecord> {
+        let mut tx = self.client.transaction()?;
+        // FOR UPDATE: two officers acting on one alarm at once take turns.
+        let row = tx.query_opt(
+            "SELECT state, outcome FROM alarms WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )?;
+        let r = row.ok_or_else(|| Error::NotFound {
+            what: "alarm",
+            id: id.to_string(),
+        })?;
+        let (state, outcome): (String, Option<String>) = (r.get(0), r.get(1));
+        let next = parse_state(&state, outcome.as_deref())?.apply(step)?;
+        let (step_text, step_outcome) = step_name(step);
+        let next_outcome = match next {
+            AlarmState::Resolved(o) | AlarmState::Closed(o) => Some(outcome_name(o)),
+            _ => None,
+        };
+        tx.execute(
+            "UPDATE alarms SET state = $2, outcome = $3, updated_at = $4 WHERE id = $1",
+            &[&id, &next.as_str(), &next_outcome, &at.unix_ms()],
+        )?;
+        tx.execute(
+            "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&id, &at.unix_ms(), &actor, &step_text, &step_outcome.map(outcome_name), &note],
+        )?;
+        tx.commit()?;
+        self.alarm(id)
+    }
+}

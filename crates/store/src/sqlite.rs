@@ -1,0 +1,401 @@
+//! The embedded default: one SQLite file in WAL mode.
+
+use std::path::Path;
+
+use model::{
+    Alarm, AlarmState, AlarmStep, Event, Observation, Timestamp, Transit, TransitState, Zone,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{
+    AlarmFilter, AlarmRecord, Error, HandlingStep, PageRequest, Result, Store, StoredTransit,
+    TimeRange, outcome_name, parse_outcome, parse_state, parse_transit_state, step_name,
+    transit_state_name,
+};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/001_init.sql"))];
+
+/// A store in one SQLite file (or in memory, for tests).
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path)?;
+        // WAL: readers do not block the writer. synchronous=FULL: a commit is on disk when it
+        // returns, which is what lets ingest acknowledge a device only after its commit.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        SqliteStore::init(conn)
+    }
+
+    /// A private in-memory database.
+    pub fn open_in_memory() -> Result<SqliteStore> {
+        let conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        SqliteStore::init(conn)
+    }
+
+    fn init(mut conn: Connection) -> Result<SqliteStore> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )?;
+        let current: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )?;
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?1, strftime('%s','now'))",
+                params![version],
+            )?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore { conn })
+    }
+
+    fn alarm_history(&self, id: i64) -> Result<Vec<HandlingStep>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, actor, step, outcome, note FROM alarm_history WHERE alarm = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok(HandlingStep {
+                at: Timestamp::from_unix_ms(r.get(0)?),
+                actor: r.get(1)?,
+                step: r.get(2)?,
+                outcome: r
+                    .get::<_, Option<String>>(3)?
+                    .as_deref()
+                    .and_then(parse_outcome),
+                note: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn record(
+        &self,
+        id: i64,
+        doc: &str,
+        state: &str,
+        outcome: Option<&str>,
+    ) -> Result<AlarmRecord> {
+        Ok(AlarmRecord {
+            id,
+            alarm: serde_json::from_str(doc)?,
+            state: parse_state(state, outcome)?,
+            history: self.alarm_history(id)?,
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn put_zone(&mut self, zone: &Zone) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO zones (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+            params![zone.id.as_str(), serde_json::to_string(zone)?],
+        )?;
+        Ok(())
+    }
+
+    fn zones(&mut self) -> Result<Vec<Zone>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc FROM zones ORDER BY id")?;
+        let docs = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        docs.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
+    }
+
+    fn declare_transit(&mut self, transit: &Transit, at: Timestamp) -> Result<()> {
+        let inserted = self.conn.execute(
+            "INSERT INTO transits (id, device, state, declared_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?4, ?5)
+             ON CONFLICT (id) DO NOTHING",
+            params![
+                transit.id.as_str(),
+                transit.device.as_str(),
+                transit_state_name(TransitState::Declared),
+                at.unix_ms(),
+                serde_json::to_string(transit)?
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(Error::Conflict(format!(
+                "transit {} is already declared",
+                transit.id
+            )));
+        }
+        Ok(())
+    }
+
+    fn transit(&mut self, id: &str) -> Result<StoredTransit> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT doc, state, declared_at, updated_at FROM transits WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let (doc, state, declared, updated) = row.ok_or_else(|| Error::NotFound {
+            what: "transit",
+            id: id.to_owned(),
+        })?;
+        Ok(StoredTransit {
+            transit: serde_json::from_str(&doc)?,
+            state: parse_transit_state(&state)?,
+            declared_at: Timestamp::from_unix_ms(declared),
+            updated_at: Timestamp::from_unix_ms(updated),
+        })
+    }
+
+    fn transits(
+        &mut self,
+        state: Option<TransitState>,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, StoredTransit)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rowid, doc, state, declared_at, updated_at FROM transits
+             WHERE (?1 IS NULL OR state = ?1) AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                state.map(transit_state_name),
+                page.after.unwrap_or(0),
+                page.limit
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )?;
+        rows.map(|row| {
+            let (rowid, doc, state, declared, updated) = row?;
+            Ok((
+                rowid,
+                StoredTransit {
+                    transit: serde_json::from_str(&doc)?,
+                    state: parse_transit_state(&state)?,
+                    declared_at: Timestamp::from_unix_ms(declared),
+                    updated_at: Timestamp::from_unix_ms(updated),
+                },
+            ))
+        })
+        .collect()
+    }
+
+    fn set_transit_state(&mut self, id: &str, state: TransitState, at: Timestamp) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE transits SET state = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, transit_state_name(state), at.unix_ms()],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                what: "transit",
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn append_observations(&mut self, batch: &[Observation]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO observations (t, device, doc) VALUES (?1, ?2, ?3)")?;
+            for o in batch {
+                stmt.execute(params![
+                    o.t.unix_ms(),
+                    o.device.as_str(),
+                    serde_json::to_string(o)?
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn observations(
+        &mut self,
+        device: &str,
+        range: TimeRange,
+        limit: u32,
+    ) -> Result<Vec<Observation>> {
+        let (from, to) = range.bounds();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT doc FROM observations WHERE t >= ?1 AND t < ?2 AND device = ?3 ORDER BY t, id LIMIT ?4",
+        )?;
+        let docs = stmt.query_map(params![from, to, device, limit], |r| r.get::<_, String>(0))?;
+        docs.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
+    }
+
+    fn last_observation_time(&mut self) -> Result<Option<Timestamp>> {
+        let t: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(t) FROM observations", [], |r| r.get(0))?;
+        Ok(t.map(Timestamp::from_unix_ms))
+    }
+
+    fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
+        let n = self.conn.execute(
+            "DELETE FROM observations WHERE id IN (SELECT id FROM observations WHERE t < ?1 ORDER BY t LIMIT ?2)",
+            params![before.unix_ms(), limit],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn append_outputs(&mut self, events: &[Event], alarms: &[Alarm]) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(alarms.len());
+        {
+            let mut ev = tx.prepare_cached(
+                "INSERT INTO events (t, transit, kind, doc) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for e in events {
+                let kind = serde_json::to_value(e.event)?;
+                ev.execute(params![
+                    e.t.unix_ms(),
+                    e.transit.as_str(),
+                    kind.as_str(),
+                    serde_json::to_string(e)?
+                ])?;
+            }
+            let mut al = tx.prepare_cached(
+                "INSERT INTO alarms (t, transit, kind, grade, state, updated_at, doc) VALUES (?1, ?2, ?3, ?4, 'open', ?1, ?5)",
+            )?;
+            for a in alarms {
+                al.execute(params![
+                    a.t.unix_ms(),
+                    a.transit.as_str(),
+                    a.kind.as_str(),
+                    a.grade,
+                    serde_json::to_string(a)?
+                ])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>> {
+        let (from, to) = range.bounds();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT doc FROM events WHERE transit = ?1 AND t >= ?2 AND t < ?3 ORDER BY t, id",
+        )?;
+        let docs = stmt.query_map(params![transit, from, to], |r| r.get::<_, String>(0))?;
+        docs.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
+    }
+
+    fn alarm(&mut self, id: i64) -> Result<AlarmRecord> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT doc, state, outcome FROM alarms WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let (doc, state, outcome) = row.ok_or_else(|| Error::NotFound {
+            what: "alarm",
+            id: id.to_string(),
+        })?;
+        self.record(id, &doc, &state, outcome.as_deref())
+    }
+
+    fn alarms(&mut self, f: &AlarmFilter, page: PageRequest) -> Result<Vec<AlarmRecord>> {
+        let (from, to) = f.range.bounds();
+        let rows: Vec<(i64, String, String, Option<String>)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, doc, state, outcome FROM alarms
+                 WHERE t >= ?1 AND t < ?2 AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR kind = ?4)
+                   AND grade >= ?5 AND (?6 IS NULL OR transit = ?6) AND id > ?7
+                 ORDER BY id LIMIT ?8",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    from,
+                    to,
+                    f.state,
+                    f.kind.map(|k| k.as_str()),
+                    f.min_grade.unwrap_or(0),
+                    f.transit,
+                    page.after.unwrap_or(0),
+                    page.limit
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            rows.collect::<Result<_, _>>()?
+        };
+        rows.iter()
+            .map(|(id, doc, state, outcome)| self.record(*id, doc, state, outcome.as_deref()))
+            .collect()
+    }
+
+    fn handle_alarm(
+        &mut self,
+        id: i64,
+        step: AlarmStep,
+        actor: &str,
+        at: Timestamp,
+        note: Option<&str>,
+    ) -> Result<AlarmRecord> {
+        let tx = self.conn.transaction()?;
+        let row = tx
+            .query_row(
+                "SELECT state, outcome FROM alarms WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()?;
+        let (state, outcome) = row.ok_or_else(|| Error::NotFound {
+            what: "alarm",
+            id: id.to_string(),
+        })?;
+        let next = parse_state(&state, outcome.as_deref())?.apply(step)?;
+        let (step_text, step_outcome) = step_name(step);
+        let next_outcome = match next {
+            AlarmState::Resolved(o) | AlarmState::Closed(o) => Some(outcome_name(o)),
+            _ => None,
+        };
+        tx.execute(
+            "UPDATE alarms SET state = ?2, outcome = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, next.as_str(), next_outcome, at.unix_ms()],
+        )?;
+        tx.execute(
+            "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, at.unix_ms(), actor, step_text, step_outcome.map(outcome_name), note],
+        )?;
+        tx.commit()?;
+        self.alarm(id)
+    }
+}
