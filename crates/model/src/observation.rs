@@ -410,7 +410,11 @@ impl Reading {
             eat(f(v));
         }
         let small = |v: Option<u8>| v.map_or(0xff, u64::from);
-        eat(small(self.fix.map(u8::from)));
+        // `fix` is hashed as it means, not as it was written: absent with a position is true.
+        let fix = self
+            .fix
+            .or((self.lat.is_some() && self.lon.is_some()).then_some(true));
+        eat(small(fix.map(u8::from)));
         eat(small(self.charging.map(u8::from)));
         eat(small(self.lock.map(|s| s as u8)));
         eat(small(self.rope.map(|s| s as u8)));

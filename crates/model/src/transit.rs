@@ -138,17 +138,26 @@ impl Limits {
     pub fn contains(&self, v: f64) -> bool {
         self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
     }
-    /// Inside with a margin of `fraction` of the range (or of the bound when there is one
-    /// bound): what "back to normal" means, so a reading hovering at the limit raises one alarm.
-    pub fn contains_with_margin(&self, v: f64, fraction: f64) -> bool {
-        // With both bounds the margin is a fraction of the range; with one, of the bound itself
-        // (so a limit of 0, as for light in a closed container, clears at 0).
+    /// Inside with a margin: what "back to normal" means, so that a reading hovering at the
+    /// limit raises one alarm. The margin is `fraction` of the range (of the bound itself with
+    /// one bound), and at least `hysteresis`; `floor` is the lowest value the sensor can read
+    /// (0 for light, shock, humidity, pressure), so a limit of 0 lux clears at 0.
+    pub fn contains_with_margin(
+        &self,
+        v: f64,
+        fraction: f64,
+        hysteresis: f64,
+        floor: Option<f64>,
+    ) -> bool {
         let margin = match (self.min, self.max) {
             (Some(a), Some(b)) => (b - a).abs() * fraction,
             (Some(a), None) | (None, Some(a)) => a.abs() * fraction,
             (None, None) => return true,
-        };
-        self.min.is_none_or(|lo| v >= lo + margin) && self.max.is_none_or(|hi| v <= hi - margin)
+        }
+        .max(hysteresis);
+        let floor = floor.unwrap_or(f64::NEG_INFINITY);
+        self.min.is_none_or(|lo| v >= lo + margin)
+            && self.max.is_none_or(|hi| v <= (hi - margin).max(floor))
     }
 }
 
@@ -299,6 +308,26 @@ impl Sensor {
             Sensor::ShockG => "shock",
             Sensor::LightLux => "light",
             Sensor::PressureHpa => "pressure",
+        }
+    }
+
+    /// The smallest change that is more than a sensor's noise: the least an alarm's reading
+    /// must come back inside its limits by before the alarm clears.
+    pub fn hysteresis(self) -> f64 {
+        match self {
+            Sensor::TemperatureC => 0.5,
+            Sensor::HumidityPct => 2.0,
+            Sensor::ShockG => 0.2,
+            Sensor::LightLux => 5.0,
+            Sensor::PressureHpa => 2.0,
+        }
+    }
+
+    /// The lowest value the sensor can read, if there is one.
+    pub fn floor(self) -> Option<f64> {
+        match self {
+            Sensor::TemperatureC => None,
+            _ => Some(0.0),
         }
     }
 
@@ -626,22 +655,25 @@ mod tests {
                 .contains("above max")
         );
         assert!(serde_json::from_str::<Limits>("\"x\"").is_err());
-        // Clearing margins: 5 % of the range, or of a single bound; a bound of 0 clears at 0.
+        // Clearing margins: 5 % of the range or bound, at least the sensor's hysteresis; a bound
+        // of 0 on a sensor that cannot read below 0 clears at 0.
         let range = Limits {
             min: Some(2.0),
             max: Some(8.0),
         };
-        assert!(range.contains_with_margin(7.7, 0.05) && !range.contains_with_margin(7.8, 0.05));
+        assert!(range.contains_with_margin(7.5, 0.05, 0.5, None));
+        assert!(!range.contains_with_margin(7.6, 0.05, 0.5, None));
         let dark = Limits {
             min: None,
             max: Some(0.0),
         };
-        assert!(dark.contains_with_margin(0.0, 0.05));
-        let shock = Limits {
-            min: None,
-            max: Some(4.0),
+        assert!(dark.contains_with_margin(0.0, 0.05, 5.0, Some(0.0)));
+        let frost = Limits {
+            min: Some(0.0),
+            max: None,
         };
-        assert!(shock.contains_with_margin(3.8, 0.05) && !shock.contains_with_margin(3.9, 0.05));
+        assert!(!frost.contains_with_margin(0.2, 0.05, 0.5, None));
+        assert!(frost.contains_with_margin(0.5, 0.05, 0.5, None));
     }
 
     #[test]

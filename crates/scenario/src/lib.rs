@@ -266,7 +266,14 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     // leave no way to tell which one its reports are for.
     let mut sealings = std::collections::HashMap::new();
     for (i, t) in s.transits.iter().enumerate() {
-        if let Some(at) = t.sealed_at
+        // Sealed at `sealed_at`, or by its first `seal` action.
+        let seal_action = s
+            .actions
+            .iter()
+            .filter(|a| a.transit == t.id && a.action == ActionKind::Seal)
+            .map(|a| a.t)
+            .min();
+        if let Some(at) = t.sealed_at.or(seal_action)
             && let Some(j) = sealings.insert((t.device.as_str(), at), i)
         {
             return Err(invalid(

@@ -11,7 +11,8 @@
 //! partitioned scale-out possible.
 //!
 //! **Cost invariant**: handling an observation costs the same whatever the number of transits,
-//! zones or route points: devices are found by hash, route segments and zones through R-trees,
+//! zones or route points: devices are found by hash, route segments through a box hierarchy
+//! and zones through an R-tree,
 //! timers through a heap whose stale entries are skipped rather than searched for.
 //!
 //! The rules and their defaults are documented in docs/alarms.md.
@@ -126,8 +127,10 @@ pub(crate) struct DeviceRt {
     /// Highest `seq` seen in the window (it may outlive its slot: then a search that could have
     /// been skipped is done, which is harmless).
     max_seq: u64,
-    /// Last fix in time order: `(t, position, accuracy)`.
+    /// Last believed fix in time order: `(t, position, accuracy)`.
     last_fix: Option<(Timestamp, LonLat, f64)>,
+    /// Last fix of a suspected clone's track: `(t, position)`.
+    suspect_fix: Option<(Timestamp, LonLat)>,
 }
 
 /// How many recent sequence numbers a device remembers.
@@ -144,6 +147,57 @@ impl DeviceRt {
             .iter()
             .find(|(s, _, _)| *s == seq)
             .map(|(_, d, t)| (*d, *t))
+    }
+
+    /// Whether a fix can come from the genuine device: not if reaching it from the last
+    /// believed fix would need `clone_speed_kmh`, nor if it continues the track of a suspected
+    /// clone (closer to that track than to the believed one). A suspect track is never believed
+    /// again by itself: an officer settles a cloned-device alarm.
+    fn judge_fix(
+        &mut self,
+        frame: &LocalFrame,
+        r: &model::Reading,
+        rules: &RuleSet,
+    ) -> Option<Suspect> {
+        let (t0, p0, acc0) = self.last_fix?;
+        let p = frame.origin();
+        let acc = r.accuracy_m.unwrap_or(0.0);
+        if let Some((ts, ps)) = self.suspect_fix
+            && r.t.since(ts) < rules.event_clear_after
+            && frame.distance_m(ps) < frame.distance_m(p0)
+        {
+            self.suspect_fix = Some((r.t, p));
+            let mut earlier = model::Reading::empty(ts);
+            (earlier.lon, earlier.lat) = (Some(ps[0]), Some(ps[1]));
+            return Some(Suspect {
+                detail: "continues the track of a suspected clone, away from the genuine device's"
+                    .into(),
+                earlier: Some(earlier),
+            });
+        }
+        // The local frame is exact enough to rule out a clone cheaply; only a candidate pays
+        // for the great-circle distance.
+        if frame.distance_m(p0) - acc0 - acc < 0.9 * rules.clone_min_distance_m {
+            return None;
+        }
+        let d_m = geometry::haversine_m(p0, p) - acc0 - acc;
+        let dt_h = r.t.since(t0).as_ms() as f64 / 3_600_000.0;
+        if d_m < rules.clone_min_distance_m
+            || (dt_h > 0.0 && d_m / 1000.0 / dt_h < rules.clone_speed_kmh)
+        {
+            return None;
+        }
+        self.suspect_fix = Some((r.t, p));
+        let mut earlier = model::Reading::empty(t0);
+        (earlier.lon, earlier.lat) = (Some(p0[0]), Some(p0[1]));
+        Some(Suspect {
+            detail: format!(
+                "two reports {} apart within {}: no vehicle travels at that speed",
+                text::distance(d_m),
+                text::duration(r.t.since(t0)),
+            ),
+            earlier: Some(earlier),
+        })
     }
 
     /// Reads what the next report will need; see `TransitRt::touch`.
@@ -467,23 +521,22 @@ impl Supervisor {
         let digest = reading.content_digest();
 
         let mut suspect = None;
-        if let Some(seq) = reading.seq {
-            match dev.seq_seen(seq) {
-                Some((d, _)) if d == digest => return, // an exact duplicate
-                Some((_, earlier_t)) => {
-                    let mut earlier = model::Reading::empty(earlier_t);
-                    earlier.seq = Some(seq);
-                    suspect = Some(Suspect {
-                        detail: format!(
-                            "sequence number {seq} reported again with different content (first at {earlier_t})"
-                        ),
-                        earlier: Some(earlier),
-                    });
-                }
-                None => dev.remember_seq(seq, digest, reading.t),
+        match (reading.seq, reading.seq.and_then(|seq| dev.seq_seen(seq))) {
+            (Some(_), Some((d, _))) if d == digest => return, // an exact duplicate
+            (Some(seq), Some((_, earlier_t))) => {
+                let mut earlier = model::Reading::empty(earlier_t);
+                earlier.seq = Some(seq);
+                suspect = Some(Suspect {
+                    detail: format!(
+                        "sequence number {seq} reported again with different content (first at {earlier_t})"
+                    ),
+                    earlier: Some(earlier),
+                });
             }
-        } else if dev.last_t == Some(reading.t) && dev.last_digest == digest {
-            return; // an exact duplicate without a sequence number
+            (None, _) if dev.last_t == Some(reading.t) && dev.last_digest == digest => {
+                return; // an exact duplicate without a sequence number
+            }
+            _ => {}
         }
 
         let late = dev.last_t.is_some_and(|last| reading.t < last);
@@ -492,42 +545,27 @@ impl Supervisor {
             .fix_position()
             .map(|p| LocalFrame::at([p.lon, p.lat]));
         if !late {
-            if let (Some(frame), Some(ti)) = (&frame, active) {
+            if let (Some(frame), Some(ti)) = (&frame, active)
+                && suspect.is_none()
+            {
                 let rules = self.transits[ti as usize].rules();
-                let p = frame.origin();
-                let acc = reading.accuracy_m.unwrap_or(0.0);
-                if let Some((t0, p0, acc0)) = dev.last_fix
-                    && suspect.is_none()
-                {
-                    // The local frame is exact enough to rule out a clone cheaply; only a
-                    // candidate pays for the great-circle distance.
-                    let near_m = frame.distance_m(p0) - acc0 - acc;
-                    if near_m >= 0.9 * rules.clone_min_distance_m {
-                        let d_m = geometry::haversine_m(p0, p) - acc0 - acc;
-                        let dt_h = reading.t.since(t0).as_ms() as f64 / 3_600_000.0;
-                        if d_m >= rules.clone_min_distance_m
-                            && (dt_h <= 0.0 || d_m / 1000.0 / dt_h >= rules.clone_speed_kmh)
-                        {
-                            let mut earlier = model::Reading::empty(t0);
-                            (earlier.lon, earlier.lat) = (Some(p0[0]), Some(p0[1]));
-                            suspect = Some(Suspect {
-                                detail: format!(
-                                    "two reports {} apart within {}: no vehicle travels at that speed",
-                                    text::distance(d_m),
-                                    text::duration(reading.t.since(t0)),
-                                ),
-                                earlier: Some(earlier),
-                            });
-                        }
-                    }
+                suspect = dev.judge_fix(frame, &reading, rules);
+            }
+            if suspect.is_none() {
+                if let Some(seq) = reading.seq {
+                    dev.remember_seq(seq, digest, reading.t);
                 }
-                // The track stays with the believed reports: a clone's position is not one.
-                if suspect.is_none() {
-                    dev.last_fix = Some((reading.t, p, acc));
+                if let Some(frame) = &frame {
+                    dev.last_fix =
+                        Some((reading.t, frame.origin(), reading.accuracy_m.unwrap_or(0.0)));
                 }
             }
             dev.last_t = Some(reading.t);
             dev.last_digest = digest;
+        } else if suspect.is_none()
+            && let Some(seq) = reading.seq
+        {
+            dev.remember_seq(seq, digest, reading.t);
         }
 
         let Some(ti) = active else { return };

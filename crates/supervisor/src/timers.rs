@@ -17,6 +17,8 @@ pub(crate) enum TimerKind {
     CommLoss,
     /// A confirmed stop reaches its limit.
     Stop,
+    /// A held decision (see `HOLD_MAX`) is settled by the last known state.
+    Held,
 }
 
 impl TimerKind {

@@ -38,6 +38,15 @@ const ENVIRONMENT_CLEAR_MARGIN: f64 = 0.05;
 const BATTERY_CLEAR_MARGIN_PCT: f64 = 5.0;
 /// Largest accuracy (metres) credited to a fix when testing the departure or destination zone.
 const ZONE_TOLERANCE_CAP_M: f64 = 500.0;
+/// How long a decision waits for the fix that settles it (a stop's limit passing while one fix
+/// away from the stop is held back; the time limit passing while one fix is inside the
+/// destination) before the last known state decides.
+const HOLD_MAX: Duration = Duration::from_mins(30);
+/// Shortest jump (metres, after accuracy) that may be called implausible: below it, fast
+/// jitter between reports seconds apart is not a jump.
+const IMPLAUSIBLE_JUMP_M: f64 = 1000.0;
+/// How long fixes stay in doubt after an implausible jump if the old track does not resume.
+const DOUBT_MAX: Duration = Duration::from_mins(10);
 /// Fuel readings smoothed together (a median), so that fuel sloshing in the tank is not theft.
 const FUEL_MEDIAN_OF: usize = 3;
 
@@ -75,8 +84,14 @@ fn reading_pos(r: &Reading) -> Option<LonLat> {
 /// Equality of a value read from a tag and a declared one: numbers by value (`18000` is
 /// `18000.0`), everything else exactly.
 fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
+    use serde_json::Value::Number;
+    match (a, b) {
+        // Integers exactly (beyond 2^53 a float would merge neighbours); a float on either
+        // side, by value.
+        (Number(x), Number(y)) if (x.is_i64() || x.is_u64()) && (y.is_i64() || y.is_u64()) => {
+            x == y
+        }
+        (Number(x), Number(y)) => x.as_f64() == y.as_f64(),
         _ => a == b,
     }
 }
@@ -92,9 +107,18 @@ struct Stop {
     confirmed: Option<(AlarmKind, Timestamp)>,
     /// The permitted zone the stop is in, for the alarm text.
     zone: Option<u32>,
-    /// The limit passed while a fix away from the stop was held back: the next fix decides.
-    due_held: bool,
+    /// The limit passed while a fix away from the stop (or inside the destination) was held
+    /// back: the next fix decides. Holds the limit.
+    due_held: Option<Timestamp>,
     generation: u32,
+}
+
+/// Fixes after an implausible jump, until the old track resumes or the new one is settled.
+#[derive(Clone, Copy, Debug)]
+struct Doubt {
+    /// The last fix before the jump.
+    anchor: Fix,
+    since: Timestamp,
 }
 
 /// Where a report's position stands for authorising an unseal or settling an arrival.
@@ -137,11 +161,16 @@ pub(crate) struct TransitRt {
     comm_timer_set: bool,
     deadline_generation: u32,
     /// The time limit passed while a single fix put the vehicle inside its destination: decided
-    /// by the next fix.
-    timeout_held: bool,
+    /// by the next fix (or by the hold timer). Holds the limit.
+    timeout_held: Option<Timestamp>,
+    hold_generation: u32,
+    /// When the departure began (its first fix outside the departure zone), and when it was.
+    departure_candidate: Option<Timestamp>,
+    departed_at: Option<Timestamp>,
     last: Option<Reading>,
     /// The last believed position fix, kept compact: it is written on every report.
     last_fix: Option<Fix>,
+    doubt: Option<Doubt>,
     /// The zone of the last checkpoint read, for transits that have no fixes.
     last_read_zone: Option<u32>,
     route_hint: u32,
@@ -150,13 +179,9 @@ pub(crate) struct TransitRt {
     outside_fixes: u32,
     /// Consecutive fixes inside the corridor while a deviation is open: two clear it.
     inside_fixes: u32,
-    /// Consecutive fixes outside the departure zone while sealed: departure takes two.
-    fixes_outside_departure: u32,
     /// The first of consecutive fixes inside the destination: arrival takes two, and is dated
     /// from the first.
     arrival_candidate: Option<Fix>,
-    /// Whether a fix has been outside the destination since sealing: arrival is entering it.
-    seen_outside_destination: bool,
     stop: Stop,
     /// The first report of a spell without a fix (boxed: rare, and large).
     no_fix_since: Option<Box<Reading>>,
@@ -170,8 +195,8 @@ pub(crate) struct TransitRt {
     last_fault_event: Option<Timestamp>,
     last_low_battery_event: Option<Timestamp>,
     last_clone: Option<Timestamp>,
-    /// The last few fuel readings, for the median.
-    fuel_recent: VecDeque<f64>,
+    /// The last few fuel readings and their times, for the median.
+    fuel_recent: VecDeque<(Timestamp, f64)>,
     /// Smoothed fuel levels within the window, decreasing from the front (the window maximum).
     fuel: VecDeque<(Timestamp, f64)>,
     /// The time of the reading an open fuel alarm was measured from.
@@ -237,17 +262,19 @@ impl TransitRt {
             last_report: Timestamp::MIN,
             comm_timer_set: false,
             deadline_generation: 0,
-            timeout_held: false,
+            timeout_held: None,
+            hold_generation: 0,
+            departure_candidate: None,
+            departed_at: None,
             last: None,
             last_fix: None,
+            doubt: None,
             last_read_zone: None,
             route_hint: 0,
             outside_since: None,
             outside_fixes: 0,
             inside_fixes: 0,
-            fixes_outside_departure: 0,
             arrival_candidate: None,
-            seen_outside_destination: false,
             stop: Stop::default(),
             no_fix_since: None,
             rope_cut: false,
@@ -340,6 +367,21 @@ impl TransitRt {
         detail: String,
         evidence: Vec<Evidence>,
     ) {
+        self.raise_dated(cx, cx.now, kind, sensor, at, detail, evidence);
+    }
+
+    /// [`TransitRt::raise`] dated `t`: a limit that passed while the decision was held.
+    #[allow(clippy::too_many_arguments)]
+    fn raise_dated(
+        &mut self,
+        cx: &mut Cx<'_>,
+        t: Timestamp,
+        kind: AlarmKind,
+        sensor: Option<Sensor>,
+        at: Option<LonLat>,
+        detail: String,
+        evidence: Vec<Evidence>,
+    ) {
         let f = flag(kind, sensor);
         if self.open[f] {
             return;
@@ -351,7 +393,7 @@ impl TransitRt {
             device: self.device.clone(),
             kind,
             sensor: sensor.map(|s| s.as_str().to_owned()),
-            t: cx.now,
+            t,
             lat: at.map(|p| p[1]),
             lon: at.map(|p| p[0]),
             grade: self.rules.grade(kind),
@@ -391,6 +433,20 @@ impl TransitRt {
         detail: String,
     ) {
         let at = self.position_now(cx.world);
+        self.event_placed(cx, t, event, alarm_kind, sensor, detail, at);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event_placed(
+        &mut self,
+        cx: &mut Cx<'_>,
+        t: Timestamp,
+        event: EventKind,
+        alarm_kind: Option<AlarmKind>,
+        sensor: Option<Sensor>,
+        detail: String,
+        at: Option<LonLat>,
+    ) {
         cx.out.push(Output::Event(Event {
             transit: self.id.clone(),
             device: self.device.clone(),
@@ -451,20 +507,37 @@ impl TransitRt {
     pub(crate) fn detach(&mut self, cx: &mut Cx<'_>, successor: &TransitId) {
         if self.takes_reports() {
             self.detached = true;
+            self.end_stop(cx);
             let detail = format!("the device now seals transit {successor}");
             self.event(cx, EventKind::DeviceReassigned, detail);
         }
     }
 
     /// Records arrival, dated `at` (the first fix inside the destination, or now).
-    fn arrive(&mut self, cx: &mut Cx<'_>, at: Timestamp, how: &str) {
+    fn arrive(&mut self, cx: &mut Cx<'_>, at: Timestamp, place: Option<LonLat>, how: &str) {
         if !self.state.is_travelling() || !self.state.can_become(TransitState::Arrived) {
             return;
         }
+        // Never before the departure it follows.
+        let at = self.departed_at.map_or(at, |d| at.max(d));
+        if let Some(deadline) = self.timeout_held.take()
+            && at > deadline
+        {
+            // The limit passed while one fix inside was held: the arrival came too late.
+            self.raise_timeout(cx, deadline);
+        }
         self.state = TransitState::Arrived;
-        self.event_at(cx, at, EventKind::Arrived, None, None, how.to_owned());
+        let place = place.or_else(|| self.position_now(cx.world));
+        self.event_placed(
+            cx,
+            at,
+            EventKind::Arrived,
+            None,
+            None,
+            how.to_owned(),
+            place,
+        );
         // The journey is over: its conditions end with it.
-        self.timeout_held = false;
         self.clear(cx, AlarmKind::JourneyTimeout, None, "arrived");
         self.clear(cx, AlarmKind::RouteDeviation, None, "arrived");
         if let Some((kind, _)) = self.stop.confirmed.take() {
@@ -506,15 +579,10 @@ impl TransitRt {
         }
     }
 
+    /// An authorised unseal. An illegal opening still open stays open: it happened, and an
+    /// officer decides on it.
     fn unseal(&mut self, cx: &mut Cx<'_>, detail: String) {
-        if self.become_(cx, TransitState::Unsealed, EventKind::Unsealed, detail) {
-            self.clear(
-                cx,
-                AlarmKind::IllegalOpening,
-                None,
-                "unsealed with authorisation",
-            );
-        }
+        self.become_(cx, TransitState::Unsealed, EventKind::Unsealed, detail);
     }
 
     pub(crate) fn on_action(&mut self, a: &Action, cx: &mut Cx<'_>) {
@@ -523,7 +591,7 @@ impl TransitRt {
         let ok = match a.action {
             ActionKind::Seal => self.seal(cx),
             ActionKind::Arrive => {
-                self.arrive(cx, cx.now, "recorded by an officer");
+                self.arrive(cx, cx.now, None, "recorded by an officer");
                 self.state != before
             }
             ActionKind::Release => {
@@ -554,7 +622,7 @@ impl TransitRt {
                 Some(at) if self.state.is_travelling() => {
                     self.deadline = Some(at);
                     self.deadline_generation += 1;
-                    self.timeout_held = false;
+                    self.timeout_held = None;
                     cx.timers
                         .set(at, TimerKind::Deadline, cx.ti, self.deadline_generation);
                     self.event(
@@ -598,6 +666,10 @@ impl TransitRt {
     }
 
     pub(crate) fn on_timer(&mut self, kind: TimerKind, generation: u32, cx: &mut Cx<'_>) {
+        if self.detached {
+            // Its device seals another transit now: nothing of this one's is measured any more.
+            return;
+        }
         match kind {
             TimerKind::Seal => {
                 self.seal(cx);
@@ -608,11 +680,13 @@ impl TransitRt {
                 }
                 if self.arrival_candidate.is_some() {
                     // One fix already puts the vehicle inside its destination: if the next one
-                    // confirms it, it arrived in time.
-                    self.timeout_held = true;
+                    // confirms it, it arrived in time. Not for ever: see TimerKind::Held.
+                    self.timeout_held = self.deadline;
+                    self.hold(cx);
                     return;
                 }
-                self.raise_timeout(cx);
+                let at = self.deadline.unwrap_or(cx.now);
+                self.raise_timeout(cx, at);
             }
             TimerKind::CommLoss => {
                 self.comm_timer_set = false;
@@ -645,26 +719,55 @@ impl TransitRt {
                 if generation != self.stop.generation || !self.state.is_travelling() {
                     return;
                 }
-                if let Some((kind, _)) = self.stop.confirmed {
-                    if self.stop.pending.is_some() {
-                        // The last fix was away from the stop: if the next one confirms the
-                        // vehicle left, it left before the limit.
-                        self.stop.due_held = true;
+                if let Some((kind, due)) = self.stop.confirmed {
+                    if self.stop.pending.is_some() || self.arrival_candidate.is_some() {
+                        // The last fix was away from the stop, or inside the destination: if
+                        // the next one confirms it, the vehicle left (or arrived) before the
+                        // limit.
+                        self.stop.due_held = Some(due);
+                        self.hold(cx);
                     } else {
-                        self.raise_stop(cx, kind);
+                        self.raise_stop(cx, kind, due);
                     }
+                }
+            }
+            TimerKind::Held => {
+                // No fix came to settle a held decision: take the last known state.
+                if generation != self.hold_generation {
+                    return;
+                }
+                if let Some(deadline) = self.timeout_held.take()
+                    && self.state.is_travelling()
+                {
+                    self.raise_timeout(cx, deadline);
+                }
+                if let Some(due) = self.stop.due_held.take()
+                    && let Some((kind, _)) = self.stop.confirmed
+                    && self.state.is_travelling()
+                {
+                    self.raise_stop(cx, kind, due);
                 }
             }
         }
     }
 
-    fn raise_timeout(&mut self, cx: &mut Cx<'_>) {
-        let detail = match self.deadline {
-            Some(d) => format!("not arrived by the time limit {d}"),
-            None => "not arrived by the time limit".into(),
-        };
+    /// Raises the journey timeout, dated at the limit that passed.
+    fn raise_timeout(&mut self, cx: &mut Cx<'_>, limit: Timestamp) {
+        let detail = format!("not arrived by the time limit {limit}");
         let ev = self.last.iter().map(|r| self.evidence(r)).collect();
-        self.raise(cx, AlarmKind::JourneyTimeout, None, None, detail, ev);
+        self.raise_dated(cx, limit, AlarmKind::JourneyTimeout, None, None, detail, ev);
+    }
+
+    /// Starts (or restarts) the bound on a held decision: if no fix settles it within
+    /// [`HOLD_MAX`], the last known state decides.
+    fn hold(&mut self, cx: &mut Cx<'_>) {
+        self.hold_generation += 1;
+        cx.timers.set(
+            cx.now.plus(HOLD_MAX),
+            TimerKind::Held,
+            cx.ti,
+            self.hold_generation,
+        );
     }
 
     // ----- observations --------------------------------------------------------------------
@@ -817,6 +920,27 @@ impl TransitRt {
                 }
             }
         }
+        // A jump faster than any vehicle, even without a gap in reporting (a clone below the
+        // clone threshold, a spoofer): the vehicle may be there, but that one fix is not trusted
+        // to depart, arrive or authorise.
+        let unreachable_from = |from: Fix| {
+            let d_m = frame.distance_m(from.p) - from.accuracy_m.unwrap_or(0.0) - acc;
+            let dt_h = r.t.since(from.t).as_ms() as f64 / 3_600_000.0;
+            d_m > IMPLAUSIBLE_JUMP_M
+                && (dt_h <= 0.0 || d_m / 1000.0 / dt_h > self.rules.max_speed_kmh)
+        };
+        // After such a jump the fixes stay in doubt until one is reachable from the last fix
+        // before it (the old track resumes: the jump was an outlier or a clone), or the new
+        // track has lasted `DOUBT_MAX` without the old one showing again.
+        let implausible = !jammed && self.last_fix.is_some_and(unreachable_from);
+        if let Some(d) = self.doubt {
+            if !unreachable_from(d.anchor) || r.t.since(d.since) >= DOUBT_MAX {
+                self.doubt = None;
+            }
+        } else if let (true, Some(anchor)) = (implausible, self.last_fix) {
+            self.doubt = Some(Doubt { anchor, since: r.t });
+        }
+        let doubtful = jammed || implausible || self.doubt.is_some();
         self.no_fix_since = None;
         if !jammed {
             self.clear(
@@ -833,14 +957,14 @@ impl TransitRt {
             p,
             accuracy_m: r.accuracy_m,
         });
-        if !jammed {
+        if !doubtful {
             self.lifecycle_from_fix(r, frame, zone_tol, cx);
         }
         if self.state.is_travelling() {
             self.check_route(r, frame, acc, zone_tol, cx);
             self.check_stop(r, frame, acc, cx);
         }
-        if jammed {
+        if doubtful {
             Whereabouts::Doubtful
         } else {
             Whereabouts::Fix(p)
@@ -863,37 +987,33 @@ impl TransitRt {
             let inside_departure = self
                 .departure
                 .is_some_and(|z| cx.world.area(z).contains_at(frame, zone_tol));
-            self.fixes_outside_departure = if inside_departure {
-                0
+            if inside_departure {
+                self.departure_candidate = None;
             } else {
-                self.fixes_outside_departure + 1
-            };
-            if self.fixes_outside_departure >= 2 || (self.departure.is_none() && !inside_departure)
-            {
-                self.become_(
-                    cx,
-                    TransitState::InTransit,
-                    EventKind::Departed,
-                    String::new(),
-                );
+                let first = *self.departure_candidate.get_or_insert(r.t);
+                if first != r.t || self.departure.is_none() {
+                    // Dated from the first fix outside, like an arrival from the first inside.
+                    self.state = TransitState::InTransit;
+                    self.departed_at = Some(first);
+                    self.event_at(cx, first, EventKind::Departed, None, None, String::new());
+                }
             }
         }
         if !self.state.is_travelling() {
             return;
         }
-        if !inside_destination {
-            self.seen_outside_destination = true;
-            self.arrival_candidate = None;
-            if self.timeout_held {
-                // The fix inside was not confirmed: the time limit had passed.
-                self.timeout_held = false;
-                self.raise_timeout(cx);
-            }
+        // Arriving is entering the destination. For a round trip (departure and destination
+        // one zone) that needs the departure to be confirmed first.
+        let round_trip = self.departure.is_some() && self.departure == self.destination;
+        if round_trip && self.state != TransitState::InTransit {
             return;
         }
-        // Arriving is entering: a vehicle sealed inside its destination (a round trip from one
-        // office) has not arrived until it has left and come back.
-        if !self.seen_outside_destination {
+        if !inside_destination {
+            self.arrival_candidate = None;
+            if let Some(deadline) = self.timeout_held.take() {
+                // The fix inside was not confirmed: the time limit had passed.
+                self.raise_timeout(cx, deadline);
+            }
             return;
         }
         let first = *self.arrival_candidate.get_or_insert(Fix {
@@ -904,7 +1024,7 @@ impl TransitRt {
         // An opening reported inside the destination settles it: the seal is opened there.
         let opened = r.lock == Some(LockState::Unlocked) || r.door == Some(DoorState::Open);
         if first.t != r.t || opened {
-            self.arrive(cx, first.t, "entered the destination zone");
+            self.arrive(cx, first.t, Some(first.p), "entered the destination zone");
         }
     }
 
@@ -972,7 +1092,7 @@ impl TransitRt {
         self.stop.anchor = None;
         self.stop.pending = None;
         self.stop.zone = None;
-        self.stop.due_held = false;
+        self.stop.due_held = None;
     }
 
     fn check_stop(&mut self, r: &Reading, frame: &LocalFrame, acc: f64, cx: &mut Cx<'_>) {
@@ -995,12 +1115,13 @@ impl TransitRt {
             self.stop.pending = None;
             if self.stop.confirmed.is_none() && r.t.since(anchor.t) >= self.rules.stop_min {
                 self.confirm_stop(anchor, r, cx);
-            } else if self.stop.due_held
+            } else if let Some(due) = self.stop.due_held
+                && self.arrival_candidate.is_none()
                 && let Some((kind, _)) = self.stop.confirmed
             {
                 // The fix held back was a glitch: the vehicle never left.
-                self.stop.due_held = false;
-                self.raise_stop(cx, kind);
+                self.stop.due_held = None;
+                self.raise_stop(cx, kind, due);
             }
             return;
         }
@@ -1051,19 +1172,21 @@ impl TransitRt {
         self.stop.confirmed = Some((kind, due));
         self.stop.zone = zone;
         if due <= r.t {
-            // Reports are sparse: the limit passed before we knew the vehicle had stopped.
-            self.raise_stop(cx, kind);
+            // Reports are sparse: the limit passed before we knew the vehicle had stopped. It
+            // is raised now (the time we knew), not back-dated to the limit.
+            self.raise_stop(cx, kind, r.t);
         } else {
             cx.timers
                 .set(due, TimerKind::Stop, cx.ti, self.stop.generation);
         }
     }
 
-    fn raise_stop(&mut self, cx: &mut Cx<'_>, kind: AlarmKind) {
+    /// Raises the stop alarm, dated at the limit that passed.
+    fn raise_stop(&mut self, cx: &mut Cx<'_>, kind: AlarmKind, due: Timestamp) {
         let Some(anchor) = self.stop.anchor else {
             return;
         };
-        let stopped = text::duration(cx.now.since(anchor.t));
+        let stopped = text::duration(due.since(anchor.t));
         let detail = match self.stop.zone {
             Some(z) => format!(
                 "stopped for {stopped} in {} (limit {})",
@@ -1079,7 +1202,7 @@ impl TransitRt {
         if let Some(last) = self.last_fix.filter(|l| l.t != anchor.t) {
             ev.push(self.evidence(&last.reading()));
         }
-        self.raise(cx, kind, None, Some(anchor.p), detail, ev);
+        self.raise_dated(cx, due, kind, None, Some(anchor.p), detail, ev);
     }
 
     /// Lock, door, and a cable cut once the unseal is authorised.
@@ -1104,7 +1227,7 @@ impl TransitRt {
             && self.state.is_travelling()
             && let Some(first) = self.arrival_candidate
         {
-            self.arrive(cx, first.t, "entered the destination zone");
+            self.arrive(cx, first.t, Some(first.p), "entered the destination zone");
         }
         let what = if unlocked {
             "lock opened"
@@ -1328,7 +1451,12 @@ impl TransitRt {
                     detail,
                     e,
                 );
-            } else if limits.contains_with_margin(v, ENVIRONMENT_CLEAR_MARGIN) {
+            } else if limits.contains_with_margin(
+                v,
+                ENVIRONMENT_CLEAR_MARGIN,
+                sensor.hysteresis(),
+                sensor.floor(),
+            ) {
                 self.clear(
                     cx,
                     AlarmKind::Environment,
@@ -1343,15 +1471,22 @@ impl TransitRt {
         let Some(raw) = r.fuel_pct else { return };
         // The median of the last few readings: fuel sloshing in the tank moves single readings
         // by a few percent; a theft moves them all.
-        self.fuel_recent.push_back(raw);
-        if self.fuel_recent.len() > FUEL_MEDIAN_OF {
+        // Only readings within the window count: after a gap in reporting, the level before it
+        // says nothing about the level now.
+        let window = self.rules.fuel_drop_window;
+        self.fuel_recent.push_back((r.t, raw));
+        while self.fuel_recent.len() > FUEL_MEDIAN_OF
+            || self
+                .fuel_recent
+                .front()
+                .is_some_and(|&(t, _)| r.t.since(t) > window)
+        {
             self.fuel_recent.pop_front();
         }
-        let mut sorted: Vec<f64> = self.fuel_recent.iter().copied().collect();
+        let mut sorted: Vec<f64> = self.fuel_recent.iter().map(|&(_, v)| v).collect();
         sorted.sort_by(f64::total_cmp);
         let v = sorted[sorted.len() / 2];
 
-        let window = self.rules.fuel_drop_window;
         while self.fuel.back().is_some_and(|&(_, b)| b <= v) {
             self.fuel.pop_back();
         }
@@ -1444,7 +1579,8 @@ impl TransitRt {
             );
         }
         if zone.is_some() && zone == self.destination {
-            self.arrive(cx, cx.now, "read at the destination");
+            let place = zone.map(|z| cx.world.zones[z as usize].anchor);
+            self.arrive(cx, cx.now, place, "read at the destination");
         }
     }
 }
@@ -1478,5 +1614,9 @@ mod tests {
         assert!(same_value(&json!(18000), &json!(18000.0)));
         assert!(!same_value(&json!("18000"), &json!(18000)));
         assert!(same_value(&json!("ZJ-A12345"), &json!("ZJ-A12345")));
+        assert!(!same_value(
+            &json!(9_007_199_254_740_993_u64),
+            &json!(9_007_199_254_740_992_u64)
+        ));
     }
 }
