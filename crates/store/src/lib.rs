@@ -19,8 +19,8 @@ pub use crate::postgres::PgStore;
 pub use crate::sqlite::SqliteStore;
 
 use model::{
-    Alarm, AlarmKind, AlarmState, AlarmStep, Event, Observation, Outcome, Timestamp, Transit,
-    TransitState, Zone,
+    Action, Alarm, AlarmKind, AlarmState, AlarmStep, CheckpointRead, Event, Observation, Outcome,
+    Timestamp, Transit, TransitId, TransitState, Zone,
 };
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +128,62 @@ impl Default for PageRequest {
     }
 }
 
+/// One input of the supervisor, as logged: replaying the log in `seq` order rebuilds the
+/// supervisor's state exactly (it is deterministic).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LoggedInput {
+    Declare {
+        at: Timestamp,
+        transit: Box<Transit>,
+    },
+    Action {
+        action: Action,
+    },
+    Read {
+        read: CheckpointRead,
+    },
+    Observation {
+        observation: Observation,
+    },
+    /// A clock tick that fired timers (ticks that changed nothing are not logged).
+    Tick {
+        at: Timestamp,
+    },
+}
+
+impl LoggedInput {
+    pub fn t(&self) -> Timestamp {
+        match self {
+            LoggedInput::Declare { at, .. } | LoggedInput::Tick { at } => *at,
+            LoggedInput::Action { action } => action.t,
+            LoggedInput::Read { read } => read.t,
+            LoggedInput::Observation { observation } => observation.t,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            LoggedInput::Declare { .. } => "declare",
+            LoggedInput::Action { .. } => "action",
+            LoggedInput::Read { .. } => "read",
+            LoggedInput::Observation { .. } => "observation",
+            LoggedInput::Tick { .. } => "tick",
+        }
+    }
+}
+
+/// What one step of the pipeline makes durable, in one transaction: the inputs it accepted
+/// (with their place in the input log), and what the supervisor made of them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Commit<'a> {
+    pub inputs: &'a [(i64, LoggedInput)],
+    pub events: &'a [Event],
+    pub alarms: &'a [Alarm],
+    /// New transit states: (transit, state, since).
+    pub states: &'a [(TransitId, TransitState, Timestamp)],
+}
+
 /// The storage interface. See the crate documentation.
 pub trait Store: Send {
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
@@ -137,8 +193,15 @@ pub trait Store: Send {
     fn put_zone(&mut self, zone: &Zone) -> Result<()>;
     fn zones(&mut self) -> Result<Vec<Zone>>;
 
-    /// Declares a transit. Declaring an id twice is a conflict.
-    fn declare_transit(&mut self, transit: &Transit, at: Timestamp) -> Result<()>;
+    /// Makes a step of the pipeline durable: all of it when this returns `Ok`, none of it
+    /// otherwise. A `Declare` of an id already declared is a conflict. Returns the ids given
+    /// to the alarms.
+    fn commit(&mut self, commit: &Commit<'_>) -> Result<Vec<i64>>;
+    /// The highest `seq` in the input log (0 when empty).
+    fn last_seq(&mut self) -> Result<i64>;
+    /// Up to `limit` logged inputs after `seq`, in `seq` order.
+    fn inputs_after(&mut self, seq: i64, limit: u32) -> Result<Vec<(i64, LoggedInput)>>;
+
     fn transit(&mut self, id: &str) -> Result<StoredTransit>;
     /// Transits, optionally in one state, in declaration order.
     fn transits(
@@ -146,12 +209,6 @@ pub trait Store: Send {
         state: Option<TransitState>,
         page: PageRequest,
     ) -> Result<Vec<(i64, StoredTransit)>>;
-    /// Records a new state (the supervisor decides which; the store keeps it).
-    fn set_transit_state(&mut self, id: &str, state: TransitState, at: Timestamp) -> Result<()>;
-
-    /// Appends observations in one transaction: all are durable when this returns `Ok`, none
-    /// if it fails. Duplicates are dropped before this by the ingest path.
-    fn append_observations(&mut self, batch: &[Observation]) -> Result<()>;
     /// A device's observations in a time range, in time order.
     fn observations(
         &mut self,
@@ -165,8 +222,6 @@ pub trait Store: Send {
     /// called repeatedly by retention so that no transaction holds the log for long.
     fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64>;
 
-    /// Appends events and alarms in one transaction; returns the ids given to the alarms.
-    fn append_outputs(&mut self, events: &[Event], alarms: &[Alarm]) -> Result<Vec<i64>>;
     fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>>;
     fn alarm(&mut self, id: i64) -> Result<AlarmRecord>;
     fn alarms(&mut self, filter: &AlarmFilter, page: PageRequest) -> Result<Vec<AlarmRecord>>;

@@ -1,14 +1,12 @@
 //! PostgreSQL, for deployments that outgrow one file.
 
 use ::postgres::{Client, NoTls, Transaction};
-use model::{
-    Alarm, AlarmState, AlarmStep, Event, Observation, Timestamp, Transit, TransitState, Zone,
-};
+use model::{Alarm, AlarmState, AlarmStep, Event, Observation, Timestamp, TransitState, Zone};
 
 use crate::{
-    AlarmFilter, AlarmRecord, Error, HandlingStep, PageRequest, Result, Store, StoredTransit,
-    TimeRange, outcome_name, parse_outcome, parse_state, parse_transit_state, step_name,
-    transit_state_name,
+    AlarmFilter, AlarmRecord, Commit, Error, HandlingStep, LoggedInput, PageRequest, Result, Store,
+    StoredTransit, TimeRange, outcome_name, parse_outcome, parse_state, parse_transit_state,
+    step_name, transit_state_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/001_init.sql"))];
@@ -177,25 +175,99 @@ impl Store for PgStore {
             .collect()
     }
 
-    fn declare_transit(&mut self, transit: &Transit, at: Timestamp) -> Result<()> {
-        let inserted = self.client.execute(
+    fn commit(&mut self, c: &Commit<'_>) -> Result<Vec<i64>> {
+        let mut tx = self.client.transaction()?;
+        let obs =
+            tx.prepare("INSERT INTO observations (seq, t, device, doc) VALUES ($1, $2, $3, $4)")?;
+        let input = tx.prepare("INSERT INTO inputs (seq, t, kind, doc) VALUES ($1, $2, $3, $4)")?;
+        let declare = tx.prepare(
             "INSERT INTO transits (id, device, state, declared_at, updated_at, doc) VALUES ($1, $2, $3, $4, $4, $5)
              ON CONFLICT (id) DO NOTHING",
-            &[
-                &transit.id.as_str(),
-                &transit.device.as_str(),
-                &transit_state_name(TransitState::Declared),
-                &at.unix_ms(),
-                &serde_json::to_string(transit)?,
-            ],
         )?;
-        if inserted == 0 {
-            return Err(Error::Conflict(format!(
-                "transit {} is already declared",
-                transit.id
-            )));
+        for (seq, i) in c.inputs {
+            if let LoggedInput::Observation { observation: o } = i {
+                tx.execute(
+                    &obs,
+                    &[
+                        seq,
+                        &o.t.unix_ms(),
+                        &o.device.as_str(),
+                        &serde_json::to_string(o)?,
+                    ],
+                )?;
+                continue;
+            }
+            if let LoggedInput::Declare { at, transit } = i {
+                let n = tx.execute(
+                    &declare,
+                    &[
+                        &transit.id.as_str(),
+                        &transit.device.as_str(),
+                        &transit_state_name(TransitState::Declared),
+                        &at.unix_ms(),
+                        &serde_json::to_string(transit)?,
+                    ],
+                )?;
+                if n == 0 {
+                    return Err(Error::Conflict(format!(
+                        "transit {} is already declared",
+                        transit.id
+                    )));
+                }
+            }
+            tx.execute(
+                &input,
+                &[seq, &i.t().unix_ms(), &i.kind(), &serde_json::to_string(i)?],
+            )?;
         }
-        Ok(())
+        let ids = insert_outputs(&mut tx, c.events, c.alarms)?;
+        let st = tx.prepare("UPDATE transits SET state = $2, updated_at = $3 WHERE id = $1")?;
+        for (id, state, at) in c.states {
+            if tx.execute(
+                &st,
+                &[&id.as_str(), &transit_state_name(*state), &at.unix_ms()],
+            )? == 0
+            {
+                return Err(Error::NotFound {
+                    what: "transit",
+                    id: id.to_string(),
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn last_seq(&mut self) -> Result<i64> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT GREATEST(COALESCE((SELECT MAX(seq) FROM inputs), 0), COALESCE((SELECT MAX(seq) FROM observations), 0))::BIGINT",
+                &[],
+            )?
+            .get(0))
+    }
+
+    fn inputs_after(&mut self, seq: i64, limit: u32) -> Result<Vec<(i64, LoggedInput)>> {
+        let rows = self.client.query(
+            "SELECT seq, 'o', doc FROM observations WHERE seq > $1
+             UNION ALL SELECT seq, 'i', doc FROM inputs WHERE seq > $1
+             ORDER BY 1 LIMIT $2",
+            &[&seq, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let (seq, table, doc): (i64, &str, &str) = (r.get(0), r.get(1), r.get(2));
+                let input = if table == "o" {
+                    LoggedInput::Observation {
+                        observation: serde_json::from_str(doc)?,
+                    }
+                } else {
+                    serde_json::from_str(doc)?
+                };
+                Ok((seq, input))
+            })
+            .collect()
     }
 
     fn transit(&mut self, id: &str) -> Result<StoredTransit> {
@@ -229,37 +301,6 @@ impl Store for PgStore {
             .collect()
     }
 
-    fn set_transit_state(&mut self, id: &str, state: TransitState, at: Timestamp) -> Result<()> {
-        let n = self.client.execute(
-            "UPDATE transits SET state = $2, updated_at = $3 WHERE id = $1",
-            &[&id, &transit_state_name(state), &at.unix_ms()],
-        )?;
-        if n == 0 {
-            return Err(Error::NotFound {
-                what: "transit",
-                id: id.to_owned(),
-            });
-        }
-        Ok(())
-    }
-
-    fn append_observations(&mut self, batch: &[Observation]) -> Result<()> {
-        let mut tx = self.client.transaction()?;
-        let stmt = tx.prepare("INSERT INTO observations (t, device, doc) VALUES ($1, $2, $3)")?;
-        for o in batch {
-            tx.execute(
-                &stmt,
-                &[
-                    &o.t.unix_ms(),
-                    &o.device.as_str(),
-                    &serde_json::to_string(o)?,
-                ],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     fn observations(
         &mut self,
         device: &str,
@@ -289,13 +330,6 @@ impl Store for PgStore {
             "DELETE FROM observations WHERE id IN (SELECT id FROM observations WHERE t < $1 ORDER BY t LIMIT $2)",
             &[&before.unix_ms(), &i64::from(limit)],
         )?)
-    }
-
-    fn append_outputs(&mut self, events: &[Event], alarms: &[Alarm]) -> Result<Vec<i64>> {
-        let mut tx = self.client.transaction()?;
-        let ids = insert_outputs(&mut tx, events, alarms)?;
-        tx.commit()?;
-        Ok(ids)
     }
 
     fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>> {

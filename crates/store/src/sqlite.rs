@@ -2,15 +2,13 @@
 
 use std::path::Path;
 
-use model::{
-    Alarm, AlarmState, AlarmStep, Event, Observation, Timestamp, Transit, TransitState, Zone,
-};
+use model::{AlarmState, AlarmStep, Event, Observation, Timestamp, TransitState, Zone};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AlarmFilter, AlarmRecord, Error, HandlingStep, PageRequest, Result, Store, StoredTransit,
-    TimeRange, outcome_name, parse_outcome, parse_state, parse_transit_state, step_name,
-    transit_state_name,
+    AlarmFilter, AlarmRecord, Commit, Error, HandlingStep, LoggedInput, PageRequest, Result, Store,
+    StoredTransit, TimeRange, outcome_name, parse_outcome, parse_state, parse_transit_state,
+    step_name, transit_state_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/001_init.sql"))];
@@ -118,25 +116,129 @@ impl Store for SqliteStore {
         docs.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
     }
 
-    fn declare_transit(&mut self, transit: &Transit, at: Timestamp) -> Result<()> {
-        let inserted = self.conn.execute(
-            "INSERT INTO transits (id, device, state, declared_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?4, ?5)
-             ON CONFLICT (id) DO NOTHING",
-            params![
-                transit.id.as_str(),
-                transit.device.as_str(),
-                transit_state_name(TransitState::Declared),
-                at.unix_ms(),
-                serde_json::to_string(transit)?
-            ],
-        )?;
-        if inserted == 0 {
-            return Err(Error::Conflict(format!(
-                "transit {} is already declared",
-                transit.id
-            )));
+    fn commit(&mut self, c: &Commit<'_>) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(c.alarms.len());
+        {
+            let mut obs = tx.prepare_cached(
+                "INSERT INTO observations (seq, t, device, doc) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut input = tx
+                .prepare_cached("INSERT INTO inputs (seq, t, kind, doc) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut declare = tx.prepare_cached(
+                "INSERT INTO transits (id, device, state, declared_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?4, ?5)
+                 ON CONFLICT (id) DO NOTHING",
+            )?;
+            for (seq, i) in c.inputs {
+                if let LoggedInput::Observation { observation: o } = i {
+                    obs.execute(params![
+                        seq,
+                        o.t.unix_ms(),
+                        o.device.as_str(),
+                        serde_json::to_string(o)?
+                    ])?;
+                    continue;
+                }
+                if let LoggedInput::Declare { at, transit } = i {
+                    let n = declare.execute(params![
+                        transit.id.as_str(),
+                        transit.device.as_str(),
+                        transit_state_name(TransitState::Declared),
+                        at.unix_ms(),
+                        serde_json::to_string(transit)?
+                    ])?;
+                    if n == 0 {
+                        return Err(Error::Conflict(format!(
+                            "transit {} is already declared",
+                            transit.id
+                        )));
+                    }
+                }
+                input.execute(params![
+                    seq,
+                    i.t().unix_ms(),
+                    i.kind(),
+                    serde_json::to_string(i)?
+                ])?;
+            }
+            let mut ev = tx.prepare_cached(
+                "INSERT INTO events (t, transit, kind, doc) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for e in c.events {
+                let kind = serde_json::to_value(e.event)?;
+                ev.execute(params![
+                    e.t.unix_ms(),
+                    e.transit.as_str(),
+                    kind.as_str(),
+                    serde_json::to_string(e)?
+                ])?;
+            }
+            let mut al = tx.prepare_cached(
+                "INSERT INTO alarms (t, transit, kind, grade, state, updated_at, doc) VALUES (?1, ?2, ?3, ?4, 'open', ?1, ?5)",
+            )?;
+            for a in c.alarms {
+                al.execute(params![
+                    a.t.unix_ms(),
+                    a.transit.as_str(),
+                    a.kind.as_str(),
+                    a.grade,
+                    serde_json::to_string(a)?
+                ])?;
+                ids.push(tx.last_insert_rowid());
+            }
+            let mut st =
+                tx.prepare_cached("UPDATE transits SET state = ?2, updated_at = ?3 WHERE id = ?1")?;
+            for (id, state, at) in c.states {
+                if st.execute(params![
+                    id.as_str(),
+                    transit_state_name(*state),
+                    at.unix_ms()
+                ])? == 0
+                {
+                    return Err(Error::NotFound {
+                        what: "transit",
+                        id: id.to_string(),
+                    });
+                }
+            }
         }
-        Ok(())
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn last_seq(&mut self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM inputs), 0), COALESCE((SELECT MAX(seq) FROM observations), 0))",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn inputs_after(&mut self, seq: i64, limit: u32) -> Result<Vec<(i64, LoggedInput)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, 'o', doc FROM observations WHERE seq > ?1
+             UNION ALL SELECT seq, 'i', doc FROM inputs WHERE seq > ?1
+             ORDER BY 1 LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![seq, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (seq, table, doc) = row?;
+            let input = if table == "o" {
+                LoggedInput::Observation {
+                    observation: serde_json::from_str(&doc)?,
+                }
+            } else {
+                serde_json::from_str(&doc)?
+            };
+            Ok((seq, input))
+        })
+        .collect()
     }
 
     fn transit(&mut self, id: &str) -> Result<StoredTransit> {
@@ -207,37 +309,6 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    fn set_transit_state(&mut self, id: &str, state: TransitState, at: Timestamp) -> Result<()> {
-        let n = self.conn.execute(
-            "UPDATE transits SET state = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, transit_state_name(state), at.unix_ms()],
-        )?;
-        if n == 0 {
-            return Err(Error::NotFound {
-                what: "transit",
-                id: id.to_owned(),
-            });
-        }
-        Ok(())
-    }
-
-    fn append_observations(&mut self, batch: &[Observation]) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt =
-                tx.prepare_cached("INSERT INTO observations (t, device, doc) VALUES (?1, ?2, ?3)")?;
-            for o in batch {
-                stmt.execute(params![
-                    o.t.unix_ms(),
-                    o.device.as_str(),
-                    serde_json::to_string(o)?
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     fn observations(
         &mut self,
         device: &str,
@@ -265,40 +336,6 @@ impl Store for SqliteStore {
             params![before.unix_ms(), limit],
         )?;
         Ok(n as u64)
-    }
-
-    fn append_outputs(&mut self, events: &[Event], alarms: &[Alarm]) -> Result<Vec<i64>> {
-        let tx = self.conn.transaction()?;
-        let mut ids = Vec::with_capacity(alarms.len());
-        {
-            let mut ev = tx.prepare_cached(
-                "INSERT INTO events (t, transit, kind, doc) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for e in events {
-                let kind = serde_json::to_value(e.event)?;
-                ev.execute(params![
-                    e.t.unix_ms(),
-                    e.transit.as_str(),
-                    kind.as_str(),
-                    serde_json::to_string(e)?
-                ])?;
-            }
-            let mut al = tx.prepare_cached(
-                "INSERT INTO alarms (t, transit, kind, grade, state, updated_at, doc) VALUES (?1, ?2, ?3, ?4, 'open', ?1, ?5)",
-            )?;
-            for a in alarms {
-                al.execute(params![
-                    a.t.unix_ms(),
-                    a.transit.as_str(),
-                    a.kind.as_str(),
-                    a.grade,
-                    serde_json::to_string(a)?
-                ])?;
-                ids.push(tx.last_insert_rowid());
-            }
-        }
-        tx.commit()?;
-        Ok(ids)
     }
 
     fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>> {

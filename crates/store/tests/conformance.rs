@@ -5,7 +5,9 @@ use model::{
     Alarm, AlarmKind, AlarmState, AlarmStep, Event, EventKind, Observation, Outcome, Timestamp,
     Transit, TransitState, Zone,
 };
-use store::{AlarmFilter, PageRequest, PgStore, SqliteStore, Store, TimeRange};
+use store::{
+    AlarmFilter, Commit, LoggedInput, PageRequest, PgStore, SqliteStore, Store, TimeRange,
+};
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -66,6 +68,53 @@ fn event(transit: &str, kind: EventKind, at: &str) -> Event {
     }
 }
 
+fn declare(s: &mut dyn Store, seq: i64, tr: &Transit, at: Timestamp) -> store::Result<Vec<i64>> {
+    let inputs = [(
+        seq,
+        LoggedInput::Declare {
+            at,
+            transit: Box::new(tr.clone()),
+        },
+    )];
+    s.commit(&Commit {
+        inputs: &inputs,
+        ..Commit::default()
+    })
+}
+
+fn set_state(
+    s: &mut dyn Store,
+    id: &str,
+    state: TransitState,
+    at: Timestamp,
+) -> store::Result<Vec<i64>> {
+    let states = [(id.parse().unwrap(), state, at)];
+    s.commit(&Commit {
+        states: &states,
+        ..Commit::default()
+    })
+}
+
+fn append(s: &mut dyn Store, first_seq: i64, batch: &[Observation]) {
+    let inputs: Vec<(i64, LoggedInput)> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            (
+                first_seq + i as i64,
+                LoggedInput::Observation {
+                    observation: o.clone(),
+                },
+            )
+        })
+        .collect();
+    s.commit(&Commit {
+        inputs: &inputs,
+        ..Commit::default()
+    })
+    .unwrap();
+}
+
 fn zones_round_trip(s: &mut dyn Store) {
     s.put_zone(&zone("CN-YIWU")).unwrap();
     s.put_zone(&zone("CN-NINGBO")).unwrap();
@@ -79,16 +128,13 @@ fn zones_round_trip(s: &mut dyn Store) {
 
 fn transits_lifecycle(s: &mut dyn Store) {
     let tr = transit("T1", "D1");
-    s.declare_transit(&tr, t("2026-11-25T07:00:00Z")).unwrap();
-    let e = s
-        .declare_transit(&tr, t("2026-11-25T07:01:00Z"))
-        .unwrap_err();
+    declare(s, 1, &tr, t("2026-11-25T07:00:00Z")).unwrap();
+    let e = declare(s, 2, &tr, t("2026-11-25T07:01:00Z")).unwrap_err();
     assert!(e.is_conflict(), "{e}");
     let got = s.transit("T1").unwrap();
     assert_eq!(got.transit, tr, "every field of the declaration comes back");
     assert_eq!(got.state, TransitState::Declared);
-    s.set_transit_state("T1", TransitState::Sealed, t("2026-11-25T08:00:00Z"))
-        .unwrap();
+    set_state(s, "T1", TransitState::Sealed, t("2026-11-25T08:00:00Z")).unwrap();
     assert_eq!(s.transit("T1").unwrap().state, TransitState::Sealed);
     assert_eq!(
         s.transit("T1").unwrap().updated_at,
@@ -96,13 +142,15 @@ fn transits_lifecycle(s: &mut dyn Store) {
     );
     assert!(s.transit("T9").unwrap_err().is_not_found());
     assert!(
-        s.set_transit_state("T9", TransitState::Sealed, t("2026-11-25T08:00:00Z"))
+        set_state(s, "T9", TransitState::Sealed, t("2026-11-25T08:00:00Z"))
             .unwrap_err()
             .is_not_found()
     );
 
     for i in 2..=5 {
-        s.declare_transit(
+        declare(
+            s,
+            i,
             &transit(&format!("T{i}"), &format!("D{i}")),
             t("2026-11-25T07:30:00Z"),
         )
@@ -156,7 +204,7 @@ fn observations_append_and_read(s: &mut dyn Store) {
             )
         })
         .collect();
-    s.append_observations(&batch).unwrap();
+    append(s, 1, &batch);
     let d1 = s.observations("D1", TimeRange::default(), 1000).unwrap();
     assert_eq!(d1.len(), 50);
     assert_eq!(d1[0], batch[0], "an observation comes back exactly");
@@ -185,18 +233,21 @@ fn observations_append_and_read(s: &mut dyn Store) {
 }
 
 fn alarms_and_their_handling(s: &mut dyn Store) {
+    let events = [
+        event("T1", EventKind::Sealed, "2026-11-25T08:00:00Z"),
+        event("T1", EventKind::Departed, "2026-11-25T08:10:00Z"),
+    ];
+    let alarms = [
+        alarm("T1", AlarmKind::RouteDeviation, "2026-11-25T09:00:00Z", 3),
+        alarm("T1", AlarmKind::LowBattery, "2026-11-25T09:30:00Z", 1),
+        alarm("T2", AlarmKind::Tamper, "2026-11-25T10:00:00Z", 4),
+    ];
     let ids = s
-        .append_outputs(
-            &[
-                event("T1", EventKind::Sealed, "2026-11-25T08:00:00Z"),
-                event("T1", EventKind::Departed, "2026-11-25T08:10:00Z"),
-            ],
-            &[
-                alarm("T1", AlarmKind::RouteDeviation, "2026-11-25T09:00:00Z", 3),
-                alarm("T1", AlarmKind::LowBattery, "2026-11-25T09:30:00Z", 1),
-                alarm("T2", AlarmKind::Tamper, "2026-11-25T10:00:00Z", 4),
-            ],
-        )
+        .commit(&Commit {
+            events: &events,
+            alarms: &alarms,
+            ..Commit::default()
+        })
         .unwrap();
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
@@ -300,6 +351,91 @@ fn alarms_and_their_handling(s: &mut dyn Store) {
     );
 }
 
+fn input_log_replays_in_order(s: &mut dyn Store) {
+    assert_eq!(s.last_seq().unwrap(), 0);
+    declare(s, 1, &transit("T1", "D1"), t("2026-11-25T07:00:00Z")).unwrap();
+    append(
+        s,
+        2,
+        &[
+            obs("D1", "2026-11-25T08:00:00Z", 1),
+            obs("D1", "2026-11-25T08:01:00Z", 2),
+        ],
+    );
+    let action: model::Action = serde_json::from_value(serde_json::json!({
+        "t": "2026-11-25T08:02:00Z", "transit": "T1", "action": "authorize_unseal"
+    }))
+    .unwrap();
+    let tick = LoggedInput::Tick {
+        at: t("2026-11-25T12:00:00Z"),
+    };
+    let inputs = [
+        (
+            4,
+            LoggedInput::Action {
+                action: action.clone(),
+            },
+        ),
+        (5, tick.clone()),
+    ];
+    s.commit(&Commit {
+        inputs: &inputs,
+        ..Commit::default()
+    })
+    .unwrap();
+    append(s, 6, &[obs("D1", "2026-11-25T12:01:00Z", 3)]);
+    assert_eq!(s.last_seq().unwrap(), 6);
+    let log = s.inputs_after(0, 100).unwrap();
+    assert_eq!(
+        log.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert!(
+        matches!(&log[0].1, LoggedInput::Declare { transit, .. } if transit.id.as_str() == "T1")
+    );
+    assert_eq!(
+        log[2].1,
+        LoggedInput::Observation {
+            observation: obs("D1", "2026-11-25T08:01:00Z", 2)
+        }
+    );
+    assert_eq!(log[3].1, LoggedInput::Action { action });
+    assert_eq!(log[4].1, tick);
+    assert_eq!(
+        s.inputs_after(3, 2)
+            .unwrap()
+            .iter()
+            .map(|(seq, _)| *seq)
+            .collect::<Vec<_>>(),
+        [4, 5]
+    );
+    // A commit that fails leaves nothing behind.
+    let again = [
+        (
+            7,
+            LoggedInput::Observation {
+                observation: obs("D1", "2026-11-25T12:02:00Z", 4),
+            },
+        ),
+        (
+            8,
+            LoggedInput::Declare {
+                at: t("2026-11-25T12:02:00Z"),
+                transit: Box::new(transit("T1", "D1")),
+            },
+        ),
+    ];
+    assert!(
+        s.commit(&Commit {
+            inputs: &again,
+            ..Commit::default()
+        })
+        .unwrap_err()
+        .is_conflict()
+    );
+    assert_eq!(s.last_seq().unwrap(), 6);
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -328,6 +464,13 @@ macro_rules! conformance {
             fn observations_append_and_read() {
                 if let Some(mut s) = open("observations") {
                     super::observations_append_and_read(&mut *s);
+                }
+            }
+
+            #[test]
+            fn input_log_replays_in_order() {
+                if let Some(mut s) = open("inputs") {
+                    super::input_log_replays_in_order(&mut *s);
                 }
             }
 

@@ -19,13 +19,26 @@ CREATE TABLE transits (
 CREATE INDEX transits_device ON transits (device);
 CREATE INDEX transits_state ON transits (state, declared_at);
 
+-- The input log: everything the supervisor was given, in the order it was given (`seq`), so
+-- that a restart rebuilds its state by replaying it. Declarations, actions, reads and the clock
+-- ticks that fired timers are here; observations, far more numerous, have their own table in
+-- the same sequence.
+CREATE TABLE inputs (
+    seq  INTEGER PRIMARY KEY,
+    t    INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    doc  TEXT NOT NULL
+);
+
 CREATE TABLE observations (
     id     INTEGER PRIMARY KEY,
+    seq    INTEGER NOT NULL,
     t      INTEGER NOT NULL,
     device TEXT NOT NULL,
     doc    TEXT NOT NULL
 );
 CREATE INDEX observations_t ON observations (t);
+CREATE INDEX observations_seq ON observations (seq);
 
 CREATE TABLE events (
     id      INTEGER PRIMARY KEY,
