@@ -13,11 +13,21 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    pub const MIN: Timestamp = Timestamp(i64::MIN / 4);
-    pub const MAX: Timestamp = Timestamp(i64::MAX / 4);
+    /// The earliest and latest instants that can be written in RFC 3339 (jiff's range, years
+    /// -9999 to 9999), so that every `Timestamp` prints and parses back.
+    pub const MIN: Timestamp = Timestamp(-377_705_023_201_000);
+    pub const MAX: Timestamp = Timestamp(253_402_207_200_000);
 
+    /// An instant from milliseconds since the epoch, clamped to [`Timestamp::MIN`] and
+    /// [`Timestamp::MAX`].
     pub const fn from_unix_ms(ms: i64) -> Timestamp {
-        Timestamp(ms)
+        if ms < Timestamp::MIN.0 {
+            Timestamp::MIN
+        } else if ms > Timestamp::MAX.0 {
+            Timestamp::MAX
+        } else {
+            Timestamp(ms)
+        }
     }
 
     pub const fn unix_ms(self) -> i64 {
@@ -26,7 +36,11 @@ impl Timestamp {
 
     /// `self + d`, saturating so that far-future deadlines never overflow.
     pub fn plus(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.0))
+        Timestamp(
+            self.0
+                .saturating_add(d.0)
+                .clamp(Timestamp::MIN.0, Timestamp::MAX.0),
+        )
     }
 
     /// `self - earlier`, as a duration (negative when `earlier` is later).
@@ -259,6 +273,13 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-25T08:00:00.25Z");
         let e = "2026-13-25T08:00:00Z".parse::<Timestamp>().unwrap_err();
         assert!(e.to_string().contains("2026-13-25"), "{e}");
+        for extreme in [
+            Timestamp::MIN,
+            Timestamp::MAX,
+            Timestamp::from_unix_ms(i64::MAX),
+        ] {
+            assert_eq!(extreme.to_string().parse::<Timestamp>().unwrap(), extreme);
+        }
     }
 
     #[test]

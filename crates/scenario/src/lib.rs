@@ -360,12 +360,9 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-/// Runs a validated scenario and returns every alarm and event, in time order.
-pub fn replay(s: &Scenario) -> Result<Vec<Output>, Invalid> {
-    let mut sup = Supervisor::new(&s.zones).map_err(|e| invalid(e.path, e.reason))?;
-    for t in &s.transits {
-        sup.declare(t).map_err(|e| invalid(e.path, e.reason))?;
-    }
+/// The scenario's actions, reads and observations in the order the replay gives them to the
+/// supervisor: by time, then canonically (see the crate documentation).
+pub fn ordered_inputs(s: &Scenario) -> Vec<Input<'_>> {
     let mut items: Vec<Item<'_>> =
         Vec::with_capacity(s.actions.len() + s.reads.len() + s.observations.len());
     items.extend(s.actions.iter().map(Item::Action));
@@ -376,14 +373,24 @@ pub fn replay(s: &Scenario) -> Result<Vec<Output>, Invalid> {
             .map(|o| Item::Observation(o, o.reading().content_digest())),
     );
     items.sort_by(|a, b| a.cmp_canonical(b));
-
-    let mut out = Vec::new();
-    for item in &items {
-        let input = match item {
+    items
+        .into_iter()
+        .map(|item| match item {
             Item::Action(a) => Input::Action(a),
             Item::Read(r) => Input::Read(r),
             Item::Observation(o, _) => Input::Observation(o),
-        };
+        })
+        .collect()
+}
+
+/// Runs a validated scenario and returns every alarm and event, in time order.
+pub fn replay(s: &Scenario) -> Result<Vec<Output>, Invalid> {
+    let mut sup = Supervisor::new(&s.zones).map_err(|e| invalid(e.path, e.reason))?;
+    for t in &s.transits {
+        sup.declare(t).map_err(|e| invalid(e.path, e.reason))?;
+    }
+    let mut out = Vec::new();
+    for input in ordered_inputs(s) {
         sup.handle(input, &mut out);
     }
     if let Some(until) = s.until {

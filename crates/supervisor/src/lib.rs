@@ -69,6 +69,18 @@ impl Input<'_> {
     }
 }
 
+/// What [`Supervisor::admit`] says of an observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Accept,
+    /// The same report was taken already.
+    Duplicate,
+    /// The device is on no declared transit.
+    UnknownDevice,
+    /// Every transit of the device is closed.
+    NotSupervised,
+}
+
 /// Why zones or a transit cannot be supervised.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {reason}")]
@@ -436,6 +448,37 @@ impl Supervisor {
         self.transit_ids
             .get(id)
             .map(|&i| self.transits[i as usize].state())
+    }
+
+    /// Whether an observation would be taken, without taking it: what an ingest path asks
+    /// before making a report durable.
+    pub fn admit(&self, obs: &Observation) -> Admission {
+        let Some(&di) = self.device_ids.get(obs.device.as_str()) else {
+            return Admission::UnknownDevice;
+        };
+        let dev = &self.devices[di as usize];
+        if active_transit(&self.transits, dev).is_none() {
+            // Reports before sealing (a device switched on at the station) and after the
+            // unseal (a device on its way back to stock) are data; once every transit of the
+            // device is closed, they are a mistake.
+            let all_closed = std::iter::once(dev.latest)
+                .chain(dev.earlier.iter().copied())
+                .all(|ti| self.transits[ti as usize].state() == model::TransitState::Closed);
+            if all_closed {
+                return Admission::NotSupervised;
+            }
+        }
+        let r = obs.reading();
+        let digest = r.content_digest();
+        let duplicate = match r.seq {
+            Some(seq) => dev.seq_seen(seq).is_some_and(|(d, _)| d == digest),
+            None => dev.last_t == Some(r.t) && dev.last_digest == digest,
+        };
+        if duplicate {
+            Admission::Duplicate
+        } else {
+            Admission::Accept
+        }
     }
 
     /// Handles one input, appending what it causes to `out`.
