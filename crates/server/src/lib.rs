@@ -1,0 +1,755 @@
+//! The sealwatch service: the HTTP API under `/api/v1`, the live stream, health and metrics,
+//! around the ingest writer (see `writer.rs`).
+//!
+//! Every write goes through the writer thread and its pipeline, so every source (this API now,
+//! device gateways next) takes the same path: validate, drop duplicates, supervise, commit with
+//! the outputs, acknowledge. Queries run on the writer thread too, with the store; a read
+//! replica is a later step.
+
+mod writer;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ingest::{Pipeline, Submission, Verdict};
+use model::{
+    Action, ActionKind, AlarmKind, AlarmStep, Outcome, Timestamp, Transit, TransitState, Zone,
+};
+use serde::{Deserialize, Serialize};
+use store::{AlarmFilter, PageRequest, Store, TimeRange};
+use supervisor::Output;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{BroadcastStream, WatchStream};
+
+pub use writer::Published;
+use writer::{Counters, Job};
+
+/// Where the service keeps its data and listens.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// SQLite file `sealwatch.db` in this directory (the embedded default).
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL instead of the SQLite file.
+    pub database_url: Option<String>,
+    /// Largest number of inputs committed in one transaction.
+    pub batch_max_items: usize,
+}
+
+impl Config {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Config {
+        Config {
+            listen,
+            data_dir,
+            database_url: None,
+            batch_max_items: 10_000,
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("store: {0}")]
+    Store(#[from] store::Error),
+    #[error("ingest: {0}")]
+    Ingest(#[from] ingest::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the configured store.
+pub fn open_store(config: &Config) -> Result<Box<dyn Store>, Error> {
+    Ok(match &config.database_url {
+        Some(url) => Box::new(store::PgStore::connect(url)?),
+        None => {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|e| Error::DataDir(config.data_dir.clone(), e))?;
+            Box::new(store::SqliteStore::open(
+                &config.data_dir.join("sealwatch.db"),
+            )?)
+        }
+    })
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    jobs: mpsc::Sender<Job>,
+    live: broadcast::Sender<Published>,
+    counters: Arc<Counters>,
+    /// Turns true when the service stops: live streams end, so shutdown does not wait on them.
+    stopping: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// A running service: its address, and a handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub live: broadcast::Sender<Published>,
+    stop: Option<oneshot::Sender<()>>,
+    stopping: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Stops accepting requests, lets the writer commit what it accepted, and waits for both.
+    pub async fn stop(mut self) -> Result<(), Error> {
+        let _ = self.stopping.send(true);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = (&mut self.task).await.unwrap_or(Ok(()));
+        if let Some(w) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || w.join()).await;
+        }
+        result
+    }
+}
+
+/// Starts the service on `config.listen` (port 0 picks a free one).
+pub async fn start(config: Config) -> Result<Running, Error> {
+    let store = open_store(&config)?;
+    let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(store))
+        .await
+        .expect("opening the pipeline does not panic")?;
+    let (jobs, rx) = mpsc::channel::<Job>(1024);
+    let (live, _) = broadcast::channel(4096);
+    let counters = Arc::new(Counters::default());
+    let writer = {
+        let (live, counters, max) = (live.clone(), counters.clone(), config.batch_max_items);
+        std::thread::Builder::new()
+            .name("sealwatch-writer".into())
+            .spawn(move || writer::run(pipeline, rx, live, counters, max))
+            .expect("a thread can be started")
+    };
+    let (stopping, stopping_rx) = watch::channel(false);
+    let state = AppState {
+        jobs: jobs.clone(),
+        live: live.clone(),
+        counters,
+        stopping: stopping_rx,
+    };
+    // The clock: timers fire even when no report comes. It stops with the service, so that
+    // the writer sees its last sender go and finishes.
+    let ticker = jobs.clone();
+    let mut ticker_stopping = state.stopping.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = ticker_stopping.changed() => break,
+            }
+            if ticker.send(Job::Tick(wall_clock())).await.is_err() {
+                break;
+            }
+        }
+    });
+    drop(jobs);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Listen(config.listen, e))?;
+    let addr = listener.local_addr().map_err(Error::Serve)?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(Error::Serve)
+    });
+    Ok(Running {
+        addr,
+        live,
+        stop: Some(stop),
+        stopping,
+        task,
+        writer: Some(writer),
+    })
+}
+
+/// The wall clock, as the ingest clock. (The supervisor itself never reads a clock.)
+pub fn wall_clock() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Timestamp::from_unix_ms(ms)
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/zones", post(put_zone).get(list_zones))
+        .route("/api/v1/transits", post(declare).get(list_transits))
+        .route("/api/v1/transits/{id}", get(get_transit))
+        .route("/api/v1/transits/{id}/actions", post(act))
+        .route("/api/v1/transits/{id}/events", get(transit_events))
+        .route("/api/v1/observations", post(observations))
+        .route("/api/v1/alarms", get(list_alarms))
+        .route("/api/v1/alarms/{id}", get(get_alarm))
+        .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
+        .route("/api/v1/stream", get(stream))
+        .with_state(state)
+}
+
+/// An RFC 9457 problem: what is wrong, and with which field.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(skip)]
+    status: StatusCode,
+    title: String,
+    status_code: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
+        let detail = detail.into();
+        // Details name the field first (`lat: must be ...`), as everywhere in sealwatch.
+        let field = detail
+            .split_once(": ")
+            .map(|(f, _)| f.to_owned())
+            .filter(|f| !f.contains(' '));
+        Problem {
+            status,
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status_code: status.as_u16(),
+            detail,
+            field,
+        }
+    }
+    fn unavailable() -> Problem {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the writer is not running")
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::to_value(&self).unwrap_or_default();
+        if let Some(o) = body.as_object_mut() {
+            // `status` is the RFC's name; the field is renamed here to keep `status` the code.
+            if let Some(code) = o.remove("status_code") {
+                o.insert("status".into(), code);
+            }
+        }
+        let mut r = (self.status, Json(body)).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        r
+    }
+}
+
+fn store_problem(e: store::Error) -> Problem {
+    if e.is_not_found() {
+        Problem::new(StatusCode::NOT_FOUND, e.to_string())
+    } else if e.is_conflict() {
+        Problem::new(StatusCode::CONFLICT, e.to_string())
+    } else {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl AppState {
+    async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
+    ) -> Result<T, Problem> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Query(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        }));
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Problem::unavailable())?;
+        rx.await.map_err(|_| Problem::unavailable())
+    }
+
+    async fn submit(&self, items: Vec<Submission>) -> Result<Vec<Verdict>, Problem> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job::Submit {
+            items,
+            now: wall_clock(),
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Problem::unavailable())?;
+        rx.await
+            .map_err(|_| Problem::unavailable())?
+            .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e))
+    }
+
+    async fn submit_one(&self, item: Submission) -> Result<(), Problem> {
+        match self.submit(vec![item]).await?.pop() {
+            Some(Verdict::Accepted) => Ok(()),
+            Some(Verdict::Duplicate) => Err(Problem::new(StatusCode::CONFLICT, "already taken")),
+            Some(Verdict::Rejected(why)) => {
+                Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, why))
+            }
+            None => Err(Problem::unavailable()),
+        }
+    }
+}
+
+/// Reads a JSON body, naming the path of what is wrong (`vehicle.containers[0]: ...`)
+/// instead of answering with axum's plain-text rejection.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let why = e.into_inner().to_string();
+        let detail = if path == "." {
+            why
+        } else {
+            format!("{path}: {why}")
+        };
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    })
+}
+
+async fn readyz(State(s): State<AppState>) -> Result<&'static str, Problem> {
+    s.query(|store| store.last_seq().is_ok()).await?;
+    Ok("ready\n")
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let c = &s.counters;
+    let text = format!(
+        "# HELP sealwatch_inputs_total Inputs taken by the ingest pipeline, by verdict.\n\
+         # TYPE sealwatch_inputs_total counter\n\
+         sealwatch_inputs_total{{verdict=\"accepted\"}} {}\n\
+         sealwatch_inputs_total{{verdict=\"duplicate\"}} {}\n\
+         sealwatch_inputs_total{{verdict=\"rejected\"}} {}\n\
+         # HELP sealwatch_commits_total Group commits.\n\
+         # TYPE sealwatch_commits_total counter\n\
+         sealwatch_commits_total {}\n\
+         # HELP sealwatch_alarms_total Alarms raised.\n\
+         # TYPE sealwatch_alarms_total counter\n\
+         sealwatch_alarms_total {}\n",
+        c.inputs_accepted.load(Ordering::Relaxed),
+        c.inputs_duplicate.load(Ordering::Relaxed),
+        c.inputs_rejected.load(Ordering::Relaxed),
+        c.commits.load(Ordering::Relaxed),
+        c.alarms.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn put_zone(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, Problem> {
+    let zone: Zone = parse(&body)?;
+    zone.validate().map_err(|(field, why)| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: {why}"))
+    })?;
+    s.query(move |store| store.put_zone(&zone))
+        .await?
+        .map_err(store_problem)?;
+    // New zones change what the supervisor measures against: it is rebuilt with them.
+    s.jobs
+        .send(Job::Reopen)
+        .await
+        .map_err(|_| Problem::unavailable())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_zones(State(s): State<AppState>) -> Result<Json<Vec<Zone>>, Problem> {
+    Ok(Json(
+        s.query(|store| store.zones())
+            .await?
+            .map_err(store_problem)?,
+    ))
+}
+
+async fn declare(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    let transit: Transit = parse(&body)?;
+    let id = transit.id.to_string();
+    s.submit_one(Submission::Declare(Box::new(transit))).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id }))))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    state: Option<String>,
+    kind: Option<String>,
+    min_grade: Option<u8>,
+    transit: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+fn page(p: &ListParams) -> Result<PageRequest, Problem> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "limit: must be 1 to 1000",
+        ));
+    }
+    Ok(PageRequest {
+        after: p.after,
+        limit,
+    })
+}
+
+fn time(field: &str, v: &Option<String>) -> Result<Option<Timestamp>, Problem> {
+    v.as_deref()
+        .map(|t| {
+            t.parse()
+                .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("{field}: {e}")))
+        })
+        .transpose()
+}
+
+async fn list_transits(
+    State(s): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let state: Option<TransitState> = p
+        .state
+        .as_deref()
+        .map(|v| {
+            serde_json::from_value(serde_json::Value::String(v.to_owned())).map_err(|_| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("state: unknown transit state {v:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let page = page(&p)?;
+    let rows = s
+        .query(move |store| store.transits(state, page))
+        .await?
+        .map_err(store_problem)?;
+    let next = rows.last().map(|(n, _)| *n);
+    let items: Vec<_> = rows.into_iter().map(|(_, t)| t).collect();
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_after": next }),
+    ))
+}
+
+async fn get_transit(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<store::StoredTransit>, Problem> {
+    Ok(Json(
+        s.query(move |store| store.transit(&id))
+            .await?
+            .map_err(store_problem)?,
+    ))
+}
+
+async fn transit_events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<model::Event>>, Problem> {
+    let events = s
+        .query(move |store| store.events(&id, TimeRange::default()))
+        .await?;
+    Ok(Json(events.map_err(store_problem)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ActionBody {
+    action: ActionKind,
+    #[serde(default)]
+    t: Option<Timestamp>,
+    #[serde(default)]
+    deadline: Option<Timestamp>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn act(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, Problem> {
+    let b: ActionBody = parse(&body)?;
+    let transit = id
+        .parse()
+        .map_err(|e: model::IdError| Problem::new(StatusCode::BAD_REQUEST, format!("id: {e}")))?;
+    let action = Action {
+        t: b.t.unwrap_or_else(wall_clock),
+        transit,
+        action: b.action,
+        deadline: b.deadline,
+        reason: b.reason,
+    };
+    s.submit_one(Submission::Action(action)).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// One item's result in a batch of observations.
+#[derive(Debug, Serialize)]
+struct ItemResult {
+    index: usize,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn observations(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let items: Vec<serde_json::Value> = parse(&body).map_err(|p| Problem {
+        detail: format!("expected a JSON array of observations: {}", p.detail),
+        ..p
+    })?;
+    // Each item is read on its own: one bad item is reported, the others are taken.
+    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
+    let mut good = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match serde_json::from_value::<model::Observation>(item) {
+            Ok(o) => {
+                good.push((index, Submission::Observation(o)));
+                results.push(None);
+            }
+            Err(e) => results.push(Some(ItemResult {
+                index,
+                status: "rejected",
+                error: Some(e.to_string()),
+            })),
+        }
+    }
+    let (indices, subs): (Vec<usize>, Vec<Submission>) = good.into_iter().unzip();
+    let verdicts = if subs.is_empty() {
+        Vec::new()
+    } else {
+        s.submit(subs).await?
+    };
+    for (index, v) in indices.into_iter().zip(verdicts) {
+        results[index] = Some(match v {
+            Verdict::Accepted => ItemResult {
+                index,
+                status: "accepted",
+                error: None,
+            },
+            Verdict::Duplicate => ItemResult {
+                index,
+                status: "duplicate",
+                error: None,
+            },
+            Verdict::Rejected(why) => ItemResult {
+                index,
+                status: "rejected",
+                error: Some(why),
+            },
+        });
+    }
+    let results: Vec<ItemResult> = results.into_iter().flatten().collect();
+    let accepted = results.iter().filter(|r| r.status == "accepted").count();
+    Ok(Json(
+        serde_json::json!({ "accepted": accepted, "results": results }),
+    ))
+}
+
+async fn list_alarms(
+    State(s): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let kind = p
+        .kind
+        .as_deref()
+        .map(|k| {
+            AlarmKind::ALL
+                .into_iter()
+                .find(|x| x.as_str() == k)
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("kind: unknown alarm kind {k:?}"),
+                    )
+                })
+        })
+        .transpose()?;
+    if let Some(state) = &p.state
+        && !["open", "acknowledged", "dispatched", "resolved", "closed"].contains(&state.as_str())
+    {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("state: unknown alarm state {state:?}"),
+        ));
+    }
+    let filter = AlarmFilter {
+        state: p.state.clone(),
+        kind,
+        min_grade: p.min_grade,
+        transit: p.transit.clone(),
+        range: TimeRange {
+            from: time("from", &p.from)?,
+            to: time("to", &p.to)?,
+        },
+    };
+    let page = page(&p)?;
+    let items = s
+        .query(move |store| store.alarms(&filter, page))
+        .await?
+        .map_err(store_problem)?;
+    let next = items.last().map(|a| a.id);
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_after": next }),
+    ))
+}
+
+async fn get_alarm(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<store::AlarmRecord>, Problem> {
+    Ok(Json(
+        s.query(move |store| store.alarm(id))
+            .await?
+            .map_err(store_problem)?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct StepBody {
+    actor: String,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    outcome: Option<Outcome>,
+}
+
+async fn handle_alarm(
+    State(s): State<AppState>,
+    Path((id, step)): Path<(i64, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<store::AlarmRecord>, Problem> {
+    let b: StepBody = parse(&body)?;
+    if b.actor.trim().is_empty() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "actor: must not be empty",
+        ));
+    }
+    let step = match (step.as_str(), b.outcome) {
+        ("acknowledge", _) => AlarmStep::Acknowledge,
+        ("dispatch", _) => AlarmStep::Dispatch,
+        ("resolve", Some(o)) => AlarmStep::Resolve(o),
+        ("resolve", None) => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "outcome: required (confirmed_violation, false_alarm, technical_fault, authorised)",
+            ));
+        }
+        ("close", _) => AlarmStep::Close,
+        (other, _) => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                format!("step: no step {other:?}"),
+            ));
+        }
+    };
+    let record = s
+        .query(move |store| store.handle_alarm(id, step, &b.actor, wall_clock(), b.note.as_deref()))
+        .await?
+        .map_err(store_problem)?;
+    Ok(Json(record))
+}
+
+/// An item of a live stream, or the service stopping (which ends the stream).
+enum Live {
+    Event(SseEvent),
+    Stop,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamParams {
+    /// `alarms` or `events`; both when absent.
+    only: Option<String>,
+    transit: Option<String>,
+}
+
+async fn stream(
+    State(s): State<AppState>,
+    Query(p): Query<StreamParams>,
+) -> Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>> {
+    let rx = s.live.subscribe();
+    let events = BroadcastStream::new(rx).filter_map(move |msg| {
+        let msg = msg.ok()?;
+        let (name, transit, data) = match &msg.output {
+            Output::Alarm(a) => {
+                let mut v = serde_json::to_value(a).ok()?;
+                if let (Some(o), Some(id)) = (v.as_object_mut(), msg.alarm_id) {
+                    o.insert("id".into(), id.into());
+                }
+                ("alarm", a.transit.as_str(), v)
+            }
+            Output::Event(e) => ("event", e.transit.as_str(), serde_json::to_value(e).ok()?),
+        };
+        let wanted = p
+            .only
+            .as_deref()
+            .is_none_or(|o| o.trim_end_matches('s') == name)
+            && p.transit.as_deref().is_none_or(|t| t == transit);
+        wanted.then(|| {
+            Live::Event(
+                SseEvent::default()
+                    .id(msg.id.to_string())
+                    .event(name)
+                    .data(data.to_string()),
+            )
+        })
+    });
+    let stop =
+        WatchStream::new(s.stopping.clone()).filter_map(|stopping| stopping.then_some(Live::Stop));
+    let stream = events
+        .merge(stop)
+        .take_while(|item| matches!(item, Live::Event(_)))
+        .filter_map(|item| match item {
+            Live::Event(e) => Some(Ok(e)),
+            Live::Stop => None,
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,172 @@
+//! The writer: one thread that owns the ingest pipeline (and so the store's write connection),
+//! taking jobs from the async side and committing submissions in groups.
+//!
+//! Group commit: when a submission arrives, the writer also takes whatever other submissions
+//! are already waiting (up to `batch_max_items`), and commits them all in one transaction. Under
+//! load, batches grow and each commit carries more; at rest, a lone submission is committed at
+//! once. Every source gets its own verdicts back only after the commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ingest::{Pipeline, Step, Submission, Verdict};
+use model::Timestamp;
+use store::Store;
+use supervisor::Output;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// A query runs on the writer thread, with the store.
+pub type Query = Box<dyn FnOnce(&mut dyn Store) + Send>;
+
+pub enum Job {
+    Submit {
+        items: Vec<Submission>,
+        now: Timestamp,
+        reply: oneshot::Sender<Result<Vec<Verdict>, String>>,
+    },
+    Tick(Timestamp),
+    Query(Query),
+    /// Rebuild the pipeline from the store (new zones).
+    Reopen,
+}
+
+/// Counters the metrics endpoint reads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub inputs_accepted: AtomicU64,
+    pub inputs_rejected: AtomicU64,
+    pub inputs_duplicate: AtomicU64,
+    pub commits: AtomicU64,
+    pub alarms: AtomicU64,
+}
+
+/// What the writer broadcasts after each commit: an output and, for an alarm, its id.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub id: u64,
+    pub output: Output,
+    pub alarm_id: Option<i64>,
+}
+
+/// Runs the writer until every sender of `jobs` is gone.
+pub fn run(
+    mut pipeline: Pipeline,
+    mut jobs: mpsc::Receiver<Job>,
+    live: broadcast::Sender<Published>,
+    counters: Arc<Counters>,
+    batch_max_items: usize,
+) {
+    let mut published = 0u64;
+    let mut publish = |step: &Step, live: &broadcast::Sender<Published>| {
+        let mut alarm_ids = step.alarm_ids.iter();
+        for output in &step.outputs {
+            published += 1;
+            let alarm_id = matches!(output, Output::Alarm(_))
+                .then(|| alarm_ids.next().copied())
+                .flatten();
+            // Nobody listening is not an error.
+            let _ = live.send(Published {
+                id: published,
+                output: output.clone(),
+                alarm_id,
+            });
+        }
+    };
+    while let Some(job) = jobs.blocking_recv() {
+        match job {
+            Job::Tick(now) => match pipeline.tick(now) {
+                Ok(step) => {
+                    counters
+                        .alarms
+                        .fetch_add(step.alarm_ids.len() as u64, Ordering::Relaxed);
+                    publish(&step, &live);
+                }
+                Err(e) => {
+                    eprintln!("sealwatch: tick failed: {e}");
+                    pipeline = match pipeline.reopen() {
+                        Ok(p) => p,
+                        Err(e) => {
+                            eprintln!("sealwatch: cannot reopen the store, stopping: {e}");
+                            return;
+                        }
+                    };
+                }
+            },
+            Job::Query(q) => q(pipeline.store()),
+            Job::Reopen => {
+                pipeline = match pipeline.reopen() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("sealwatch: cannot reopen the store, stopping: {e}");
+                        return;
+                    }
+                };
+            }
+            Job::Submit { items, now, reply } => {
+                // Group commit: take the submissions already waiting, then commit them together.
+                let mut group = vec![(items, reply)];
+                let mut n: usize = group[0].0.len();
+                let mut later = Vec::new();
+                while n < batch_max_items {
+                    match jobs.try_recv() {
+                        Ok(Job::Submit { items, reply, .. }) => {
+                            n += items.len();
+                            group.push((items, reply));
+                        }
+                        Ok(other) => {
+                            later.push(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let sizes: Vec<usize> = group.iter().map(|(items, _)| items.len()).collect();
+                let (all, replies): (Vec<Vec<Submission>>, Vec<_>) = group.into_iter().unzip();
+                let result = pipeline.submit(all.into_iter().flatten().collect(), now);
+                match result {
+                    Ok(step) => {
+                        counters.commits.fetch_add(1, Ordering::Relaxed);
+                        counters
+                            .alarms
+                            .fetch_add(step.alarm_ids.len() as u64, Ordering::Relaxed);
+                        for v in &step.verdicts {
+                            let c = match v {
+                                Verdict::Accepted => &counters.inputs_accepted,
+                                Verdict::Duplicate => &counters.inputs_duplicate,
+                                Verdict::Rejected(_) => &counters.inputs_rejected,
+                            };
+                            c.fetch_add(1, Ordering::Relaxed);
+                        }
+                        publish(&step, &live);
+                        let mut verdicts = step.verdicts.into_iter();
+                        for (size, reply) in sizes.into_iter().zip(replies) {
+                            let _ = reply.send(Ok(verdicts.by_ref().take(size).collect()));
+                        }
+                    }
+                    Err(e) => {
+                        let text = format!("nothing was stored: {e}");
+                        for reply in replies {
+                            let _ = reply.send(Err(text.clone()));
+                        }
+                        pipeline = match pipeline.reopen() {
+                            Ok(p) => p,
+                            Err(e) => {
+                                eprintln!("sealwatch: cannot reopen the store, stopping: {e}");
+                                return;
+                            }
+                        };
+                    }
+                }
+                for job in later {
+                    if let Job::Query(q) = job {
+                        q(pipeline.store());
+                    } else if let Job::Tick(now) = job
+                        && let Ok(step) = pipeline.tick(now)
+                    {
+                        publish(&step, &live);
+                    }
+                }
+            }
+        }
+    }
+}

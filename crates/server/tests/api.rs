@@ -1,0 +1,276 @@
+//! The API over real HTTP on a real socket: the transit lifecycle, observations with a result
+//! per item, alarms live on the stream and handled step by step, and bad input answered with a
+//! problem naming the field.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use model::Timestamp;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// One HTTP/1.1 request on a fresh connection; returns status, content type and body.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, String, String) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+async fn json(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let (status, _, text) = request(addr, method, path, body).await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn at(base: Timestamp, minutes: i64) -> String {
+    Timestamp::from_unix_ms(base.unix_ms() + minutes * 60_000).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transit_from_declaration_to_a_handled_alarm() {
+    let dir = std::env::temp_dir().join(format!("sealwatch-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let running = server::start(server::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.clone(),
+    ))
+    .await
+    .unwrap();
+    let addr = running.addr;
+    assert_eq!(request(addr, "GET", "/healthz", None).await.0, 200);
+    assert_eq!(request(addr, "GET", "/readyz", None).await.0, 200);
+
+    // Zones of the contract's example, then a transit sealed ten minutes ago.
+    let example: Value =
+        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
+    for z in example["zones"].as_array().unwrap() {
+        assert_eq!(
+            request(addr, "POST", "/api/v1/zones", Some(z.clone()))
+                .await
+                .0,
+            204
+        );
+    }
+    let now = server::wall_clock();
+    let mut transit = example["transits"][0].clone();
+    transit["sealed_at"] = json!(at(now, -10));
+    transit["deadline"] = json!(at(now, 360));
+    transit["vehicle"] = json!({"plate": "ZJ-A12345", "containers": ["CSQU3054383"]});
+    let (status, body) = json(addr, "POST", "/api/v1/transits", Some(transit.clone())).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Bad input: a problem naming the field.
+    let mut bad = transit.clone();
+    bad["id"] = json!("T2");
+    bad["vehicle"]["containers"] = json!(["CSQU3054384"]);
+    let (status, content_type, text) = request(addr, "POST", "/api/v1/transits", Some(bad)).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (422, "application/problem+json"),
+        "{text}"
+    );
+    let problem: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(problem["field"], "vehicle.containers[0]", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("expected 3"),
+        "{problem}"
+    );
+    let (status, problem) = json(addr, "POST", "/api/v1/transits", Some(transit.clone())).await;
+    assert_eq!(status, 422, "declaring twice: {problem}");
+    let (status, _) = json(
+        addr,
+        "POST",
+        "/api/v1/observations",
+        Some(json!({"not": "an array"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    // Listen to the live stream of alarms before the violation.
+    let mut sse = TcpStream::connect(addr).await.unwrap();
+    sse.write_all(b"GET /api/v1/stream?only=alarms HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut sse = BufReader::new(sse);
+
+    // A batch with a result per item.
+    let obs = json!([
+        {"device": "D1", "t": at(now, -5), "lat": 29.31, "lon": 120.07, "lock": "locked", "seq": 1},
+        {"device": "D1", "t": at(now, -5), "lat": 29.31, "lon": 120.07, "lock": "locked", "seq": 1},
+        {"device": "D1", "t": at(now, -4), "lat": 95, "lon": 120.07},
+        {"device": "NOPE", "t": at(now, -4)},
+        {"device": "D1", "t": at(now, 60)},
+        {"device": "D1", "t": "yesterday"},
+        {"device": "D1", "t": at(now, -3), "lat": 29.32, "lon": 120.08, "lock": "unlocked", "seq": 2},
+    ]);
+    let (status, body) = json(addr, "POST", "/api/v1/observations", Some(obs)).await;
+    assert_eq!(status, 200, "{body}");
+    let statuses: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "accepted",
+            "duplicate",
+            "rejected",
+            "rejected",
+            "rejected",
+            "rejected",
+            "accepted"
+        ],
+        "{body}"
+    );
+    let errors: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["error"].as_str())
+        .collect();
+    assert!(errors[0].starts_with("lat: "), "{errors:?}");
+    assert!(errors[1].starts_with("device: NOPE"), "{errors:?}");
+    assert!(errors[2].contains("in the future"), "{errors:?}");
+    assert!(errors[3].contains("RFC 3339"), "{errors:?}");
+
+    // The opening is an alarm, live on the stream...
+    let live = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            sse.read_line(&mut line).await.unwrap();
+            if let Some(data) = line.trim_end().strip_prefix("data:") {
+                return serde_json::from_str::<Value>(data.trim()).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("an alarm on the stream within 10 s");
+    assert_eq!(live["kind"], "illegal_opening", "{live}");
+    let id = live["id"].as_i64().unwrap();
+
+    // ...and in the list, filtered.
+    let (_, list) = json(
+        addr,
+        "GET",
+        "/api/v1/alarms?state=open&kind=illegal_opening",
+        None,
+    )
+    .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (status, problem) = json(addr, "GET", "/api/v1/alarms?kind=nonsense", None).await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("kind")));
+
+    // Handled step by step, each step with who.
+    for (step, body) in [
+        ("acknowledge", json!({"actor": "officer.zhang"})),
+        (
+            "dispatch",
+            json!({"actor": "officer.zhang", "note": "patrol 7"}),
+        ),
+        (
+            "resolve",
+            json!({"actor": "patrol.7", "outcome": "confirmed_violation", "note": "seal opened at a lay-by"}),
+        ),
+        ("close", json!({"actor": "supervisor.wang"})),
+    ] {
+        let (status, record) = json(
+            addr,
+            "POST",
+            &format!("/api/v1/alarms/{id}/{step}"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{step}: {record}");
+    }
+    let (status, problem) = json(
+        addr,
+        "POST",
+        &format!("/api/v1/alarms/{id}/acknowledge"),
+        Some(json!({"actor": "x"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+    let (_, record) = json(addr, "GET", &format!("/api/v1/alarms/{id}"), None).await;
+    assert_eq!(
+        record["state"],
+        json!({"state": "closed", "outcome": "confirmed_violation"})
+    );
+    let actors: Vec<&str> = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            "officer.zhang",
+            "officer.zhang",
+            "patrol.7",
+            "supervisor.wang"
+        ]
+    );
+
+    // The lifecycle through actions.
+    for action in ["arrive", "release"] {
+        let (status, body) = json(
+            addr,
+            "POST",
+            "/api/v1/transits/T1/actions",
+            Some(json!({"action": action})),
+        )
+        .await;
+        assert_eq!(status, 202, "{action}: {body}");
+    }
+    let (_, t1) = json(addr, "GET", "/api/v1/transits/T1", None).await;
+    assert_eq!(t1["state"], "released", "{t1}");
+    let (_, events) = json(addr, "GET", "/api/v1/transits/T1/events", None).await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.starts_with(&["sealed"]) && kinds.contains(&"arrived") && kinds.contains(&"released"),
+        "{kinds:?}"
+    );
+    let (status, _) = json(addr, "GET", "/api/v1/transits/NOPE", None).await;
+    assert_eq!(status, 404);
+
+    let (_, _, metrics) = request(addr, "GET", "/metrics", None).await;
+    assert!(
+        metrics.contains("sealwatch_inputs_total{verdict=\"duplicate\"} 1"),
+        "{metrics}"
+    );
+    running.stop().await.unwrap();
+}
