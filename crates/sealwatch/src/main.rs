@@ -1,5 +1,7 @@
 //! `sealwatch`: the command line.
 
+mod demo;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +28,28 @@ enum Command {
     },
     /// Check a scenario file; exit 2 naming the first error.
     Validate { scenario: PathBuf },
+    /// Run the service: HTTP API under /api/v1, live stream, metrics.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+        /// Directory of the embedded database (sealwatch.db).
+        #[arg(long, default_value = "sealwatch-data")]
+        data_dir: PathBuf,
+        /// A PostgreSQL URL, instead of the embedded database.
+        #[arg(long, env = "SEALWATCH_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Run the service with a simulated fleet on real corridors (THIS IS A DEMO).
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value = "sealwatch-demo")]
+        data_dir: PathBuf,
+        /// How many times faster than real time the demo's clock runs.
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+    },
 }
 
 /// Exit status for input that is not valid (as clap uses for bad arguments).
@@ -44,9 +68,55 @@ fn load(path: &Path) -> Result<scenario::Scenario, String> {
     Ok(s)
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            database_url,
+        } => {
+            let mut config = server::Config::new(listen, data_dir);
+            config.database_url = database_url;
+            let result = runtime().block_on(async {
+                let running = server::start(config).await?;
+                eprintln!("sealwatch: listening on http://{}", running.addr);
+                tokio::signal::ctrl_c().await.ok();
+                eprintln!("sealwatch: stopping, committing what was accepted");
+                running.stop().await
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo {
+            listen,
+            data_dir,
+            speed,
+        } => {
+            match runtime().block_on(demo::run(demo::Options {
+                listen,
+                data_dir,
+                speed,
+            })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Replay { scenario, events } => {
             let s = match load(&scenario) {
                 Ok(s) => s,

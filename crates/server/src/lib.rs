@@ -27,11 +27,11 @@ use model::{
 };
 use serde::{Deserialize, Serialize};
 use store::{AlarmFilter, PageRequest, Store, TimeRange};
-use supervisor::Output;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
+pub use supervisor::Output;
 pub use writer::Published;
 use writer::{Counters, Job};
 
@@ -45,6 +45,7 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Largest number of inputs committed in one transaction.
     pub batch_max_items: usize,
+    pub clock: Clock,
 }
 
 impl Config {
@@ -54,6 +55,7 @@ impl Config {
             data_dir,
             database_url: None,
             batch_max_items: 10_000,
+            clock: Clock::real(),
         }
     }
 }
@@ -95,6 +97,7 @@ pub struct AppState {
     counters: Arc<Counters>,
     /// Turns true when the service stops: live streams end, so shutdown does not wait on them.
     stopping: watch::Receiver<bool>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for AppState {
@@ -158,10 +161,12 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         live: live.clone(),
         counters,
         stopping: stopping_rx,
+        clock: config.clock,
     };
     // The clock: timers fire even when no report comes. It stops with the service, so that
     // the writer sees its last sender go and finishes.
     let ticker = jobs.clone();
+    let clock = config.clock;
     let mut ticker_stopping = state.stopping.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -170,7 +175,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 _ = every.tick() => {}
                 _ = ticker_stopping.changed() => break,
             }
-            if ticker.send(Job::Tick(wall_clock())).await.is_err() {
+            if ticker.send(Job::Tick(clock.now())).await.is_err() {
                 break;
             }
         }
@@ -200,7 +205,42 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     })
 }
 
-/// The wall clock, as the ingest clock. (The supervisor itself never reads a clock.)
+/// The service's clock: the wall clock, or for the demo a clock that runs `speed` times faster
+/// from `start` (a four-hour journey in four minutes at speed 60). Reports are stamped and
+/// timers fire in this time; the supervisor itself never reads a clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    wall_start: Timestamp,
+    start: Timestamp,
+    speed: f64,
+}
+
+impl Clock {
+    pub fn real() -> Clock {
+        Clock::fast(1.0)
+    }
+
+    /// A clock starting now and running `speed` times faster than the wall clock.
+    pub fn fast(speed: f64) -> Clock {
+        let now = wall_clock();
+        Clock {
+            wall_start: now,
+            start: now,
+            speed: speed.max(0.001),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        let elapsed = wall_clock().unix_ms() - self.wall_start.unix_ms();
+        Timestamp::from_unix_ms(self.start.unix_ms() + (elapsed as f64 * self.speed) as i64)
+    }
+
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+}
+
+/// The wall clock.
 pub fn wall_clock() -> Timestamp {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -220,6 +260,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/transits/{id}/actions", post(act))
         .route("/api/v1/transits/{id}/events", get(transit_events))
         .route("/api/v1/observations", post(observations))
+        .route("/api/v1/reads", post(read))
         .route("/api/v1/alarms", get(list_alarms))
         .route("/api/v1/alarms/{id}", get(get_alarm))
         .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
@@ -308,7 +349,7 @@ impl AppState {
         let (reply, rx) = oneshot::channel();
         let job = Job::Submit {
             items,
-            now: wall_clock(),
+            now: self.clock.now(),
             reply,
         };
         self.jobs
@@ -518,13 +559,19 @@ async fn act(
         .parse()
         .map_err(|e: model::IdError| Problem::new(StatusCode::BAD_REQUEST, format!("id: {e}")))?;
     let action = Action {
-        t: b.t.unwrap_or_else(wall_clock),
+        t: b.t.unwrap_or_else(|| s.clock.now()),
         transit,
         action: b.action,
         deadline: b.deadline,
         reason: b.reason,
     };
     s.submit_one(Submission::Action(action)).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn read(State(s): State<AppState>, body: axum::body::Bytes) -> Result<StatusCode, Problem> {
+    let read: model::CheckpointRead = parse(&body)?;
+    s.submit_one(Submission::Read(read)).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -691,8 +738,9 @@ async fn handle_alarm(
             ));
         }
     };
+    let now = s.clock.now();
     let record = s
-        .query(move |store| store.handle_alarm(id, step, &b.actor, wall_clock(), b.note.as_deref()))
+        .query(move |store| store.handle_alarm(id, step, &b.actor, now, b.note.as_deref()))
         .await?
         .map_err(store_problem)?;
     Ok(Json(record))

@@ -1,0 +1,400 @@
+//! `sealwatch demo`: the service on the embedded default, with a simulated fleet driven through
+//! the HTTP API over a real socket, on a clock that runs `speed` times faster than the wall.
+//!
+//! The fleet is the bundled examples (real corridors: Yiwu → Ningbo, Minsk → Brest, Mombasa →
+//! Malaba, Almaty → Khorgos), each run three times, staggered, with ids made unique: about
+//! fifty transits, with a few violations of each kind.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use model::Timestamp;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "yiwu-ningbo-clean",
+        include_str!("../../../examples/yiwu-ningbo-clean.json"),
+    ),
+    (
+        "yiwu-ningbo-smuggling",
+        include_str!("../../../examples/yiwu-ningbo-smuggling.json"),
+    ),
+    (
+        "yiwu-ningbo-illegal-opening",
+        include_str!("../../../examples/yiwu-ningbo-illegal-opening.json"),
+    ),
+    (
+        "yiwu-ningbo-cloned-seal",
+        include_str!("../../../examples/yiwu-ningbo-cloned-seal.json"),
+    ),
+    (
+        "yiwu-ningbo-reefer-temperature",
+        include_str!("../../../examples/yiwu-ningbo-reefer-temperature.json"),
+    ),
+    (
+        "yiwu-ningbo-unauthorized-action",
+        include_str!("../../../examples/yiwu-ningbo-unauthorized-action.json"),
+    ),
+    (
+        "minsk-brest-deviation",
+        include_str!("../../../examples/minsk-brest-deviation.json"),
+    ),
+    (
+        "minsk-brest-jamming",
+        include_str!("../../../examples/minsk-brest-jamming.json"),
+    ),
+    (
+        "minsk-brest-overtime-stay",
+        include_str!("../../../examples/minsk-brest-overtime-stay.json"),
+    ),
+    (
+        "minsk-brest-tamper",
+        include_str!("../../../examples/minsk-brest-tamper.json"),
+    ),
+    (
+        "mombasa-malaba-illegal-stay",
+        include_str!("../../../examples/mombasa-malaba-illegal-stay.json"),
+    ),
+    (
+        "mombasa-malaba-fuel-theft",
+        include_str!("../../../examples/mombasa-malaba-fuel-theft.json"),
+    ),
+    (
+        "mombasa-nairobi-communication-loss",
+        include_str!("../../../examples/mombasa-nairobi-communication-loss.json"),
+    ),
+    (
+        "mombasa-nairobi-journey-timeout",
+        include_str!("../../../examples/mombasa-nairobi-journey-timeout.json"),
+    ),
+    (
+        "almaty-khorgos-checkpoint-mismatch",
+        include_str!("../../../examples/almaty-khorgos-checkpoint-mismatch.json"),
+    ),
+    (
+        "almaty-khorgos-device-fault",
+        include_str!("../../../examples/almaty-khorgos-device-fault.json"),
+    ),
+    (
+        "almaty-khorgos-low-battery",
+        include_str!("../../../examples/almaty-khorgos-low-battery.json"),
+    ),
+];
+
+/// How many times each example runs, and how far apart (simulated minutes).
+const REPEATS: i64 = 3;
+const REPEAT_EVERY_MIN: i64 = 25;
+
+#[derive(Debug)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub speed: f64,
+}
+
+/// Something to send at a simulated time.
+enum Send {
+    Observation(Value),
+    Action { transit: String, body: Value },
+    Read(Value),
+}
+
+pub async fn run(opts: Options) -> Result<()> {
+    // A fresh database each run: the demo's fleet starts now.
+    let db = opts.data_dir.join("sealwatch.db");
+    for f in [
+        db.clone(),
+        db.with_extension("db-wal"),
+        db.with_extension("db-shm"),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut config = server::Config::new(opts.listen, opts.data_dir.clone());
+    config.clock = server::Clock::fast(opts.speed);
+    let clock = config.clock;
+    let running = server::start(config)
+        .await
+        .context("starting the service")?;
+    let addr = running.addr;
+
+    println!(
+        "sealwatch demo — THIS IS A DEMO: simulated devices, no sign-in, data in {}",
+        opts.data_dir.display()
+    );
+    println!(
+        "service listening on http://{addr}  (clock running {}x faster than real time)",
+        opts.speed
+    );
+    // Whole seconds, so the fleet's times read cleanly.
+    let start = clock.now().unix_ms();
+    let Fleet {
+        zones,
+        transits,
+        mut schedule,
+    } = fleet(Timestamp::from_unix_ms(start - start % 1000))?;
+    for z in &zones {
+        expect(post(addr, "/api/v1/zones", z).await?, 204, "zone")?;
+    }
+    for t in &transits {
+        expect(post(addr, "/api/v1/transits", t).await?, 201, "transit")?;
+    }
+    schedule.sort_by_key(|(t, _)| *t);
+    println!(
+        "{} zones and {} transits declared; {} reports to come.",
+        zones.len(),
+        transits.len(),
+        schedule.len()
+    );
+    println!();
+    println!("Look at:");
+    println!("  curl -s 'http://{addr}/api/v1/alarms?state=open'       # the alarm queue");
+    println!("  curl -sN 'http://{addr}/api/v1/stream?only=alarms'      # alarms live");
+    println!("  curl -s 'http://{addr}/api/v1/transits?state=in_transit'");
+    println!("  curl -s 'http://{addr}/metrics'");
+    println!("Alarms appear below as they are raised. Stop with Ctrl-C.");
+    println!();
+
+    let mut alarms = running.live.subscribe();
+    let printer = tokio::spawn(async move {
+        let mut n = 0u64;
+        while let Ok(p) = alarms.recv().await {
+            if let server::Output::Alarm(a) = p.output {
+                n += 1;
+                println!(
+                    "  alarm {n:>3}  grade {}  {:<20} {:<28} {}  {}",
+                    a.grade,
+                    a.kind.as_str(),
+                    a.transit.as_str(),
+                    a.t,
+                    a.detail
+                );
+            }
+        }
+    });
+
+    let driver = async {
+        let mut next = 0;
+        let total = schedule.len();
+        let mut last_progress = std::time::Instant::now();
+        while next < total {
+            let now = clock.now();
+            let due = schedule[next..]
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .count();
+            if due == 0 {
+                let wait_ms = (schedule[next].0.unix_ms() - now.unix_ms()) as f64 / clock.speed();
+                tokio::time::sleep(Duration::from_millis(wait_ms.clamp(10.0, 1000.0) as u64)).await;
+                continue;
+            }
+            let batch = &schedule[next..next + due];
+            let observations: Vec<&Value> = batch
+                .iter()
+                .filter_map(|(_, s)| match s {
+                    Send::Observation(v) => Some(v),
+                    _ => None,
+                })
+                .collect();
+            if !observations.is_empty() {
+                expect(
+                    post(
+                        addr,
+                        "/api/v1/observations",
+                        &Value::from(observations.into_iter().cloned().collect::<Vec<_>>()),
+                    )
+                    .await?,
+                    200,
+                    "observations",
+                )?;
+            }
+            for (_, s) in batch {
+                match s {
+                    Send::Action { transit, body } => {
+                        post(addr, &format!("/api/v1/transits/{transit}/actions"), body).await?;
+                    }
+                    Send::Read(v) => {
+                        post(addr, "/api/v1/reads", v).await?;
+                    }
+                    Send::Observation(_) => {}
+                }
+            }
+            next += due;
+            if last_progress.elapsed() > Duration::from_secs(15) {
+                last_progress = std::time::Instant::now();
+                println!(
+                    "  … simulated time {}, {next} of {total} reports sent",
+                    clock.now()
+                );
+            }
+        }
+        println!(
+            "  … all {total} reports sent; the service keeps running (timers still fire). Ctrl-C to stop."
+        );
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        r = driver => {
+            r?;
+            tokio::signal::ctrl_c().await.ok();
+        }
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    println!("stopping: committing what was accepted…");
+    running.stop().await?;
+    printer.abort();
+    Ok(())
+}
+
+fn expect((status, body): (u16, String), want: u16, what: &str) -> Result<()> {
+    if status != want {
+        bail!("declaring the demo's {what} failed ({status}): {body}");
+    }
+    Ok(())
+}
+
+/// The zones, transits and scheduled inputs of the whole fleet, starting a minute after `now`.
+/// The demo's fleet: zones and transits to declare, and what to send when.
+struct Fleet {
+    zones: Vec<Value>,
+    transits: Vec<Value>,
+    schedule: Vec<(Timestamp, Send)>,
+}
+
+fn fleet(now: Timestamp) -> Result<Fleet> {
+    let mut zones = Vec::new();
+    let mut transits = Vec::new();
+    let mut schedule = Vec::new();
+    for (i, (name, text)) in EXAMPLES.iter().enumerate() {
+        let s: Value =
+            serde_json::from_str(text).with_context(|| format!("bundled example {name}"))?;
+        let start =
+            scenario_start(&s).with_context(|| format!("bundled example {name} has no start"))?;
+        let zone_prefix = format!("e{i}.");
+        for z in s["zones"].as_array().into_iter().flatten() {
+            let mut z = z.clone();
+            prefix(&mut z["id"], &zone_prefix);
+            zones.push(z);
+        }
+        for rep in 0..REPEATS {
+            let shift = now.unix_ms() + 60_000 + (rep * REPEAT_EVERY_MIN + i as i64) * 60_000
+                - start.unix_ms();
+            let tag = format!("e{i}r{rep}.");
+            let mut s = s.clone();
+            shift_times(&mut s, shift);
+            for t in s["transits"].as_array_mut().into_iter().flatten() {
+                prefix(&mut t["id"], &tag);
+                prefix(&mut t["device"], &tag);
+                for key in ["departure", "destination"] {
+                    if let Some(z) = field(t, key) {
+                        prefix(z, &zone_prefix);
+                    }
+                }
+                for key in ["stop_zones", "unseal_zones"] {
+                    for z in field(t, key)
+                        .and_then(Value::as_array_mut)
+                        .into_iter()
+                        .flatten()
+                    {
+                        prefix(z, &zone_prefix);
+                    }
+                }
+                transits.push(t.clone());
+            }
+            for o in s["observations"].as_array().into_iter().flatten() {
+                let mut o = o.clone();
+                prefix(&mut o["device"], &tag);
+                schedule.push((time(&o["t"])?, Send::Observation(o)));
+            }
+            for a in s["actions"].as_array().into_iter().flatten() {
+                let mut a = a.clone();
+                prefix(&mut a["transit"], &tag);
+                let transit = a["transit"].as_str().unwrap_or_default().to_owned();
+                schedule.push((time(&a["t"])?, Send::Action { transit, body: a }));
+            }
+            for r in s["reads"].as_array().into_iter().flatten() {
+                let mut r = r.clone();
+                prefix(&mut r["device"], &tag);
+                prefix(&mut r["zone"], &zone_prefix);
+                schedule.push((time(&r["t"])?, Send::Read(r)));
+            }
+        }
+    }
+    Ok(Fleet {
+        zones,
+        transits,
+        schedule,
+    })
+}
+
+fn prefix(v: &mut Value, p: &str) {
+    if let Some(s) = v.as_str() {
+        *v = Value::String(format!("{p}{s}"));
+    }
+}
+
+/// `value[key]`, without inserting a null when it is absent (as `IndexMut` would).
+fn field<'a>(value: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+    value.as_object_mut()?.get_mut(key)
+}
+
+fn time(v: &Value) -> Result<Timestamp> {
+    Ok(v.as_str().unwrap_or_default().parse()?)
+}
+
+/// The earliest sealing or report in a scenario.
+fn scenario_start(s: &Value) -> Option<Timestamp> {
+    let sealed = s["transits"]
+        .as_array()?
+        .iter()
+        .filter_map(|t| t["sealed_at"].as_str()?.parse().ok());
+    let reports = s["observations"]
+        .as_array()?
+        .iter()
+        .filter_map(|o| o["t"].as_str()?.parse().ok());
+    sealed.chain(reports).min()
+}
+
+/// Moves every time in a scenario by `shift_ms`.
+fn shift_times(v: &mut Value, shift_ms: i64) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map.iter_mut() {
+                if matches!(k.as_str(), "t" | "sealed_at" | "deadline" | "until" | "at")
+                    && let Some(t) = x.as_str().and_then(|s| s.parse::<Timestamp>().ok())
+                {
+                    *x = Value::String(Timestamp::from_unix_ms(t.unix_ms() + shift_ms).to_string());
+                } else {
+                    shift_times(x, shift_ms);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| shift_times(x, shift_ms)),
+        _ => {}
+    }
+}
+
+/// One HTTP/1.1 POST on a fresh connection: the demo drives the service as a gateway would.
+async fn post(addr: SocketAddr, path: &str, body: &Value) -> Result<(u16, String)> {
+    let mut conn = TcpStream::connect(addr).await?;
+    let body = body.to_string();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: sealwatch\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await?;
+    conn.write_all(body.as_bytes()).await?;
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).await?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
