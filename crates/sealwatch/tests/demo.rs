@@ -8,17 +8,30 @@ use std::time::{Duration, Instant};
 
 fn get(addr: &str, path: &str) -> String {
     let mut conn = TcpStream::connect(addr).unwrap();
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = String::new();
     conn.read_to_string(&mut raw).unwrap();
-    raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    raw.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }
 
 #[test]
 fn the_demo_shows_alarms_within_a_minute() {
     let dir = std::env::temp_dir().join(format!("sealwatch-demo-test-{}", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--speed", "600", "--data-dir"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--speed",
+            "600",
+            "--data-dir",
+        ])
         .arg(&dir)
         .stdout(Stdio::piped())
         .spawn()
@@ -37,8 +50,14 @@ fn the_demo_shows_alarms_within_a_minute() {
 
     // The live stream, opened before the first alarm.
     let mut stream = TcpStream::connect(&addr).unwrap();
-    write!(stream, "GET /api/v1/stream?only=alarms HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/stream?only=alarms HTTP/1.1\r\nHost: test\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut stream = BufReader::new(stream);
 
     let mut alarms = 0;
@@ -57,8 +76,12 @@ fn the_demo_shows_alarms_within_a_minute() {
         live = line.trim_end().strip_prefix("data:").map(str::to_owned);
         line.clear();
     }
-    let alarm: serde_json::Value = serde_json::from_str(live.expect("an alarm on the stream").trim()).unwrap();
-    assert!(alarm["kind"].is_string() && alarm["grade"].is_number(), "{alarm}");
+    let alarm: serde_json::Value =
+        serde_json::from_str(live.expect("an alarm on the stream").trim()).unwrap();
+    assert!(
+        alarm["kind"].is_string() && alarm["grade"].is_number(),
+        "{alarm}"
+    );
     assert!(started.elapsed() < Duration::from_secs(60));
     child.kill().unwrap();
     child.wait().unwrap();
