@@ -78,6 +78,10 @@ pub struct Pipeline {
     supervisor: Supervisor,
     last_seq: i64,
     poisoned: bool,
+    /// The latest tick that fired nothing and was not logged. It still moved the supervisor's
+    /// clock, so it is logged before the next committed step, and a replay moves the clock at
+    /// the same place.
+    unlogged_tick: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -116,6 +120,7 @@ impl Pipeline {
             supervisor,
             last_seq,
             poisoned: false,
+            unlogged_tick: None,
         })
     }
 
@@ -144,6 +149,10 @@ impl Pipeline {
         let mut logged = Vec::new();
         let mut outputs = Vec::new();
         let mut seq = self.last_seq;
+        if let Some(at) = self.unlogged_tick {
+            seq += 1;
+            logged.push((seq, LoggedInput::Tick { at }));
+        }
         for item in batch {
             let verdict = self.take(&item, now, &mut outputs);
             if verdict == Verdict::Accepted {
@@ -152,7 +161,16 @@ impl Pipeline {
             }
             verdicts.push(verdict);
         }
+        // Nothing accepted: the tick alone is not worth a commit; it waits for the next one.
+        if logged.len() == usize::from(self.unlogged_tick.is_some()) && outputs.is_empty() {
+            return Ok(Step {
+                verdicts,
+                outputs,
+                alarm_ids: Vec::new(),
+            });
+        }
         let alarm_ids = self.commit(&logged, &outputs, seq)?;
+        self.unlogged_tick = None;
         Ok(Step {
             verdicts,
             outputs,
@@ -169,10 +187,12 @@ impl Pipeline {
         let mut outputs = Vec::new();
         self.supervisor.handle(Input::Tick(now), &mut outputs);
         if outputs.is_empty() {
+            self.unlogged_tick = Some(now);
             return Ok(Step::default());
         }
         let seq = self.last_seq + 1;
         let alarm_ids = self.commit(&[(seq, LoggedInput::Tick { at: now })], &outputs, seq)?;
+        self.unlogged_tick = None;
         Ok(Step {
             verdicts: Vec::new(),
             outputs,
@@ -195,10 +215,22 @@ impl Pipeline {
                 if self.supervisor.transit_state(a.transit.as_str()).is_none() {
                     return Verdict::Rejected(format!("transit: unknown transit {}", a.transit));
                 }
+                if let Some(v) = from_the_future("t", a.t, now) {
+                    return v;
+                }
                 self.supervisor.handle(Input::Action(a), out);
                 Verdict::Accepted
             }
             Submission::Read(r) => {
+                if let Some(v) = from_the_future("t", r.t, now) {
+                    return v;
+                }
+                if !self.supervisor.knows_device(r.device.as_str()) {
+                    return Verdict::Rejected(format!(
+                        "device: {} is on no declared transit",
+                        r.device
+                    ));
+                }
                 self.supervisor.handle(Input::Read(r), out);
                 Verdict::Accepted
             }
@@ -206,8 +238,8 @@ impl Pipeline {
                 if let Err(e) = o.validate() {
                     return Verdict::Rejected(e.to_string());
                 }
-                if o.t.unix_ms() > now.unix_ms() + MAX_FUTURE_MS {
-                    return Verdict::Rejected(format!("t: {} is in the future (now {now})", o.t));
+                if let Some(v) = from_the_future("t", o.t, now) {
+                    return v;
                 }
                 match self.supervisor.admit(o) {
                     Admission::Accept => {
@@ -271,6 +303,13 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// A refusal if `t` is further ahead of the ingest clock than [`MAX_FUTURE_MS`]: a report or an
+/// action dated in the future would move the supervisor's clock and fire every timer before it.
+fn from_the_future(field: &str, t: Timestamp, now: Timestamp) -> Option<Verdict> {
+    (t.unix_ms() > now.unix_ms() + MAX_FUTURE_MS)
+        .then(|| Verdict::Rejected(format!("{field}: {t} is in the future (now {now})")))
 }
 
 /// The state a lifecycle event leaves a transit in.

@@ -131,7 +131,15 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let result = (&mut self.task).await.unwrap_or(Ok(()));
+        // Connections get a grace period to finish; one holding a half-sent request does not
+        // hold the shutdown for ever.
+        let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await {
+            Ok(joined) => joined.unwrap_or(Ok(())),
+            Err(_) => {
+                self.task.abort();
+                Ok(())
+            }
+        };
         if let Some(w) = self.writer.take() {
             let _ = tokio::task::spawn_blocking(move || w.join()).await;
         }
@@ -139,12 +147,18 @@ impl Running {
     }
 }
 
+/// How long stopping waits for open connections before closing them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Starts the service on `config.listen` (port 0 picks a free one).
 pub async fn start(config: Config) -> Result<Running, Error> {
-    let store = open_store(&config)?;
-    let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(store))
-        .await
-        .expect("opening the pipeline does not panic")?;
+    // The PostgreSQL driver is blocking (it runs a runtime of its own): open off the runtime.
+    let open_config = config.clone();
+    let pipeline = tokio::task::spawn_blocking(move || -> Result<Pipeline, Error> {
+        Ok(Pipeline::open(open_store(&open_config)?)?)
+    })
+    .await
+    .expect("opening the pipeline does not panic")?;
     let (jobs, rx) = mpsc::channel::<Job>(1024);
     let (live, _) = broadcast::channel(4096);
     let counters = Arc::new(Counters::default());
@@ -265,7 +279,32 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms/{id}", get(get_alarm))
         .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
         .route("/api/v1/stream", get(stream))
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
+        .layer(axum::middleware::map_response(as_problem))
         .with_state(state)
+}
+
+/// Turns every error response that is not already a problem (axum's rejections of a path or a
+/// query, 405, 413) into `application/problem+json`, keeping its status and text.
+async fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let text = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    Problem::new(status, text).into_response()
 }
 
 /// An RFC 9457 problem: what is wrong, and with which field.
@@ -765,7 +804,17 @@ async fn stream(
 ) -> Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.live.subscribe();
     let events = BroadcastStream::new(rx).filter_map(move |msg| {
-        let msg = msg.ok()?;
+        let msg = match msg {
+            Ok(msg) => msg,
+            // A client too slow for the stream is told how much it missed, not left unaware.
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                return Some(Live::Event(
+                    SseEvent::default()
+                        .event("lagged")
+                        .data(format!("{{\"missed\":{n}}}")),
+                ));
+            }
+        };
         let (name, transit, data) = match &msg.output {
             Output::Alarm(a) => {
                 let mut v = serde_json::to_value(a).ok()?;

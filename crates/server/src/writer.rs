@@ -72,7 +72,9 @@ pub fn run(
             });
         }
     };
-    while let Some(job) = jobs.blocking_recv() {
+    // Jobs taken out of turn while gathering a group, handled next in arrival order.
+    let mut pending: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+    while let Some(job) = pending.pop_front().or_else(|| jobs.blocking_recv()) {
         match job {
             Job::Tick(now) => match pipeline.tick(now) {
                 Ok(step) => {
@@ -157,15 +159,7 @@ pub fn run(
                         };
                     }
                 }
-                for job in later {
-                    if let Job::Query(q) = job {
-                        q(pipeline.store());
-                    } else if let Job::Tick(now) = job
-                        && let Ok(step) = pipeline.tick(now)
-                    {
-                        publish(&step, &live);
-                    }
-                }
+                pending.extend(later);
             }
         }
     }

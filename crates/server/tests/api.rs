@@ -266,6 +266,32 @@ async fn a_transit_from_declaration_to_a_handled_alarm() {
     );
     let (status, _) = json(addr, "GET", "/api/v1/transits/NOPE", None).await;
     assert_eq!(status, 404);
+    // Every error is a problem, including the framework's own rejections.
+    for (method, path, want) in [
+        ("GET", "/api/v1/alarms/abc", 400),
+        ("GET", "/api/v1/alarms?limit=abc", 400),
+        ("GET", "/no/such/route", 404),
+        ("DELETE", "/api/v1/alarms", 405),
+    ] {
+        let (status, content_type, body) = request(addr, method, path, None).await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (want, "application/problem+json"),
+            "{method} {path}: {body}"
+        );
+    }
+    // A read dated in the future would move the clock and fire every timer: refused.
+    let read =
+        json!({"t": at(now, 600), "reader": "R7", "zone": "CHK-1", "device": "D1", "intact": true});
+    let (status, problem) = json(addr, "POST", "/api/v1/reads", Some(read)).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("in the future"),
+        "{problem}"
+    );
 
     let (_, _, metrics) = request(addr, "GET", "/metrics", None).await;
     assert!(

@@ -287,14 +287,14 @@ impl Store for PgStore {
         state: Option<TransitState>,
         page: PageRequest,
     ) -> Result<Vec<(i64, StoredTransit)>> {
-        // Declaration order: transits have no serial id of their own, so page by the position
-        // in (declared_at, id) order, exposed as a number.
         let rows = self.client.query(
-            "SELECT n, doc, state, declared_at, updated_at FROM (
-                 SELECT row_number() OVER (ORDER BY declared_at, id) AS n, doc, state, declared_at, updated_at
-                 FROM transits WHERE ($1::TEXT IS NULL OR state = $1)) numbered
-             WHERE n > $2 ORDER BY n LIMIT $3",
-            &[&state.map(transit_state_name), &page.after.unwrap_or(0), &i64::from(page.limit)],
+            "SELECT n, doc, state, declared_at, updated_at FROM transits
+             WHERE ($1::TEXT IS NULL OR state = $1) AND n > $2 ORDER BY n LIMIT $3",
+            &[
+                &state.map(transit_state_name),
+                &page.after.unwrap_or(0),
+                &i64::from(page.limit),
+            ],
         )?;
         rows.iter()
             .map(|r| Ok((r.get(0), stored(r.get(1), r.get(2), r.get(3), r.get(4))?)))

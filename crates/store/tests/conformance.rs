@@ -191,6 +191,40 @@ fn transits_lifecycle(s: &mut dyn Store) {
         .transits(Some(TransitState::Sealed), PageRequest::default())
         .unwrap();
     assert_eq!(sealed.len(), 1);
+    // Paging is stable while transits change state between pages.
+    for i in 2..=4 {
+        set_state(
+            s,
+            &format!("T{i}"),
+            TransitState::Sealed,
+            t("2026-11-25T08:00:00Z"),
+        )
+        .unwrap();
+    }
+    let page1 = s
+        .transits(
+            Some(TransitState::Sealed),
+            PageRequest {
+                after: None,
+                limit: 2,
+            },
+        )
+        .unwrap();
+    set_state(s, "T1", TransitState::Closed, t("2026-11-25T09:00:00Z")).unwrap();
+    let page2 = s
+        .transits(
+            Some(TransitState::Sealed),
+            PageRequest {
+                after: Some(page1[1].0),
+                limit: 2,
+            },
+        )
+        .unwrap();
+    let ids: Vec<String> = page2
+        .iter()
+        .map(|(_, x)| x.transit.id.to_string())
+        .collect();
+    assert_eq!(ids, ["T3", "T4"]);
 }
 
 fn observations_append_and_read(s: &mut dyn Store) {

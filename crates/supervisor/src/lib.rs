@@ -450,6 +450,11 @@ impl Supervisor {
             .map(|&i| self.transits[i as usize].state())
     }
 
+    /// Whether the device is on a declared transit.
+    pub fn knows_device(&self, device: &str) -> bool {
+        self.device_ids.contains_key(device)
+    }
+
     /// Whether an observation would be taken, without taking it: what an ingest path asks
     /// before making a report durable.
     pub fn admit(&self, obs: &Observation) -> Admission {

@@ -9,6 +9,8 @@ CREATE TABLE zones (
 );
 
 CREATE TABLE transits (
+    -- Declaration order, for keyset paging (SQLite's rowid plays this part there).
+    n           BIGSERIAL UNIQUE,
     id          TEXT PRIMARY KEY,
     device      TEXT NOT NULL,
     state       TEXT NOT NULL,
