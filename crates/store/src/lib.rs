@@ -236,6 +236,32 @@ pub trait Store: Send {
     ) -> Result<AlarmRecord>;
 }
 
+/// What a handling step changes and records, whichever backend keeps it.
+struct Transition {
+    next: AlarmState,
+    /// The outcome column after the step.
+    next_outcome: Option<String>,
+    /// The history row: the step's name and, for `resolve`, its outcome.
+    step_text: &'static str,
+    step_outcome: Option<String>,
+}
+
+/// Checks a step against the alarm's stored state (the lifecycle in `model`).
+fn transition(state: &str, outcome: Option<&str>, step: AlarmStep) -> Result<Transition> {
+    let next = parse_state(state, outcome)?.apply(step)?;
+    let (step_text, step_outcome) = step_name(step);
+    let next_outcome = match next {
+        AlarmState::Resolved(o) | AlarmState::Closed(o) => Some(outcome_name(o)),
+        _ => None,
+    };
+    Ok(Transition {
+        next,
+        next_outcome,
+        step_text,
+        step_outcome: step_outcome.map(outcome_name),
+    })
+}
+
 fn step_name(step: AlarmStep) -> (&'static str, Option<Outcome>) {
     match step {
         AlarmStep::Acknowledge => ("acknowledge", None),

@@ -1,12 +1,12 @@
 //! PostgreSQL, for deployments that outgrow one file.
 
 use ::postgres::{Client, NoTls, Transaction};
-use model::{Alarm, AlarmState, AlarmStep, Event, Observation, Timestamp, TransitState, Zone};
+use model::{Alarm, AlarmStep, Event, Observation, Timestamp, TransitState, Zone};
 
 use crate::{
     AlarmFilter, AlarmRecord, Commit, Error, HandlingStep, LoggedInput, PageRequest, Result, Store,
-    StoredTransit, TimeRange, outcome_name, parse_outcome, parse_state, parse_transit_state,
-    step_name, transit_state_name,
+    StoredTransit, TimeRange, Transition, parse_outcome, parse_state, parse_transit_state,
+    transit_state_name, transition,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/001_init.sql"))];
@@ -403,19 +403,19 @@ impl Store for PgStore {
             id: id.to_string(),
         })?;
         let (state, outcome): (String, Option<String>) = (r.get(0), r.get(1));
-        let next = parse_state(&state, outcome.as_deref())?.apply(step)?;
-        let (step_text, step_outcome) = step_name(step);
-        let next_outcome = match next {
-            AlarmState::Resolved(o) | AlarmState::Closed(o) => Some(outcome_name(o)),
-            _ => None,
-        };
+        let Transition {
+            next,
+            next_outcome,
+            step_text,
+            step_outcome,
+        } = transition(&state, outcome.as_deref(), step)?;
         tx.execute(
             "UPDATE alarms SET state = $2, outcome = $3, updated_at = $4 WHERE id = $1",
             &[&id, &next.as_str(), &next_outcome, &at.unix_ms()],
         )?;
         tx.execute(
             "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&id, &at.unix_ms(), &actor, &step_text, &step_outcome.map(outcome_name), &note],
+            &[&id, &at.unix_ms(), &actor, &step_text, &step_outcome, &note],
         )?;
         tx.commit()?;
         self.alarm(id)
