@@ -1,0 +1,154 @@
+//! Nothing acknowledged is lost: `sealwatch serve` is killed with SIGKILL during sustained
+//! ingest; every observation it acknowledged is in the store, and the service starts again on
+//! the same data.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use model::Timestamp;
+use serde_json::{Value, json};
+use store::{SqliteStore, Store, TimeRange};
+
+fn request(addr: &str, method: &str, path: &str, body: &Value) -> Option<(u16, Value)> {
+    let mut conn = TcpStream::connect(addr).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let body = body.to_string();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+fn serve(dir: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the service did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[test]
+fn no_acknowledged_observation_is_lost_to_sigkill() {
+    let dir = std::env::temp_dir().join(format!("sealwatch-sigkill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // A port of our own choosing (not a service's standard one), derived from the process id.
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = serve(&dir, port);
+
+    let example: Value =
+        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
+    for z in example["zones"].as_array().unwrap() {
+        assert_eq!(request(&addr, "POST", "/api/v1/zones", z).unwrap().0, 204);
+    }
+    let now = server::wall_clock().unix_ms();
+    let at = |ms: i64| Timestamp::from_unix_ms(ms).to_string();
+    let mut transit = example["transits"][0].clone();
+    transit["sealed_at"] = json!(at(now - 3_600_000));
+    transit["deadline"] = json!(at(now + 3_600_000));
+    assert_eq!(
+        request(&addr, "POST", "/api/v1/transits", &transit)
+            .unwrap()
+            .0,
+        201
+    );
+
+    // Sustained ingest from another thread; the main thread kills the service mid-stream.
+    let sender = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let mut acknowledged = Vec::new();
+            let mut seq = 0u64;
+            loop {
+                let batch: Vec<Value> = (0..50)
+                    .map(|_| {
+                        seq += 1;
+                        json!({"device": "D1", "t": at(now - 3_000_000 + seq as i64 * 100), "seq": seq,
+                               "lat": 29.31, "lon": 120.07, "lock": "locked"})
+                    })
+                    .collect();
+                match request(
+                    &addr,
+                    "POST",
+                    "/api/v1/observations",
+                    &Value::from(batch.clone()),
+                ) {
+                    Some((200, body)) => {
+                        for (item, result) in batch.iter().zip(body["results"].as_array().unwrap())
+                        {
+                            if result["status"] == "accepted" {
+                                acknowledged.push(item["seq"].as_u64().unwrap());
+                            }
+                        }
+                    }
+                    _ => return acknowledged, // the service is gone
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let acknowledged = sender.join().unwrap();
+    assert!(
+        acknowledged.len() > 100,
+        "too little was ingested before the kill: {}",
+        acknowledged.len()
+    );
+
+    let mut store = SqliteStore::open(&dir.join("sealwatch.db")).unwrap();
+    let stored: Vec<u64> = store
+        .observations("D1", TimeRange::default(), 1_000_000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|o| o.seq)
+        .collect();
+    eprintln!(
+        "{} observations acknowledged before SIGKILL, {} in the store",
+        acknowledged.len(),
+        stored.len()
+    );
+    let missing: Vec<&u64> = acknowledged
+        .iter()
+        .filter(|s| !stored.contains(s))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged observations lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    drop(store);
+
+    // And the service starts again on the same data, rebuilding from the log.
+    let mut child = serve(&dir, port);
+    let (status, body) = request(&addr, "GET", "/api/v1/transits/T1", &Value::Null).unwrap();
+    assert_eq!(status, 200, "{body}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
