@@ -6,6 +6,7 @@
 //! the outputs, acknowledge. Queries run on the writer thread too, with the store; a read
 //! replica is a later step.
 
+pub mod openapi;
 mod writer;
 
 use std::convert::Infallible;
@@ -268,6 +269,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/zones", post(put_zone).get(list_zones))
         .route("/api/v1/transits", post(declare).get(list_transits))
         .route("/api/v1/transits/{id}", get(get_transit))
@@ -426,6 +428,10 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         };
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
     })
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
 }
 
 async fn readyz(State(s): State<AppState>) -> Result<&'static str, Problem> {

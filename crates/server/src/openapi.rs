@@ -1,0 +1,247 @@
+//! The OpenAPI document (`/api/v1/openapi.json`), built from one table of routes. Request
+//! bodies use the JSON Schema of the scenario format (docs/scenario.schema.json), so the API
+//! and the files describe observations, transits and zones the same way.
+
+use serde_json::{Value, json};
+
+/// One documented operation.
+#[derive(Debug)]
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// A schema in `components.schemas` for the request body, or `array:NAME`.
+    pub body: Option<&'static str>,
+    /// The success status.
+    pub ok: u16,
+    /// Query parameters.
+    pub query: &'static [&'static str],
+}
+
+const ALARM_FILTERS: &[&str] = &[
+    "state",
+    "kind",
+    "min_grade",
+    "transit",
+    "from",
+    "to",
+    "after",
+    "limit",
+];
+
+/// Every route the service answers. `tests/openapi.rs` checks this table against the router.
+pub const ROUTES: &[RouteDoc] = &[
+    RouteDoc {
+        method: "get",
+        path: "/healthz",
+        summary: "Liveness: the process answers",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/readyz",
+        summary: "Readiness: the writer and the store answer",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/openapi.json",
+        summary: "This document",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/zones",
+        summary: "Add or replace a zone",
+        body: Some("zone"),
+        ok: 204,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/zones",
+        summary: "List zones",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/transits",
+        summary: "Declare a transit with its supervision information",
+        body: Some("transit"),
+        ok: 201,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/transits",
+        summary: "List transits, optionally in one state",
+        body: None,
+        ok: 200,
+        query: &["state", "after", "limit"],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/transits/{id}",
+        summary: "A transit and its state",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/transits/{id}/actions",
+        summary: "Act on a transit: seal, arrive, release, inspect, authorize_unseal, unseal, close, extend_deadline",
+        body: Some("transit_action"),
+        ok: 202,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/transits/{id}/events",
+        summary: "A transit's events",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/observations",
+        summary: "Ingest a batch of observations; a result per item",
+        body: Some("array:observation"),
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/reads",
+        summary: "A reader's checkpoint read",
+        body: Some("read"),
+        ok: 202,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/alarms",
+        summary: "List alarms, filtered and paged",
+        body: None,
+        ok: 200,
+        query: ALARM_FILTERS,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/alarms/{id}",
+        summary: "An alarm with its handling history",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/alarms/{id}/{step}",
+        summary: "Handle an alarm: step is acknowledge, dispatch, resolve (with outcome) or close",
+        body: Some("alarm_step"),
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/stream",
+        summary: "Live alarms and events (Server-Sent Events)",
+        body: None,
+        ok: 200,
+        query: &["only", "transit"],
+    },
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in ROUTES {
+        let mut parameters: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        parameters.extend(
+            r.query
+                .iter()
+                .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string"}})),
+        );
+        let mut op = json!({
+            "summary": r.summary,
+            "parameters": parameters,
+            "responses": {
+                r.ok.to_string(): {"description": "success"},
+                "default": {"description": "a problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/problem"}}}}
+            }
+        });
+        if let Some(body) = r.body {
+            let schema = match body.strip_prefix("array:") {
+                Some(item) => {
+                    json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}})
+                }
+                None => json!({"$ref": format!("#/components/schemas/{body}")}),
+            };
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+        paths.entry(r.path).or_insert_with(|| json!({}))[r.method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sealwatch",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Supervision of goods under customs control with Smart Security Devices. Errors are application/problem+json naming the field."
+        },
+        "paths": paths,
+        "components": {"schemas": schemas()}
+    })
+}
+
+/// The scenario schema's definitions, re-rooted under `components.schemas`, plus the API's own.
+fn schemas() -> Value {
+    let text = include_str!("../../../docs/scenario.schema.json")
+        .replace("#/$defs/", "#/components/schemas/");
+    let scenario: Value = serde_json::from_str(&text).expect("docs/scenario.schema.json is JSON");
+    let mut defs = scenario["$defs"].as_object().cloned().unwrap_or_default();
+    defs.insert("transit_action".into(), json!({
+        "type": "object", "required": ["action"],
+        "properties": {
+            "action": {"enum": ["seal", "arrive", "release", "inspect", "authorize_unseal", "unseal", "close", "extend_deadline"]},
+            "t": {"$ref": "#/components/schemas/time"},
+            "deadline": {"$ref": "#/components/schemas/time"},
+            "reason": {"type": "string"}
+        }
+    }));
+    defs.insert("alarm_step".into(), json!({
+        "type": "object", "required": ["actor"],
+        "properties": {
+            "actor": {"type": "string"},
+            "note": {"type": "string"},
+            "outcome": {"enum": ["confirmed_violation", "false_alarm", "technical_fault", "authorised"]}
+        }
+    }));
+    defs.insert("problem".into(), json!({
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}, "field": {"type": "string"}}
+    }));
+    Value::Object(defs)
+}

@@ -1,0 +1,102 @@
+//! The OpenAPI document against the routes: every route the router declares is documented with
+//! its method, every documented route answers (not the fallback 404, not 405), and the service
+//! serves the document.
+
+use std::collections::BTreeSet;
+
+use server::openapi::{ROUTES, document};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// (method, path) of every `.route(...)` in the router's source.
+fn routed() -> BTreeSet<(String, String)> {
+    let source = include_str!("../src/lib.rs");
+    let mut found = BTreeSet::new();
+    for line in source
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(".route(\""))
+    {
+        let path = line
+            .trim_start_matches(".route(\"")
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
+        let handlers = line.split_once(',').unwrap().1;
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let call = format!("{method}(");
+            if handlers.trim_start().starts_with(&call) || handlers.contains(&format!(".{call}")) {
+                found.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_route_is_documented_and_every_documented_route_is_routed() {
+    let documented: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(routed(), documented);
+    let doc = document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for r in ROUTES {
+        let op = &doc["paths"][r.path][r.method];
+        assert!(op["summary"].is_string(), "{} {}", r.method, r.path);
+        if let Some(body) = r.body {
+            let name = body.trim_start_matches("array:");
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "schema {name}"
+            );
+        }
+    }
+}
+
+async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}",
+        method.to_uppercase()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_answers_every_documented_route_and_serves_the_document() {
+    let dir = std::env::temp_dir().join(format!("sealwatch-openapi-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let running = server::start(server::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.clone(),
+    ))
+    .await
+    .unwrap();
+    let addr = running.addr;
+    let (status, body) = request(addr, "get", "/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        document()
+    );
+    for r in ROUTES.iter().filter(|r| r.path != "/api/v1/stream") {
+        let path = r.path.replace("{id}", "1").replace("{step}", "acknowledge");
+        let (status, body) = request(addr, r.method, &path).await;
+        assert!(
+            status != 405 && !body.contains("no such route"),
+            "{} {path}: {status} {body}",
+            r.method
+        );
+    }
+    running.stop().await.unwrap();
+}
