@@ -47,7 +47,7 @@ enum Command {
         #[arg(long, default_value = "sealwatch-demo")]
         data_dir: PathBuf,
         /// How many times faster than real time the demo's clock runs.
-        #[arg(long, default_value_t = 60.0)]
+        #[arg(long, default_value_t = 120.0)]
         speed: f64,
     },
 }
