@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use server::openapi::{ROUTES, document};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+mod common;
 
 /// (method, path) of every `.route(...)` in the router's source.
 fn routed() -> BTreeSet<(String, String)> {
@@ -56,22 +56,6 @@ fn every_route_is_documented_and_every_documented_route_is_routed() {
     }
 }
 
-async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}",
-        method.to_uppercase()
-    );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    conn.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body.to_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_answers_every_documented_route_and_serves_the_document() {
     let dir = std::env::temp_dir().join(format!("sealwatch-openapi-{}", std::process::id()));
@@ -83,7 +67,7 @@ async fn the_service_answers_every_documented_route_and_serves_the_document() {
     .await
     .unwrap();
     let addr = running.addr;
-    let (status, body) = request(addr, "get", "/api/v1/openapi.json").await;
+    let (status, _, body) = common::request(addr, "GET", "/api/v1/openapi.json", None).await;
     assert_eq!(status, 200);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
@@ -91,7 +75,13 @@ async fn the_service_answers_every_documented_route_and_serves_the_document() {
     );
     for r in ROUTES.iter().filter(|r| r.path != "/api/v1/stream") {
         let path = r.path.replace("{id}", "1").replace("{step}", "acknowledge");
-        let (status, body) = request(addr, r.method, &path).await;
+        let (status, _, body) = common::request(
+            addr,
+            &r.method.to_uppercase(),
+            &path,
+            Some(serde_json::json!({})),
+        )
+        .await;
         assert!(
             status != 405 && !body.contains("no such route"),
             "{} {path}: {status} {body}",

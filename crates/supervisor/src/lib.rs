@@ -533,21 +533,31 @@ impl Supervisor {
         self.batch_scratch = found;
     }
 
+    /// Runs `f` on transit `ti` with what its handlers need around it.
+    fn on_transit(
+        &mut self,
+        ti: u32,
+        out: &mut Vec<Output>,
+        f: impl FnOnce(&mut TransitRt, &mut Cx<'_>),
+    ) {
+        let mut cx = Cx {
+            world: &self.world,
+            timers: &mut self.timers,
+            out,
+            now: self.now,
+            ti,
+        };
+        f(&mut self.transits[ti as usize], &mut cx);
+    }
+
     fn fire_due(&mut self, t: Timestamp, phase: u8, out: &mut Vec<Output>) {
         while let Some(timer) = self.timers.pop_due(t, phase) {
             if timer.at > self.now {
                 self.now = timer.at;
             }
-            let now = self.now;
-            let transit = &mut self.transits[timer.transit as usize];
-            let mut cx = Cx {
-                world: &self.world,
-                timers: &mut self.timers,
-                out,
-                now,
-                ti: timer.transit,
-            };
-            transit.on_timer(timer.kind, timer.generation, &mut cx);
+            self.on_transit(timer.transit, out, |t, cx| {
+                t.on_timer(timer.kind, timer.generation, cx)
+            });
             if timer.kind == TimerKind::Seal {
                 self.after_seal(timer.transit, out);
             }
@@ -617,16 +627,9 @@ impl Supervisor {
         }
 
         let Some(ti) = active else { return };
-        let now = self.now;
-        let transit = &mut self.transits[ti as usize];
-        let mut cx = Cx {
-            world: &self.world,
-            timers: &mut self.timers,
-            out,
-            now,
-            ti,
-        };
-        transit.on_observation(&reading, frame.as_ref(), late, suspect, &mut cx);
+        self.on_transit(ti, out, |t, cx| {
+            t.on_observation(&reading, frame.as_ref(), late, suspect, cx)
+        });
     }
 
     /// Once transit `ti` is sealed, earlier transits on the same device stop taking its reports.
@@ -647,15 +650,7 @@ impl Supervisor {
         for o in others {
             let other = &self.transits[o as usize];
             if other.takes_reports() && other.sealed_at().is_some_and(|s| s < at) {
-                let now = self.now;
-                let mut cx = Cx {
-                    world: &self.world,
-                    timers: &mut self.timers,
-                    out,
-                    now,
-                    ti: o,
-                };
-                self.transits[o as usize].detach(&mut cx, &successor);
+                self.on_transit(o, out, |t, cx| t.detach(cx, &successor));
             }
         }
     }
@@ -667,33 +662,15 @@ impl Supervisor {
         let Some(ti) = active_transit(&self.transits, &self.devices[di as usize]) else {
             return;
         };
-        let now = self.now;
-        let transit = &mut self.transits[ti as usize];
-        let mut cx = Cx {
-            world: &self.world,
-            timers: &mut self.timers,
-            out,
-            now,
-            ti,
-        };
-        transit.on_read(read, &mut cx);
+        self.on_transit(ti, out, |t, cx| t.on_read(read, cx));
     }
 
     fn act(&mut self, action: &Action, out: &mut Vec<Output>) {
         let Some(&ti) = self.transit_ids.get(action.transit.as_str()) else {
             return;
         };
-        let now = self.now;
-        let transit = &mut self.transits[ti as usize];
-        let mut cx = Cx {
-            world: &self.world,
-            timers: &mut self.timers,
-            out,
-            now,
-            ti,
-        };
-        let before = transit.state();
-        transit.on_action(action, &mut cx);
+        let before = self.transits[ti as usize].state();
+        self.on_transit(ti, out, |t, cx| t.on_action(action, cx));
         if before == model::TransitState::Declared
             && self.transits[ti as usize].state() == model::TransitState::Sealed
         {
