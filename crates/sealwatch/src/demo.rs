@@ -86,8 +86,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// How many times each example runs, and how far apart (simulated minutes).
-const REPEATS: i64 = 3;
+/// How far apart the rounds of examples start (simulated minutes).
 const REPEAT_EVERY_MIN: i64 = 25;
 
 #[derive(Debug)]
@@ -95,6 +94,15 @@ pub struct Options {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub speed: f64,
+    /// About how many transits: whole rounds of the bundled examples, at least one.
+    pub transits: usize,
+}
+
+impl Options {
+    /// Rounds of the bundled examples needed for `transits` transits.
+    fn rounds(&self) -> i64 {
+        self.transits.div_ceil(EXAMPLES.len()).max(1) as i64
+    }
 }
 
 /// Something to send at a simulated time.
@@ -136,7 +144,7 @@ pub async fn run(opts: Options) -> Result<()> {
         zones,
         transits,
         mut schedule,
-    } = fleet(Timestamp::from_unix_ms(start - start % 1000))?;
+    } = fleet(Timestamp::from_unix_ms(start - start % 1000), opts.rounds())?;
     for z in &zones {
         expect(post(addr, "/api/v1/zones", z).await?, 204, "zone")?;
     }
@@ -265,7 +273,7 @@ struct Fleet {
     schedule: Vec<(Timestamp, Send)>,
 }
 
-fn fleet(now: Timestamp) -> Result<Fleet> {
+fn fleet(now: Timestamp, rounds: i64) -> Result<Fleet> {
     let mut zones = Vec::new();
     let mut transits = Vec::new();
     let mut schedule = Vec::new();
@@ -280,7 +288,7 @@ fn fleet(now: Timestamp) -> Result<Fleet> {
             prefix(&mut z["id"], &zone_prefix);
             zones.push(z);
         }
-        for rep in 0..REPEATS {
+        for rep in 0..rounds {
             let shift = now.unix_ms() + 60_000 + (rep * REPEAT_EVERY_MIN + i as i64) * 60_000
                 - start.unix_ms();
             let tag = format!("e{i}r{rep}.");

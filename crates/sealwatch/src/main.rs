@@ -1,5 +1,6 @@
 //! `sealwatch`: the command line.
 
+mod config;
 mod demo;
 
 use std::io::Write;
@@ -29,15 +30,21 @@ enum Command {
     /// Check a scenario file; exit 2 naming the first error.
     Validate { scenario: PathBuf },
     /// Run the service: HTTP API under /api/v1, live stream, metrics.
+    ///
+    /// Settings come from the defaults, then --config FILE, then SEALWATCH_<SECTION>_<KEY>
+    /// variables, then these flags (docs/configuration.md).
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8480")]
-        listen: std::net::SocketAddr,
-        /// Directory of the embedded database (sealwatch.db).
-        #[arg(long, default_value = "sealwatch-data")]
-        data_dir: PathBuf,
-        /// A PostgreSQL URL, instead of the embedded database.
-        #[arg(long, env = "SEALWATCH_DATABASE_URL")]
+        /// A TOML settings file (see docs/sealwatch.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on [server.listen; default 127.0.0.1:8480].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Directory of the embedded database, sealwatch.db [store.data_dir; default sealwatch-data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// A PostgreSQL URL, instead of the embedded database [store.database_url].
+        #[arg(long)]
         database_url: Option<String>,
     },
     /// Run the service with a simulated fleet on real corridors (THIS IS A DEMO).
@@ -49,6 +56,9 @@ enum Command {
         /// How many times faster than real time the demo's clock runs.
         #[arg(long, default_value_t = 120.0)]
         speed: f64,
+        /// About how many transits to run (whole rounds of the 17 bundled scenarios).
+        #[arg(long, default_value_t = 50)]
+        transits: usize,
     },
 }
 
@@ -75,40 +85,119 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// Sends structured logs to stderr: text for people, JSON lines for collectors.
+fn init_logs(settings: &config::LogSettings) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.level)
+        .map_err(|e| format!("log.level: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let done = match settings.format {
+        config::LogFormat::Text => builder.try_init(),
+        config::LogFormat::Json => builder.json().try_init(),
+    };
+    done.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// Waits for Ctrl-C or, under a service manager, SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                tokio::signal::ctrl_c().await.ok();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.ok();
+}
+
+fn serve(
+    file: Option<&Path>,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+) -> ExitCode {
+    let mut settings = match config::load(file, |name| std::env::var(name).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    if let Some(l) = listen {
+        settings.server.listen = l;
+    }
+    if let Some(d) = data_dir {
+        settings.store.data_dir = d;
+    }
+    if database_url.is_some() {
+        settings.store.database_url = database_url;
+    }
+    if let Err(e) = init_logs(&settings.log) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let mut config = server::Config::new(settings.server.listen, settings.store.data_dir);
+    config.database_url = settings.store.database_url;
+    config.max_body_bytes = settings.server.max_body_bytes;
+    config.shutdown_grace = std::time::Duration::from_secs(settings.server.shutdown_grace_s);
+    config.batch_max_items = settings.ingest.batch_max_items.max(1);
+    config.tick_interval =
+        std::time::Duration::from_millis(settings.ingest.tick_interval_ms.max(10));
+    let result = runtime().block_on(async {
+        let running = server::start(config).await?;
+        eprintln!("sealwatch: listening on http://{}", running.addr);
+        shutdown_signal().await;
+        tracing::info!("stopping; committing what was accepted");
+        running.stop().await
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the service failed");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {
+            config,
             listen,
             data_dir,
             database_url,
-        } => {
-            let mut config = server::Config::new(listen, data_dir);
-            config.database_url = database_url;
-            let result = runtime().block_on(async {
-                let running = server::start(config).await?;
-                eprintln!("sealwatch: listening on http://{}", running.addr);
-                tokio::signal::ctrl_c().await.ok();
-                eprintln!("sealwatch: stopping, committing what was accepted");
-                running.stop().await
-            });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Demo {
             listen,
             data_dir,
             speed,
+            transits,
         } => {
+            // The demo's own output is for people on stdout; warnings and errors go to stderr.
+            let _ = init_logs(&config::LogSettings {
+                level: "warn".into(),
+                format: config::LogFormat::Text,
+            });
             match runtime().block_on(demo::run(demo::Options {
                 listen,
                 data_dir,
                 speed,
+                transits,
             })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

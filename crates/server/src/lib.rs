@@ -6,17 +6,18 @@
 //! the outputs, acknowledge. Queries run on the writer thread too, with the store; a read
 //! replica is a later step.
 
+mod metrics;
 pub mod openapi;
+mod reference;
 mod writer;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -32,9 +33,10 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
+use metrics::Metrics;
 pub use supervisor::Output;
+use writer::Job;
 pub use writer::Published;
-use writer::{Counters, Job};
 
 /// Where the service keeps its data and listens.
 #[derive(Clone, Debug)]
@@ -46,8 +48,17 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Largest number of inputs committed in one transaction.
     pub batch_max_items: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long stopping waits for open connections before closing them.
+    pub shutdown_grace: Duration,
+    /// How often the clock fires due timers.
+    pub tick_interval: Duration,
     pub clock: Clock,
 }
+
+/// The default largest request body: 8 MiB, about 25,000 observations in one batch.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 impl Config {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Config {
@@ -56,6 +67,9 @@ impl Config {
             data_dir,
             database_url: None,
             batch_max_items: 10_000,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            shutdown_grace: Duration::from_secs(10),
+            tick_interval: Duration::from_secs(1),
             clock: Clock::real(),
         }
     }
@@ -95,7 +109,8 @@ pub fn open_store(config: &Config) -> Result<Box<dyn Store>, Error> {
 pub struct AppState {
     jobs: mpsc::Sender<Job>,
     live: broadcast::Sender<Published>,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
+    max_body_bytes: usize,
     /// Turns true when the service stops: live streams end, so shutdown does not wait on them.
     stopping: watch::Receiver<bool>,
     clock: Clock,
@@ -115,6 +130,7 @@ pub struct Running {
     stopping: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), Error>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for Running {
@@ -134,7 +150,7 @@ impl Running {
         }
         // Connections get a grace period to finish; one holding a half-sent request does not
         // hold the shutdown for ever.
-        let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await {
+        let result = match tokio::time::timeout(self.shutdown_grace, &mut self.task).await {
             Ok(joined) => joined.unwrap_or(Ok(())),
             Err(_) => {
                 self.task.abort();
@@ -148,33 +164,33 @@ impl Running {
     }
 }
 
-/// How long stopping waits for open connections before closing them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 /// Starts the service on `config.listen` (port 0 picks a free one).
 pub async fn start(config: Config) -> Result<Running, Error> {
     // The PostgreSQL driver is blocking (it runs a runtime of its own): open off the runtime.
     let open_config = config.clone();
-    let pipeline = tokio::task::spawn_blocking(move || -> Result<Pipeline, Error> {
-        Ok(Pipeline::open(open_store(&open_config)?)?)
+    let (pipeline, backend) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        let store = open_store(&open_config)?;
+        let backend = store.backend();
+        Ok((Pipeline::open(store)?, backend))
     })
     .await
     .expect("opening the pipeline does not panic")?;
     let (jobs, rx) = mpsc::channel::<Job>(1024);
     let (live, _) = broadcast::channel(4096);
-    let counters = Arc::new(Counters::default());
+    let metrics = Arc::new(Metrics::default());
     let writer = {
-        let (live, counters, max) = (live.clone(), counters.clone(), config.batch_max_items);
+        let (live, metrics, max) = (live.clone(), metrics.clone(), config.batch_max_items);
         std::thread::Builder::new()
             .name("sealwatch-writer".into())
-            .spawn(move || writer::run(pipeline, rx, live, counters, max))
+            .spawn(move || writer::run(pipeline, rx, live, metrics, max))
             .expect("a thread can be started")
     };
     let (stopping, stopping_rx) = watch::channel(false);
     let state = AppState {
         jobs: jobs.clone(),
         live: live.clone(),
-        counters,
+        metrics,
+        max_body_bytes: config.max_body_bytes,
         stopping: stopping_rx,
         clock: config.clock,
     };
@@ -184,7 +200,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let clock = config.clock;
     let mut ticker_stopping = state.stopping.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(1));
+        let mut every = tokio::time::interval(config.tick_interval);
         loop {
             tokio::select! {
                 _ = every.tick() => {}
@@ -200,6 +216,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         .await
         .map_err(|e| Error::Listen(config.listen, e))?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
+    tracing::info!(%addr, store = backend, "listening");
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(state);
     let task = tokio::spawn(async move {
@@ -217,6 +234,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         stopping,
         task,
         writer: Some(writer),
+        shutdown_grace: config.shutdown_grace,
     })
 }
 
@@ -265,11 +283,13 @@ pub fn wall_clock() -> Timestamp {
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/v1/docs", get(reference::page))
         .route("/api/v1/zones", post(put_zone).get(list_zones))
         .route("/api/v1/transits", post(declare).get(list_transits))
         .route("/api/v1/transits/{id}", get(get_transit))
@@ -282,14 +302,51 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
         .route("/api/v1/stream", get(stream))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
-        .layer(axum::middleware::map_response(as_problem))
+        .layer(axum::middleware::map_response_with_state(
+            max_body_bytes,
+            as_problem,
+        ))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_request,
+        ))
         .with_state(state)
+}
+
+/// Logs each request (at debug; failures of the service at warn) and counts its response.
+async fn log_request(
+    State(s): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    // The path only: queries may one day carry things that are not for logs.
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    s.metrics.response(status);
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, elapsed_ms, "request failed");
+    } else {
+        tracing::debug!(%method, %path, status, elapsed_ms, "request");
+    }
+    response
 }
 
 /// Turns every error response that is not already a problem (axum's rejections of a path or a
 /// query, 405, 413) into `application/problem+json`, keeping its status and text.
-async fn as_problem(response: Response) -> Response {
+async fn as_problem(State(max_body_bytes): State<usize>, response: Response) -> Response {
     let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return Problem::new(
+            status,
+            format!("body: larger than the limit of {max_body_bytes} bytes; send smaller batches"),
+        )
+        .into_response();
+    }
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -391,6 +448,7 @@ impl AppState {
         let job = Job::Submit {
             items,
             now: self.clock.now(),
+            received: Instant::now(),
             reply,
         };
         self.jobs
@@ -440,25 +498,8 @@ async fn readyz(State(s): State<AppState>) -> Result<&'static str, Problem> {
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let c = &s.counters;
-    let text = format!(
-        "# HELP sealwatch_inputs_total Inputs taken by the ingest pipeline, by verdict.\n\
-         # TYPE sealwatch_inputs_total counter\n\
-         sealwatch_inputs_total{{verdict=\"accepted\"}} {}\n\
-         sealwatch_inputs_total{{verdict=\"duplicate\"}} {}\n\
-         sealwatch_inputs_total{{verdict=\"rejected\"}} {}\n\
-         # HELP sealwatch_commits_total Group commits.\n\
-         # TYPE sealwatch_commits_total counter\n\
-         sealwatch_commits_total {}\n\
-         # HELP sealwatch_alarms_total Alarms raised.\n\
-         # TYPE sealwatch_alarms_total counter\n\
-         sealwatch_alarms_total {}\n",
-        c.inputs_accepted.load(Ordering::Relaxed),
-        c.inputs_duplicate.load(Ordering::Relaxed),
-        c.inputs_rejected.load(Ordering::Relaxed),
-        c.commits.load(Ordering::Relaxed),
-        c.alarms.load(Ordering::Relaxed),
-    );
+    let queue_depth = s.jobs.max_capacity() - s.jobs.capacity();
+    let text = s.metrics.render(queue_depth, s.live.receiver_count());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -64,6 +64,14 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &[],
     },
     RouteDoc {
+        method: "get",
+        path: "/api/v1/docs",
+        summary: "This reference as a page to browse (works offline)",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
         method: "post",
         path: "/api/v1/zones",
         summary: "Add or replace a zone",

@@ -7,13 +7,16 @@
 //! once. Every source gets its own verdicts back only after the commit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use ingest::{Pipeline, Step, Submission, Verdict};
 use model::Timestamp;
 use store::Store;
 use supervisor::Output;
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::metrics::Metrics;
 
 /// A query runs on the writer thread, with the store.
 pub type Query = Box<dyn FnOnce(&mut dyn Store) + Send>;
@@ -22,22 +25,14 @@ pub enum Job {
     Submit {
         items: Vec<Submission>,
         now: Timestamp,
+        /// When the submission reached the service (for the alarm latency metric).
+        received: Instant,
         reply: oneshot::Sender<Result<Vec<Verdict>, String>>,
     },
     Tick(Timestamp),
     Query(Query),
     /// Rebuild the pipeline from the store (new zones).
     Reopen,
-}
-
-/// Counters the metrics endpoint reads.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub inputs_accepted: AtomicU64,
-    pub inputs_rejected: AtomicU64,
-    pub inputs_duplicate: AtomicU64,
-    pub commits: AtomicU64,
-    pub alarms: AtomicU64,
 }
 
 /// What the writer broadcasts after each commit: an output and, for an alarm, its id.
@@ -53,7 +48,7 @@ pub fn run(
     mut pipeline: Pipeline,
     mut jobs: mpsc::Receiver<Job>,
     live: broadcast::Sender<Published>,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     batch_max_items: usize,
 ) {
     let mut published = 0u64;
@@ -61,9 +56,13 @@ pub fn run(
         let mut alarm_ids = step.alarm_ids.iter();
         for output in &step.outputs {
             published += 1;
-            let alarm_id = matches!(output, Output::Alarm(_))
-                .then(|| alarm_ids.next().copied())
-                .flatten();
+            let alarm_id = match output {
+                Output::Alarm(a) => {
+                    metrics.alarm_raised(a.kind);
+                    alarm_ids.next().copied()
+                }
+                Output::Event(_) => None,
+            };
             // Nobody listening is not an error.
             let _ = live.send(Published {
                 id: published,
@@ -77,18 +76,13 @@ pub fn run(
     while let Some(job) = pending.pop_front().or_else(|| jobs.blocking_recv()) {
         match job {
             Job::Tick(now) => match pipeline.tick(now) {
-                Ok(step) => {
-                    counters
-                        .alarms
-                        .fetch_add(step.alarm_ids.len() as u64, Ordering::Relaxed);
-                    publish(&step, &live);
-                }
+                Ok(step) => publish(&step, &live),
                 Err(e) => {
-                    eprintln!("sealwatch: tick failed: {e}");
+                    tracing::error!(error = %e, "tick failed; reopening the store");
                     pipeline = match pipeline.reopen() {
                         Ok(p) => p,
                         Err(e) => {
-                            eprintln!("sealwatch: cannot reopen the store, stopping: {e}");
+                            tracing::error!(error = %e, "cannot reopen the store; the writer stops");
                             return;
                         }
                     };
@@ -99,20 +93,33 @@ pub fn run(
                 pipeline = match pipeline.reopen() {
                     Ok(p) => p,
                     Err(e) => {
-                        eprintln!("sealwatch: cannot reopen the store, stopping: {e}");
+                        tracing::error!(error = %e, "cannot reopen the store; the writer stops");
                         return;
                     }
                 };
             }
-            Job::Submit { items, now, reply } => {
+            Job::Submit {
+                items,
+                now,
+                received,
+                reply,
+            } => {
                 // Group commit: take the submissions already waiting, then commit them together.
+                let started = Instant::now();
+                let mut oldest = received;
                 let mut group = vec![(items, reply)];
                 let mut n: usize = group[0].0.len();
                 let mut later = Vec::new();
                 while n < batch_max_items {
                     match jobs.try_recv() {
-                        Ok(Job::Submit { items, reply, .. }) => {
+                        Ok(Job::Submit {
+                            items,
+                            reply,
+                            received,
+                            ..
+                        }) => {
                             n += items.len();
+                            oldest = oldest.min(received);
                             group.push((items, reply));
                         }
                         Ok(other) => {
@@ -127,25 +134,33 @@ pub fn run(
                 let result = pipeline.submit(all.into_iter().flatten().collect(), now);
                 match result {
                     Ok(step) => {
-                        counters.commits.fetch_add(1, Ordering::Relaxed);
-                        counters
-                            .alarms
-                            .fetch_add(step.alarm_ids.len() as u64, Ordering::Relaxed);
+                        metrics
+                            .commit_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                        metrics.batch_items.observe(n as f64);
                         for v in &step.verdicts {
                             let c = match v {
-                                Verdict::Accepted => &counters.inputs_accepted,
-                                Verdict::Duplicate => &counters.inputs_duplicate,
-                                Verdict::Rejected(_) => &counters.inputs_rejected,
+                                Verdict::Accepted => &metrics.inputs_accepted,
+                                Verdict::Duplicate => &metrics.inputs_duplicate,
+                                Verdict::Rejected(_) => &metrics.inputs_rejected,
                             };
                             c.fetch_add(1, Ordering::Relaxed);
                         }
                         publish(&step, &live);
+                        // Which submission of the group raised an alarm is not tracked: the
+                        // oldest one's receipt bounds the latency from above.
+                        let waited = oldest.elapsed().as_secs_f64();
+                        for _ in &step.alarm_ids {
+                            metrics.alarm_latency_seconds.observe(waited);
+                        }
                         let mut verdicts = step.verdicts.into_iter();
                         for (size, reply) in sizes.into_iter().zip(replies) {
                             let _ = reply.send(Ok(verdicts.by_ref().take(size).collect()));
                         }
                     }
                     Err(e) => {
+                        metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, inputs = n, "commit failed; nothing of it stored, sources told");
                         let text = format!("nothing was stored: {e}");
                         for reply in replies {
                             let _ = reply.send(Err(text.clone()));
@@ -153,7 +168,7 @@ pub fn run(
                         pipeline = match pipeline.reopen() {
                             Ok(p) => p,
                             Err(e) => {
-                                eprintln!("sealwatch: cannot reopen the store, stopping: {e}");
+                                tracing::error!(error = %e, "cannot reopen the store; the writer stops");
                                 return;
                             }
                         };

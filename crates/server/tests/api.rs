@@ -267,9 +267,61 @@ async fn a_transit_from_declaration_to_a_handled_alarm() {
     );
 
     let (_, _, metrics) = request(addr, "GET", "/metrics", None).await;
-    assert!(
-        metrics.contains("sealwatch_inputs_total{verdict=\"duplicate\"} 1"),
-        "{metrics}"
-    );
+    for line in [
+        "sealwatch_inputs_total{verdict=\"duplicate\"} 1",
+        "sealwatch_alarms_total{kind=\"illegal_opening\"} 1",
+        "sealwatch_alarms_total{kind=\"route_deviation\"} 0",
+        "sealwatch_alarm_latency_seconds_count 1",
+        "sealwatch_writer_queue_depth ",
+        "sealwatch_commit_seconds_bucket{le=\"+Inf\"} ",
+        "sealwatch_commit_batch_items_bucket{le=\"1\"} ",
+        "sealwatch_http_responses_total{code=\"4xx\"} ",
+    ] {
+        assert!(metrics.contains(line), "{line} is missing from:\n{metrics}");
+    }
     running.stop().await.unwrap();
+}
+
+/// The limits and the operator's pages: an oversized body is a problem naming the limit, and
+/// the API reference is a page that needs nothing from elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_the_reference_page() {
+    let dir = std::env::temp_dir().join(format!("sealwatch-limits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = server::Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
+    config.max_body_bytes = 4096;
+    let running = server::start(config).await.unwrap();
+    let addr = running.addr;
+
+    let big: Vec<Value> = (0..100)
+        .map(|i| json!({"device": "D1", "t": "2026-11-30T08:00:00Z", "seq": i, "lat": 30.0, "lon": 120.0}))
+        .collect();
+    let (status, content_type, text) = request(
+        addr,
+        "POST",
+        "/api/v1/observations",
+        Some(Value::Array(big)),
+    )
+    .await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (413, "application/problem+json"),
+        "{text}"
+    );
+    let problem: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(problem["field"], "body", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("4096 bytes"),
+        "{problem}"
+    );
+    // The service goes on.
+    assert_eq!(request(addr, "GET", "/readyz", None).await.0, 200);
+
+    let (status, content_type, html) = request(addr, "GET", "/api/v1/docs", None).await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(html.contains("<code>/api/v1/observations</code>"));
+    assert!(html.contains("id=\"schema-observation\""));
+    running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,309 @@
+//! `sealwatch serve --config FILE`: the service's settings from a TOML file, each key
+//! overridable from the environment, then from the command line.
+//!
+//! Precedence, lowest first: the defaults below, the file, `SEALWATCH_<SECTION>_<KEY>`
+//! variables, command-line flags. Every key is documented in `docs/configuration.md`, and a test
+//! checks that the document and `docs/sealwatch.example.toml` name every key there is.
+//!
+//! Unknown keys are errors, not warnings: a misspelt `databse_url` silently ignored would run a
+//! centre on the wrong database.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Everything `sealwatch serve` can be told.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub ingest: IngestSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How long stopping waits for open connections, in seconds.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> ServerSettings {
+        ServerSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
+            max_body_bytes: server::DEFAULT_MAX_BODY_BYTES,
+            shutdown_grace_s: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Directory of the embedded database (`sealwatch.db`).
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL; when set, it is used instead of the embedded database.
+    pub database_url: Option<String>,
+}
+
+impl Default for StoreSettings {
+    fn default() -> StoreSettings {
+        StoreSettings {
+            data_dir: PathBuf::from("sealwatch-data"),
+            database_url: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Largest number of inputs committed in one transaction (group commit).
+    pub batch_max_items: usize,
+    /// How often the clock fires due timers (deadline, communication loss), in milliseconds.
+    pub tick_interval_ms: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> IngestSettings {
+        IngestSettings {
+            batch_max_items: 10_000,
+            tick_interval_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A filter in `RUST_LOG` syntax: `info`, `debug`, `server=debug,info`.
+    pub level: String,
+    /// `text` for people, `json` (one object per line) for log collectors.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> LogSettings {
+        LogSettings {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The prefix of every environment override.
+pub const ENV_PREFIX: &str = "SEALWATCH_";
+
+/// Every key as `(section, key)`, from the defaults: the one list the environment overrides
+/// and the documentation test walk.
+pub fn keys() -> Vec<(String, String)> {
+    let defaults = serde_json::to_value(Settings::default()).expect("settings serialise");
+    let mut keys = Vec::new();
+    for (section, table) in defaults.as_object().into_iter().flatten() {
+        for key in table.as_object().into_iter().flatten().map(|(k, _)| k) {
+            keys.push((section.clone(), key.clone()));
+        }
+    }
+    keys
+}
+
+/// The environment variable that overrides `section.key`.
+pub fn env_name(section: &str, key: &str) -> String {
+    format!("{ENV_PREFIX}{}_{}", section, key).to_ascii_uppercase()
+}
+
+/// Reads settings: the file (when given) over the defaults, then the environment over both.
+/// `env` is the process environment in production and a fixed list in tests.
+pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+    let mut doc = serde_json::to_value(Settings::default()).expect("settings serialise");
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let from_file =
+            serde_json::to_value(table).map_err(|e| format!("{}: {e}", path.display()))?;
+        overlay(&mut doc, from_file, &path.display().to_string())?;
+    }
+    for (section, key) in keys() {
+        let name = env_name(&section, &key);
+        let Some(text) = env(&name) else { continue };
+        // The default says what type the key has; text from the environment is read as that.
+        let value = match &doc[&section][&key] {
+            Value::Number(_) => text
+                .trim()
+                .parse::<u64>()
+                .map(Value::from)
+                .map_err(|_| format!("{name}: expected a whole number, got {text:?}"))?,
+            Value::Bool(_) => text
+                .trim()
+                .parse::<bool>()
+                .map(Value::from)
+                .map_err(|_| format!("{name}: expected true or false, got {text:?}"))?,
+            _ if text.is_empty() => Value::Null,
+            _ => Value::String(text),
+        };
+        doc[&section][&key] = value;
+    }
+    let de = serde_path_to_error::deserialize::<_, Settings>(doc);
+    de.map_err(|e| {
+        let path = e.path().to_string();
+        format!("{path}: {}", e.into_inner())
+    })
+}
+
+/// Lays a file's sections over the defaults, naming unknown sections and keys.
+fn overlay(doc: &mut Value, file: Value, origin: &str) -> Result<(), String> {
+    for (section, table) in file.as_object().into_iter().flatten() {
+        let Some(target) = doc.get_mut(section).and_then(Value::as_object_mut) else {
+            return Err(format!("{origin}: [{section}]: unknown section"));
+        };
+        let Some(table) = table.as_object() else {
+            return Err(format!("{origin}: {section}: expected a [section] table"));
+        };
+        for (key, value) in table {
+            if !target.contains_key(key) {
+                return Err(format!("{origin}: {section}.{key}: unknown key"));
+            }
+            target.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn file(text: &str) -> tempfile_path::TempFile {
+        tempfile_path::TempFile::new(text)
+    }
+
+    /// A file in the system's temporary directory, removed when dropped.
+    mod tempfile_path {
+        pub struct TempFile(pub std::path::PathBuf);
+        impl TempFile {
+            pub fn new(text: &str) -> TempFile {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let path = std::env::temp_dir()
+                    .join(format!("sealwatch-config-{}-{n}.toml", std::process::id()));
+                std::fs::write(&path, text).unwrap();
+                TempFile(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        assert_eq!(load(None, no_env).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let f = file("[server]\nlisten = \"127.0.0.1:9000\"\n[ingest]\nbatch_max_items = 500\n");
+        let s = load(Some(&f.0), no_env).unwrap();
+        assert_eq!(s.server.listen.port(), 9000);
+        assert_eq!(s.ingest.batch_max_items, 500);
+        assert_eq!(s.store, StoreSettings::default());
+        let env = |name: &str| match name {
+            "SEALWATCH_INGEST_BATCH_MAX_ITEMS" => Some("250".to_owned()),
+            "SEALWATCH_STORE_DATABASE_URL" => Some("postgres://db/sealwatch".to_owned()),
+            "SEALWATCH_LOG_FORMAT" => Some("json".to_owned()),
+            _ => None,
+        };
+        let s = load(Some(&f.0), env).unwrap();
+        assert_eq!(s.server.listen.port(), 9000, "the file's value stays");
+        assert_eq!(s.ingest.batch_max_items, 250, "the environment wins");
+        assert_eq!(
+            s.store.database_url.as_deref(),
+            Some("postgres://db/sealwatch")
+        );
+        assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let f = file("[store]\ndatabse_url = \"postgres://x\"\n");
+        let e = load(Some(&f.0), no_env).unwrap_err();
+        assert!(e.ends_with("store.databse_url: unknown key"), "{e}");
+        let f = file("[stores]\ndata_dir = \"x\"\n");
+        let e = load(Some(&f.0), no_env).unwrap_err();
+        assert!(e.ends_with("[stores]: unknown section"), "{e}");
+        let f = file("[server]\nlisten = \"localhost\"\n");
+        let e = load(Some(&f.0), no_env).unwrap_err();
+        assert!(e.starts_with("server.listen: "), "{e}");
+        let f = file("[server\n");
+        assert!(load(Some(&f.0), no_env).is_err());
+        let env = |name: &str| (name == "SEALWATCH_SERVER_MAX_BODY_BYTES").then(|| "8MB".into());
+        let e = load(None, env).unwrap_err();
+        assert_eq!(
+            e,
+            "SEALWATCH_SERVER_MAX_BODY_BYTES: expected a whole number, got \"8MB\""
+        );
+        let e = load(Some(Path::new("/nonexistent/sealwatch.toml")), no_env).unwrap_err();
+        assert!(
+            e.starts_with("cannot read /nonexistent/sealwatch.toml"),
+            "{e}"
+        );
+    }
+
+    /// docs/configuration.md documents every key with its variable, and the example file sets
+    /// every key and is itself valid.
+    #[test]
+    fn every_key_is_documented() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let doc = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+        let example_path = root.join("docs/sealwatch.example.toml");
+        let example = std::fs::read_to_string(&example_path).unwrap();
+        let example_settings = load(Some(&example_path), no_env).unwrap();
+        for (section, key) in keys() {
+            assert!(
+                doc.contains(&format!("`{section}.{key}`")),
+                "docs/configuration.md: {section}.{key} is not documented"
+            );
+            assert!(
+                doc.contains(&format!("`{}`", env_name(&section, &key))),
+                "docs/configuration.md: {} is not documented",
+                env_name(&section, &key)
+            );
+            let in_section = example
+                .split("\n[")
+                .find(|s| {
+                    s.trim_start_matches('[')
+                        .starts_with(&format!("{section}]"))
+                })
+                .unwrap_or_else(|| panic!("example: no [{section}]"));
+            assert!(
+                in_section.contains(&format!("\n{key} ="))
+                    || in_section.contains(&format!("\n# {key} =")),
+                "docs/sealwatch.example.toml: {section}.{key} is missing"
+            );
+        }
+        assert_eq!(example_settings.server.listen.port(), 8480);
+    }
+}
