@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -46,6 +47,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// A PostgreSQL URL instead of the SQLite file.
     pub database_url: Option<String>,
+    /// The PostgreSQL schema to work in (created if missing); `public` when absent.
+    pub database_schema: Option<String>,
     /// Largest number of inputs committed in one transaction.
     pub batch_max_items: usize,
     /// Largest request body accepted, in bytes.
@@ -66,6 +69,7 @@ impl Config {
             listen,
             data_dir,
             database_url: None,
+            database_schema: None,
             batch_max_items: 10_000,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: Duration::from_secs(10),
@@ -93,7 +97,10 @@ pub enum Error {
 /// Opens the configured store.
 pub fn open_store(config: &Config) -> Result<Box<dyn Store>, Error> {
     Ok(match &config.database_url {
-        Some(url) => Box::new(store::PgStore::connect(url)?),
+        Some(url) => Box::new(match &config.database_schema {
+            Some(schema) => store::PgStore::connect_in_schema(url, schema)?,
+            None => store::PgStore::connect(url)?,
+        }),
         None => {
             std::fs::create_dir_all(&config.data_dir)
                 .map_err(|e| Error::DataDir(config.data_dir.clone(), e))?;
@@ -110,6 +117,8 @@ pub struct AppState {
     jobs: mpsc::Sender<Job>,
     live: broadcast::Sender<Published>,
     metrics: Arc<Metrics>,
+    /// False while the writer cannot reach the store (it keeps trying).
+    store_up: Arc<AtomicBool>,
     max_body_bytes: usize,
     /// Turns true when the service stops: live streams end, so shutdown does not wait on them.
     stopping: watch::Receiver<bool>,
@@ -178,11 +187,16 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let (jobs, rx) = mpsc::channel::<Job>(1024);
     let (live, _) = broadcast::channel(4096);
     let metrics = Arc::new(Metrics::default());
+    let store_up = Arc::new(AtomicBool::new(true));
     let writer = {
         let (live, metrics, max) = (live.clone(), metrics.clone(), config.batch_max_items);
+        let store_up = store_up.clone();
+        let open_config = config.clone();
+        let open: writer::Opener =
+            Box::new(move || open_store(&open_config).map_err(|e| e.to_string()));
         std::thread::Builder::new()
             .name("sealwatch-writer".into())
-            .spawn(move || writer::run(pipeline, rx, live, metrics, max))
+            .spawn(move || writer::run(pipeline, open, rx, live, metrics, store_up, max))
             .expect("a thread can be started")
     };
     let (stopping, stopping_rx) = watch::channel(false);
@@ -190,6 +204,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         jobs: jobs.clone(),
         live: live.clone(),
         metrics,
+        store_up,
         max_body_bytes: config.max_body_bytes,
         stopping: stopping_rx,
         clock: config.clock,
@@ -285,7 +300,7 @@ pub fn wall_clock() -> Timestamp {
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes;
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi_json))
@@ -492,8 +507,25 @@ async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi::document())
 }
 
+/// Liveness: the process answers and its writer runs (it may be reconnecting to the store).
+/// A failure here means restart the process.
+async fn healthz(State(s): State<AppState>) -> Result<&'static str, Problem> {
+    if s.jobs.is_closed() {
+        return Err(Problem::unavailable());
+    }
+    Ok("ok\n")
+}
+
+/// Readiness: the store answers a query now. A failure here means send no traffic for now.
 async fn readyz(State(s): State<AppState>) -> Result<&'static str, Problem> {
-    s.query(|store| store.last_seq().is_ok()).await?;
+    if !s.store_up.load(Ordering::Relaxed) {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store: unreachable; the service is connecting again",
+        ));
+    }
+    let answered = s.query(|store| store.last_seq()).await?;
+    answered.map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")))?;
     Ok("ready\n")
 }
 

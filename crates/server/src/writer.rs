@@ -7,8 +7,8 @@
 //! once. Every source gets its own verdicts back only after the commit.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use ingest::{Pipeline, Step, Submission, Verdict};
 use model::Timestamp;
@@ -20,6 +20,9 @@ use crate::metrics::Metrics;
 
 /// A query runs on the writer thread, with the store.
 pub type Query = Box<dyn FnOnce(&mut dyn Store) + Send>;
+
+/// Opens the store anew (a new connection), for recovery when the old one is gone.
+pub type Opener = Box<dyn Fn() -> Result<Box<dyn Store>, String> + Send>;
 
 pub enum Job {
     Submit {
@@ -43,12 +46,63 @@ pub struct Published {
     pub alarm_id: Option<i64>,
 }
 
+/// The longest wait between two attempts to reach a store that is gone.
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// Rebuilds the pipeline after a failed commit or tick. When the store itself is gone (the
+/// database restarted, the connection was cut), connects again, waiting longer each time, and
+/// meanwhile answers every job at once: submissions are told nothing was stored, queries are
+/// dropped (their callers answer 503). Returns `None` when the service stops meanwhile.
+fn recover(
+    pipeline: Pipeline,
+    open: &Opener,
+    jobs: &mut mpsc::Receiver<Job>,
+    store_up: &AtomicBool,
+) -> Option<Pipeline> {
+    match pipeline.reopen() {
+        Ok(p) => return Some(p),
+        Err(e) => tracing::warn!(error = %e, "the store does not answer; connecting again"),
+    }
+    store_up.store(false, Ordering::Relaxed);
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match open().and_then(|store| Pipeline::open(store).map_err(|e| e.to_string())) {
+            Ok(p) => {
+                store_up.store(true, Ordering::Relaxed);
+                tracing::info!("the store answers again");
+                return Some(p);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot reach the store")
+            }
+        }
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            match jobs.try_recv() {
+                Ok(Job::Submit { reply, .. }) => {
+                    let _ = reply.send(Err(
+                        "the store is unavailable; nothing was stored, send again later".into(),
+                    ));
+                }
+                Ok(Job::Query(_) | Job::Tick(_) | Job::Reopen) => {}
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            }
+        }
+        wait = (wait * 2).min(RECONNECT_MAX);
+    }
+}
+
 /// Runs the writer until every sender of `jobs` is gone.
 pub fn run(
     mut pipeline: Pipeline,
+    open: Opener,
     mut jobs: mpsc::Receiver<Job>,
     live: broadcast::Sender<Published>,
     metrics: Arc<Metrics>,
+    store_up: Arc<AtomicBool>,
     batch_max_items: usize,
 ) {
     let mut published = 0u64;
@@ -79,23 +133,17 @@ pub fn run(
                 Ok(step) => publish(&step, &live),
                 Err(e) => {
                     tracing::error!(error = %e, "tick failed; reopening the store");
-                    pipeline = match pipeline.reopen() {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot reopen the store; the writer stops");
-                            return;
-                        }
+                    pipeline = match recover(pipeline, &open, &mut jobs, &store_up) {
+                        Some(p) => p,
+                        None => return,
                     };
                 }
             },
             Job::Query(q) => q(pipeline.store()),
             Job::Reopen => {
-                pipeline = match pipeline.reopen() {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot reopen the store; the writer stops");
-                        return;
-                    }
+                pipeline = match recover(pipeline, &open, &mut jobs, &store_up) {
+                    Some(p) => p,
+                    None => return,
                 };
             }
             Job::Submit {
@@ -165,12 +213,9 @@ pub fn run(
                         for reply in replies {
                             let _ = reply.send(Err(text.clone()));
                         }
-                        pipeline = match pipeline.reopen() {
-                            Ok(p) => p,
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot reopen the store; the writer stops");
-                                return;
-                            }
+                        pipeline = match recover(pipeline, &open, &mut jobs, &store_up) {
+                            Some(p) => p,
+                            None => return,
                         };
                     }
                 }
