@@ -52,6 +52,8 @@ pub struct StoreSettings {
     pub data_dir: PathBuf,
     /// A PostgreSQL URL; when set, it is used instead of the embedded database.
     pub database_url: Option<String>,
+    /// The PostgreSQL schema to work in, created if missing; `public` when unset.
+    pub database_schema: Option<String>,
 }
 
 impl Default for StoreSettings {
@@ -59,6 +61,7 @@ impl Default for StoreSettings {
         StoreSettings {
             data_dir: PathBuf::from("sealwatch-data"),
             database_url: None,
+            database_schema: None,
         }
     }
 }
