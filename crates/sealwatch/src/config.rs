@@ -54,6 +54,8 @@ pub struct StoreSettings {
     pub database_url: Option<String>,
     /// The PostgreSQL schema to work in, created if missing; `public` when unset.
     pub database_schema: Option<String>,
+    /// Days observations are kept; 0 keeps them for ever.
+    pub retention_days: u64,
 }
 
 impl Default for StoreSettings {
@@ -62,6 +64,7 @@ impl Default for StoreSettings {
             data_dir: PathBuf::from("sealwatch-data"),
             database_url: None,
             database_schema: None,
+            retention_days: 0,
         }
     }
 }

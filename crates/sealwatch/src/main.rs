@@ -149,6 +149,9 @@ fn serve(
     let mut config = server::Config::new(settings.server.listen, settings.store.data_dir);
     config.database_url = settings.store.database_url;
     config.database_schema = settings.store.database_schema;
+    config.retention = (settings.store.retention_days > 0).then(|| {
+        std::time::Duration::from_secs(settings.store.retention_days.saturating_mul(86_400))
+    });
     config.max_body_bytes = settings.server.max_body_bytes;
     config.shutdown_grace = std::time::Duration::from_secs(settings.server.shutdown_grace_s);
     config.batch_max_items = settings.ingest.batch_max_items.max(1);

@@ -57,6 +57,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How often the clock fires due timers.
     pub tick_interval: Duration,
+    /// Observations older than this are purged (once their device's transits are all
+    /// closed); `None` keeps them for ever.
+    pub retention: Option<Duration>,
+    /// How often retention looks for observations to purge.
+    pub purge_every: Duration,
     pub clock: Clock,
 }
 
@@ -74,6 +79,8 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: Duration::from_secs(10),
             tick_interval: Duration::from_secs(1),
+            retention: None,
+            purge_every: Duration::from_secs(60),
             clock: Clock::real(),
         }
     }
@@ -226,6 +233,26 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             }
         }
     });
+    if let Some(retention) = config.retention {
+        let purger = jobs.clone();
+        let mut purger_stopping = state.stopping.clone();
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let every = config.purge_every;
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = purger_stopping.changed() => break,
+                }
+                let before =
+                    Timestamp::from_unix_ms(clock.now().unix_ms().saturating_sub(retention_ms));
+                if purger.send(Job::Purge { before }).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
     drop(jobs);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -80,6 +80,8 @@ pub struct Metrics {
     pub inputs_duplicate: AtomicU64,
     /// Commits that failed (nothing of them stored; their sources were told so).
     pub commit_failures: AtomicU64,
+    /// Observations deleted by retention.
+    pub observations_purged: AtomicU64,
     /// Seconds per group commit (the pipeline step and the transaction).
     pub commit_seconds: Histogram,
     /// Inputs per group commit.
@@ -99,6 +101,7 @@ impl Default for Metrics {
             inputs_rejected: AtomicU64::new(0),
             inputs_duplicate: AtomicU64::new(0),
             commit_failures: AtomicU64::new(0),
+            observations_purged: AtomicU64::new(0),
             commit_seconds: Histogram::new(SECONDS),
             batch_items: Histogram::new(ITEMS),
             alarms_by_kind: AlarmKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -143,9 +146,13 @@ impl Metrics {
              sealwatch_commits_total {}\n\
              # HELP sealwatch_commit_failures_total Group commits that failed; nothing of them was stored.\n\
              # TYPE sealwatch_commit_failures_total counter\n\
-             sealwatch_commit_failures_total {}",
+             sealwatch_commit_failures_total {}\n\
+             # HELP sealwatch_observations_purged_total Observations deleted by retention.\n\
+             # TYPE sealwatch_observations_purged_total counter\n\
+             sealwatch_observations_purged_total {}",
             self.commit_seconds.count(),
             load(&self.commit_failures),
+            load(&self.observations_purged),
         );
         self.commit_seconds.render(
             &mut out,

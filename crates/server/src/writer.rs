@@ -36,7 +36,15 @@ pub enum Job {
     Query(Query),
     /// Rebuild the pipeline from the store (new zones).
     Reopen,
+    /// Retention: purge observations older than `before`, one bounded batch at a time.
+    Purge {
+        before: Timestamp,
+    },
 }
+
+/// Observations deleted per retention transaction: small enough that ingest waits at most a
+/// few milliseconds behind one.
+const PURGE_BATCH: u32 = 2_000;
 
 /// What the writer broadcasts after each commit: an output and, for an alarm, its id.
 #[derive(Clone, Debug)]
@@ -84,7 +92,7 @@ fn recover(
                         "the store is unavailable; nothing was stored, send again later".into(),
                     ));
                 }
-                Ok(Job::Query(_) | Job::Tick(_) | Job::Reopen) => {}
+                Ok(Job::Query(_) | Job::Tick(_) | Job::Reopen | Job::Purge { .. }) => {}
                 Err(mpsc::error::TryRecvError::Empty) => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -140,6 +148,24 @@ pub fn run(
                 }
             },
             Job::Query(q) => q(pipeline.store()),
+            Job::Purge { before } => match pipeline.store().purge_observations(before, PURGE_BATCH)
+            {
+                Ok(n) => {
+                    metrics.observations_purged.fetch_add(n, Ordering::Relaxed);
+                    if n == u64::from(PURGE_BATCH) {
+                        // More to purge: let what arrived meanwhile go first, then go on.
+                        while let Ok(job) = jobs.try_recv() {
+                            pending.push_back(job);
+                        }
+                        pending.push_back(Job::Purge { before });
+                    } else if n > 0 {
+                        tracing::info!(before = %before, "retention purge done");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention purge failed; trying again next round")
+                }
+            },
             Job::Reopen => {
                 pipeline = match recover(pipeline, &open, &mut jobs, &store_up) {
                     Some(p) => p,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use model::Timestamp;
 use serde_json::{Value, json};
+use store::TimeRange;
 
 mod common;
 use common::request;
@@ -323,5 +324,107 @@ async fn limits_and_the_reference_page() {
     assert!(html.contains("<code>/api/v1/observations</code>"));
     assert!(html.contains("id=\"schema-observation\""));
     running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Retention runs inside the service: observations of a closed transit's device go, in bounded
+/// batches; those of a transit still supervised stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_only_what_no_live_transit_needs() {
+    let dir = std::env::temp_dir().join(format!("sealwatch-retention-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = server::Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
+    config.retention = Some(Duration::from_secs(60));
+    config.purge_every = Duration::from_millis(100);
+    let running = server::start(config).await.unwrap();
+    let addr = running.addr;
+    let example: Value =
+        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
+    for z in example["zones"].as_array().unwrap() {
+        assert_eq!(
+            request(addr, "POST", "/api/v1/zones", Some(z.clone()))
+                .await
+                .0,
+            204
+        );
+    }
+    let now = server::wall_clock();
+    for (id, device) in [("T1", "D1"), ("T2", "D2")] {
+        let mut transit = example["transits"][0].clone();
+        transit["id"] = json!(id);
+        transit["device"] = json!(device);
+        transit["sealed_at"] = json!(at(now, -30));
+        transit["deadline"] = json!(at(now, 360));
+        let (status, body) = json(addr, "POST", "/api/v1/transits", Some(transit)).await;
+        assert_eq!(status, 201, "{body}");
+        // Twenty reports from 30 to 11 minutes ago: older than the minute of retention.
+        let obs: Vec<Value> = (0..20)
+            .map(|i| json!({"device": device, "t": at(now, -30 + i), "lat": 29.31, "lon": 120.07, "lock": "locked", "seq": i}))
+            .collect();
+        let (status, body) = json(
+            addr,
+            "POST",
+            "/api/v1/observations",
+            Some(Value::Array(obs)),
+        )
+        .await;
+        assert_eq!(
+            (status, body["accepted"].as_u64()),
+            (200, Some(20)),
+            "{body}"
+        );
+    }
+    let (status, body) = json(
+        addr,
+        "POST",
+        "/api/v1/transits/T1/actions",
+        Some(json!({"action": "close", "reason": "discharged"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let purged = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("sealwatch_observations_purged_total "))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let (_, _, metrics) = request(addr, "GET", "/metrics", None).await;
+        if purged(&metrics) >= 20 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nothing purged:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Purge rounds go on; T2 is still supervised, so its device's reports stay.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, _, metrics) = request(addr, "GET", "/metrics", None).await;
+    assert_eq!(
+        purged(&metrics),
+        20,
+        "only the closed transit's reports went"
+    );
+    running.stop().await.unwrap();
+    let mut store = store::SqliteStore::open(&dir.join("sealwatch.db")).unwrap();
+    use store::Store;
+    assert_eq!(
+        store
+            .observations("D1", TimeRange::default(), 100)
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        store
+            .observations("D2", TimeRange::default(), 100)
+            .unwrap()
+            .len(),
+        20
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

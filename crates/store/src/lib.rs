@@ -220,6 +220,11 @@ pub trait Store: Send {
     fn last_observation_time(&mut self) -> Result<Option<Timestamp>>;
     /// Deletes observations older than `before`, at most `limit` of them, and says how many:
     /// called repeatedly by retention so that no transaction holds the log for long.
+    ///
+    /// Observations of a device with a transit not yet closed are kept whatever their age:
+    /// they are part of the input log a restart replays to rebuild that transit's state. Once
+    /// every transit of the device is closed, its reports only ever get refused, so replaying
+    /// without them rebuilds the same state (`ingest/tests/restart.rs` checks this).
     fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64>;
 
     fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>>;

@@ -327,7 +327,11 @@ impl Store for PgStore {
 
     fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
         Ok(self.client.execute(
-            "DELETE FROM observations WHERE id IN (SELECT id FROM observations WHERE t < $1 ORDER BY t LIMIT $2)",
+            "DELETE FROM observations WHERE id IN (
+                SELECT o.id FROM observations o
+                WHERE o.t < $1
+                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
+                ORDER BY o.t LIMIT $2)",
             &[&before.unix_ms(), &i64::from(limit)],
         )?)
     }

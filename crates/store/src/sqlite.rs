@@ -332,7 +332,11 @@ impl Store for SqliteStore {
 
     fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
         let n = self.conn.execute(
-            "DELETE FROM observations WHERE id IN (SELECT id FROM observations WHERE t < ?1 ORDER BY t LIMIT ?2)",
+            "DELETE FROM observations WHERE id IN (
+                SELECT o.id FROM observations o
+                WHERE o.t < ?1
+                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
+                ORDER BY o.t LIMIT ?2)",
             params![before.unix_ms(), limit],
         )?;
         Ok(n as u64)

@@ -253,17 +253,28 @@ fn observations_append_and_read(s: &mut dyn Store) {
         s.last_observation_time().unwrap(),
         Some(t("2026-11-25T08:49:00Z"))
     );
-    // Retention in bounded batches.
+    // Retention in bounded batches, only for devices whose transits are all closed: D1's
+    // transit is closed, D2's still supervised (its reports are needed to rebuild its state).
+    declare(s, 1000, &transit("T1", "D1"), t("2026-11-25T07:00:00Z")).unwrap();
+    declare(s, 1001, &transit("T2", "D2"), t("2026-11-25T07:00:00Z")).unwrap();
+    let closed = [(
+        "T1".parse().unwrap(),
+        TransitState::Closed,
+        t("2026-11-25T09:00:00Z"),
+    )];
+    s.commit(&Commit {
+        states: &closed,
+        ..Commit::default()
+    })
+    .unwrap();
     let before = t("2026-11-25T08:30:00Z");
     assert_eq!(s.purge_observations(before, 25).unwrap(), 25);
-    assert_eq!(s.purge_observations(before, 1000).unwrap(), 35);
+    assert_eq!(s.purge_observations(before, 1000).unwrap(), 5);
     assert_eq!(s.purge_observations(before, 1000).unwrap(), 0);
-    assert_eq!(
-        s.observations("D1", TimeRange::default(), 1000)
-            .unwrap()
-            .len(),
-        20
-    );
+    let left =
+        |s: &mut dyn Store, d: &str| s.observations(d, TimeRange::default(), 1000).unwrap().len();
+    assert_eq!(left(s, "D1"), 20);
+    assert_eq!(left(s, "D2"), 50, "a supervised device's reports are kept");
 }
 
 fn alarms_and_their_handling(s: &mut dyn Store) {
