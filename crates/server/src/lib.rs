@@ -694,11 +694,14 @@ struct ActionBody {
     reason: Option<String>,
 }
 
+/// Takes an action on a transit and answers with the transit's state after it: an action the
+/// supervisor had no use for (a `release` before `arrive`) is stored but changes nothing, and
+/// the caller sees that at once.
 async fn act(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<StatusCode, Problem> {
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     let b: ActionBody = parse(&body)?;
     let transit = id
         .parse()
@@ -710,8 +713,21 @@ async fn act(
         deadline: b.deadline,
         reason: b.reason,
     };
+    let kind = action.action;
     s.submit_one(Submission::Action(action)).await?;
-    Ok(StatusCode::ACCEPTED)
+    let stored = s
+        .query(move |store| store.transit(&id))
+        .await?
+        .map_err(store_problem)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "transit": stored.transit.id,
+            "action": kind,
+            "state": stored.state,
+            "updated_at": stored.updated_at,
+        })),
+    ))
 }
 
 async fn read(State(s): State<AppState>, body: axum::body::Bytes) -> Result<StatusCode, Problem> {

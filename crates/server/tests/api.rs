@@ -214,8 +214,13 @@ async fn a_transit_from_declaration_to_a_handled_alarm() {
         ]
     );
 
-    // The lifecycle through actions.
-    for action in ["arrive", "release"] {
+    // The lifecycle through actions; each answer gives the state after it, so an action out
+    // of turn (release before arrival) is seen to change nothing.
+    for (action, state) in [
+        ("release", "sealed"),
+        ("arrive", "arrived"),
+        ("release", "released"),
+    ] {
         let (status, body) = json(
             addr,
             "POST",
@@ -224,6 +229,11 @@ async fn a_transit_from_declaration_to_a_handled_alarm() {
         )
         .await;
         assert_eq!(status, 202, "{action}: {body}");
+        assert_eq!(
+            (body["action"].as_str(), body["state"].as_str()),
+            (Some(action), Some(state)),
+            "{body}"
+        );
     }
     let (_, t1) = json(addr, "GET", "/api/v1/transits/T1", None).await;
     assert_eq!(t1["state"], "released", "{t1}");
