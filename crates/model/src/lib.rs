@@ -13,6 +13,7 @@ mod geo;
 mod ids;
 mod input;
 mod observation;
+mod role;
 mod time;
 mod transit;
 
@@ -29,6 +30,7 @@ pub use observation::{
     DeviceEvent, DeviceEvents, DoorState, HousingState, LatLon, LockState, Observation,
     ObservationError, Reading, RopeState,
 };
+pub use role::Role;
 pub use time::{Duration, DurationError, Timestamp, TimestampError};
 pub use transit::{
     CargoLine, Declaration, Document, Driver, Inspection, Limits, Mode, Offices, Personal, RuleSet,

@@ -33,6 +33,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long stopping waits for open connections, in seconds.
     pub shutdown_grace_s: u64,
+    /// Whether the API needs a bearer token (`sealwatch token create`).
+    pub auth_required: bool,
 }
 
 impl Default for ServerSettings {
@@ -41,6 +43,7 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             max_body_bytes: server::DEFAULT_MAX_BODY_BYTES,
             shutdown_grace_s: 10,
+            auth_required: true,
         }
     }
 }

@@ -124,20 +124,45 @@ pub async fn run(opts: Options) -> Result<()> {
     }
     let mut config = server::Config::new(opts.listen, opts.data_dir.clone());
     config.clock = server::Clock::fast(opts.speed);
+    config.auth_required = true;
+    // Two tokens: one for the simulated gateway, one for you.
+    let (gateway, you) = {
+        let mut store = server::open_store(&config).context("opening the demo's database")?;
+        let now = server::wall_clock();
+        let mut make = |role, label| -> Result<String> {
+            let t = server::auth::generate(role, label, now, None)
+                .context("no randomness from the system")?;
+            store.put_token(&t.record, &t.secret_hash)?;
+            Ok(t.token)
+        };
+        (
+            make(model::Role::Gateway, "demo: simulated fleet")?,
+            make(model::Role::Administrator, "demo: you")?,
+        )
+    };
     let clock = config.clock;
     let running = server::start(config)
         .await
         .context("starting the service")?;
     let addr = running.addr;
+    let client = Client {
+        addr,
+        token: gateway,
+    };
 
     println!(
-        "sealwatch demo — THIS IS A DEMO: simulated devices, no sign-in, data in {}",
+        "sealwatch demo — THIS IS A DEMO: simulated devices, data in {}",
         opts.data_dir.display()
     );
     println!(
         "service listening on http://{addr}  (clock running {}x faster than real time)",
         opts.speed
     );
+    println!("API reference: http://{addr}/api/v1/docs");
+    println!(
+        "Sign in to the API with this demo token (administrator, valid for this demo's data):"
+    );
+    println!("  export SEALWATCH_TOKEN={you}");
     // Whole seconds, so the fleet's times read cleanly.
     let start = clock.now().unix_ms();
     let Fleet {
@@ -146,10 +171,10 @@ pub async fn run(opts: Options) -> Result<()> {
         mut schedule,
     } = fleet(Timestamp::from_unix_ms(start - start % 1000), opts.rounds())?;
     for z in &zones {
-        expect(post(addr, "/api/v1/zones", z).await?, 204, "zone")?;
+        expect(client.post("/api/v1/zones", z).await?, 204, "zone")?;
     }
     for t in &transits {
-        expect(post(addr, "/api/v1/transits", t).await?, 201, "transit")?;
+        expect(client.post("/api/v1/transits", t).await?, 201, "transit")?;
     }
     schedule.sort_by_key(|(t, _)| *t);
     println!(
@@ -160,9 +185,10 @@ pub async fn run(opts: Options) -> Result<()> {
     );
     println!();
     println!("Look at:");
-    println!("  curl -s 'http://{addr}/api/v1/alarms?state=open'       # the alarm queue");
-    println!("  curl -sN 'http://{addr}/api/v1/stream?only=alarms'      # alarms live");
-    println!("  curl -s 'http://{addr}/api/v1/transits?state=in_transit'");
+    let auth = "-H \"Authorization: Bearer $SEALWATCH_TOKEN\"";
+    println!("  curl -s {auth} 'http://{addr}/api/v1/alarms?state=open'    # the alarm queue");
+    println!("  curl -sN {auth} 'http://{addr}/api/v1/stream?only=alarms'  # alarms live");
+    println!("  curl -s {auth} 'http://{addr}/api/v1/transits?state=in_transit'");
     println!("  curl -s 'http://{addr}/metrics'");
     println!("Alarms appear below as they are raised. Stop with Ctrl-C.");
     println!();
@@ -210,12 +236,12 @@ pub async fn run(opts: Options) -> Result<()> {
                 .collect();
             if !observations.is_empty() {
                 expect(
-                    post(
-                        addr,
-                        "/api/v1/observations",
-                        &Value::from(observations.into_iter().cloned().collect::<Vec<_>>()),
-                    )
-                    .await?,
+                    client
+                        .post(
+                            "/api/v1/observations",
+                            &Value::from(observations.into_iter().cloned().collect::<Vec<_>>()),
+                        )
+                        .await?,
                     200,
                     "observations",
                 )?;
@@ -223,10 +249,12 @@ pub async fn run(opts: Options) -> Result<()> {
             for (_, s) in batch {
                 match s {
                     Send::Action { transit, body } => {
-                        post(addr, &format!("/api/v1/transits/{transit}/actions"), body).await?;
+                        client
+                            .post(&format!("/api/v1/transits/{transit}/actions"), body)
+                            .await?;
                     }
                     Send::Read(v) => {
-                        post(addr, "/api/v1/reads", v).await?;
+                        client.post("/api/v1/reads", v).await?;
                     }
                     Send::Observation(_) => {}
                 }
@@ -386,12 +414,24 @@ fn shift_times(v: &mut Value, shift_ms: i64) {
     }
 }
 
-/// One HTTP/1.1 POST on a fresh connection: the demo drives the service as a gateway would.
-async fn post(addr: SocketAddr, path: &str, body: &Value) -> Result<(u16, String)> {
+/// The demo's side of the API: it drives the service as a gateway would, with a token.
+struct Client {
+    addr: SocketAddr,
+    token: String,
+}
+
+impl Client {
+    /// One HTTP/1.1 POST on a fresh connection.
+    async fn post(&self, path: &str, body: &Value) -> Result<(u16, String)> {
+        post(self.addr, &self.token, path, body).await
+    }
+}
+
+async fn post(addr: SocketAddr, token: &str, path: &str, body: &Value) -> Result<(u16, String)> {
     let mut conn = TcpStream::connect(addr).await?;
     let body = body.to_string();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: sealwatch\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: sealwatch\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await?;

@@ -47,6 +47,13 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Make, list and revoke API tokens for scripts, gateways and integrations.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Run the service with a simulated fleet on real corridors (THIS IS A DEMO).
     Demo {
         #[arg(long, default_value = "127.0.0.1:8480")]
@@ -60,6 +67,40 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         transits: usize,
     },
+}
+
+/// Where a command that works on the store finds it: as `serve` would.
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// A TOML settings file, as for `serve`.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Directory of the embedded database [store.data_dir].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// A PostgreSQL URL [store.database_url].
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token and print it (it is shown this once; only its hash is kept).
+    Create {
+        /// The role the token acts in (administrator, officer, gateway, ...).
+        #[arg(long)]
+        role: model::Role,
+        /// What the token is for, shown in lists.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Days until the token expires; never when absent.
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// List tokens (ids, roles, labels, validity; never secrets).
+    List,
+    /// Revoke a token by its id (effective within ten seconds in a running service).
+    Revoke { id: String },
 }
 
 /// Exit status for input that is not valid (as clap uses for bad arguments).
@@ -120,6 +161,102 @@ async fn shutdown_signal() {
     tokio::signal::ctrl_c().await.ok();
 }
 
+/// The service's configuration from the settings.
+fn service_config(settings: config::Settings) -> server::Config {
+    let mut config = server::Config::new(settings.server.listen, settings.store.data_dir);
+    config.database_url = settings.store.database_url;
+    config.database_schema = settings.store.database_schema;
+    config.retention = (settings.store.retention_days > 0).then(|| {
+        std::time::Duration::from_secs(settings.store.retention_days.saturating_mul(86_400))
+    });
+    config.max_body_bytes = settings.server.max_body_bytes;
+    config.shutdown_grace = std::time::Duration::from_secs(settings.server.shutdown_grace_s);
+    config.auth_required = settings.server.auth_required;
+    config.batch_max_items = settings.ingest.batch_max_items.max(1);
+    config.tick_interval =
+        std::time::Duration::from_millis(settings.ingest.tick_interval_ms.max(10));
+    config
+}
+
+/// `sealwatch token ...`: works on the store directly, beside a running service or not.
+fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
+    let mut settings = match config::load(args.config.as_deref(), |n| std::env::var(n).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    if let Some(d) = args.data_dir {
+        settings.store.data_dir = d;
+    }
+    if args.database_url.is_some() {
+        settings.store.database_url = args.database_url;
+    }
+    let mut store = match server::open_store(&service_config(settings)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = server::wall_clock();
+    let result = match command {
+        TokenCommand::Create {
+            role,
+            label,
+            expires_days,
+        } => {
+            let expires_at =
+                expires_days.map(|d| now.plus(model::Duration::from_hours(i64::from(d) * 24)));
+            let made = match server::auth::generate(role, &label, now, expires_at) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: no randomness from the system: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            store.put_token(&made.record, &made.secret_hash).map(|()| {
+                println!("{}", made.token);
+                eprintln!(
+                    "token {} for role {} made{}; it is shown this once. Use it as: Authorization: Bearer <token>",
+                    made.record.id,
+                    role,
+                    expires_at.map(|e| format!(", valid until {e}")).unwrap_or_default()
+                );
+            })
+        }
+        TokenCommand::List => store.tokens().map(|tokens| {
+            for t in tokens {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(r), _) => format!("revoked {r}"),
+                    (None, Some(e)) if !t.is_valid_at(now) => format!("expired {e}"),
+                    (None, Some(e)) => format!("valid until {e}"),
+                    (None, None) => "valid".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    t.id, t.role, t.created_at, state, t.label
+                );
+            }
+        }),
+        TokenCommand::Revoke { id } => store.revoke_token(&id, now).map(|t| {
+            println!("token {} revoked at {}", t.id, t.revoked_at.unwrap_or(now));
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_not_found() => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn serve(
     file: Option<&Path>,
     listen: Option<std::net::SocketAddr>,
@@ -146,17 +283,12 @@ fn serve(
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID);
     }
-    let mut config = server::Config::new(settings.server.listen, settings.store.data_dir);
-    config.database_url = settings.store.database_url;
-    config.database_schema = settings.store.database_schema;
-    config.retention = (settings.store.retention_days > 0).then(|| {
-        std::time::Duration::from_secs(settings.store.retention_days.saturating_mul(86_400))
-    });
-    config.max_body_bytes = settings.server.max_body_bytes;
-    config.shutdown_grace = std::time::Duration::from_secs(settings.server.shutdown_grace_s);
-    config.batch_max_items = settings.ingest.batch_max_items.max(1);
-    config.tick_interval =
-        std::time::Duration::from_millis(settings.ingest.tick_interval_ms.max(10));
+    let config = service_config(settings);
+    if !config.auth_required {
+        tracing::warn!(
+            "server.auth_required is false: anyone who can reach the port can use the API"
+        );
+    }
     let result = runtime().block_on(async {
         let running = server::start(config).await?;
         eprintln!("sealwatch: listening on http://{}", running.addr);
@@ -186,6 +318,7 @@ fn main() -> ExitCode {
             data_dir,
             database_url,
         } => serve(config.as_deref(), listen, data_dir, database_url),
+        Command::Token { command, store } => token(command, store),
         Command::Demo {
             listen,
             data_dir,

@@ -6,11 +6,11 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn get(addr: &str, path: &str) -> String {
+fn get(addr: &str, token: &str, path: &str) -> String {
     let mut conn = TcpStream::connect(addr).unwrap();
     write!(
         conn,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = String::new();
@@ -38,21 +38,27 @@ fn the_demo_shows_alarms_within_a_minute() {
         .unwrap();
     let started = Instant::now();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = None;
+    let (mut addr, mut token) = (None, None);
     let mut line = String::new();
-    while addr.is_none() && out.read_line(&mut line).unwrap() > 0 {
-        if let Some(rest) = line.split("http://").nth(1) {
+    while token.is_none() && out.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
             addr = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = line.trim().strip_prefix("export SEALWATCH_TOKEN=") {
+            token = Some(rest.to_owned());
         }
         line.clear();
     }
     let addr = addr.expect("the demo prints its address");
+    let token = token.expect("the demo prints how to sign in");
+    // Without the token, the API says what is missing.
+    assert!(get(&addr, "nope", "/api/v1/alarms").contains("authorization"));
 
     // The live stream, opened before the first alarm.
     let mut stream = TcpStream::connect(&addr).unwrap();
     write!(
         stream,
-        "GET /api/v1/stream?only=alarms HTTP/1.1\r\nHost: test\r\n\r\n"
+        "GET /api/v1/stream?only=alarms HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\r\n"
     )
     .unwrap();
     stream
@@ -62,7 +68,7 @@ fn the_demo_shows_alarms_within_a_minute() {
 
     let mut alarms = 0;
     while started.elapsed() < Duration::from_secs(60) {
-        let body = get(&addr, "/api/v1/alarms?limit=1000");
+        let body = get(&addr, &token, "/api/v1/alarms?limit=1000");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         alarms = v["items"].as_array().map_or(0, Vec::len);
         if alarms > 0 {

@@ -11,13 +11,17 @@ use model::Timestamp;
 use serde_json::{Value, json};
 use store::{SqliteStore, Store, TimeRange};
 
+/// The token every request carries (made with `sealwatch token create` before the start).
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn request(addr: &str, method: &str, path: &str, body: &Value) -> Option<(u16, Value)> {
     let mut conn = TcpStream::connect(addr).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let body = body.to_string();
+    let token = TOKEN.get().map(String::as_str).unwrap_or_default();
     write!(
         conn,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .ok()?;
@@ -58,6 +62,23 @@ fn no_acknowledged_observation_is_lost_to_sigkill() {
     // A port of our own choosing (not a service's standard one), derived from the process id.
     let port = 20_000 + (std::process::id() % 20_000) as u16;
     let addr = format!("127.0.0.1:{port}");
+    let made = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+        .args([
+            "token",
+            "create",
+            "--role",
+            "gateway",
+            "--label",
+            "sigkill test",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("swt_"), "{token}");
+    TOKEN.set(token).unwrap();
     let mut child = serve(&dir, port);
 
     let example: Value =

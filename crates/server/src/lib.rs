@@ -6,6 +6,7 @@
 //! the outputs, acknowledge. Queries run on the writer thread too, with the store; a read
 //! replica is a later step.
 
+pub mod auth;
 mod metrics;
 pub mod openapi;
 mod reference;
@@ -62,6 +63,9 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// How often retention looks for observations to purge.
     pub purge_every: Duration,
+    /// Whether `/api/v1` needs a bearer token. `Config::new` leaves it off, for tests and
+    /// embedding; `sealwatch serve` and `sealwatch demo` turn it on (`server.auth_required`).
+    pub auth_required: bool,
     pub clock: Clock,
 }
 
@@ -81,6 +85,7 @@ impl Config {
             tick_interval: Duration::from_secs(1),
             retention: None,
             purge_every: Duration::from_secs(60),
+            auth_required: false,
             clock: Clock::real(),
         }
     }
@@ -127,6 +132,8 @@ pub struct AppState {
     /// False while the writer cannot reach the store (it keeps trying).
     store_up: Arc<AtomicBool>,
     max_body_bytes: usize,
+    auth_required: bool,
+    tokens: Arc<auth::TokenCache>,
     /// Turns true when the service stops: live streams end, so shutdown does not wait on them.
     stopping: watch::Receiver<bool>,
     clock: Clock,
@@ -213,6 +220,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         metrics,
         store_up,
         max_body_bytes: config.max_body_bytes,
+        auth_required: config.auth_required,
+        tokens: Arc::default(),
         stopping: stopping_rx,
         clock: config.clock,
     };
@@ -344,6 +353,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
         .route("/api/v1/stream", get(stream))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::map_response_with_state(
             max_body_bytes,
             as_problem,

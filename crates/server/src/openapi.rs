@@ -210,6 +210,13 @@ pub fn document() -> Value {
             op["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": schema}}});
         }
+        if !r.path.starts_with("/api/v1/")
+            || r.path == "/api/v1/openapi.json"
+            || r.path == "/api/v1/docs"
+        {
+            // Open to anyone: health, metrics and the documentation.
+            op["security"] = json!([]);
+        }
         paths.entry(r.path).or_insert_with(|| json!({}))[r.method] = op;
     }
     json!({
@@ -220,7 +227,11 @@ pub fn document() -> Value {
             "description": "Supervision of goods under customs control with Smart Security Devices. Errors are application/problem+json naming the field."
         },
         "paths": paths,
-        "components": {"schemas": schemas()}
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token from `sealwatch token create` (swt_...)."}}
+        }
     })
 }
 

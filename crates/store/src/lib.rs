@@ -20,9 +20,32 @@ pub use crate::sqlite::SqliteStore;
 
 use model::{
     Action, Alarm, AlarmKind, AlarmState, AlarmStep, CheckpointRead, Event, Observation, Outcome,
-    Timestamp, Transit, TransitId, TransitState, Zone,
+    Role, Timestamp, Transit, TransitId, TransitState, Zone,
 };
 use serde::{Deserialize, Serialize};
+
+/// An API token as stored: who it is for, and whether it still works. The secret is not here,
+/// only its hash, beside it in the store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// The public part of the token, shown in lists and logs.
+    pub id: String,
+    pub role: Role,
+    /// What the token is for (`gateway hall 3`, `nightly export`).
+    pub label: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiToken {
+    /// Whether the token may be used at `now`.
+    pub fn is_valid_at(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
 
 /// What went wrong in a store.
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +262,31 @@ pub trait Store: Send {
         at: Timestamp,
         note: Option<&str>,
     ) -> Result<AlarmRecord>;
+
+    /// Records a new API token with the hash of its secret; an id already used is a conflict.
+    fn put_token(&mut self, token: &ApiToken, secret_hash: &str) -> Result<()>;
+    /// A token and the hash of its secret.
+    fn token(&mut self, id: &str) -> Result<(ApiToken, String)>;
+    /// Every token, newest first.
+    fn tokens(&mut self) -> Result<Vec<ApiToken>>;
+    /// Revokes a token from `at` on (revoking twice keeps the first time).
+    fn revoke_token(&mut self, id: &str, at: Timestamp) -> Result<ApiToken>;
+}
+
+fn token_from_row(
+    id: String,
+    role: &str,
+    label: String,
+    times: (i64, Option<i64>, Option<i64>),
+) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id,
+        role: role.parse().map_err(Error::Conflict)?,
+        label,
+        created_at: Timestamp::from_unix_ms(times.0),
+        expires_at: times.1.map(Timestamp::from_unix_ms),
+        revoked_at: times.2.map(Timestamp::from_unix_ms),
+    })
 }
 
 /// What a handling step changes and records, whichever backend keeps it.

@@ -4,12 +4,15 @@ use ::postgres::{Client, NoTls, Transaction};
 use model::{Alarm, AlarmStep, Event, Observation, Timestamp, TransitState, Zone};
 
 use crate::{
-    AlarmFilter, AlarmRecord, Commit, Error, HandlingStep, LoggedInput, PageRequest, Result, Store,
-    StoredTransit, TimeRange, Transition, parse_outcome, parse_state, parse_transit_state,
-    transit_state_name, transition,
+    AlarmFilter, AlarmRecord, ApiToken, Commit, Error, HandlingStep, LoggedInput, PageRequest,
+    Result, Store, StoredTransit, TimeRange, Transition, parse_outcome, parse_state,
+    parse_transit_state, token_from_row, transit_state_name, transition,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/001_init.sql")),
+    (3, include_str!("../migrations/postgres/003_tokens.sql")),
+];
 
 /// A store in a PostgreSQL database.
 pub struct PgStore {
@@ -156,6 +159,71 @@ fn insert_outputs(
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgresql"
+    }
+
+    fn put_token(&mut self, token: &ApiToken, secret_hash: &str) -> Result<()> {
+        let n = self.client.execute(
+            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            &[
+                &token.id,
+                &secret_hash,
+                &token.role.as_str(),
+                &token.label,
+                &token.created_at.unix_ms(),
+                &token.expires_at.map(Timestamp::unix_ms),
+                &token.revoked_at.map(Timestamp::unix_ms),
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Conflict(format!("token {} exists", token.id)));
+        }
+        Ok(())
+    }
+
+    fn token(&mut self, id: &str) -> Result<(ApiToken, String)> {
+        let row = self.client.query_opt(
+            "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash FROM api_tokens WHERE id = $1",
+            &[&id],
+        )?;
+        let Some(r) = row else {
+            return Err(Error::NotFound {
+                what: "token",
+                id: id.to_owned(),
+            });
+        };
+        let token = token_from_row(
+            r.get(0),
+            r.get::<_, &str>(1),
+            r.get(2),
+            (r.get(3), r.get(4), r.get(5)),
+        )?;
+        Ok((token, r.get(6)))
+    }
+
+    fn tokens(&mut self) -> Result<Vec<ApiToken>> {
+        let rows = self.client.query(
+            "SELECT id, role, label, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                token_from_row(
+                    r.get(0),
+                    r.get::<_, &str>(1),
+                    r.get(2),
+                    (r.get(3), r.get(4), r.get(5)),
+                )
+            })
+            .collect()
+    }
+
+    fn revoke_token(&mut self, id: &str, at: Timestamp) -> Result<ApiToken> {
+        self.client.execute(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+            &[&id, &at.unix_ms()],
+        )?;
+        Ok(self.token(id)?.0)
     }
 
     fn put_zone(&mut self, zone: &Zone) -> Result<()> {

@@ -6,12 +6,15 @@ use model::{AlarmStep, Event, Observation, Timestamp, TransitState, Zone};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AlarmFilter, AlarmRecord, Commit, Error, HandlingStep, LoggedInput, PageRequest, Result, Store,
-    StoredTransit, TimeRange, Transition, parse_outcome, parse_state, parse_transit_state,
-    transit_state_name, transition,
+    AlarmFilter, AlarmRecord, ApiToken, Commit, Error, HandlingStep, LoggedInput, PageRequest,
+    Result, Store, StoredTransit, TimeRange, Transition, parse_outcome, parse_state,
+    parse_transit_state, token_from_row, transit_state_name, transition,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/001_init.sql")),
+    (3, include_str!("../migrations/sqlite/003_tokens.sql")),
+];
 
 /// A store in one SQLite file (or in memory, for tests).
 #[derive(Debug)]
@@ -98,6 +101,79 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn put_token(&mut self, token: &ApiToken, secret_hash: &str) -> Result<()> {
+        let n = self.conn.execute(
+            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+            params![
+                token.id,
+                secret_hash,
+                token.role.as_str(),
+                token.label,
+                token.created_at.unix_ms(),
+                token.expires_at.map(Timestamp::unix_ms),
+                token.revoked_at.map(Timestamp::unix_ms)
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Conflict(format!("token {} exists", token.id)));
+        }
+        Ok(())
+    }
+
+    fn token(&mut self, id: &str) -> Result<(ApiToken, String)> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash FROM api_tokens WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        (r.get(3)?, r.get(4)?, r.get(5)?),
+                        r.get::<_, String>(6)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((id, role, label, times, hash)) = row else {
+            return Err(Error::NotFound {
+                what: "token",
+                id: id.to_owned(),
+            });
+        };
+        Ok((token_from_row(id, &role, label, times)?, hash))
+    }
+
+    fn tokens(&mut self) -> Result<Vec<ApiToken>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, role, label, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                (r.get(3)?, r.get(4)?, r.get(5)?),
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, role, label, times) = row?;
+            token_from_row(id, &role, label, times)
+        })
+        .collect()
+    }
+
+    fn revoke_token(&mut self, id: &str, at: Timestamp) -> Result<ApiToken> {
+        self.conn.execute(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+            params![id, at.unix_ms()],
+        )?;
+        Ok(self.token(id)?.0)
     }
 
     fn put_zone(&mut self, zone: &Zone) -> Result<()> {

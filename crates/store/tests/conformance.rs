@@ -481,6 +481,48 @@ fn input_log_replays_in_order(s: &mut dyn Store) {
     assert_eq!(s.last_seq().unwrap(), 6);
 }
 
+fn api_tokens(s: &mut dyn Store) {
+    let token = store::ApiToken {
+        id: "k7f3a9".into(),
+        role: model::Role::Gateway,
+        label: "gateway hall 3".into(),
+        created_at: t("2026-11-25T08:00:00Z"),
+        expires_at: Some(t("2027-11-25T08:00:00Z")),
+        revoked_at: None,
+    };
+    s.put_token(&token, "hash-1").unwrap();
+    assert!(s.put_token(&token, "hash-2").unwrap_err().is_conflict());
+    let (got, hash) = s.token("k7f3a9").unwrap();
+    assert_eq!((got.clone(), hash.as_str()), (token.clone(), "hash-1"));
+    assert!(got.is_valid_at(t("2026-12-01T00:00:00Z")));
+    assert!(!got.is_valid_at(t("2027-11-25T08:00:00Z")), "expired");
+    let newer = store::ApiToken {
+        id: "b2c4d6".into(),
+        role: model::Role::Auditor,
+        label: "audit export".into(),
+        created_at: t("2026-11-26T08:00:00Z"),
+        expires_at: None,
+        revoked_at: None,
+    };
+    s.put_token(&newer, "hash-3").unwrap();
+    let ids: Vec<String> = s.tokens().unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["b2c4d6", "k7f3a9"], "newest first");
+    let revoked = s.revoke_token("k7f3a9", t("2026-11-27T08:00:00Z")).unwrap();
+    assert_eq!(revoked.revoked_at, Some(t("2026-11-27T08:00:00Z")));
+    assert!(!revoked.is_valid_at(t("2026-11-28T00:00:00Z")));
+    let again = s.revoke_token("k7f3a9", t("2026-11-29T08:00:00Z")).unwrap();
+    assert_eq!(
+        again.revoked_at, revoked.revoked_at,
+        "the first revocation stands"
+    );
+    assert!(s.token("nope").unwrap_err().is_not_found());
+    assert!(
+        s.revoke_token("nope", t("2026-11-29T08:00:00Z"))
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -489,6 +531,13 @@ macro_rules! conformance {
             #[allow(clippy::redundant_closure_call)]
             fn open(test: &str) -> Option<Box<dyn Store>> {
                 ($open)(test)
+            }
+
+            #[test]
+            fn api_tokens() {
+                if let Some(mut s) = open("tokens") {
+                    super::api_tokens(&mut *s);
+                }
             }
 
             #[test]

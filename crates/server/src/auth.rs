@@ -1,0 +1,235 @@
+//! API tokens: how scripts, gateways and integrations prove who they are.
+//!
+//! A token is `swt_<id>_<secret>`: the id is public (lists, logs, revocation), the secret is 256
+//! random bits shown once when the token is made. The store keeps only the SHA-256 of the
+//! secret; a slow password hash is not needed for a secret that cannot be guessed, and
+//! verifying stays cheap on the ingest path.
+//!
+//! Every route under `/api/v1` needs `Authorization: Bearer <token>` when authentication is
+//! required (the default for `sealwatch serve`), except the API reference and the OpenAPI
+//! document; `/healthz`, `/readyz` and `/metrics` are for the machine's own monitoring and
+//! stay open (bind the service to a private interface). What each role may do is the
+//! permission matrix of the security work: for now every valid token may use the whole API.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use model::{Role, Timestamp};
+use sha2::{Digest, Sha256};
+use store::ApiToken;
+
+use crate::{AppState, Problem, wall_clock};
+
+const PREFIX: &str = "swt_";
+
+/// A new token: what to give the caller once, and what to store.
+#[derive(Debug)]
+pub struct NewToken {
+    /// The whole token, `swt_<id>_<secret>`. Shown once, never stored.
+    pub token: String,
+    pub record: ApiToken,
+    /// The SHA-256 of the secret, hex: what the store keeps.
+    pub secret_hash: String,
+}
+
+/// Makes a token for `role`, valid from `now` until `expires_at` (or until revoked).
+pub fn generate(
+    role: Role,
+    label: &str,
+    now: Timestamp,
+    expires_at: Option<Timestamp>,
+) -> Result<NewToken, getrandom::Error> {
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut id)?;
+    getrandom::fill(&mut secret)?;
+    let id = hex(&id);
+    let secret = hex(&secret);
+    Ok(NewToken {
+        token: format!("{PREFIX}{id}_{secret}"),
+        secret_hash: hash(&secret),
+        record: ApiToken {
+            id,
+            role,
+            label: label.to_owned(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        },
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Compares in time independent of where the first difference is.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Splits `swt_<id>_<secret>`.
+fn parse(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let hexish = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hexish(id) && hexish(secret) && id.len() <= 32).then_some((id, secret))
+}
+
+/// Who made a request, for handlers that record it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Caller {
+    pub token_id: String,
+    pub role: Role,
+}
+
+/// How long a looked-up token is trusted before the store is asked again: revocation takes
+/// effect within this time.
+const CACHE_FOR: Duration = Duration::from_secs(10);
+
+/// Tokens recently looked up, so that a gateway posting every second does not cost a store
+/// query per request.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<String, (ApiToken, String, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, id: &str) -> Option<(ApiToken, String)> {
+        let entries = self.entries.lock().ok()?;
+        let (token, hash, at) = entries.get(id)?;
+        (at.elapsed() < CACHE_FOR).then(|| (token.clone(), hash.clone()))
+    }
+
+    fn put(&self, token: ApiToken, hash: String) {
+        if let Ok(mut entries) = self.entries.lock() {
+            // Bounded: a flood of made-up ids that happen to exist cannot grow it for ever.
+            if entries.len() > 10_000 {
+                entries.clear();
+            }
+            entries.insert(token.id.clone(), (token, hash, Instant::now()));
+        }
+    }
+}
+
+fn unauthorized(detail: &str) -> Response {
+    let mut r =
+        Problem::new(StatusCode::UNAUTHORIZED, format!("authorization: {detail}")).into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// Paths anyone may read: the service's own health and metrics, and the API's documentation.
+fn is_open(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/api/v1/openapi.json" | "/api/v1/docs"
+    ) || !path.starts_with("/api/")
+}
+
+/// Checks the bearer token of every request that needs one.
+pub(crate) async fn authenticate(
+    State(s): State<AppState>,
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if is_open(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let Some(value) = presented else {
+        if s.auth_required {
+            return unauthorized("a bearer token is required (sealwatch token create)");
+        }
+        return next.run(request).await;
+    };
+    // A token that is presented is checked even when none is required: a wrong one is a
+    // mistake the caller should hear about.
+    let Some(token) = value.strip_prefix("Bearer ") else {
+        return unauthorized("expected `Bearer <token>`");
+    };
+    let Some((id, secret)) = parse(token.trim()) else {
+        return unauthorized("not a sealwatch token (swt_...)");
+    };
+    let found = match s.tokens.get(id) {
+        Some(found) => Some(found),
+        None => {
+            let key = id.to_owned();
+            match s.query(move |store| store.token(&key)).await {
+                Ok(Ok((record, hash))) => {
+                    s.tokens.put(record.clone(), hash.clone());
+                    Some((record, hash))
+                }
+                Ok(Err(e)) if e.is_not_found() => None,
+                Ok(Err(e)) => {
+                    return Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
+                        .into_response();
+                }
+                Err(p) => return p.into_response(),
+            }
+        }
+    };
+    let Some((record, stored_hash)) = found else {
+        return unauthorized("unknown token");
+    };
+    if !same(&hash(secret), &stored_hash) {
+        return unauthorized("unknown token");
+    }
+    let now = wall_clock();
+    if record.revoked_at.is_some() {
+        return unauthorized("the token was revoked");
+    }
+    if !record.is_valid_at(now) {
+        return unauthorized("the token has expired");
+    }
+    request.extensions_mut().insert(Caller {
+        token_id: record.id,
+        role: record.role,
+    });
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_and_hash() {
+        let t = generate(Role::Gateway, "g", Timestamp::from_unix_ms(0), None).unwrap();
+        let (id, secret) = parse(&t.token).unwrap();
+        assert_eq!(id, t.record.id);
+        assert_eq!(secret.len(), 64, "256 bits");
+        assert_eq!(hash(secret), t.secret_hash);
+        assert!(!t.secret_hash.contains(secret));
+        let other = generate(Role::Gateway, "g", Timestamp::from_unix_ms(0), None).unwrap();
+        assert_ne!(t.token, other.token);
+        for bad in [
+            "",
+            "swt_",
+            "swt_abc",
+            "swt__abc",
+            "swt_ab_",
+            "Bearer x",
+            "swt_zz_00",
+        ] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+}
