@@ -2739,7 +2739,7 @@ def main():
                     print("         " + p)
                 bad += bool(problems)
     if args.readme:
-        write_readme([sc for sc in docs if sc.path.startswith(EXAMPLES)])
+        write_readme([sc for sc in docs if sc.path.startswith(EXAMPLES)], args.binary)
     if bad:
         print(f"{bad} scenario(s) differ from their expectations")
         sys.exit(1)
@@ -2767,10 +2767,9 @@ EXAMPLE_SUMMARIES = {
 }
 
 
-def write_readme(examples):
+def write_readme(examples, binary):
     """examples/README.md: every example, the command, and the alarms it prints (taken from
     the replay output, not from the expectations)."""
-    binary = os.path.join(ROOT, "target", "debug", "sealwatch")
     names = sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, EXAMPLES)) if f.endswith(".json"))
     built = {sc.name: sc for sc in examples}
     lines = [
