@@ -2,8 +2,9 @@
 """Deterministic generator of realistic sealwatch scenario files.
 
 Trucks drive real corridors (Yiwu -> Ningbo port, Minsk -> Brest on the M1, Mombasa -> Nairobi
-and Malaba on the A109/A104, Almaty -> Khorgos) at realistic speeds, stop at traffic lights in
-towns, rest in rest areas, and report through a sealing device every 60 or 120 seconds with
+and Malaba on the A109/A104, Almaty -> Khorgos, Hong Kong airport -> Lok Ma Chau on Route 3,
+Lat Krabang ICD -> Laem Chabang port on Motorway 7) at realistic speeds, stop at traffic lights
+in towns, rest in rest areas, and report through a sealing device every 60 or 120 seconds with
 realistic GNSS noise: correlated jitter of tens of metres and occasional single outliers of a
 few hundred metres to about 2 km, with and without `accuracy_m`.
 
@@ -432,7 +433,75 @@ NINGBO_YIWU = Corridor(
     cruise_kmh=80,
 )
 
-CORRIDORS = [YIWU_NINGBO, NINGBO_YIWU, MINSK_BREST, MOMBASA_NAIROBI, MOMBASA_MALABA, ALMATY_KHORGOS]
+# Air-to-road transhipment under Hong Kong's Intermodal Transhipment Facilitation Scheme (ITFS):
+# from the air cargo terminals at Chek Lap Kok along the North Lantau Highway, over the Lantau
+# Link (Kap Shui Mun and Tsing Ma bridges), Ting Kau Bridge and through Tai Lam Tunnel (Route 3),
+# then the San Tin Highway to the Lok Ma Chau control point (open 24 hours). Left-hand traffic;
+# goods vehicles are limited to 70 km/h on expressways.
+HKIA_LOK_MA_CHAU = Corridor(
+    "hkia-lok-ma-chau",
+    "Hong Kong International Airport (air cargo) -> Lok Ma Chau control point, Route 8 and Route 3",
+    [
+        ("HKIA SuperTerminal 1", 113.93000, 22.29900),
+        ("HKIA cargo exit", 113.94050, 22.30030),
+        ("Tung Chung", 113.95600, 22.29520),
+        ("Tai Ho", 113.98000, 22.30100),
+        ("Siu Ho Wan", 114.00000, 22.31000),
+        ("Sunny Bay", 114.02600, 22.33000),
+        ("Yam O", 114.04000, 22.34400),
+        ("Kap Shui Mun Bridge", 114.05100, 22.35000),
+        ("Ma Wan", 114.06200, 22.35200),
+        ("Tsing Ma Bridge", 114.07420, 22.35170),
+        ("Tsing Yi north-west", 114.08600, 22.35700),
+        ("Ting Kau Bridge", 114.08000, 22.36670),
+        ("Tai Lam Tunnel south", 114.07100, 22.38000),
+        ("Tai Lam Tunnel north", 114.05900, 22.41500),
+        ("Tai Tong", 114.05000, 22.43200),
+        ("Au Tau", 114.04250, 22.44700),
+        ("Ngau Tam Mei", 114.05400, 22.46600),
+        ("Pok Wai", 114.06250, 22.48300),
+        ("San Tin", 114.06900, 22.49650),
+        ("Lok Ma Chau Control Point", 114.07400, 22.50940),
+    ],
+    [Town("HKIA SuperTerminal 1", 1.8, 40, 0.5), Town("Lok Ma Chau Control Point", 1.0, 30, 0.3)],
+    cruise_kmh=64,
+)
+
+# Thai Customs' e-lock for goods moved under customs control between the Lat Krabang inland
+# container depot (ICD) and Laem Chabang port: Motorway 7 (Bangkok - Chon Buri), past
+# Suvarnabhumi airport, over the Bang Pakong river and east of Chon Buri to the Laem Chabang
+# interchange, then the port access road. Rest areas as the Department of Highways numbers them:
+# Lat Krabang rest stop km 21.7, Bang Pakong service area km 49.3, Nong Ri rest stop km 72.5.
+BANGKOK_LAEM_CHABANG = Corridor(
+    "bangkok-laem-chabang",
+    "Bangkok (Lat Krabang ICD) -> Laem Chabang port, Motorway 7",
+    [
+        ("ICD Lat Krabang", 100.75300, 13.74300),
+        ("Rom Klao interchange", 100.74700, 13.73000),
+        ("Lat Krabang", 100.77500, 13.72450),
+        ("Suvarnabhumi north", 100.80000, 13.71600),
+        ("Lat Krabang interchange", 100.82600, 13.70500),
+        ("Bang Sao Thong", 100.86000, 13.67500),
+        ("Bang Bo", 100.89500, 13.63800),
+        ("Bang Wua", 100.93300, 13.60200),
+        ("Bang Pakong", 100.98000, 13.55600),
+        ("Bang Pakong river", 100.99600, 13.54200),
+        ("Route 314 junction", 101.01500, 13.50500),
+        ("Amata Nakorn", 101.03800, 13.42500),
+        ("Nong Ri", 101.04500, 13.34500),
+        ("Chon Buri bypass", 101.03300, 13.28000),
+        ("Bang Phra", 101.00300, 13.20500),
+        ("Si Racha east", 100.98500, 13.16000),
+        ("Laem Chabang interchange", 100.96000, 13.10500),
+        ("Port access road", 100.93300, 13.09500),
+        ("Laem Chabang port", 100.89600, 13.08300),
+    ],
+    [Town("ICD Lat Krabang", 2.5, 40, 0.5), Town("Laem Chabang port", 3.5, 45, 0.4)],
+    cruise_kmh=78,
+)
+
+CORRIDORS = [YIWU_NINGBO, NINGBO_YIWU, MINSK_BREST, MOMBASA_NAIROBI, MOMBASA_MALABA, ALMATY_KHORGOS,
+             HKIA_LOK_MA_CHAU, BANGKOK_LAEM_CHABANG]
 
 # ------------------------------------------------------------------------------------------
 # Zones
@@ -619,6 +688,18 @@ class Path:
         here = self.pts[-1]
         self.line_to(spot, kmh)
         self.stop(seconds, label)
+        self.line_to(here, kmh)
+
+    def excursion(self, via, spot, seconds, label, kmh=25):
+        """Leave the road along the streets through `via` to `spot`, stay, and come back the
+        same way."""
+        here = self.pts[-1]
+        for q in via:
+            self.line_to(q, kmh)
+        self.line_to(spot, kmh)
+        self.stop(seconds, label)
+        for q in reversed(via):
+            self.line_to(q, kmh)
         self.line_to(here, kmh)
 
     def arrive(self, spot, seconds, label="destination"):
@@ -1066,6 +1147,18 @@ def zones_of(c: Corridor):
         side("KZ-REST-KOKPEK", "rest_area", c.km("Kokpek turn", 0), 170, 250, "Roadside rest area, Kokpek")
         side("KZ-CHK-KOKTAL", "checkpoint", c.km("Koktal", -2), 60, 300, "Customs mobile post, Koktal")
         side("KZ-CHK-ZHARKENT", "checkpoint", c.km("Zharkent", 4), 60, 300, "Customs mobile post, Zharkent")
+    elif c is HKIA_LOK_MA_CHAU:
+        Z["dep"] = end_office(c, "HK-HKIA-ST1", True, 700, 450, "Hactl SuperTerminal 1, Hong Kong International Airport (air cargo)", rng)
+        Z["dest"] = end_office(c, "HK-LMC-CP", False, 900, 600, "Lok Ma Chau control point, goods vehicle clearance", rng)
+        side("HK-FCA-CHK-LMC", "checkpoint", c.km("San Tin", 0.3), 0, 150, "Police checkpoint, Frontier Closed Area, Lok Ma Chau")
+    elif c is BANGKOK_LAEM_CHABANG:
+        Z["dep"] = end_office(c, "TH-ICD-LKB", True, 1400, 800, "Lat Krabang inland container depot (ICD), Lat Krabang customs house", rng)
+        Z["dest"] = end_office(c, "TH-LCB-PORT", False, 2400, 1600, "Laem Chabang port, Laem Chabang customs house", rng)
+        # Motorway 7 kilometre posts are about 11 km ahead of this corridor's (it starts at the ICD).
+        side("TH-M7-REST-LATKRABANG", "rest_area", c.km("Lat Krabang interchange"), 150, 200, "Lat Krabang rest stop, M7 km 21.7")
+        side("TH-M7-SA-BANGPAKONG", "rest_area", c.km("Bang Pakong river", 1.8), 180, 250, "Bang Pakong service area, M7 km 49.3")
+        side("TH-M7-REST-NONGRI", "rest_area", c.km("Nong Ri", 2.2), 150, 200, "Nong Ri rest stop, M7 km 72.5")
+        side("TH-LCB-TRUCK-TERMINAL", "parking", c.km("Port access road", -1.0), 300, 350, "Laem Chabang port truck terminal")
     _CATALOGUES[c.key] = Z
     return Z
 
@@ -1314,6 +1407,7 @@ def build_path(c, rng, Z, wait_s, events=(), dwell_s=1800, meander=110.0, start=
       ("visit", place, seconds, label)              stop in a zone beside the road
       ("shoulder", s, seconds, label, lateral_m)    stop beside the road, outside any zone
       ("spur", s, spot, seconds, label, kmh)        drive off to `spot`, stop, come back
+      ("excursion", s, via, spot, seconds, label, kmh)  the same along streets through `via`
       ("detour", s_a, s_b, lateral_m, kmh)          drive beside the corridor for a stretch
       ("jam", s_a, s_b)                             stop-and-go traffic
       ("mark", s, label)                            remember when the truck passes s
@@ -1345,6 +1439,8 @@ def build_path(c, rng, Z, wait_s, events=(), dwell_s=1800, meander=110.0, start=
             p.visit(c.beside(ev[1], ev[4]), ev[2], ev[3], kmh=15)
         elif ev[0] == "spur":
             p.visit(ev[2], ev[3], ev[4], kmh=ev[5])
+        elif ev[0] == "excursion":
+            p.excursion(ev[2], ev[3], ev[4], ev[5], kmh=ev[6])
         elif ev[0] == "mark":
             p.mark(ev[2])
     s_end = c.length if end is None else end
@@ -2669,6 +2765,198 @@ def jamming_spoofer(sc: Sc):
 
 
 # ------------------------------------------------------------------------------------------
+# The seed report's case studies: Hong Kong's ITFS e-lock (air-to-road transhipment from the
+# airport to the Lok Ma Chau control point) and Thai Customs' e-lock (Lat Krabang ICD to
+# Laem Chabang port)
+# ------------------------------------------------------------------------------------------
+
+
+def tai_lam_tunnel(sim, obs):
+    """No GNSS fix in Tai Lam Tunnel (3.8 km): the e-lock keeps reporting with `fix: false`.
+    Returns the spell (t_in, t_out)."""
+    a, b = sim.marks["tunnel in"], sim.marks["tunnel out"]
+    no_fix(obs, a, b)
+    return a, b
+
+
+HK_TUNNEL_MARKS = [("mark", HKIA_LOK_MA_CHAU.km("Tai Lam Tunnel south"), "tunnel in"),
+                   ("mark", HKIA_LOK_MA_CHAU.km("Tai Lam Tunnel north"), "tunnel out")]
+
+
+@scenario((f"{EXAMPLES}/hkia-lok-ma-chau-clean.json", True))
+def hkia_lok_ma_chau_clean(sc: Sc):
+    c = HKIA_LOK_MA_CHAU
+    Z = zones_of(c)
+    t0 = epoch("2026-12-10T14:20:00Z")  # 22:20 in Hong Kong
+    chk = Z["HK-FCA-CHK-LMC"]
+    p = build_path(c, sc.rng, Z, 12 * 60, HK_TUNNEL_MARKS + [("visit", chk, 5 * 60, "permit check")], dwell_s=30 * 60,
+                   meander=35.0)
+    dev = Device("HK-EL-300417", "elock", accuracy=True, seq=5120, battery=94, drain_per_h=0.8)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1, interval=60, parked=300,
+                         keep_clear=lambda s: [(s.marks["tunnel in"], s.marks["tunnel out"])])
+    ta, tb = tai_lam_tunnel(sim, obs)
+    arr = entered(sim, Z["dest"])
+    off = sim.stops["destination"][0] + 4 * 60 + 12
+    set_fields(obs, off, 10**10, lock="unlocked")
+    insert_report(obs, dev.id, off, sc.rng, lock="unlocked")
+    renumber(obs, dev.id)
+    ca, cb = sim.stops["permit check"]
+    sc.zone(Z["dep"], chk, Z["dest"])
+    sc.transits.append(transit("T-HK-ITFS-261210-07", dev.id, c, Z, sealed_at=t0, deadline=t0 + 3 * 3600, corridor_m=500,
+                               stop_zones=[chk],
+                               vehicle={"plate": "LV 2815"},
+                               cargo=[{"type": "Smartphone components", "hs_code": "851779", "quantity": 86, "unit": "PK",
+                                       "origin": "KR", "consignee": "Shenzhen electronics assembler"}],
+                               declaration={"number": "ITFS26121000417",
+                                            "documents": [{"kind": "air_waybill", "reference": "160-58231744"}]}))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sc.story = (
+        f"Air-to-road transhipment under Hong Kong's Intermodal Transhipment Facilitation Scheme (ITFS). A shipment flown "
+        f"into Hong Kong is loaded onto a cross-boundary truck at the SuperTerminal 1 air cargo terminal and the e-lock is "
+        f"activated at {hhmm(t0)} (22:20 local); it reports every 60 s. The designated route (corridor 500 m) follows the "
+        f"North Lantau Highway, the Lantau Link over the Kap Shui Mun and Tsing Ma bridges, Ting Kau Bridge and Route 3 "
+        f"through Tai Lam Tunnel, then the San Tin Highway to the Lok Ma Chau control point, {c.length / 1000:.0f} km at "
+        f"up to 64 km/h (goods vehicles are limited to 70 km/h). In Tai Lam Tunnel the e-lock keeps reporting without a "
+        f"fix (\"fix\": false) from {hhmm(ta)} to {hhmm(tb)}, well under the 10 min no_fix_after limit. The truck halts "
+        f"{(cb - ca) // 60} min at the police checkpoint of the Frontier Closed Area (a permitted stop zone), arrives at "
+        f"Lok Ma Chau at about {hhmm(arr)}, and the e-lock is deactivated there at {hhmm(off)} (an authorised unseal "
+        f"after arrival, ending supervision in Hong Kong). {describe_outliers(outl)} None of this may raise an alarm.")
+
+
+@scenario((f"{EXAMPLES}/hkia-lok-ma-chau-detour-opening.json", True))
+def hkia_lok_ma_chau_detour_opening(sc: Sc):
+    c = HKIA_LOK_MA_CHAU
+    Z = zones_of(c)
+    t0 = epoch("2026-12-11T15:40:00Z")  # 23:40 in Hong Kong
+    chk = Z["HK-FCA-CHK-LMC"]
+    # Off Route 3 at Au Tau, east along Kam Tin Road to an open-storage container yard.
+    via = [[114.04700, 22.44550], [114.05600, 22.44350], [114.06300, 22.44400], [114.06800, 22.44800]]
+    yard = [114.07000, 22.45050]
+    ev = HK_TUNNEL_MARKS + [("excursion", c.km("Au Tau"), via, yard, 11 * 60, "yard", 30),
+                            ("visit", chk, 4 * 60, "permit check")]
+    p = build_path(c, sc.rng, Z, 10 * 60, ev, dwell_s=90 * 60, meander=35.0)
+    dev = Device("HK-EL-300562", "elock", accuracy=True, seq=880, battery=89, drain_per_h=0.8)
+    sim, obs, _ = run(sc, p, t0, dev, interval=60, parked=300)
+    ta, tb = tai_lam_tunnel(sim, obs)
+    tid = "T-HK-ITFS-261211-12"
+    ya, yb = sim.stops["yard"]
+    o_a, o_b = ya + 2 * 60 + 14, ya + 8 * 60 + 51
+    lock_window(obs, dev.id, o_a, o_b, sc.rng, lock="unlocked")
+    episodes = deviation_alarms(sim, c.route(200), corridor_m=500)
+    for t_alarm, _ in episodes:
+        sc.alarm(tid, "route_deviation", t_alarm)
+    sc.alarm(tid, "illegal_opening", o_a, tol=1)
+    arr = entered(sim, Z["dest"])
+    da = sim.stops["destination"][0]
+    inspect = da + 6 * 60
+    opened = inspect + 14 * 60 + 37
+    done = opened + 55 * 60
+    set_fields(obs, opened, 10**10, lock="unlocked")
+    insert_report(obs, dev.id, opened, sc.rng, lock="unlocked")
+    renumber(obs, dev.id)
+    sc.actions.append(action(inspect, tid, "inspect", reason="ITFS irregularity: route deviation and e-lock opened at Kam Tin; selected for examination"))
+    sc.actions.append(action(done, tid, "close", reason="examined at Lok Ma Chau; findings referred to the investigation unit"))
+    sc.zone(Z["dep"], chk, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 3 * 3600, corridor_m=500, stop_zones=[chk],
+                               vehicle={"plate": "RT 6281"},
+                               cargo=[{"type": "Integrated circuits", "hs_code": "854231", "quantity": 42, "unit": "PK",
+                                       "origin": "TW"}],
+                               declaration={"number": "ITFS26121100912",
+                                            "documents": [{"kind": "air_waybill", "reference": "297-40186523"}]}))
+    sc.obs += obs
+    sc.until = done + 10 * 60
+    back = ", ".join(hhmm(b) for _, b in episodes if b)
+    sc.story = (
+        f"An ITFS air-to-road transhipment from the airport to Lok Ma Chau (e-lock activated at {hhmm(t0)}, 23:40 local, "
+        f"reports every 60 s, designated route with a 500 m corridor). After Tai Lam Tunnel (no fix from {hhmm(ta)} to "
+        f"{hhmm(tb)}, no alarm) the truck leaves Route 3 at Au Tau and drives 3 km east along Kam Tin Road to an "
+        f"open-storage container yard, a non-designated area: route_deviation once two reports outside the corridor span "
+        f"the 2 min grace. It stays {(yb - ya) // 60} min ({hhmm(ya)} to {hhmm(yb)}, under the 15 min of an illegal stay) "
+        f"and the e-lock reports \"unlocked\" from {hhmm(o_a)} to {hhmm(o_b)}: illegal_opening, cleared when it is locked "
+        f"again. The truck returns to Au Tau (the deviation clears at about {back}) and takes the San Tin Highway to Lok Ma "
+        f"Chau, arriving at about {hhmm(arr)}. Customs selects the shipment for examination at {hhmm(inspect)} (inspect); "
+        f"the officer opens the e-lock at {hhmm(opened)} (authorised by the inspection) and closes the transit at "
+        f"{hhmm(done)}.")
+
+
+@scenario((f"{EXAMPLES}/bangkok-laem-chabang-clean.json", True))
+def bangkok_laem_chabang_clean(sc: Sc):
+    c = BANGKOK_LAEM_CHABANG
+    Z = zones_of(c)
+    t0 = epoch("2026-12-14T01:30:00Z")  # 08:30 in Bangkok
+    sa, tt = Z["TH-M7-SA-BANGPAKONG"], Z["TH-LCB-TRUCK-TERMINAL"]
+    ev = [("jam", c.km("Rom Klao interchange", 0.5), c.km("Suvarnabhumi north", 1.0)), ("visit", sa, 35 * 60, "service area"),
+          ("visit", tt, 75 * 60, "truck terminal")]
+    p = build_path(c, sc.rng, Z, 20 * 60, ev, dwell_s=40 * 60)
+    dev = Device("TH-EL-0218830", "elock", accuracy=True, seq=41022, battery=91, drain_per_h=0.6)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=2, interval=120, parked=600)
+    arr = entered(sim, Z["dest"])
+    off = sim.stops["destination"][0] + 25 * 60
+    set_fields(obs, off, 10**10, lock="unlocked")
+    insert_report(obs, dev.id, off, sc.rng, lock="unlocked")
+    renumber(obs, dev.id)
+    stops = [Z["TH-M7-REST-LATKRABANG"], sa, Z["TH-M7-REST-NONGRI"], tt]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit("T-TH-LKB-261214-0917", dev.id, c, Z, sealed_at=t0, deadline=t0 + 6 * 3600, stop_zones=stops,
+                               vehicle={"plate": "70-8215", "containers": [iso6346("EGHU915302")]},
+                               cargo=[{"type": "Hard disk drives", "hs_code": "847170", "quantity": 1260, "unit": "CT",
+                                       "origin": "TH"}],
+                               declaration={"number": "A0026912004175"}))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    sa_a, sa_b = sim.stops["service area"]
+    tt_a, tt_b = sim.stops["truck terminal"]
+    sc.story = (
+        f"A clean export movement under Thai Customs' e-lock from the Lat Krabang inland container depot to Laem Chabang "
+        f"port on Motorway 7, {c.length / 1000:.0f} km, reporting every 120 s (every 10 min when parked). Sealed at "
+        f"{hhmm(t0)} (08:30 local), the truck leaves the ICD into the morning stop-and-go traffic on the motorway past "
+        f"Lat Krabang and Suvarnabhumi airport (halts well under 3 minutes), cruises at about 78 km/h, rests in the Bang "
+        f"Pakong service area from {hhmm(sa_a)} to {hhmm(sa_b)} and waits for its gate slot in the port truck terminal "
+        f"from {hhmm(tt_a)} to {hhmm(tt_b)} (both permitted stop zones), enters the port at about {hhmm(arr)} and the "
+        f"e-lock is removed there at {hhmm(off)} (an authorised unseal after arrival). {describe_outliers(outl)} "
+        f"None of this may raise an alarm.")
+
+
+@scenario((f"{EXAMPLES}/bangkok-laem-chabang-illegal-stay.json", True))
+def bangkok_laem_chabang_illegal_stay(sc: Sc):
+    c = BANGKOK_LAEM_CHABANG
+    Z = zones_of(c)
+    t0 = epoch("2026-12-15T11:20:00Z")  # 18:20 in Bangkok
+    nr, tt = Z["TH-M7-REST-NONGRI"], Z["TH-LCB-TRUCK-TERMINAL"]
+    ev = [("visit", nr, 20 * 60, "rest stop"), ("shoulder", c.km("Bang Phra", 2.0), 42 * 60, "shoulder", 20),
+          ("visit", tt, 40 * 60, "truck terminal")]
+    p = build_path(c, sc.rng, Z, 20 * 60, ev, dwell_s=40 * 60)
+    dev = Device("TH-EL-0219406", "elock", accuracy=True, seq=7730, battery=86, drain_per_h=0.6)
+    sim, obs, outl = run(sc, p, t0, dev, n_outliers=1, interval=120, parked=600)
+    tid = "T-TH-LKB-261215-0942"
+    a, b = sim.stops["shoulder"]
+    sc.alarm(tid, "illegal_stay", a + 15 * 60, tol=420)
+    arr = entered(sim, Z["dest"])
+    off = sim.stops["destination"][0] + 20 * 60
+    set_fields(obs, off, 10**10, lock="unlocked")
+    insert_report(obs, dev.id, off, sc.rng, lock="unlocked")
+    renumber(obs, dev.id)
+    stops = [Z["TH-M7-REST-LATKRABANG"], Z["TH-M7-SA-BANGPAKONG"], nr, tt]
+    sc.zone(Z["dep"], *stops, Z["dest"])
+    sc.transits.append(transit(tid, dev.id, c, Z, sealed_at=t0, deadline=t0 + 6 * 3600, stop_zones=stops,
+                               vehicle={"plate": "70-6493", "containers": [iso6346("TGHU448120")]},
+                               cargo=[{"type": "Air conditioner parts", "hs_code": "841590", "quantity": 540, "unit": "CT",
+                                       "origin": "TH"}],
+                               declaration={"number": "A0026912005508"}))
+    sc.obs += obs
+    sc.until = sim.end + 10 * 60
+    ra, rb = sim.stops["rest stop"]
+    sc.story = (
+        f"An illegal stay on Motorway 7 at night. The e-lock is sealed at the Lat Krabang ICD at {hhmm(t0)} (18:20 local) "
+        f"and reports every 120 s (every 10 min when parked). The driver rests in the Nong Ri rest stop from {hhmm(ra)} "
+        f"to {hhmm(rb)} (a permitted stop zone), then past Bang Phra stops on the motorway shoulder, where the Department "
+        f"of Highways forbids parking and no stop is permitted, from {hhmm(a)} to {hhmm(b)} (42 min): illegal_stay 15 min "
+        f"after the stop began, cleared when the truck moves on. It waits in the port truck terminal (permitted), enters "
+        f"Laem Chabang port at about {hhmm(arr)} and is unsealed there at {hhmm(off)}. {describe_outliers(outl)}")
+
+
+# ------------------------------------------------------------------------------------------
 # Main
 # ------------------------------------------------------------------------------------------
 
@@ -2764,6 +3052,10 @@ EXAMPLE_SUMMARIES = {
     "yiwu-ningbo-smuggling": "A detour to a warehouse: route deviation, illegal stay, a cut rope (tamper, stays open) and an opened lock.",
     "yiwu-ningbo-cloned-seal": "A second device with the same identity reports from Hangzhou, twice.",
     "almaty-khorgos-checkpoint-mismatch": "A semi-active seal read at checkpoints: wrong container, then a broken seal.",
+    "hkia-lok-ma-chau-clean": "Air-to-road transhipment (Hong Kong ITFS) over the Lantau Link and Route 3: no fix in Tai Lam Tunnel, a permit check; the e-lock is deactivated at Lok Ma Chau.",
+    "hkia-lok-ma-chau-detour-opening": "Leaves Route 3 at Au Tau for a Kam Tin container yard where the e-lock is opened; examined at Lok Ma Chau.",
+    "bangkok-laem-chabang-clean": "Lat Krabang ICD to Laem Chabang on Motorway 7: a morning jam, a rest at the Bang Pakong service area, a wait in the port truck terminal; unlocked in the port.",
+    "bangkok-laem-chabang-illegal-stay": "A rest at the Nong Ri rest stop (permitted), then 42 min on the Motorway 7 shoulder near Bang Phra at night.",
 }
 
 
@@ -2776,8 +3068,10 @@ def write_readme(examples, binary):
         "# Examples",
         "",
         "Readable scenarios on real corridors: Yiwu -> Ningbo (G1512), Minsk -> Brest (M1), Mombasa -> Nairobi and",
-        "Malaba (A109/A104, the Northern Corridor) and Almaty -> Khorgos. Each file's `description` says what it shows",
-        "and which alarms to expect. The format is described in docs/scenario.md.",
+        "Malaba (A109/A104, the Northern Corridor), Almaty -> Khorgos, Hong Kong airport -> Lok Ma Chau (air-to-road",
+        "transhipment under the ITFS e-lock scheme, Route 3) and Bangkok (Lat Krabang ICD) -> Laem Chabang (Motorway 7).",
+        "Each file's `description` says what it shows and which alarms to expect. The format is described in",
+        "docs/scenario.md.",
         "",
         "Run one with:",
         "",
