@@ -2,8 +2,9 @@
 //! the HTTP API over a real socket, on a clock that runs `speed` times faster than the wall.
 //!
 //! The fleet is the bundled examples (real corridors: Yiwu → Ningbo, Minsk → Brest, Mombasa →
-//! Malaba, Almaty → Khorgos), each run three times, staggered, with ids made unique: about
-//! fifty transits, with a few violations of each kind.
+//! Malaba, Almaty → Khorgos, Hong Kong airport → Lok Ma Chau, Lat Krabang → Laem Chabang), each
+//! run three times, staggered, with ids made unique: about sixty transits, with a few violations
+//! of each kind.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +84,22 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "almaty-khorgos-low-battery",
         include_str!("../../../examples/almaty-khorgos-low-battery.json"),
+    ),
+    (
+        "hkia-lok-ma-chau-clean",
+        include_str!("../../../examples/hkia-lok-ma-chau-clean.json"),
+    ),
+    (
+        "hkia-lok-ma-chau-detour-opening",
+        include_str!("../../../examples/hkia-lok-ma-chau-detour-opening.json"),
+    ),
+    (
+        "bangkok-laem-chabang-clean",
+        include_str!("../../../examples/bangkok-laem-chabang-clean.json"),
+    ),
+    (
+        "bangkok-laem-chabang-illegal-stay",
+        include_str!("../../../examples/bangkok-laem-chabang-illegal-stay.json"),
     ),
 ];
 

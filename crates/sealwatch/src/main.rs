@@ -63,7 +63,7 @@ enum Command {
         /// How many times faster than real time the demo's clock runs.
         #[arg(long, default_value_t = 120.0)]
         speed: f64,
-        /// About how many transits to run (whole rounds of the 17 bundled scenarios).
+        /// About how many transits to run (whole rounds of the 21 bundled scenarios).
         #[arg(long, default_value_t = 50)]
         transits: usize,
     },
