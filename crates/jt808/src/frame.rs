@@ -178,7 +178,8 @@ enum State {
     /// Between frames: bytes other than a delimiter or `(` are garbage.
     Outside,
     /// A frame has just closed. The next bytes may start another frame that shares the
-    /// closing delimiter, or be noise; which, the next delimiter tells.
+    /// closing delimiter, or be noise: the next delimiter tells (a frame must hold together,
+    /// check code included), or a `(`, which starts a text.
     AfterFrame,
     /// Inside a frame; `explicit` when it began with its own delimiter.
     InFrame { explicit: bool },
@@ -328,6 +329,17 @@ impl Deframer {
                     self.state = State::AfterFrame;
                     return Step::Yield(item);
                 }
+                if b == b'(' && !explicit {
+                    // Bytes after a frame, then a text: the bytes were noise.
+                    self.garbage += self.buf.len() + self.overflow + usize::from(self.escape);
+                    self.state = State::InText;
+                    self.buf.clear();
+                    self.buf.push(b);
+                    self.escape = false;
+                    self.bad_escape = None;
+                    self.overflow = 0;
+                    return Step::Next;
+                }
                 let byte = if self.escape {
                     self.escape = false;
                     match b {
@@ -377,7 +389,22 @@ impl Deframer {
 
     fn finish_frame(&mut self, explicit: bool) -> Result<Deframed, FrameError> {
         let len = self.buf.len() + self.overflow;
-        let result = if self.overflow > 0 {
+        let result = if !explicit {
+            // Bytes after a frame, closed by the next delimiter: another frame that shared
+            // the delimiter only if it holds together, noise otherwise.
+            if self.overflow == 0
+                && self.bad_escape.is_none()
+                && !self.escape
+                && len >= MIN_FRAME_LEN
+                && wire::check_code(&self.buf[..len - 1]) == self.buf[len - 1]
+            {
+                Ok(Deframed::Frame(Frame {
+                    bytes: std::mem::take(&mut self.buf),
+                }))
+            } else {
+                Err(FrameError::Garbage { len })
+            }
+        } else if self.overflow > 0 {
             Err(FrameError::TooLong {
                 len,
                 max: self.max_frame_len,
@@ -387,12 +414,7 @@ impl Deframer {
         } else if let Some(next) = self.bad_escape {
             Err(FrameError::BadEscape { next })
         } else if len < MIN_FRAME_LEN {
-            if explicit {
-                Err(FrameError::TooShort { len })
-            } else {
-                // Bytes between two frames that shared nothing: noise, not a frame.
-                Err(FrameError::Garbage { len })
-            }
+            Err(FrameError::TooShort { len })
         } else {
             Ok(Deframed::Frame(Frame {
                 bytes: std::mem::take(&mut self.buf),
