@@ -247,12 +247,7 @@ impl Authentication {
             imei: Some(r.bytes(15, "IMEI")?.to_vec()),
             software_version: Some(r.bytes(20, "software version")?.to_vec()),
         };
-        if r.remaining() > 0 {
-            return Err(DecodeError::TrailingBytes {
-                message: "authentication",
-                count: r.remaining(),
-            });
-        }
+        no_trailing(&r, "authentication")?;
         Ok(auth)
     }
 
@@ -277,14 +272,23 @@ impl Authentication {
     }
 }
 
+fn no_trailing(r: &Reader<'_>, message: &'static str) -> Result<(), DecodeError> {
+    match r.remaining() {
+        0 => Ok(()),
+        count => Err(DecodeError::TrailingBytes { message, count }),
+    }
+}
+
 impl GeneralResponse {
     fn decode(body: &[u8]) -> Result<GeneralResponse, DecodeError> {
         let mut r = Reader::new(body);
-        Ok(GeneralResponse {
+        let g = GeneralResponse {
             reply_serial: r.u16("reply serial")?,
             reply_id: r.u16("reply id")?,
             result: r.u8("result")?,
-        })
+        };
+        no_trailing(&r, "general response")?;
+        Ok(g)
     }
 }
 
@@ -341,10 +345,12 @@ impl Message {
                 0x5501 | 0x5502 => Body::JointechLocation(JointechLocation::decode(body)?),
                 0x4401 => {
                     let mut r = Reader::new(body);
-                    Body::JointechAck {
+                    let ack = Body::JointechAck {
                         reply_id: r.u16("reply id")?,
                         result: r.u8("result")?,
-                    }
+                    };
+                    no_trailing(&r, "Jointech acknowledgement")?;
+                    ack
                 }
                 _ => Body::Other {
                     bytes: body.to_vec(),

@@ -274,7 +274,9 @@ fn from_jointech(m: &Message, j: &JointechLocation, seq: Option<u64>) -> Observa
     let zero = j.latitude == 0 && j.longitude == 0;
     if set_position(&mut o, j.has_fix(), j.lat_deg(), j.lon_deg(), zero) {
         o.speed_kmh = Some(j.speed_kmh());
-        o.course_deg = Some(j.course_deg());
+        if j.course_deg() <= 360.0 {
+            o.course_deg = Some(j.course_deg());
+        }
     }
     if j.battery <= 100 {
         o.battery_pct = Some(f64::from(j.battery));
