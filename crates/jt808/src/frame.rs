@@ -22,7 +22,7 @@ pub const MAX_TEXT_LEN: usize = 512;
 #[non_exhaustive]
 pub enum FrameError {
     /// Bytes outside any frame (noise, a line ending after a frame, an unfinished text) were
-    /// skipped.
+    /// skipped. Bytes that looked like a frame until they failed count after unescaping.
     #[error("{len} bytes outside any frame skipped")]
     Garbage { len: usize },
     /// A frame grew past the limit before its closing delimiter; it was dropped.
