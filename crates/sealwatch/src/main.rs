@@ -1,6 +1,7 @@
 //! `sealwatch`: the command line.
 
 mod config;
+mod decode;
 mod demo;
 
 use std::io::Write;
@@ -29,6 +30,24 @@ enum Command {
     },
     /// Check a scenario file; exit 2 naming the first error.
     Validate { scenario: PathBuf },
+    /// Decode a device's bytes (hex) and print what sealwatch makes of them: per frame, the
+    /// observations as a JSON array, or a JSON object for a frame that reports none.
+    Decode {
+        #[arg(long, value_enum)]
+        protocol: decode::Protocol,
+        /// The bytes in hex (spaces, `0x` and `:` allowed); several frames may follow one
+        /// another. `-` reads them from standard input.
+        hex: String,
+        /// The device model, for its known quirks (e.g. G-360P).
+        #[arg(long)]
+        model: Option<String>,
+        /// The device clock's offset from UTC in minutes [default: 480, GMT+8].
+        #[arg(long, allow_hyphen_values = true)]
+        utc_offset_minutes: Option<i32>,
+        /// Accept frames whose check code is wrong.
+        #[arg(long)]
+        accept_bad_check_code: bool,
+    },
     /// Run the service: HTTP API under /api/v1, live stream, metrics.
     ///
     /// Settings come from the defaults, then --config FILE, then SEALWATCH_<SECTION>_<KEY>
@@ -319,6 +338,44 @@ fn main() -> ExitCode {
             database_url,
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
+        Command::Decode {
+            protocol,
+            hex,
+            model,
+            utc_offset_minutes,
+            accept_bad_check_code,
+        } => {
+            let hex = if hex == "-" {
+                let mut text = String::new();
+                if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                    eprintln!("error: cannot read standard input: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+                text
+            } else {
+                hex
+            };
+            let opts = decode::DecodeOptions {
+                model,
+                utc_offset_minutes,
+                accept_bad_check_code,
+            };
+            match decode::decode(protocol, &hex, &opts) {
+                Ok(values) => {
+                    let mut out = std::io::stdout().lock();
+                    for v in values {
+                        if writeln!(out, "{v}").is_err() {
+                            break;
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_INVALID)
+                }
+            }
+        }
         Command::Demo {
             listen,
             data_dir,
