@@ -41,7 +41,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     if let Some((i, c)) = cleaned.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
         return Err(format!("HEX: {c:?} at position {i} is not a hex digit"));
     }
-    if cleaned.len() % 2 != 0 {
+    if !cleaned.len().is_multiple_of(2) {
         return Err(format!(
             "HEX: an odd number of hex digits ({}): a byte is cut in half",
             cleaned.len()
