@@ -44,6 +44,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// A PostgreSQL URL instead of the SQLite file.
     pub database_url: Option<String>,
+    /// With `database_url`: work inside this schema (created if missing) instead of the
+    /// connection's default one.
+    pub database_schema: Option<String>,
     /// Largest number of inputs committed in one transaction.
     pub batch_max_items: usize,
     pub clock: Clock,
@@ -55,6 +58,7 @@ impl Config {
             listen,
             data_dir,
             database_url: None,
+            database_schema: None,
             batch_max_items: 10_000,
             clock: Clock::real(),
         }
@@ -78,9 +82,10 @@ pub enum Error {
 
 /// Opens the configured store.
 pub fn open_store(config: &Config) -> Result<Box<dyn Store>, Error> {
-    Ok(match &config.database_url {
-        Some(url) => Box::new(store::PgStore::connect(url)?),
-        None => {
+    Ok(match (&config.database_url, &config.database_schema) {
+        (Some(url), Some(schema)) => Box::new(store::PgStore::connect_in_schema(url, schema)?),
+        (Some(url), None) => Box::new(store::PgStore::connect(url)?),
+        (None, _) => {
             std::fs::create_dir_all(&config.data_dir)
                 .map_err(|e| Error::DataDir(config.data_dir.clone(), e))?;
             Box::new(store::SqliteStore::open(
