@@ -1,6 +1,8 @@
 //! The baseline: plain inserts of the same observation rows (the same JSON documents, the same
-//! columns and indexes as the `observations` table) with the same driver, into a scratch table,
-//! in transactions of the size the pipeline committed. What is left between this and the
+//! columns and indexes as the `observations` table) with the same driver and the same statement
+//! as the store (SQLite: one prepared `INSERT` per row; PostgreSQL: one `INSERT ... SELECT FROM
+//! UNNEST` of the rows as arrays), into a scratch table, in transactions of the size the
+//! pipeline committed. What is left between this and the
 //! pipeline's figure is what HTTP, validation, supervision and the writer cost.
 
 use std::path::Path;
@@ -164,13 +166,20 @@ fn inserter(target: &Target<'_>) -> Result<Insert> {
                  CREATE INDEX loadgen_baseline_seq ON loadgen_baseline (seq);"
             ))?;
             Box::new(move |rows: &[Row]| {
+                // The store's own statement: the rows as arrays, unnested in order.
+                let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+                let ts: Vec<i64> = rows.iter().map(|r| r.t).collect();
+                let devices: Vec<&str> = rows.iter().map(|r| r.device.as_str()).collect();
+                let docs: Vec<&str> = rows.iter().map(|r| r.doc.as_str()).collect();
                 let mut tx = client.transaction()?;
-                let st = tx.prepare(
-                    "INSERT INTO loadgen_baseline (seq, t, device, doc) VALUES ($1, $2, $3, $4)",
+                tx.execute(
+                    "INSERT INTO loadgen_baseline (seq, t, device, doc)
+                     SELECT seq, t, device, doc
+                     FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[]) WITH ORDINALITY
+                         AS o (seq, t, device, doc, n)
+                     ORDER BY n",
+                    &[&seqs, &ts, &devices, &docs],
                 )?;
-                for r in rows {
-                    tx.execute(&st, &[&r.seq, &r.t, &r.device, &r.doc])?;
-                }
                 tx.commit()?;
                 Ok(())
             })

@@ -115,7 +115,11 @@ impl Fleet {
 
     pub fn zone_json(&self, z: usize) -> String {
         let [lon, lat] = self.zones[z];
-        let kind = if z.is_multiple_of(5) { "office" } else { "rest_area" };
+        let kind = if z.is_multiple_of(5) {
+            "office"
+        } else {
+            "rest_area"
+        };
         let radius = 200 + (z * 37) % 1300;
         format!(
             r#"{{"id":"Z{z}","kind":"{kind}","area":{{"type":"Point","coordinates":[{lon:.6},{lat:.6}]}},"radius_m":{radius}}}"#
