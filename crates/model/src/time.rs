@@ -4,48 +4,76 @@
 //! so the representation is a plain integer; parsing and printing go through `jiff`.
 
 use std::fmt;
+use std::num::NonZeroI64;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An instant, in milliseconds since the Unix epoch (UTC).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(i64);
+///
+/// Kept shifted by [`Timestamp::MIN`] so that it is never zero: an `Option<Timestamp>` then
+/// takes no more room than a `Timestamp`, which matters in the supervisor's per-transit state.
+/// The shift keeps the order, so comparisons are the instants'.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(NonZeroI64);
+
+/// Stored value = milliseconds - `SHIFT`: 1 for [`Timestamp::MIN`].
+const SHIFT: i64 = MIN_MS - 1;
+const MIN_MS: i64 = -377_705_023_201_000;
+const MAX_MS: i64 = 253_402_207_200_000;
 
 impl Timestamp {
     /// The earliest and latest instants that can be written in RFC 3339 (jiff's range, years
     /// -9999 to 9999), so that every `Timestamp` prints and parses back.
-    pub const MIN: Timestamp = Timestamp(-377_705_023_201_000);
-    pub const MAX: Timestamp = Timestamp(253_402_207_200_000);
+    pub const MIN: Timestamp = Timestamp::in_range(MIN_MS);
+    pub const MAX: Timestamp = Timestamp::in_range(MAX_MS);
+
+    /// `ms` must be within [`Timestamp::MIN`] and [`Timestamp::MAX`].
+    const fn in_range(ms: i64) -> Timestamp {
+        match NonZeroI64::new(ms - SHIFT) {
+            Some(shifted) => Timestamp(shifted),
+            None => panic!("a timestamp in range is never stored as zero"),
+        }
+    }
 
     /// An instant from milliseconds since the epoch, clamped to [`Timestamp::MIN`] and
     /// [`Timestamp::MAX`].
     pub const fn from_unix_ms(ms: i64) -> Timestamp {
-        if ms < Timestamp::MIN.0 {
+        if ms < MIN_MS {
             Timestamp::MIN
-        } else if ms > Timestamp::MAX.0 {
+        } else if ms > MAX_MS {
             Timestamp::MAX
         } else {
-            Timestamp(ms)
+            Timestamp::in_range(ms)
         }
     }
 
     pub const fn unix_ms(self) -> i64 {
-        self.0
+        self.0.get() + SHIFT
     }
 
     /// `self + d`, saturating so that far-future deadlines never overflow.
     pub fn plus(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_add(d.0)
-                .clamp(Timestamp::MIN.0, Timestamp::MAX.0),
-        )
+        Timestamp::in_range(self.unix_ms().saturating_add(d.0).clamp(MIN_MS, MAX_MS))
     }
 
     /// `self - earlier`, as a duration (negative when `earlier` is later).
     pub fn since(self, earlier: Timestamp) -> Duration {
-        Duration(self.0.saturating_sub(earlier.0))
+        Duration(self.unix_ms().saturating_sub(earlier.unix_ms()))
+    }
+}
+
+/// The epoch.
+impl Default for Timestamp {
+    fn default() -> Timestamp {
+        Timestamp::from_unix_ms(0)
+    }
+}
+
+/// `Timestamp(<milliseconds since the epoch>)`, whatever the representation.
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Timestamp").field(&self.unix_ms()).finish()
     }
 }
 
@@ -75,18 +103,18 @@ impl FromStr for Timestamp {
             }
         })?;
         let ms = ts.as_millisecond();
-        if !(Timestamp::MIN.0..=Timestamp::MAX.0).contains(&ms) {
+        if !(MIN_MS..=MAX_MS).contains(&ms) {
             return Err(err("out of range".into()));
         }
-        Ok(Timestamp(ms))
+        Ok(Timestamp::in_range(ms))
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match jiff::Timestamp::from_millisecond(self.0) {
+        match jiff::Timestamp::from_millisecond(self.unix_ms()) {
             Ok(ts) => write!(f, "{ts}"),
-            Err(_) => write!(f, "@{}ms", self.0),
+            Err(_) => write!(f, "@{}ms", self.unix_ms()),
         }
     }
 }
@@ -280,6 +308,19 @@ mod tests {
         ] {
             assert_eq!(extreme.to_string().parse::<Timestamp>().unwrap(), extreme);
         }
+        assert_eq!(Timestamp::from_unix_ms(i64::MIN), Timestamp::MIN);
+        assert_eq!(Timestamp::MIN.unix_ms(), -377_705_023_201_000);
+        assert_eq!(Timestamp::MAX.unix_ms(), 253_402_207_200_000);
+        assert_eq!(Timestamp::default().unix_ms(), 0);
+        assert_eq!(
+            format!("{:?}", Timestamp::from_unix_ms(-5)),
+            "Timestamp(-5)"
+        );
+        assert!(Timestamp::from_unix_ms(-1) < Timestamp::from_unix_ms(0));
+        assert_eq!(
+            std::mem::size_of::<Option<Timestamp>>(),
+            std::mem::size_of::<Timestamp>()
+        );
     }
 
     #[test]

@@ -123,18 +123,35 @@ fn insert_outputs(
     events: &[Event],
     alarms: &[Alarm],
 ) -> Result<Vec<i64>> {
-    let ev = tx.prepare("INSERT INTO events (t, transit, kind, doc) VALUES ($1, $2, $3, $4)")?;
-    for e in events {
-        let kind = serde_json::to_value(e.event)?;
+    if !events.is_empty() {
+        let (mut ts, mut transits, mut kinds, mut docs) = (
+            Vec::with_capacity(events.len()),
+            Vec::with_capacity(events.len()),
+            Vec::with_capacity(events.len()),
+            Vec::with_capacity(events.len()),
+        );
+        for e in events {
+            ts.push(e.t.unix_ms());
+            transits.push(e.transit.as_str());
+            kinds.push(
+                serde_json::to_value(e.event)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            docs.push(serde_json::to_string(e)?);
+        }
         tx.execute(
-            &ev,
-            &[
-                &e.t.unix_ms(),
-                &e.transit.as_str(),
-                &kind.as_str().unwrap_or_default(),
-                &serde_json::to_string(e)?,
-            ],
+            "INSERT INTO events (t, transit, kind, doc)
+             SELECT t, transit, kind, doc
+             FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) WITH ORDINALITY
+                 AS e (t, transit, kind, doc, n)
+             ORDER BY n",
+            &[&ts, &transits, &kinds, &docs],
         )?;
+    }
+    if alarms.is_empty() {
+        return Ok(Vec::new());
     }
     let al = tx.prepare(
         "INSERT INTO alarms (t, transit, kind, grade, state, updated_at, doc) VALUES ($1, $2, $3, $4, 'open', $1, $5) RETURNING id",
@@ -245,29 +262,36 @@ impl Store for PgStore {
 
     fn commit(&mut self, c: &Commit<'_>) -> Result<Vec<i64>> {
         let mut tx = self.client.transaction()?;
-        let obs =
-            tx.prepare("INSERT INTO observations (seq, t, device, doc) VALUES ($1, $2, $3, $4)")?;
-        let input = tx.prepare("INSERT INTO inputs (seq, t, kind, doc) VALUES ($1, $2, $3, $4)")?;
-        let declare = tx.prepare(
-            "INSERT INTO transits (id, device, state, declared_at, updated_at, doc) VALUES ($1, $2, $3, $4, $4, $5)
-             ON CONFLICT (id) DO NOTHING",
-        )?;
+        // Observations, nearly all of a commit, go in one statement (arrays unnested in order):
+        // one round trip for the lot instead of one per row.
+        let (mut seqs, mut ts, mut devices, mut docs) = (
+            Vec::with_capacity(c.inputs.len()),
+            Vec::with_capacity(c.inputs.len()),
+            Vec::with_capacity(c.inputs.len()),
+            Vec::with_capacity(c.inputs.len()),
+        );
+        let mut others = None;
         for (seq, i) in c.inputs {
             if let LoggedInput::Observation { observation: o } = i {
-                tx.execute(
-                    &obs,
-                    &[
-                        seq,
-                        &o.t.unix_ms(),
-                        &o.device.as_str(),
-                        &serde_json::to_string(o)?,
-                    ],
-                )?;
+                seqs.push(*seq);
+                ts.push(o.t.unix_ms());
+                devices.push(o.device.as_str());
+                docs.push(serde_json::to_string(o)?);
                 continue;
             }
+            let (input, declare) = match &others {
+                Some(statements) => statements,
+                None => others.insert((
+                    tx.prepare("INSERT INTO inputs (seq, t, kind, doc) VALUES ($1, $2, $3, $4)")?,
+                    tx.prepare(
+                        "INSERT INTO transits (id, device, state, declared_at, updated_at, doc) VALUES ($1, $2, $3, $4, $4, $5)
+                         ON CONFLICT (id) DO NOTHING",
+                    )?,
+                )),
+            };
             if let LoggedInput::Declare { at, transit } = i {
                 let n = tx.execute(
-                    &declare,
+                    declare,
                     &[
                         &transit.id.as_str(),
                         &transit.device.as_str(),
@@ -284,22 +308,34 @@ impl Store for PgStore {
                 }
             }
             tx.execute(
-                &input,
+                input,
                 &[seq, &i.t().unix_ms(), &i.kind(), &serde_json::to_string(i)?],
             )?;
         }
+        if !seqs.is_empty() {
+            tx.execute(
+                "INSERT INTO observations (seq, t, device, doc)
+                 SELECT seq, t, device, doc
+                 FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[]) WITH ORDINALITY
+                     AS o (seq, t, device, doc, n)
+                 ORDER BY n",
+                &[&seqs, &ts, &devices, &docs],
+            )?;
+        }
         let ids = insert_outputs(&mut tx, c.events, c.alarms)?;
-        let st = tx.prepare("UPDATE transits SET state = $2, updated_at = $3 WHERE id = $1")?;
-        for (id, state, at) in c.states {
-            if tx.execute(
-                &st,
-                &[&id.as_str(), &transit_state_name(*state), &at.unix_ms()],
-            )? == 0
-            {
-                return Err(Error::NotFound {
-                    what: "transit",
-                    id: id.to_string(),
-                });
+        if !c.states.is_empty() {
+            let st = tx.prepare("UPDATE transits SET state = $2, updated_at = $3 WHERE id = $1")?;
+            for (id, state, at) in c.states {
+                if tx.execute(
+                    &st,
+                    &[&id.as_str(), &transit_state_name(*state), &at.unix_ms()],
+                )? == 0
+                {
+                    return Err(Error::NotFound {
+                        what: "transit",
+                        id: id.to_string(),
+                    });
+                }
             }
         }
         tx.commit()?;

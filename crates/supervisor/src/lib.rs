@@ -134,8 +134,8 @@ pub(crate) struct DeviceRt {
     /// Recent `(seq, content digest, time)`, to tell duplicates (same content) from replayed or
     /// cloned reports (same `seq`, other content).
     seqs: [(u64, u64, Timestamp); SEQ_WINDOW],
-    seqs_len: usize,
-    seqs_next: usize,
+    seqs_len: u8,
+    seqs_next: u8,
     /// Highest `seq` seen in the window (it may outlive its slot: then a search that could have
     /// been skipped is done, which is harmless).
     max_seq: u64,
@@ -155,7 +155,7 @@ impl DeviceRt {
         if self.seqs_len == 0 || seq > self.max_seq {
             return None;
         }
-        self.seqs[..self.seqs_len]
+        self.seqs[..usize::from(self.seqs_len)]
             .iter()
             .find(|(s, _, _)| *s == seq)
             .map(|(_, d, t)| (*d, *t))
@@ -214,7 +214,7 @@ impl DeviceRt {
 
     /// Reads what the next report will need; see `TransitRt::touch`.
     fn touch(&self) -> u64 {
-        self.seqs[self.seqs_next].0
+        self.seqs[usize::from(self.seqs_next)].0
             ^ self.last_fix.map_or(0, |f| f.0.unix_ms() as u64)
             ^ self.max_seq
     }
@@ -225,9 +225,9 @@ impl DeviceRt {
         } else {
             self.max_seq.max(seq)
         };
-        self.seqs[self.seqs_next] = (seq, digest, t);
-        self.seqs_next = (self.seqs_next + 1) % SEQ_WINDOW;
-        self.seqs_len = (self.seqs_len + 1).min(SEQ_WINDOW);
+        self.seqs[usize::from(self.seqs_next)] = (seq, digest, t);
+        self.seqs_next = (self.seqs_next + 1) % SEQ_WINDOW as u8;
+        self.seqs_len = (self.seqs_len + 1).min(SEQ_WINDOW as u8);
     }
 }
 

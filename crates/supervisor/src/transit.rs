@@ -121,6 +121,103 @@ struct Doubt {
     since: Timestamp,
 }
 
+/// A [`Reading`] in 128 bytes instead of 224, for the copy of the last report every transit
+/// keeps: the numbers without their `Option` tags (a bit each in `present`), the rest as is.
+/// Lossless: [`Packed::get`] gives back exactly the reading [`Packed::new`] was given.
+#[derive(Clone, Copy, Debug)]
+struct Packed {
+    t: Timestamp,
+    seq: u64,
+    numbers: [f64; 12],
+    /// Bit `i`: `numbers[i]` is present; bit 12: `seq` is.
+    present: u16,
+    events: DeviceEvents,
+    fix: Option<bool>,
+    charging: Option<bool>,
+    lock: Option<LockState>,
+    rope: Option<RopeState>,
+    housing: Option<HousingState>,
+    door: Option<DoorState>,
+}
+
+impl Packed {
+    const SEQ: u16 = 1 << 12;
+
+    fn new(r: &Reading) -> Packed {
+        let numbers = [
+            r.lat,
+            r.lon,
+            r.accuracy_m,
+            r.speed_kmh,
+            r.course_deg,
+            r.battery_pct,
+            r.temperature_c,
+            r.humidity_pct,
+            r.shock_g,
+            r.light_lux,
+            r.pressure_hpa,
+            r.fuel_pct,
+        ];
+        let mut present = if r.seq.is_some() { Packed::SEQ } else { 0 };
+        for (i, n) in numbers.iter().enumerate() {
+            if n.is_some() {
+                present |= 1 << i;
+            }
+        }
+        Packed {
+            t: r.t,
+            seq: r.seq.unwrap_or(0),
+            numbers: numbers.map(|n| n.unwrap_or(0.0)),
+            present,
+            events: r.events,
+            fix: r.fix,
+            charging: r.charging,
+            lock: r.lock,
+            rope: r.rope,
+            housing: r.housing,
+            door: r.door,
+        }
+    }
+
+    fn get(&self) -> Reading {
+        let n = |i: usize| (self.present & (1 << i) != 0).then_some(self.numbers[i]);
+        Reading {
+            t: self.t,
+            lat: n(0),
+            lon: n(1),
+            fix: self.fix,
+            accuracy_m: n(2),
+            speed_kmh: n(3),
+            course_deg: n(4),
+            lock: self.lock,
+            rope: self.rope,
+            housing: self.housing,
+            door: self.door,
+            battery_pct: n(5),
+            charging: self.charging,
+            temperature_c: n(6),
+            humidity_pct: n(7),
+            shock_g: n(8),
+            light_lux: n(9),
+            pressure_hpa: n(10),
+            fuel_pct: n(11),
+            events: self.events,
+            seq: (self.present & Packed::SEQ != 0).then_some(self.seq),
+        }
+    }
+}
+
+/// Fuel levels, for the abnormal fuel rule.
+#[derive(Clone, Debug, Default)]
+struct Fuel {
+    /// The last few readings and their times, for the median.
+    recent: VecDeque<(Timestamp, f64)>,
+    /// Smoothed levels within the window, decreasing from the front (the window maximum).
+    levels: VecDeque<(Timestamp, f64)>,
+    /// The time of the reading an open fuel alarm was measured from.
+    alarm_from: Option<Timestamp>,
+}
+
 /// Where a report's position stands for authorising an unseal or settling an arrival.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Whereabouts {
@@ -142,10 +239,11 @@ pub(crate) struct TransitRt {
     departure: Option<u32>,
     destination: Option<u32>,
     /// Permitted stop zones, sorted.
-    stop_zones: Vec<u32>,
+    stop_zones: Box<[u32]>,
     /// Zones where an unseal is authorised after arrival, sorted.
-    unseal_zones: Vec<u32>,
-    device_data: Option<serde_json::Map<String, serde_json::Value>>,
+    unseal_zones: Box<[u32]>,
+    /// Boxed: only tags read at checkpoints declare it.
+    device_data: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     deadline: Option<Timestamp>,
     max_duration: Option<Duration>,
 
@@ -167,7 +265,7 @@ pub(crate) struct TransitRt {
     /// When the departure began (its first fix outside the departure zone), and when it was.
     departure_candidate: Option<Timestamp>,
     departed_at: Option<Timestamp>,
-    last: Option<Reading>,
+    last: Option<Packed>,
     /// The last believed position fix, kept compact: it is written on every report.
     last_fix: Option<Fix>,
     doubt: Option<Doubt>,
@@ -195,12 +293,8 @@ pub(crate) struct TransitRt {
     last_fault_event: Option<Timestamp>,
     last_low_battery_event: Option<Timestamp>,
     last_clone: Option<Timestamp>,
-    /// The last few fuel readings and their times, for the median.
-    fuel_recent: VecDeque<(Timestamp, f64)>,
-    /// Smoothed fuel levels within the window, decreasing from the front (the window maximum).
-    fuel: VecDeque<(Timestamp, f64)>,
-    /// The time of the reading an open fuel alarm was measured from.
-    fuel_alarm_from: Option<Timestamp>,
+    /// Fuel monitoring, for devices that report a fuel level (boxed: most do not).
+    fuel: Option<Box<Fuel>>,
     open: [bool; N_FLAGS],
     /// Whether any environment limit is declared (most transits have none).
     environment_limits: bool,
@@ -232,14 +326,14 @@ impl TransitRt {
                 .map(|z| zone_index(world, t, field, z))
                 .transpose()
         };
-        let many = |field: &str, ids: Vec<&model::ZoneId>| -> Result<Vec<u32>, SetupError> {
+        let many = |field: &str, ids: Vec<&model::ZoneId>| -> Result<Box<[u32]>, SetupError> {
             let mut v = ids
                 .into_iter()
                 .map(|z| zone_index(world, t, field, z))
                 .collect::<Result<Vec<_>, _>>()?;
             v.sort_unstable();
             v.dedup();
-            Ok(v)
+            Ok(v.into_boxed_slice())
         };
         let r = &t.rules;
         Ok(TransitRt {
@@ -252,7 +346,7 @@ impl TransitRt {
             destination: one("destination", &t.destination)?,
             stop_zones: many("stop_zones", t.stop_zone_ids())?,
             unseal_zones: many("unseal_zones", t.unseal_zone_ids())?,
-            device_data: t.device_data.clone(),
+            device_data: t.device_data.clone().map(Box::new),
             deadline: t.deadline,
             max_duration: t.max_duration,
             state: TransitState::Declared,
@@ -286,9 +380,7 @@ impl TransitRt {
             last_fault_event: None,
             last_low_battery_event: None,
             last_clone: None,
-            fuel_recent: VecDeque::new(),
-            fuel: VecDeque::new(),
-            fuel_alarm_from: None,
+            fuel: None,
             open: [false; N_FLAGS],
             environment_limits: [
                 r.temperature_c,
@@ -339,7 +431,7 @@ impl TransitRt {
         route
             ^ self.rules.corridor_m.to_bits()
             ^ self.last_report.unix_ms() as u64
-            ^ self.last.map_or(0, |l| l.t.unix_ms() as u64)
+            ^ self.last.as_ref().map_or(0, |l| l.t.unix_ms() as u64)
             ^ self.stop.anchor.map_or(0, |a| a.t.unix_ms() as u64)
             ^ self.last_fix.map_or(0, |f| f.t.unix_ms() as u64)
     }
@@ -701,7 +793,8 @@ impl TransitRt {
                     self.comm_timer_set = true;
                     return;
                 }
-                let detail = match &self.last {
+                let last = self.last.map(|l| l.get());
+                let detail = match &last {
                     Some(r) => format!(
                         "no report for {} (last at {})",
                         text::duration(cx.now.since(r.t)),
@@ -712,7 +805,7 @@ impl TransitRt {
                         text::duration(cx.now.since(self.last_report))
                     ),
                 };
-                let ev = self.last.iter().map(|r| self.evidence(r)).collect();
+                let ev = last.iter().map(|r| self.evidence(r)).collect();
                 self.raise(cx, AlarmKind::CommunicationLoss, None, None, detail, ev);
             }
             TimerKind::Stop => {
@@ -754,7 +847,7 @@ impl TransitRt {
     /// Raises the journey timeout, dated at the limit that passed.
     fn raise_timeout(&mut self, cx: &mut Cx<'_>, limit: Timestamp) {
         let detail = format!("not arrived by the time limit {limit}");
-        let ev = self.last.iter().map(|r| self.evidence(r)).collect();
+        let ev = self.last.iter().map(|l| self.evidence(&l.get())).collect();
         self.raise_dated(cx, limit, AlarmKind::JourneyTimeout, None, None, detail, ev);
     }
 
@@ -849,7 +942,7 @@ impl TransitRt {
             self.check_environment(r, cx);
             self.check_fuel(r, cx);
         }
-        self.last = Some(*r);
+        self.last = Some(Packed::new(r));
     }
 
     fn raise_clone(&mut self, cx: &mut Cx<'_>, r: &Reading, s: Suspect) {
@@ -1474,36 +1567,38 @@ impl TransitRt {
         // Only readings within the window count: after a gap in reporting, the level before it
         // says nothing about the level now.
         let window = self.rules.fuel_drop_window;
-        self.fuel_recent.push_back((r.t, raw));
-        while self.fuel_recent.len() > FUEL_MEDIAN_OF
-            || self
-                .fuel_recent
+        let mut fuel = self.fuel.take().unwrap_or_default();
+        fuel.recent.push_back((r.t, raw));
+        while fuel.recent.len() > FUEL_MEDIAN_OF
+            || fuel
+                .recent
                 .front()
                 .is_some_and(|&(t, _)| r.t.since(t) > window)
         {
-            self.fuel_recent.pop_front();
+            fuel.recent.pop_front();
         }
-        let mut sorted: Vec<f64> = self.fuel_recent.iter().map(|&(_, v)| v).collect();
+        let mut sorted: Vec<f64> = fuel.recent.iter().map(|&(_, v)| v).collect();
         sorted.sort_by(f64::total_cmp);
         let v = sorted[sorted.len() / 2];
 
-        while self.fuel.back().is_some_and(|&(_, b)| b <= v) {
-            self.fuel.pop_back();
+        while fuel.levels.back().is_some_and(|&(_, b)| b <= v) {
+            fuel.levels.pop_back();
         }
-        self.fuel.push_back((r.t, v));
-        while self
-            .fuel
+        fuel.levels.push_back((r.t, v));
+        while fuel
+            .levels
             .front()
             .is_some_and(|&(t, _)| r.t.since(t) > window)
         {
-            self.fuel.pop_front();
+            fuel.levels.pop_front();
         }
-        let (max_t, max_v) = *self.fuel.front().expect("just pushed");
+        let (max_t, max_v) = *fuel.levels.front().expect("just pushed");
         let drop = max_v - v;
         if drop >= self.rules.fuel_drop_pct {
             if !self.open[flag(AlarmKind::AbnormalFuel, None)] {
-                self.fuel_alarm_from = Some(max_t);
+                fuel.alarm_from = Some(max_t);
             }
+            self.fuel = Some(fuel);
             let detail = format!(
                 "fuel fell from {} % to {} % in {}",
                 text::number(max_v),
@@ -1512,13 +1607,13 @@ impl TransitRt {
             );
             let e = vec![self.evidence(r)];
             self.raise(cx, AlarmKind::AbnormalFuel, None, reading_pos(r), detail, e);
-        } else if self
-            .fuel_alarm_from
-            .is_some_and(|from| r.t.since(from) > window)
-        {
+        } else if fuel.alarm_from.is_some_and(|from| r.t.since(from) > window) {
             // The level the drop was measured from has left the window.
-            self.fuel_alarm_from = None;
+            fuel.alarm_from = None;
+            self.fuel = Some(fuel);
             self.clear(cx, AlarmKind::AbnormalFuel, None, "fuel level steady");
+        } else {
+            self.fuel = Some(fuel);
         }
     }
 
@@ -1532,7 +1627,7 @@ impl TransitRt {
         if !read.intact {
             problems.push("the reader found the seal broken".to_owned());
         }
-        match (&read.data, &self.device_data) {
+        match (&read.data, self.device_data.as_deref()) {
             (None, Some(_)) => problems.push("the tag could not be read".to_owned()),
             (Some(data), Some(declared)) => {
                 for (key, want) in declared {
@@ -1618,5 +1713,44 @@ mod tests {
             &json!(9_007_199_254_740_993_u64),
             &json!(9_007_199_254_740_992_u64)
         ));
+    }
+}
+
+#[cfg(test)]
+mod packed_tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_reading_is_the_reading() {
+        let mut r = Reading::empty(Timestamp::from_unix_ms(1_795_600_000_123));
+        assert_eq!(Packed::new(&r).get(), r);
+        r.lat = Some(-0.0);
+        r.lon = Some(120.07);
+        r.fix = Some(false);
+        r.accuracy_m = Some(0.0);
+        r.speed_kmh = Some(f64::MAX);
+        r.course_deg = Some(359.9);
+        r.lock = Some(LockState::Unlocked);
+        r.rope = Some(RopeState::Cut);
+        r.housing = Some(HousingState::Intact);
+        r.door = Some(DoorState::Open);
+        r.battery_pct = Some(14.5);
+        r.charging = Some(true);
+        r.temperature_c = Some(-40.25);
+        r.humidity_pct = Some(100.0);
+        r.shock_g = Some(1e-9);
+        r.light_lux = Some(0.0);
+        r.pressure_hpa = Some(1013.25);
+        r.fuel_pct = Some(55.5);
+        r.events.insert(DeviceEvent::Tamper);
+        r.events.insert(DeviceEvent::WrongPassword);
+        r.seq = Some(0);
+        let back = Packed::new(&r).get();
+        assert_eq!(back, r);
+        assert_eq!(back.lat.unwrap().to_bits(), (-0.0f64).to_bits());
+        r.seq = Some(u64::MAX);
+        r.temperature_c = None;
+        assert_eq!(Packed::new(&r).get(), r);
+        assert!(std::mem::size_of::<Option<Packed>>() < std::mem::size_of::<Option<Reading>>());
     }
 }
