@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use model::Timestamp;
 use serde_json::{Value, json};
@@ -32,36 +32,38 @@ fn request(addr: &str, method: &str, path: &str, body: &Value) -> Option<(u16, V
     Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
 }
 
-fn serve(dir: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+/// Starts the service on a port the system chooses, and returns it with its address (read
+/// from the line it prints), so that no fixed port can clash with another program's.
+fn serve(dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
-        .stderr(Stdio::null())
+        .env("SEALWATCH_LOG_LEVEL", "warn")
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the service did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        if n == 0 {
+            let status = child.wait();
+            panic!("the service did not start: {status:?}");
+        }
+        if let Some(addr) = line.trim().strip_prefix("sealwatch: listening on http://") {
+            let addr = addr.to_owned();
+            // Keep reading stderr, so the service never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+            return (child, addr);
+        }
     }
-    child
 }
 
 #[test]
 fn no_acknowledged_observation_is_lost_to_sigkill() {
     let dir = std::env::temp_dir().join(format!("sealwatch-sigkill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    // A port of our own choosing (not a service's standard one), derived from the process id.
-    let port = 20_000 + (std::process::id() % 20_000) as u16;
-    let addr = format!("127.0.0.1:{port}");
     let made = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
         .args([
             "token",
@@ -79,7 +81,7 @@ fn no_acknowledged_observation_is_lost_to_sigkill() {
     let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("swt_"), "{token}");
     TOKEN.set(token).unwrap();
-    let mut child = serve(&dir, port);
+    let (mut child, addr) = serve(&dir);
 
     let example: Value =
         serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
@@ -166,7 +168,7 @@ fn no_acknowledged_observation_is_lost_to_sigkill() {
     drop(store);
 
     // And the service starts again on the same data, rebuilding from the log.
-    let mut child = serve(&dir, port);
+    let (mut child, addr) = serve(&dir);
     let (status, body) = request(&addr, "GET", "/api/v1/transits/T1", &Value::Null).unwrap();
     assert_eq!(status, 200, "{body}");
     child.kill().unwrap();
