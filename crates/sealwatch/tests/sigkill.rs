@@ -34,6 +34,8 @@ fn request(addr: &str, method: &str, path: &str, body: &Value) -> Option<(u16, V
 
 /// Starts the service on a port the system chooses, and returns it with its address (read
 /// from the line it prints), so that no fixed port can clash with another program's.
+// The child is handed to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
 fn serve(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
