@@ -27,7 +27,7 @@ use model::{
     Action, ActionKind, AlarmKind, AlarmStep, Outcome, Timestamp, Transit, TransitState, Zone,
 };
 use serde::{Deserialize, Serialize};
-use store::{AlarmFilter, PageRequest, Store, TimeRange};
+use store::{AlarmFilter, PageRequest, Store, TimeRange, TransitFilter};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
@@ -550,9 +550,16 @@ async fn list_transits(
             })
         })
         .transpose()?;
+    let filter = TransitFilter {
+        state,
+        declared: TimeRange {
+            from: time("from", &p.from)?,
+            to: time("to", &p.to)?,
+        },
+    };
     let page = page(&p)?;
     let rows = s
-        .query(move |store| store.transits(state, page))
+        .query(move |store| store.transits(&filter, page))
         .await?
         .map_err(store_problem)?;
     let next = rows.last().map(|(n, _)| *n);
@@ -576,11 +583,32 @@ async fn get_transit(
 async fn transit_events(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<model::Event>>, Problem> {
-    let events = s
-        .query(move |store| store.events(&id, TimeRange::default()))
-        .await?;
-    Ok(Json(events.map_err(store_problem)?))
+    Query(p): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let range = TimeRange {
+        from: time("from", &p.from)?,
+        to: time("to", &p.to)?,
+    };
+    let page = page(&p)?;
+    let rows = s
+        .query(move |store| store.events(&id, range, page))
+        .await?
+        .map_err(store_problem)?;
+    let next = rows.last().map(|(n, _)| *n);
+    // Each event carries its id: the `after` of the next page.
+    let items = rows
+        .into_iter()
+        .map(|(n, e)| {
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("id".into(), n.into());
+            }
+            v
+        })
+        .collect::<Vec<_>>();
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_after": next }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -90,10 +90,10 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/v1/transits",
-        summary: "List transits, optionally in one state",
+        summary: "List transits, optionally in one state or declared in a time range",
         body: None,
         ok: 200,
-        query: &["state", "after", "limit"],
+        query: &["state", "from", "to", "after", "limit"],
     },
     RouteDoc {
         method: "get",
@@ -114,10 +114,10 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/v1/transits/{id}/events",
-        summary: "A transit's events",
+        summary: "A transit's events in time order, in a time range, paged",
         body: None,
         ok: 200,
-        query: &[],
+        query: &["from", "to", "after", "limit"],
     },
     RouteDoc {
         method: "post",
