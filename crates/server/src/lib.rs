@@ -7,6 +7,7 @@
 //! replica is a later step.
 
 pub mod openapi;
+mod registry;
 mod writer;
 
 use std::convert::Infallible;
@@ -281,6 +282,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms/{id}", get(get_alarm))
         .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
         .route("/api/v1/stream", get(stream))
+        .merge(registry::routes())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
         .layer(axum::middleware::map_response(as_problem))
         .with_state(state)
