@@ -21,6 +21,25 @@ pub enum DeviceKind {
 }
 
 impl DeviceKind {
+    pub const ALL: [DeviceKind; 5] = [
+        DeviceKind::Passive,
+        DeviceKind::SemiActive,
+        DeviceKind::Active,
+        DeviceKind::SmartContainerEmbedded,
+        DeviceKind::SmartContainerAffixed,
+    ];
+
+    /// The name on the wire (`semi_active`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Passive => "passive",
+            DeviceKind::SemiActive => "semi_active",
+            DeviceKind::Active => "active",
+            DeviceKind::SmartContainerEmbedded => "smart_container_embedded",
+            DeviceKind::SmartContainerAffixed => "smart_container_affixed",
+        }
+    }
+
     /// Whether the device reports by itself (so silence means something).
     pub fn reports_in_real_time(self) -> bool {
         !matches!(self, DeviceKind::Passive | DeviceKind::SemiActive)
@@ -41,6 +60,37 @@ pub enum DeviceState {
     Maintenance,
     Lost,
     Retired,
+}
+
+impl DeviceState {
+    pub const ALL: [DeviceState; 10] = [
+        DeviceState::InStock,
+        DeviceState::Charging,
+        DeviceState::Assigned,
+        DeviceState::Sealed,
+        DeviceState::InTransit,
+        DeviceState::AwaitingReturn,
+        DeviceState::InReturn,
+        DeviceState::Maintenance,
+        DeviceState::Lost,
+        DeviceState::Retired,
+    ];
+
+    /// The name on the wire (`in_stock`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::InStock => "in_stock",
+            DeviceState::Charging => "charging",
+            DeviceState::Assigned => "assigned",
+            DeviceState::Sealed => "sealed",
+            DeviceState::InTransit => "in_transit",
+            DeviceState::AwaitingReturn => "awaiting_return",
+            DeviceState::InReturn => "in_return",
+            DeviceState::Maintenance => "maintenance",
+            DeviceState::Lost => "lost",
+            DeviceState::Retired => "retired",
+        }
+    }
 }
 
 /// A registered device.
@@ -65,6 +115,23 @@ pub struct Device {
     pub battery_pct: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_report_at: Option<Timestamp>,
+}
+
+impl Device {
+    /// Checks what serde cannot: the battery is a percentage, and names are not blank.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(v) = self.battery_pct
+            && !(0.0..=100.0).contains(&v)
+        {
+            return Err(("battery_pct", "must be between 0 and 100".into()));
+        }
+        for (field, v) in [("model", &self.model), ("firmware", &self.firmware)] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err((field, "must not be blank when given".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Fixed readers stand at gates; handheld ones are carried by officers.
@@ -140,4 +207,45 @@ pub struct Station {
     pub name: String,
     /// The zone that outlines the station on the map.
     pub zone: ZoneId,
+}
+
+impl Station {
+    /// Checks that the name is not blank.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.name.trim().is_empty() {
+            return Err(("name", "must not be blank".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_wire() {
+        for k in DeviceKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for s in DeviceState::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+
+    #[test]
+    fn device_checks() {
+        let mut d: Device = serde_json::from_value(serde_json::json!({
+            "id": "D1", "kind": "active", "state": "in_stock", "battery_pct": 87
+        }))
+        .unwrap();
+        assert_eq!(d.validate(), Ok(()));
+        for bad in [-1.0, 100.5, f64::NAN] {
+            d.battery_pct = Some(bad);
+            assert_eq!(d.validate().unwrap_err().0, "battery_pct");
+        }
+        d.battery_pct = None;
+        d.firmware = Some(" ".into());
+        assert_eq!(d.validate().unwrap_err().0, "firmware");
+    }
 }

@@ -478,6 +478,18 @@ pub enum TransitState {
 }
 
 impl TransitState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [TransitState; 8] = [
+        TransitState::Declared,
+        TransitState::Sealed,
+        TransitState::InTransit,
+        TransitState::Arrived,
+        TransitState::Released,
+        TransitState::Inspection,
+        TransitState::Unsealed,
+        TransitState::Closed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TransitState::Declared => "declared",
@@ -632,6 +644,9 @@ mod tests {
         assert!(!Unsealed.can_become(Sealed));
         assert!(Inspection.can_become(Released));
         assert!(!Closed.can_become(Closed));
+        for s in TransitState::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod auth;
 mod metrics;
 pub mod openapi;
 mod reference;
+mod registry;
 mod writer;
 
 use std::convert::Infallible;
@@ -30,7 +31,7 @@ use model::{
     Action, ActionKind, AlarmKind, AlarmStep, Outcome, Timestamp, Transit, TransitState, Zone,
 };
 use serde::{Deserialize, Serialize};
-use store::{AlarmFilter, PageRequest, Store, TimeRange};
+use store::{AlarmFilter, PageRequest, Store, TimeRange, TransitFilter};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
@@ -352,6 +353,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms/{id}", get(get_alarm))
         .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
         .route("/api/v1/stream", get(stream))
+        .merge(registry::routes())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -663,9 +665,16 @@ async fn list_transits(
             })
         })
         .transpose()?;
+    let filter = TransitFilter {
+        state,
+        declared: TimeRange {
+            from: time("from", &p.from)?,
+            to: time("to", &p.to)?,
+        },
+    };
     let page = page(&p)?;
     let rows = s
-        .query(move |store| store.transits(state, page))
+        .query(move |store| store.transits(&filter, page))
         .await?
         .map_err(store_problem)?;
     let next = rows.last().map(|(n, _)| *n);
@@ -689,11 +698,32 @@ async fn get_transit(
 async fn transit_events(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<model::Event>>, Problem> {
-    let events = s
-        .query(move |store| store.events(&id, TimeRange::default()))
-        .await?;
-    Ok(Json(events.map_err(store_problem)?))
+    Query(p): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let range = TimeRange {
+        from: time("from", &p.from)?,
+        to: time("to", &p.to)?,
+    };
+    let page = page(&p)?;
+    let rows = s
+        .query(move |store| store.events(&id, range, page))
+        .await?
+        .map_err(store_problem)?;
+    let next = rows.last().map(|(n, _)| *n);
+    // Each event carries its id: the `after` of the next page.
+    let items = rows
+        .into_iter()
+        .map(|(n, e)| {
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("id".into(), n.into());
+            }
+            v
+        })
+        .collect::<Vec<_>>();
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_after": next }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -98,10 +98,10 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/v1/transits",
-        summary: "List transits, optionally in one state",
+        summary: "List transits, optionally in one state or declared in a time range",
         body: None,
         ok: 200,
-        query: &["state", "after", "limit"],
+        query: &["state", "from", "to", "after", "limit"],
     },
     RouteDoc {
         method: "get",
@@ -122,10 +122,10 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/v1/transits/{id}/events",
-        summary: "A transit's events",
+        summary: "A transit's events in time order, in a time range, paged",
         body: None,
         ok: 200,
-        query: &[],
+        query: &["from", "to", "after", "limit"],
     },
     RouteDoc {
         method: "post",
@@ -166,6 +166,110 @@ pub const ROUTES: &[RouteDoc] = &[
         body: Some("alarm_step"),
         ok: 200,
         query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/stations",
+        summary: "Add or replace a station (its zone must be registered)",
+        body: Some("station"),
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/stations",
+        summary: "List stations, paged",
+        body: None,
+        ok: 200,
+        query: &["after", "limit"],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/stations/{id}",
+        summary: "A station",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/devices",
+        summary: "Register a device or replace its registration; answers the device with its last report, battery and position",
+        body: Some("device"),
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/devices",
+        summary: "List devices, by station, state and kind, paged",
+        body: None,
+        ok: 200,
+        query: &["station", "state", "kind", "after", "limit"],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/devices/{id}",
+        summary: "A device with its last report, battery and position",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/readers",
+        summary: "Add or replace a reader",
+        body: Some("reader"),
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/readers",
+        summary: "List readers, paged",
+        body: None,
+        ok: 200,
+        query: &["after", "limit"],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/readers/{id}",
+        summary: "A reader",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/transits/{id}/track",
+        summary: "A transit's track as GeoJSON: a LineString Feature, or with format=points a FeatureCollection of Points",
+        body: None,
+        ok: 200,
+        query: &["from", "to", "limit", "format"],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/transits/{id}/alarms",
+        summary: "A transit's alarms, filtered and paged",
+        body: None,
+        ok: 200,
+        query: &["state", "kind", "min_grade", "from", "to", "after", "limit"],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/statistics/transits",
+        summary: "How many transits are in each state",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/statistics/alarms",
+        summary: "Alarms raised in a time range, per UTC day, kind and grade",
+        body: None,
+        ok: 200,
+        query: &["from", "to"],
     },
     RouteDoc {
         method: "get",
@@ -258,6 +362,44 @@ fn schemas() -> Value {
             "outcome": {"enum": ["confirmed_violation", "false_alarm", "technical_fault", "authorised"]}
         }
     }));
+    defs.insert(
+        "station".into(),
+        json!({
+            "type": "object", "required": ["id", "name", "zone"],
+            "properties": {
+                "id": {"$ref": "#/components/schemas/id"},
+                "name": {"type": "string", "minLength": 1},
+                "zone": {"$ref": "#/components/schemas/id"}
+            }
+        }),
+    );
+    defs.insert("device".into(), json!({
+        "type": "object", "required": ["id", "kind", "state"],
+        "properties": {
+            "id": {"$ref": "#/components/schemas/id"},
+            "kind": {"enum": ["passive", "semi_active", "active", "smart_container_embedded", "smart_container_affixed"]},
+            "seal": {"type": "string", "pattern": "^[0-9]{1,5}-[0-9]{1,10}$", "description": "ISO 18185 identity: MANUFACTURER-SERIAL"},
+            "model": {"type": "string", "minLength": 1},
+            "firmware": {"type": "string", "minLength": 1},
+            "state": {"enum": ["in_stock", "charging", "assigned", "sealed", "in_transit", "awaiting_return", "in_return", "maintenance", "lost", "retired"]},
+            "station": {"$ref": "#/components/schemas/id"},
+            "container": {"type": "string", "description": "ISO 6346 container number"},
+            "battery_pct": {"type": "number", "minimum": 0, "maximum": 100},
+            "last_report_at": {"$ref": "#/components/schemas/time"}
+        }
+    }));
+    defs.insert(
+        "reader".into(),
+        json!({
+            "type": "object", "required": ["id", "kind"],
+            "properties": {
+                "id": {"$ref": "#/components/schemas/id"},
+                "kind": {"enum": ["fixed", "handheld"]},
+                "zone": {"$ref": "#/components/schemas/id"},
+                "station": {"$ref": "#/components/schemas/id"}
+            }
+        }),
+    );
     defs.insert("problem".into(), json!({
         "type": "object",
         "properties": {"title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}, "field": {"type": "string"}}

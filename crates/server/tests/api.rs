@@ -238,7 +238,7 @@ async fn a_transit_from_declaration_to_a_handled_alarm() {
     let (_, t1) = json(addr, "GET", "/api/v1/transits/T1", None).await;
     assert_eq!(t1["state"], "released", "{t1}");
     let (_, events) = json(addr, "GET", "/api/v1/transits/T1/events", None).await;
-    let kinds: Vec<&str> = events
+    let kinds: Vec<&str> = events["items"]
         .as_array()
         .unwrap()
         .iter()

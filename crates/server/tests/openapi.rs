@@ -8,12 +8,17 @@ use server::openapi::{ROUTES, document};
 
 mod common;
 
-/// (method, path) of every `.route(...)` in the router's source.
+/// (method, path) of every `.route(...)` in the router's sources (lib.rs and the modules whose
+/// routes it merges).
 fn routed() -> BTreeSet<(String, String)> {
-    let source = include_str!("../src/lib.rs");
+    let sources = [
+        include_str!("../src/lib.rs"),
+        include_str!("../src/registry.rs"),
+    ];
     let mut found = BTreeSet::new();
-    for line in source
-        .lines()
+    for line in sources
+        .iter()
+        .flat_map(|s| s.lines())
         .map(str::trim)
         .filter(|l| l.starts_with(".route(\""))
     {

@@ -1,10 +1,11 @@
 //! Durable storage for sealwatch: one interface, two backends.
 //!
-//! [`Store`] is what the service needs from a database: zones, transits with their supervision
-//! information and state, the observation log, events, and alarms with their full handling
-//! history. [`SqliteStore`] is the embedded default (one file, WAL); [`PgStore`] is PostgreSQL
-//! for scale. Both pass one conformance suite (`tests/conformance.rs`), the PostgreSQL run
-//! against the database named by `TEST_DATABASE_URL`.
+//! [`Store`] is what the service needs from a database: zones, stations, devices and readers,
+//! transits with their supervision information and state, the observation log, events, alarms
+//! with their full handling history, and counts of transits and alarms for statistics.
+//! [`SqliteStore`] is the embedded default (one file, WAL); [`PgStore`] is PostgreSQL for scale.
+//! Both pass one conformance suite (`tests/conformance.rs`), the PostgreSQL run against the
+//! database named by `TEST_DATABASE_URL`.
 //!
 //! The interface is synchronous: the service gives each store its own thread (the ingest
 //! writer commits in batches on one), so no async runtime is involved here.
@@ -18,9 +19,12 @@ mod sqlite;
 pub use crate::postgres::PgStore;
 pub use crate::sqlite::SqliteStore;
 
+use std::collections::BTreeMap;
+
 use model::{
-    Action, Alarm, AlarmKind, AlarmState, AlarmStep, CheckpointRead, Event, Observation, Outcome,
-    Role, Timestamp, Transit, TransitId, TransitState, Zone,
+    Action, Alarm, AlarmKind, AlarmState, AlarmStep, CheckpointRead, Device, DeviceKind,
+    DeviceState, Event, Observation, Outcome, Reader, Role, Station, StationId, Timestamp, Transit,
+    TransitId, TransitState, Zone,
 };
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +125,68 @@ impl TimeRange {
             self.to.map_or(i64::MAX, Timestamp::unix_ms),
         )
     }
+
+    /// The instants in both ranges.
+    pub fn intersect(self, other: TimeRange) -> TimeRange {
+        TimeRange {
+            from: self.from.max(other.from),
+            to: match (self.to, other.to) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    /// True when no instant is in the range.
+    pub fn is_empty(&self) -> bool {
+        let (from, to) = self.bounds();
+        from >= to
+    }
+}
+
+/// Which transits to list. Every field narrows the list; the defaults list everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TransitFilter {
+    pub state: Option<TransitState>,
+    /// When the transit was declared.
+    pub declared: TimeRange,
+}
+
+/// A device as stored: its registration, and what its reports last said.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// `battery_pct` and `last_report_at` are the latest the device reported; the values given
+    /// at registration stand only until its first report.
+    pub device: Device,
+    /// The last position fix the device reported.
+    pub last_position: Option<Position>,
+    pub registered_at: Timestamp,
+}
+
+/// A reported position and when it was reported.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub t: Timestamp,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Which devices to list. Every field narrows the list; the defaults list everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceFilter {
+    pub station: Option<StationId>,
+    pub state: Option<DeviceState>,
+    pub kind: Option<DeviceKind>,
+}
+
+/// How many alarms of one kind and grade were raised on one day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmCount {
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    pub kind: AlarmKind,
+    pub grade: u8,
+    pub count: u64,
 }
 
 /// Which alarms to list. Every field narrows the list; the defaults list everything.
@@ -225,13 +291,39 @@ pub trait Store: Send {
     /// Up to `limit` logged inputs after `seq`, in `seq` order.
     fn inputs_after(&mut self, seq: i64, limit: u32) -> Result<Vec<(i64, LoggedInput)>>;
 
+    /// Adds or replaces a station.
+    fn put_station(&mut self, station: &Station) -> Result<()>;
+    fn station(&mut self, id: &str) -> Result<Station>;
+    /// Stations in the order they were first added, with their paging keys.
+    fn stations(&mut self, page: PageRequest) -> Result<Vec<(i64, Station)>>;
+
+    /// Registers a device, or replaces its registration (`registered_at` is kept). The battery
+    /// and last report of a device already heard from stay the reported ones.
+    fn put_device(&mut self, device: &Device, registered_at: Timestamp) -> Result<()>;
+    fn device(&mut self, id: &str) -> Result<DeviceRecord>;
+    /// Devices in registration order, with their paging keys.
+    fn devices(
+        &mut self,
+        filter: &DeviceFilter,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, DeviceRecord)>>;
+
+    /// Adds or replaces a reader.
+    fn put_reader(&mut self, reader: &Reader) -> Result<()>;
+    fn reader(&mut self, id: &str) -> Result<Reader>;
+    /// Readers in the order they were first added, with their paging keys.
+    fn readers(&mut self, page: PageRequest) -> Result<Vec<(i64, Reader)>>;
+
     fn transit(&mut self, id: &str) -> Result<StoredTransit>;
-    /// Transits, optionally in one state, in declaration order.
+    /// Transits in declaration order, with their paging keys.
     fn transits(
         &mut self,
-        state: Option<TransitState>,
+        filter: &TransitFilter,
         page: PageRequest,
     ) -> Result<Vec<(i64, StoredTransit)>>;
+    /// How many transits are in each state (states with none are left out), in lifecycle
+    /// order.
+    fn transit_counts(&mut self) -> Result<Vec<(TransitState, u64)>>;
     /// A device's observations in a time range, in time order.
     fn observations(
         &mut self,
@@ -250,9 +342,41 @@ pub trait Store: Send {
     /// without them rebuilds the same state (`ingest/tests/restart.rs` checks this).
     fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64>;
 
-    fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>>;
+    /// The transit's track: its device's observations from the declaration until the transit
+    /// was closed (to now while it is not), within `range`, in time order.
+    fn transit_track(
+        &mut self,
+        transit: &str,
+        range: TimeRange,
+        limit: u32,
+    ) -> Result<Vec<Observation>> {
+        let stored = self.transit(transit)?;
+        let closed_at = (stored.state == TransitState::Closed)
+            // The report of the closing instant itself belongs to the transit.
+            .then(|| Timestamp::from_unix_ms(stored.updated_at.unix_ms().saturating_add(1)));
+        let life = TimeRange {
+            from: Some(stored.declared_at),
+            to: closed_at,
+        };
+        let window = life.intersect(range);
+        if window.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.observations(stored.transit.device.as_str(), window, limit)
+    }
+
+    /// A transit's events in a time range, in time order, with their ids; `page.after` is the
+    /// id of the last event of the previous page.
+    fn events(
+        &mut self,
+        transit: &str,
+        range: TimeRange,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, Event)>>;
     fn alarm(&mut self, id: i64) -> Result<AlarmRecord>;
     fn alarms(&mut self, filter: &AlarmFilter, page: PageRequest) -> Result<Vec<AlarmRecord>>;
+    /// Alarms raised in a time range, counted per UTC day, kind and grade, in that order.
+    fn alarm_counts(&mut self, range: TimeRange) -> Result<Vec<AlarmCount>>;
     /// Takes a handling step (checked against the lifecycle) and records who and when.
     fn handle_alarm(
         &mut self,
@@ -349,6 +473,145 @@ fn parse_state(state: &str, outcome: Option<&str>) -> Result<AlarmState> {
             )));
         }
     })
+}
+
+/// What one commit's observations say about one device: the latest report time, and the
+/// latest battery level and position fix with their times (unix ms).
+#[derive(Debug)]
+struct DeviceReport<'a> {
+    device: &'a str,
+    last_report_at: i64,
+    battery: Option<(i64, f64)>,
+    position: Option<(i64, f64, f64)>,
+}
+
+/// Folds a commit's observations into one report per device, so that a commit of thousands of
+/// observations updates each device once. The latest observation wins; of two with the same
+/// time, the later in the commit. Ordered by device, so both backends update in one order.
+fn device_reports(inputs: &[(i64, LoggedInput)]) -> Vec<DeviceReport<'_>> {
+    let mut by_device: BTreeMap<&str, DeviceReport<'_>> = BTreeMap::new();
+    for (_, input) in inputs {
+        let LoggedInput::Observation { observation: o } = input else {
+            continue;
+        };
+        let t = o.t.unix_ms();
+        let r = by_device
+            .entry(o.device.as_str())
+            .or_insert_with(|| DeviceReport {
+                device: o.device.as_str(),
+                last_report_at: t,
+                battery: None,
+                position: None,
+            });
+        r.last_report_at = r.last_report_at.max(t);
+        if let Some(pct) = o.battery_pct
+            && r.battery.is_none_or(|(at, _)| t >= at)
+        {
+            r.battery = Some((t, pct));
+        }
+        if let Some(p) = o.reading().fix_position()
+            && r.position.is_none_or(|(at, _, _)| t >= at)
+        {
+            r.position = Some((t, p.lat, p.lon));
+        }
+    }
+    by_device.into_values().collect()
+}
+
+/// A `devices` row as both backends read it.
+struct DeviceRow {
+    doc: String,
+    registered_at: i64,
+    last_report_at: Option<i64>,
+    battery_pct: Option<f64>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    position_at: Option<i64>,
+}
+
+impl DeviceRow {
+    /// The columns `DeviceRow` reads, first in a row, from [`DeviceRow::TABLES`].
+    const COLUMNS: &'static str =
+        "d.doc, d.registered_at, r.last_report_at, r.battery_pct, r.lat, r.lon, r.position_at";
+    /// `d`, the registration, and `r`, what the reports said.
+    const TABLES: &'static str = "devices AS d LEFT JOIN device_telemetry AS r ON r.id = d.id";
+
+    fn record(self) -> Result<DeviceRecord> {
+        let mut device: Device = serde_json::from_str(&self.doc)?;
+        // The columns hold the latest reports; the document holds the registration.
+        device.last_report_at = self.last_report_at.map(Timestamp::from_unix_ms);
+        device.battery_pct = self.battery_pct;
+        let last_position = match (self.position_at, self.lat, self.lon) {
+            (Some(t), Some(lat), Some(lon)) => Some(Position {
+                t: Timestamp::from_unix_ms(t),
+                lat,
+                lon,
+            }),
+            _ => None,
+        };
+        Ok(DeviceRecord {
+            device,
+            last_position,
+            registered_at: Timestamp::from_unix_ms(self.registered_at),
+        })
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Alarm counts from `(day number, kind, grade, count)` rows, the day written `YYYY-MM-DD` and
+/// the rows in day, kind (declaration order of `AlarmKind`) and grade order.
+fn alarm_counts(
+    rows: impl IntoIterator<Item = (i64, String, i64, i64)>,
+) -> Result<Vec<AlarmCount>> {
+    let mut counts = rows
+        .into_iter()
+        .map(|(day, kind, grade, count)| {
+            let midnight = Timestamp::from_unix_ms(day.saturating_mul(DAY_MS)).to_string();
+            Ok(AlarmCount {
+                day: midnight
+                    .split_once('T')
+                    .map_or(midnight.as_str(), |(d, _)| d)
+                    .to_owned(),
+                kind: serde_json::from_value(serde_json::Value::String(kind))?,
+                grade: u8::try_from(grade).map_err(|_| {
+                    Error::Conflict(format!("stored alarm grade {grade} is not valid"))
+                })?,
+                count: u64::try_from(count).unwrap_or_default(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    counts.sort_by(|a, b| (&a.day, a.kind, a.grade).cmp(&(&b.day, b.kind, b.grade)));
+    Ok(counts)
+}
+
+/// Transit counts from `(state, count)` rows, in lifecycle order.
+fn transit_counts(
+    rows: impl IntoIterator<Item = (String, i64)>,
+) -> Result<Vec<(TransitState, u64)>> {
+    let mut counts = rows
+        .into_iter()
+        .map(|(state, count)| {
+            Ok((
+                parse_transit_state(&state)?,
+                u64::try_from(count).unwrap_or_default(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    counts.sort();
+    Ok(counts)
+}
+
+/// The day number of `t` in SQL, rounding down before the epoch too (division truncates
+/// towards zero in both backends). The same text for both, so they count the same days.
+const SQL_DAY: &str = "(CASE WHEN t >= 0 THEN t / 86400000 ELSE (t - 86399999) / 86400000 END)";
+
+/// The name serde gives a unit variant (`handheld`, ...).
+fn wire_name<T: Serialize>(v: &T) -> Result<String> {
+    match serde_json::to_value(v)? {
+        serde_json::Value::String(s) => Ok(s),
+        other => Err(Error::Conflict(format!("{other} has no name"))),
+    }
 }
 
 fn transit_state_name(s: TransitState) -> &'static str {

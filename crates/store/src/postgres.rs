@@ -1,16 +1,20 @@
 //! PostgreSQL, for deployments that outgrow one file.
 
 use ::postgres::{Client, NoTls, Transaction};
-use model::{Alarm, AlarmStep, Event, Observation, Timestamp, TransitState, Zone};
+use model::{
+    Alarm, AlarmStep, Device, Event, Observation, Reader, Station, Timestamp, TransitState, Zone,
+};
 
 use crate::{
-    AlarmFilter, AlarmRecord, ApiToken, Commit, Error, HandlingStep, LoggedInput, PageRequest,
-    Result, Store, StoredTransit, TimeRange, Transition, parse_outcome, parse_state,
-    parse_transit_state, token_from_row, transit_state_name, transition,
+    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Commit, DeviceFilter, DeviceRecord, DeviceRow,
+    Error, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store, StoredTransit,
+    TimeRange, TransitFilter, Transition, alarm_counts, device_reports, parse_outcome, parse_state,
+    parse_transit_state, token_from_row, transit_counts, transit_state_name, transition, wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/001_init.sql")),
+    (2, include_str!("../migrations/postgres/002_registry.sql")),
     (3, include_str!("../migrations/postgres/003_tokens.sql")),
 ];
 
@@ -116,6 +120,57 @@ fn stored(doc: &str, state: &str, declared: i64, updated: i64) -> Result<StoredT
         declared_at: Timestamp::from_unix_ms(declared),
         updated_at: Timestamp::from_unix_ms(updated),
     })
+}
+
+/// Updates every registered device heard from in a commit, in one statement: a round trip per
+/// device would cost more than the commit's inserts. Devices not registered match no row.
+fn update_devices(tx: &mut Transaction<'_>, inputs: &[(i64, LoggedInput)]) -> Result<()> {
+    let reports = device_reports(inputs);
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = reports.iter().map(|r| r.device).collect();
+    let last: Vec<i64> = reports.iter().map(|r| r.last_report_at).collect();
+    let battery_at: Vec<Option<i64>> = reports.iter().map(|r| r.battery.map(|(t, _)| t)).collect();
+    let battery: Vec<Option<f64>> = reports.iter().map(|r| r.battery.map(|(_, p)| p)).collect();
+    let position_at: Vec<Option<i64>> = reports
+        .iter()
+        .map(|r| r.position.map(|(t, _, _)| t))
+        .collect();
+    let lat: Vec<Option<f64>> = reports
+        .iter()
+        .map(|r| r.position.map(|(_, lat, _)| lat))
+        .collect();
+    let lon: Vec<Option<f64>> = reports
+        .iter()
+        .map(|r| r.position.map(|(_, _, lon)| lon))
+        .collect();
+    tx.execute(
+        "UPDATE device_telemetry AS d SET
+           last_report_at = CASE WHEN d.last_report_at IS NULL OR u.t > d.last_report_at THEN u.t ELSE d.last_report_at END,
+           battery_pct = CASE WHEN u.battery_at IS NOT NULL AND (d.battery_at IS NULL OR u.battery_at >= d.battery_at) THEN u.battery ELSE d.battery_pct END,
+           battery_at = CASE WHEN u.battery_at IS NOT NULL AND (d.battery_at IS NULL OR u.battery_at >= d.battery_at) THEN u.battery_at ELSE d.battery_at END,
+           lat = CASE WHEN u.position_at IS NOT NULL AND (d.position_at IS NULL OR u.position_at >= d.position_at) THEN u.lat ELSE d.lat END,
+           lon = CASE WHEN u.position_at IS NOT NULL AND (d.position_at IS NULL OR u.position_at >= d.position_at) THEN u.lon ELSE d.lon END,
+           position_at = CASE WHEN u.position_at IS NOT NULL AND (d.position_at IS NULL OR u.position_at >= d.position_at) THEN u.position_at ELSE d.position_at END
+         FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::DOUBLE PRECISION[], $5::BIGINT[], $6::DOUBLE PRECISION[], $7::DOUBLE PRECISION[])
+           AS u (id, t, battery_at, battery, position_at, lat, lon)
+         WHERE d.id = u.id",
+        &[&ids, &last, &battery_at, &battery, &position_at, &lat, &lon],
+    )?;
+    Ok(())
+}
+
+fn device_row(r: &::postgres::Row) -> DeviceRow {
+    DeviceRow {
+        doc: r.get(0),
+        registered_at: r.get(1),
+        last_report_at: r.get(2),
+        battery_pct: r.get(3),
+        lat: r.get(4),
+        lon: r.get(5),
+        position_at: r.get(6),
+    }
 }
 
 fn insert_outputs(
@@ -323,6 +378,7 @@ impl Store for PgStore {
             )?;
         }
         let ids = insert_outputs(&mut tx, c.events, c.alarms)?;
+        update_devices(&mut tx, c.inputs)?;
         if !c.states.is_empty() {
             let st = tx.prepare("UPDATE transits SET state = $2, updated_at = $3 WHERE id = $1")?;
             for (id, state, at) in c.states {
@@ -374,6 +430,152 @@ impl Store for PgStore {
             .collect()
     }
 
+    fn put_station(&mut self, station: &Station) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO stations (id, zone, doc) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET zone = excluded.zone, doc = excluded.doc",
+            &[
+                &station.id.as_str(),
+                &station.zone.as_str(),
+                &serde_json::to_string(station)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn station(&mut self, id: &str) -> Result<Station> {
+        let row = self
+            .client
+            .query_opt("SELECT doc FROM stations WHERE id = $1", &[&id])?
+            .ok_or_else(|| Error::NotFound {
+                what: "station",
+                id: id.to_owned(),
+            })?;
+        Ok(serde_json::from_str(row.get::<_, &str>(0))?)
+    }
+
+    fn stations(&mut self, page: PageRequest) -> Result<Vec<(i64, Station)>> {
+        let rows = self.client.query(
+            "SELECT n, doc FROM stations WHERE n > $1 ORDER BY n LIMIT $2",
+            &[&page.after.unwrap_or(0), &i64::from(page.limit)],
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.get(0), serde_json::from_str(r.get::<_, &str>(1))?)))
+            .collect()
+    }
+
+    fn put_device(&mut self, device: &Device, registered_at: Timestamp) -> Result<()> {
+        let mut tx = self.client.transaction()?;
+        tx.execute(
+            "INSERT INTO devices (id, kind, state, station, registered_at, doc) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state,
+               station = excluded.station, doc = excluded.doc",
+            &[
+                &device.id.as_str(),
+                &device.kind.as_str(),
+                &device.state.as_str(),
+                &device.station.as_ref().map(|s| s.as_str()),
+                &registered_at.unix_ms(),
+                &serde_json::to_string(device)?,
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO device_telemetry (id, last_report_at, battery_pct) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET
+               last_report_at = COALESCE(device_telemetry.last_report_at, excluded.last_report_at),
+               battery_pct = COALESCE(device_telemetry.battery_pct, excluded.battery_pct)",
+            &[
+                &device.id.as_str(),
+                &device.last_report_at.map(Timestamp::unix_ms),
+                &device.battery_pct,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn device(&mut self, id: &str) -> Result<DeviceRecord> {
+        let row = self
+            .client
+            .query_opt(
+                &format!(
+                    "SELECT {} FROM {} WHERE d.id = $1",
+                    DeviceRow::COLUMNS,
+                    DeviceRow::TABLES
+                ),
+                &[&id],
+            )?
+            .ok_or_else(|| Error::NotFound {
+                what: "device",
+                id: id.to_owned(),
+            })?;
+        device_row(&row).record()
+    }
+
+    fn devices(
+        &mut self,
+        filter: &DeviceFilter,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, DeviceRecord)>> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT {}, d.n FROM {}
+                 WHERE ($1::TEXT IS NULL OR d.station = $1) AND ($2::TEXT IS NULL OR d.state = $2)
+                   AND ($3::TEXT IS NULL OR d.kind = $3) AND d.n > $4
+                 ORDER BY d.n LIMIT $5",
+                DeviceRow::COLUMNS,
+                DeviceRow::TABLES
+            ),
+            &[
+                &filter.station.as_ref().map(|s| s.as_str()),
+                &filter.state.map(|s| s.as_str()),
+                &filter.kind.map(|k| k.as_str()),
+                &page.after.unwrap_or(0),
+                &i64::from(page.limit),
+            ],
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.get(7), device_row(r).record()?)))
+            .collect()
+    }
+
+    fn put_reader(&mut self, reader: &Reader) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO readers (id, kind, station, zone, doc) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, station = excluded.station,
+               zone = excluded.zone, doc = excluded.doc",
+            &[
+                &reader.id.as_str(),
+                &wire_name(&reader.kind)?,
+                &reader.station.as_ref().map(|s| s.as_str()),
+                &reader.zone.as_ref().map(|z| z.as_str()),
+                &serde_json::to_string(reader)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn reader(&mut self, id: &str) -> Result<Reader> {
+        let row = self
+            .client
+            .query_opt("SELECT doc FROM readers WHERE id = $1", &[&id])?
+            .ok_or_else(|| Error::NotFound {
+                what: "reader",
+                id: id.to_owned(),
+            })?;
+        Ok(serde_json::from_str(row.get::<_, &str>(0))?)
+    }
+
+    fn readers(&mut self, page: PageRequest) -> Result<Vec<(i64, Reader)>> {
+        let rows = self.client.query(
+            "SELECT n, doc FROM readers WHERE n > $1 ORDER BY n LIMIT $2",
+            &[&page.after.unwrap_or(0), &i64::from(page.limit)],
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.get(0), serde_json::from_str(r.get::<_, &str>(1))?)))
+            .collect()
+    }
+
     fn transit(&mut self, id: &str) -> Result<StoredTransit> {
         let row = self.client.query_opt(
             "SELECT doc, state, declared_at, updated_at FROM transits WHERE id = $1",
@@ -388,14 +590,18 @@ impl Store for PgStore {
 
     fn transits(
         &mut self,
-        state: Option<TransitState>,
+        filter: &TransitFilter,
         page: PageRequest,
     ) -> Result<Vec<(i64, StoredTransit)>> {
+        let (from, to) = filter.declared.bounds();
         let rows = self.client.query(
             "SELECT n, doc, state, declared_at, updated_at FROM transits
-             WHERE ($1::TEXT IS NULL OR state = $1) AND n > $2 ORDER BY n LIMIT $3",
+             WHERE ($1::TEXT IS NULL OR state = $1) AND declared_at >= $2 AND declared_at < $3 AND n > $4
+             ORDER BY n LIMIT $5",
             &[
-                &state.map(transit_state_name),
+                &filter.state.map(transit_state_name),
+                &from,
+                &to,
                 &page.after.unwrap_or(0),
                 &i64::from(page.limit),
             ],
@@ -403,6 +609,13 @@ impl Store for PgStore {
         rows.iter()
             .map(|r| Ok((r.get(0), stored(r.get(1), r.get(2), r.get(3), r.get(4))?)))
             .collect()
+    }
+
+    fn transit_counts(&mut self) -> Result<Vec<(TransitState, u64)>> {
+        let rows = self
+            .client
+            .query("SELECT state, COUNT(*) FROM transits GROUP BY state", &[])?;
+        transit_counts(rows.iter().map(|r| (r.get(0), r.get(1))))
     }
 
     fn observations(
@@ -440,14 +653,22 @@ impl Store for PgStore {
         )?)
     }
 
-    fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>> {
+    fn events(
+        &mut self,
+        transit: &str,
+        range: TimeRange,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, Event)>> {
         let (from, to) = range.bounds();
+        // Time order, paged by id: the page goes on after the (t, id) of the event named.
         let rows = self.client.query(
-            "SELECT doc FROM events WHERE transit = $1 AND t >= $2 AND t < $3 ORDER BY t, id",
-            &[&transit, &from, &to],
+            "SELECT id, doc FROM events WHERE transit = $1 AND t >= $2 AND t < $3
+               AND ($4::BIGINT IS NULL OR (t, id) > (SELECT t, id FROM events WHERE id = $4))
+             ORDER BY t, id LIMIT $5",
+            &[&transit, &from, &to, &page.after, &i64::from(page.limit)],
         )?;
         rows.iter()
-            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
+            .map(|r| Ok((r.get(0), serde_json::from_str(r.get::<_, &str>(1))?)))
             .collect()
     }
 
@@ -490,6 +711,20 @@ impl Store for PgStore {
         rows.iter()
             .map(|(id, doc, state, outcome)| self.record(*id, doc, state, outcome.as_deref()))
             .collect()
+    }
+
+    fn alarm_counts(&mut self, range: TimeRange) -> Result<Vec<AlarmCount>> {
+        let (from, to) = range.bounds();
+        let rows = self.client.query(
+            &format!(
+                "SELECT {SQL_DAY}, kind, grade, COUNT(*) FROM alarms WHERE t >= $1 AND t < $2 GROUP BY 1, 2, 3"
+            ),
+            &[&from, &to],
+        )?;
+        alarm_counts(
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))),
+        )
     }
 
     fn handle_alarm(

@@ -2,17 +2,21 @@
 
 use std::path::Path;
 
-use model::{AlarmStep, Event, Observation, Timestamp, TransitState, Zone};
+use model::{
+    AlarmStep, Device, Event, Observation, Reader, Station, Timestamp, TransitState, Zone,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AlarmFilter, AlarmRecord, ApiToken, Commit, Error, HandlingStep, LoggedInput, PageRequest,
-    Result, Store, StoredTransit, TimeRange, Transition, parse_outcome, parse_state,
-    parse_transit_state, token_from_row, transit_state_name, transition,
+    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Commit, DeviceFilter, DeviceRecord, DeviceRow,
+    Error, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store, StoredTransit,
+    TimeRange, TransitFilter, Transition, alarm_counts, device_reports, parse_outcome, parse_state,
+    parse_transit_state, token_from_row, transit_counts, transit_state_name, transition, wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/001_init.sql")),
+    (2, include_str!("../migrations/sqlite/002_registry.sql")),
     (3, include_str!("../migrations/sqlite/003_tokens.sql")),
 ];
 
@@ -262,6 +266,28 @@ impl Store for SqliteStore {
                 ])?;
                 ids.push(tx.last_insert_rowid());
             }
+            // One update per device heard from; devices not registered match no row.
+            let mut dev = tx.prepare_cached(
+                "UPDATE device_telemetry SET
+                   last_report_at = CASE WHEN last_report_at IS NULL OR ?2 > last_report_at THEN ?2 ELSE last_report_at END,
+                   battery_pct = CASE WHEN ?3 IS NOT NULL AND (battery_at IS NULL OR ?3 >= battery_at) THEN ?4 ELSE battery_pct END,
+                   battery_at = CASE WHEN ?3 IS NOT NULL AND (battery_at IS NULL OR ?3 >= battery_at) THEN ?3 ELSE battery_at END,
+                   lat = CASE WHEN ?5 IS NOT NULL AND (position_at IS NULL OR ?5 >= position_at) THEN ?6 ELSE lat END,
+                   lon = CASE WHEN ?5 IS NOT NULL AND (position_at IS NULL OR ?5 >= position_at) THEN ?7 ELSE lon END,
+                   position_at = CASE WHEN ?5 IS NOT NULL AND (position_at IS NULL OR ?5 >= position_at) THEN ?5 ELSE position_at END
+                 WHERE id = ?1",
+            )?;
+            for r in device_reports(c.inputs) {
+                dev.execute(params![
+                    r.device,
+                    r.last_report_at,
+                    r.battery.map(|(t, _)| t),
+                    r.battery.map(|(_, pct)| pct),
+                    r.position.map(|(t, _, _)| t),
+                    r.position.map(|(_, lat, _)| lat),
+                    r.position.map(|(_, _, lon)| lon),
+                ])?;
+            }
             let mut st =
                 tx.prepare_cached("UPDATE transits SET state = ?2, updated_at = ?3 WHERE id = ?1")?;
             for (id, state, at) in c.states {
@@ -317,6 +343,171 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    fn put_station(&mut self, station: &Station) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO stations (id, zone, doc) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET zone = excluded.zone, doc = excluded.doc",
+            params![
+                station.id.as_str(),
+                station.zone.as_str(),
+                serde_json::to_string(station)?
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn station(&mut self, id: &str) -> Result<Station> {
+        let doc = self
+            .conn
+            .query_row("SELECT doc FROM stations WHERE id = ?1", params![id], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "station",
+                id: id.to_owned(),
+            })?;
+        Ok(serde_json::from_str(&doc)?)
+    }
+
+    fn stations(&mut self, page: PageRequest) -> Result<Vec<(i64, Station)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT n, doc FROM stations WHERE n > ?1 ORDER BY n LIMIT ?2")?;
+        let rows = stmt.query_map(params![page.after.unwrap_or(0), page.limit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (n, doc) = row?;
+            Ok((n, serde_json::from_str(&doc)?))
+        })
+        .collect()
+    }
+
+    fn put_device(&mut self, device: &Device, registered_at: Timestamp) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO devices (id, kind, state, station, registered_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state,
+               station = excluded.station, doc = excluded.doc",
+            params![
+                device.id.as_str(),
+                device.kind.as_str(),
+                device.state.as_str(),
+                device.station.as_ref().map(|s| s.as_str()),
+                registered_at.unix_ms(),
+                serde_json::to_string(device)?
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO device_telemetry (id, last_report_at, battery_pct) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET
+               last_report_at = COALESCE(device_telemetry.last_report_at, excluded.last_report_at),
+               battery_pct = COALESCE(device_telemetry.battery_pct, excluded.battery_pct)",
+            params![
+                device.id.as_str(),
+                device.last_report_at.map(Timestamp::unix_ms),
+                device.battery_pct
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn device(&mut self, id: &str) -> Result<DeviceRecord> {
+        let row = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {} FROM {} WHERE d.id = ?1",
+                    DeviceRow::COLUMNS,
+                    DeviceRow::TABLES
+                ),
+                params![id],
+                device_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "device",
+                id: id.to_owned(),
+            })?;
+        row.record()
+    }
+
+    fn devices(
+        &mut self,
+        filter: &DeviceFilter,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, DeviceRecord)>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {}, d.n FROM {}
+             WHERE (?1 IS NULL OR d.station = ?1) AND (?2 IS NULL OR d.state = ?2) AND (?3 IS NULL OR d.kind = ?3)
+               AND d.n > ?4
+             ORDER BY d.n LIMIT ?5",
+            DeviceRow::COLUMNS,
+            DeviceRow::TABLES
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    filter.station.as_ref().map(|s| s.as_str()),
+                    filter.state.map(|s| s.as_str()),
+                    filter.kind.map(|k| k.as_str()),
+                    page.after.unwrap_or(0),
+                    page.limit
+                ],
+                |r| Ok((r.get::<_, i64>(7)?, device_row(r)?)),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(n, row)| Ok((n, row.record()?)))
+            .collect()
+    }
+
+    fn put_reader(&mut self, reader: &Reader) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO readers (id, kind, station, zone, doc) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, station = excluded.station,
+               zone = excluded.zone, doc = excluded.doc",
+            params![
+                reader.id.as_str(),
+                wire_name(&reader.kind)?,
+                reader.station.as_ref().map(|s| s.as_str()),
+                reader.zone.as_ref().map(|z| z.as_str()),
+                serde_json::to_string(reader)?
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn reader(&mut self, id: &str) -> Result<Reader> {
+        let doc = self
+            .conn
+            .query_row("SELECT doc FROM readers WHERE id = ?1", params![id], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "reader",
+                id: id.to_owned(),
+            })?;
+        Ok(serde_json::from_str(&doc)?)
+    }
+
+    fn readers(&mut self, page: PageRequest) -> Result<Vec<(i64, Reader)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT n, doc FROM readers WHERE n > ?1 ORDER BY n LIMIT ?2")?;
+        let rows = stmt.query_map(params![page.after.unwrap_or(0), page.limit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (n, doc) = row?;
+            Ok((n, serde_json::from_str(&doc)?))
+        })
+        .collect()
+    }
+
     fn transit(&mut self, id: &str) -> Result<StoredTransit> {
         let row = self
             .conn
@@ -347,16 +538,20 @@ impl Store for SqliteStore {
 
     fn transits(
         &mut self,
-        state: Option<TransitState>,
+        filter: &TransitFilter,
         page: PageRequest,
     ) -> Result<Vec<(i64, StoredTransit)>> {
+        let (from, to) = filter.declared.bounds();
         let mut stmt = self.conn.prepare_cached(
             "SELECT rowid, doc, state, declared_at, updated_at FROM transits
-             WHERE (?1 IS NULL OR state = ?1) AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+             WHERE (?1 IS NULL OR state = ?1) AND declared_at >= ?2 AND declared_at < ?3 AND rowid > ?4
+             ORDER BY rowid LIMIT ?5",
         )?;
         let rows = stmt.query_map(
             params![
-                state.map(transit_state_name),
+                filter.state.map(transit_state_name),
+                from,
+                to,
                 page.after.unwrap_or(0),
                 page.limit
             ],
@@ -383,6 +578,16 @@ impl Store for SqliteStore {
             ))
         })
         .collect()
+    }
+
+    fn transit_counts(&mut self) -> Result<Vec<(TransitState, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, COUNT(*) FROM transits GROUP BY state")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        transit_counts(rows)
     }
 
     fn observations(
@@ -418,13 +623,27 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
-    fn events(&mut self, transit: &str, range: TimeRange) -> Result<Vec<Event>> {
+    fn events(
+        &mut self,
+        transit: &str,
+        range: TimeRange,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, Event)>> {
         let (from, to) = range.bounds();
+        // Time order, paged by id: the page goes on after the (t, id) of the event named.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT doc FROM events WHERE transit = ?1 AND t >= ?2 AND t < ?3 ORDER BY t, id",
+            "SELECT id, doc FROM events WHERE transit = ?1 AND t >= ?2 AND t < ?3
+               AND (?4 IS NULL OR (t, id) > (SELECT t, id FROM events WHERE id = ?4))
+             ORDER BY t, id LIMIT ?5",
         )?;
-        let docs = stmt.query_map(params![transit, from, to], |r| r.get::<_, String>(0))?;
-        docs.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
+        let rows = stmt.query_map(params![transit, from, to, page.after, page.limit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (id, doc) = row?;
+            Ok((id, serde_json::from_str(&doc)?))
+        })
+        .collect()
     }
 
     fn alarm(&mut self, id: i64) -> Result<AlarmRecord> {
@@ -478,6 +697,19 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn alarm_counts(&mut self, range: TimeRange) -> Result<Vec<AlarmCount>> {
+        let (from, to) = range.bounds();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SQL_DAY}, kind, grade, COUNT(*) FROM alarms WHERE t >= ?1 AND t < ?2 GROUP BY 1, 2, 3"
+        ))?;
+        let rows = stmt
+            .query_map(params![from, to], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        alarm_counts(rows)
+    }
+
     fn handle_alarm(
         &mut self,
         id: i64,
@@ -515,4 +747,17 @@ impl Store for SqliteStore {
         tx.commit()?;
         self.alarm(id)
     }
+}
+
+/// Reads the columns of [`DeviceRow::COLUMNS`], first in the row.
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+    Ok(DeviceRow {
+        doc: r.get(0)?,
+        registered_at: r.get(1)?,
+        last_report_at: r.get(2)?,
+        battery_pct: r.get(3)?,
+        lat: r.get(4)?,
+        lon: r.get(5)?,
+        position_at: r.get(6)?,
+    })
 }

@@ -2,11 +2,12 @@
 //! `TEST_DATABASE_URL` names a database (CI sets it; each test works in its own schema).
 
 use model::{
-    Alarm, AlarmKind, AlarmState, AlarmStep, Event, EventKind, Observation, Outcome, Timestamp,
-    Transit, TransitState, Zone,
+    Alarm, AlarmKind, AlarmState, AlarmStep, Device, DeviceKind, DeviceState, Event, EventKind,
+    Observation, Outcome, Reader, Station, Timestamp, Transit, TransitState, Zone,
 };
 use store::{
-    AlarmFilter, Commit, LoggedInput, PageRequest, PgStore, SqliteStore, Store, TimeRange,
+    AlarmCount, AlarmFilter, Commit, DeviceFilter, LoggedInput, PageRequest, PgStore, Position,
+    SqliteStore, Store, TimeRange, TransitFilter,
 };
 
 fn t(s: &str) -> Timestamp {
@@ -156,7 +157,9 @@ fn transits_lifecycle(s: &mut dyn Store) {
         )
         .unwrap();
     }
-    let all = s.transits(None, PageRequest::default()).unwrap();
+    let all = s
+        .transits(&TransitFilter::default(), PageRequest::default())
+        .unwrap();
     assert_eq!(
         all.iter()
             .map(|(_, x)| x.transit.id.to_string())
@@ -165,7 +168,7 @@ fn transits_lifecycle(s: &mut dyn Store) {
     );
     let first = s
         .transits(
-            None,
+            &TransitFilter::default(),
             PageRequest {
                 after: None,
                 limit: 2,
@@ -174,7 +177,7 @@ fn transits_lifecycle(s: &mut dyn Store) {
         .unwrap();
     let next = s
         .transits(
-            None,
+            &TransitFilter::default(),
             PageRequest {
                 after: Some(first[1].0),
                 limit: 2,
@@ -187,9 +190,7 @@ fn transits_lifecycle(s: &mut dyn Store) {
             .collect::<Vec<_>>(),
         ["T3", "T4"]
     );
-    let sealed = s
-        .transits(Some(TransitState::Sealed), PageRequest::default())
-        .unwrap();
+    let sealed = s.transits(&sealed_only(), PageRequest::default()).unwrap();
     assert_eq!(sealed.len(), 1);
     // Paging is stable while transits change state between pages.
     for i in 2..=4 {
@@ -203,7 +204,7 @@ fn transits_lifecycle(s: &mut dyn Store) {
     }
     let page1 = s
         .transits(
-            Some(TransitState::Sealed),
+            &sealed_only(),
             PageRequest {
                 after: None,
                 limit: 2,
@@ -213,7 +214,7 @@ fn transits_lifecycle(s: &mut dyn Store) {
     set_state(s, "T1", TransitState::Closed, t("2026-11-25T09:00:00Z")).unwrap();
     let page2 = s
         .transits(
-            Some(TransitState::Sealed),
+            &sealed_only(),
             PageRequest {
                 after: Some(page1[1].0),
                 limit: 2,
@@ -225,6 +226,39 @@ fn transits_lifecycle(s: &mut dyn Store) {
         .map(|(_, x)| x.transit.id.to_string())
         .collect();
     assert_eq!(ids, ["T3", "T4"]);
+
+    // By declaration time: T1 at 07:00, the others at 07:30.
+    let early = TransitFilter {
+        declared: TimeRange {
+            from: None,
+            to: Some(t("2026-11-25T07:30:00Z")),
+        },
+        ..TransitFilter::default()
+    };
+    let got = s.transits(&early, PageRequest::default()).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.transit.id.as_str(), "T1");
+    let late_sealed = TransitFilter {
+        state: Some(TransitState::Sealed),
+        declared: TimeRange {
+            from: Some(t("2026-11-25T07:30:00Z")),
+            to: None,
+        },
+    };
+    let got = s.transits(&late_sealed, PageRequest::default()).unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|(_, x)| x.transit.id.to_string())
+            .collect::<Vec<_>>(),
+        ["T2", "T3", "T4"]
+    );
+}
+
+fn sealed_only() -> TransitFilter {
+    TransitFilter {
+        state: Some(TransitState::Sealed),
+        ..TransitFilter::default()
+    }
 }
 
 fn observations_append_and_read(s: &mut dyn Store) {
@@ -296,8 +330,9 @@ fn alarms_and_their_handling(s: &mut dyn Store) {
         .unwrap();
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
-    assert_eq!(s.events("T1", TimeRange::default()).unwrap().len(), 2);
-    assert_eq!(s.events("T2", TimeRange::default()).unwrap().len(), 0);
+    let all = PageRequest::default();
+    assert_eq!(s.events("T1", TimeRange::default(), all).unwrap().len(), 2);
+    assert_eq!(s.events("T2", TimeRange::default(), all).unwrap().len(), 0);
 
     let a = s.alarm(ids[0]).unwrap();
     assert_eq!(a.state, AlarmState::Open);
@@ -523,6 +558,413 @@ fn api_tokens(s: &mut dyn Store) {
     );
 }
 
+fn station(id: &str, name: &str) -> Station {
+    serde_json::from_value(serde_json::json!({"id": id, "name": name, "zone": "CN-YIWU"})).unwrap()
+}
+
+fn device(id: &str, kind: &str, state: &str, station: Option<&str>) -> Device {
+    let mut d = serde_json::json!({"id": id, "kind": kind, "state": state, "model": "JT701"});
+    if let Some(st) = station {
+        d["station"] = st.into();
+    }
+    serde_json::from_value(d).unwrap()
+}
+
+fn ids<T>(rows: &[(i64, T)], id: impl Fn(&T) -> String) -> Vec<String> {
+    rows.iter().map(|(_, x)| id(x)).collect()
+}
+
+fn page(after: Option<i64>, limit: u32) -> PageRequest {
+    PageRequest { after, limit }
+}
+
+fn stations_and_readers(s: &mut dyn Store) {
+    s.put_station(&station("ST-YIWU", "Yiwu")).unwrap();
+    s.put_station(&station("ST-NINGBO", "Ningbo")).unwrap();
+    s.put_station(&station("ST-JINHUA", "Jinhua")).unwrap();
+    // Replacing keeps the station's place in the list.
+    s.put_station(&station("ST-YIWU", "Yiwu land port"))
+        .unwrap();
+    assert_eq!(s.station("ST-YIWU").unwrap().name, "Yiwu land port");
+    assert!(s.station("ST-NOPE").unwrap_err().is_not_found());
+    let first = s.stations(page(None, 2)).unwrap();
+    assert_eq!(ids(&first, |x| x.id.to_string()), ["ST-YIWU", "ST-NINGBO"]);
+    let next = s.stations(page(Some(first[1].0), 2)).unwrap();
+    assert_eq!(ids(&next, |x| x.id.to_string()), ["ST-JINHUA"]);
+    assert_eq!(next[0].1, station("ST-JINHUA", "Jinhua"));
+
+    let gate: Reader = serde_json::from_value(serde_json::json!({
+        "id": "R-GATE-1", "kind": "fixed", "zone": "CHK-1", "station": "ST-YIWU"
+    }))
+    .unwrap();
+    let hand: Reader =
+        serde_json::from_value(serde_json::json!({"id": "R-HAND-7", "kind": "handheld"})).unwrap();
+    s.put_reader(&gate).unwrap();
+    s.put_reader(&hand).unwrap();
+    assert_eq!(s.reader("R-GATE-1").unwrap(), gate);
+    assert!(s.reader("R-NOPE").unwrap_err().is_not_found());
+    let mut moved = hand.clone();
+    moved.station = Some("ST-NINGBO".parse().unwrap());
+    s.put_reader(&moved).unwrap();
+    let all = s.readers(PageRequest::default()).unwrap();
+    assert_eq!(ids(&all, |x| x.id.to_string()), ["R-GATE-1", "R-HAND-7"]);
+    assert_eq!(all[1].1, moved);
+    assert!(s.readers(page(Some(all[1].0), 10)).unwrap().is_empty());
+}
+
+fn devices_registered_and_listed(s: &mut dyn Store) {
+    let at = t("2026-11-20T09:00:00Z");
+    let mut d1 = device("D1", "active", "in_stock", Some("ST-YIWU"));
+    d1.battery_pct = Some(90.0);
+    s.put_device(&d1, at).unwrap();
+    s.put_device(&device("D2", "passive", "in_stock", Some("ST-NINGBO")), at)
+        .unwrap();
+    s.put_device(&device("D3", "active", "charging", Some("ST-YIWU")), at)
+        .unwrap();
+    s.put_device(&device("D4", "active", "in_stock", None), at)
+        .unwrap();
+
+    let got = s.device("D1").unwrap();
+    assert_eq!(got.device, d1, "the registration comes back");
+    assert_eq!(got.registered_at, at);
+    assert_eq!(got.last_position, None);
+    assert!(s.device("D9").unwrap_err().is_not_found());
+
+    let list = |s: &mut dyn Store, f: DeviceFilter| {
+        ids(&s.devices(&f, PageRequest::default()).unwrap(), |x| {
+            x.device.id.to_string()
+        })
+    };
+    assert_eq!(list(s, DeviceFilter::default()), ["D1", "D2", "D3", "D4"]);
+    let yiwu = DeviceFilter {
+        station: Some("ST-YIWU".parse().unwrap()),
+        ..DeviceFilter::default()
+    };
+    assert_eq!(list(s, yiwu.clone()), ["D1", "D3"]);
+    let in_stock_active = DeviceFilter {
+        state: Some(DeviceState::InStock),
+        kind: Some(DeviceKind::Active),
+        ..DeviceFilter::default()
+    };
+    assert_eq!(list(s, in_stock_active), ["D1", "D4"]);
+    let first = s.devices(&DeviceFilter::default(), page(None, 3)).unwrap();
+    let rest = s
+        .devices(&DeviceFilter::default(), page(Some(first[2].0), 3))
+        .unwrap();
+    assert_eq!(ids(&rest, |x| x.device.id.to_string()), ["D4"]);
+
+    // Re-registration: new state and station, same registration time and place in the list.
+    let mut moved = device("D1", "active", "assigned", Some("ST-NINGBO"));
+    moved.battery_pct = Some(50.0);
+    s.put_device(&moved, t("2026-11-21T09:00:00Z")).unwrap();
+    let got = s.device("D1").unwrap();
+    assert_eq!(got.device.state, DeviceState::Assigned);
+    assert_eq!(got.registered_at, at);
+    assert_eq!(
+        got.device.battery_pct,
+        Some(90.0),
+        "the battery known first stays until a report says otherwise"
+    );
+    assert_eq!(list(s, yiwu), ["D3"]);
+    assert_eq!(list(s, DeviceFilter::default())[0], "D1");
+}
+
+fn fix(device: &str, at: &str, lat: f64, lon: f64, battery: Option<f64>) -> Observation {
+    let mut o = obs(device, at, 0);
+    o.seq = None;
+    o.lat = Some(lat);
+    o.lon = Some(lon);
+    o.battery_pct = battery;
+    o
+}
+
+fn device_reports_update_registered_devices(s: &mut dyn Store) {
+    let at = t("2026-11-20T09:00:00Z");
+    let mut d1 = device("D1", "active", "sealed", None);
+    d1.battery_pct = Some(90.0);
+    s.put_device(&d1, at).unwrap();
+    s.put_device(&device("D2", "active", "sealed", None), at)
+        .unwrap();
+
+    // One commit, out of order, with a report without a fix last.
+    let mut no_fix = obs("D1", "2026-11-25T08:05:00Z", 0);
+    no_fix.seq = None;
+    no_fix.lat = None;
+    no_fix.lon = None;
+    let mut denied_fix = fix("D1", "2026-11-25T08:04:00Z", 30.5, 121.5, None);
+    denied_fix.fix = Some(false);
+    append(
+        s,
+        1,
+        &[
+            fix("D1", "2026-11-25T08:02:00Z", 29.32, 120.08, Some(80.0)),
+            fix("D1", "2026-11-25T08:00:00Z", 29.31, 120.07, Some(81.0)),
+            fix("D1", "2026-11-25T08:03:00Z", 29.33, 120.09, None),
+            denied_fix,
+            no_fix,
+            fix("D2", "2026-11-25T08:01:00Z", 29.5, 120.5, Some(40.0)),
+            fix("D9", "2026-11-25T08:01:00Z", 29.5, 120.5, Some(10.0)),
+        ],
+    );
+    let got = s.device("D1").unwrap();
+    assert_eq!(got.device.last_report_at, Some(t("2026-11-25T08:05:00Z")));
+    assert_eq!(
+        got.device.battery_pct,
+        Some(80.0),
+        "the latest battery wins"
+    );
+    assert_eq!(
+        got.last_position,
+        Some(Position {
+            t: t("2026-11-25T08:03:00Z"),
+            lat: 29.33,
+            lon: 120.09
+        }),
+        "the latest fix wins; a report without a fix leaves the position"
+    );
+    assert_eq!(got.device.state, DeviceState::Sealed);
+    let d2 = s.device("D2").unwrap();
+    assert_eq!(d2.device.battery_pct, Some(40.0));
+    assert_eq!(d2.device.last_report_at, Some(t("2026-11-25T08:01:00Z")));
+    assert!(
+        s.device("D9").unwrap_err().is_not_found(),
+        "reports do not register devices"
+    );
+
+    // A report that arrives late changes nothing it is older than.
+    append(
+        s,
+        8,
+        &[fix("D1", "2026-11-25T07:00:00Z", 1.0, 1.0, Some(5.0))],
+    );
+    let late = s.device("D1").unwrap();
+    assert_eq!(late, got);
+    // A newer battery without a fix: the battery moves, the position stays.
+    let mut battery_only = obs("D1", "2026-11-25T08:10:00Z", 0);
+    battery_only.seq = None;
+    battery_only.lat = None;
+    battery_only.lon = None;
+    battery_only.battery_pct = Some(79.5);
+    append(s, 9, &[battery_only]);
+    let got = s.device("D1").unwrap();
+    assert_eq!(got.device.battery_pct, Some(79.5));
+    assert_eq!(got.device.last_report_at, Some(t("2026-11-25T08:10:00Z")));
+    assert_eq!(got.last_position.unwrap().t, t("2026-11-25T08:03:00Z"));
+
+    // Registering again keeps what the reports said.
+    let mut again = device("D1", "active", "awaiting_return", None);
+    again.battery_pct = Some(100.0);
+    again.last_report_at = Some(t("2026-11-01T00:00:00Z"));
+    s.put_device(&again, t("2026-11-26T00:00:00Z")).unwrap();
+    let after = s.device("D1").unwrap();
+    assert_eq!(after.device.state, DeviceState::AwaitingReturn);
+    assert_eq!(after.device.battery_pct, Some(79.5));
+    assert_eq!(after.device.last_report_at, Some(t("2026-11-25T08:10:00Z")));
+    assert_eq!(after.last_position, got.last_position);
+    assert_eq!(after.registered_at, at);
+    let listed = s
+        .devices(&DeviceFilter::default(), PageRequest::default())
+        .unwrap();
+    assert_eq!(listed[0].1, after, "the list shows what the record shows");
+}
+
+fn transit_track_from_declaration_to_closing(s: &mut dyn Store) {
+    declare(s, 1, &transit("T1", "D1"), t("2026-11-25T07:00:00Z")).unwrap();
+    let minute = |m: u32| format!("2026-11-25T{:02}:{:02}:00Z", 6 + m / 60, m % 60);
+    // D1 every 30 minutes from 06:00 to 10:30 (before the declaration and after the closing
+    // too); D2 at the same times.
+    let batch: Vec<Observation> = (0..10)
+        .flat_map(|i| {
+            [
+                fix(
+                    "D1",
+                    &minute(i * 30),
+                    29.0 + f64::from(i) / 10.0,
+                    120.0,
+                    None,
+                ),
+                fix("D2", &minute(i * 30), 10.0, 10.0, None),
+            ]
+        })
+        .collect();
+    append(s, 2, &batch);
+    let times = |track: &[Observation]| {
+        track
+            .iter()
+            .map(|o| o.t.to_string()[11..16].to_owned())
+            .collect::<Vec<_>>()
+    };
+    let open = s.transit_track("T1", TimeRange::default(), 100).unwrap();
+    assert_eq!(
+        times(&open),
+        [
+            "07:00", "07:30", "08:00", "08:30", "09:00", "09:30", "10:00", "10:30"
+        ],
+        "from the declaration on, open-ended while the transit is open"
+    );
+    assert!(open.iter().all(|o| o.device.as_str() == "D1"));
+    assert_eq!(open[0].lat, Some(29.2));
+
+    set_state(s, "T1", TransitState::Sealed, t("2026-11-25T07:10:00Z")).unwrap();
+    set_state(s, "T1", TransitState::Closed, t("2026-11-25T09:00:00Z")).unwrap();
+    let closed = s.transit_track("T1", TimeRange::default(), 100).unwrap();
+    assert_eq!(
+        times(&closed),
+        ["07:00", "07:30", "08:00", "08:30", "09:00"],
+        "up to the closing, the closing instant included"
+    );
+    let window = TimeRange {
+        from: Some(t("2026-11-25T07:15:00Z")),
+        to: Some(t("2026-11-25T08:30:00Z")),
+    };
+    assert_eq!(
+        times(&s.transit_track("T1", window, 100).unwrap()),
+        ["07:30", "08:00"]
+    );
+    assert_eq!(
+        times(&s.transit_track("T1", TimeRange::default(), 2).unwrap()),
+        ["07:00", "07:30"]
+    );
+    let after_closing = TimeRange {
+        from: Some(t("2026-11-25T09:30:00Z")),
+        to: None,
+    };
+    assert!(
+        s.transit_track("T1", after_closing, 100)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.transit_track("T9", TimeRange::default(), 100)
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+fn events_paged_in_time_order(s: &mut dyn Store) {
+    // Committed out of time order: listed in time order all the same.
+    let events = [
+        event("T1", EventKind::Sealed, "2026-11-25T08:00:00Z"),
+        event("T1", EventKind::Arrived, "2026-11-25T12:00:00Z"),
+        event("T1", EventKind::Departed, "2026-11-25T08:10:00Z"),
+        event("T2", EventKind::Sealed, "2026-11-25T08:05:00Z"),
+        event("T1", EventKind::Released, "2026-11-25T12:30:00Z"),
+    ];
+    s.commit(&Commit {
+        events: &events,
+        ..Commit::default()
+    })
+    .unwrap();
+    let kinds = |rows: &[(i64, Event)]| {
+        rows.iter()
+            .map(|(_, e)| {
+                serde_json::to_value(e.event)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    let all = s
+        .events("T1", TimeRange::default(), PageRequest::default())
+        .unwrap();
+    assert_eq!(kinds(&all), ["sealed", "departed", "arrived", "released"]);
+    assert_eq!(all[0].1, events[0], "an event comes back exactly");
+    let first = s.events("T1", TimeRange::default(), page(None, 2)).unwrap();
+    assert_eq!(kinds(&first), ["sealed", "departed"]);
+    let next = s
+        .events("T1", TimeRange::default(), page(Some(first[1].0), 2))
+        .unwrap();
+    assert_eq!(kinds(&next), ["arrived", "released"]);
+    assert!(
+        s.events("T1", TimeRange::default(), page(Some(next[1].0), 2))
+            .unwrap()
+            .is_empty()
+    );
+    let morning = TimeRange {
+        from: Some(t("2026-11-25T08:05:00Z")),
+        to: Some(t("2026-11-25T12:00:00Z")),
+    };
+    assert_eq!(
+        kinds(&s.events("T1", morning, PageRequest::default()).unwrap()),
+        ["departed"]
+    );
+}
+
+fn statistics_counted_in_the_database(s: &mut dyn Store) {
+    assert!(s.transit_counts().unwrap().is_empty());
+    assert!(s.alarm_counts(TimeRange::default()).unwrap().is_empty());
+    for i in 1..=5 {
+        declare(
+            s,
+            i,
+            &transit(&format!("T{i}"), &format!("D{i}")),
+            t("2026-11-25T07:00:00Z"),
+        )
+        .unwrap();
+    }
+    for id in ["T1", "T2", "T3"] {
+        set_state(s, id, TransitState::Sealed, t("2026-11-25T08:00:00Z")).unwrap();
+    }
+    set_state(s, "T3", TransitState::InTransit, t("2026-11-25T08:30:00Z")).unwrap();
+    set_state(s, "T5", TransitState::Closed, t("2026-11-25T08:30:00Z")).unwrap();
+    assert_eq!(
+        s.transit_counts().unwrap(),
+        [
+            (TransitState::Declared, 1),
+            (TransitState::Sealed, 2),
+            (TransitState::InTransit, 1),
+            (TransitState::Closed, 1)
+        ]
+    );
+
+    let alarms = [
+        alarm("T1", AlarmKind::Tamper, "2026-11-25T23:59:59Z", 4),
+        alarm("T1", AlarmKind::RouteDeviation, "2026-11-25T09:00:00Z", 3),
+        alarm("T2", AlarmKind::RouteDeviation, "2026-11-25T10:00:00Z", 3),
+        alarm("T2", AlarmKind::RouteDeviation, "2026-11-25T11:00:00Z", 2),
+        alarm("T3", AlarmKind::RouteDeviation, "2026-11-26T00:00:00Z", 3),
+        alarm("T3", AlarmKind::LowBattery, "2026-11-26T06:00:00Z", 1),
+        alarm("T4", AlarmKind::LowBattery, "1969-12-31T23:00:00Z", 1),
+    ];
+    s.commit(&Commit {
+        alarms: &alarms,
+        ..Commit::default()
+    })
+    .unwrap();
+    let count = |day: &str, kind, grade, count| AlarmCount {
+        day: day.into(),
+        kind,
+        grade,
+        count,
+    };
+    assert_eq!(
+        s.alarm_counts(TimeRange::default()).unwrap(),
+        [
+            count("1969-12-31", AlarmKind::LowBattery, 1, 1),
+            count("2026-11-25", AlarmKind::RouteDeviation, 2, 1),
+            count("2026-11-25", AlarmKind::RouteDeviation, 3, 2),
+            count("2026-11-25", AlarmKind::Tamper, 4, 1),
+            count("2026-11-26", AlarmKind::RouteDeviation, 3, 1),
+            count("2026-11-26", AlarmKind::LowBattery, 1, 1),
+        ]
+    );
+    let range = TimeRange {
+        from: Some(t("2026-11-25T10:00:00Z")),
+        to: Some(t("2026-11-26T06:00:00Z")),
+    };
+    assert_eq!(
+        s.alarm_counts(range).unwrap(),
+        [
+            count("2026-11-25", AlarmKind::RouteDeviation, 2, 1),
+            count("2026-11-25", AlarmKind::RouteDeviation, 3, 1),
+            count("2026-11-25", AlarmKind::Tamper, 4, 1),
+            count("2026-11-26", AlarmKind::RouteDeviation, 3, 1),
+        ]
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -572,6 +1014,48 @@ macro_rules! conformance {
             fn alarms_and_their_handling() {
                 if let Some(mut s) = open("alarms") {
                     super::alarms_and_their_handling(&mut *s);
+                }
+            }
+
+            #[test]
+            fn stations_and_readers() {
+                if let Some(mut s) = open("stations") {
+                    super::stations_and_readers(&mut *s);
+                }
+            }
+
+            #[test]
+            fn devices_registered_and_listed() {
+                if let Some(mut s) = open("devices") {
+                    super::devices_registered_and_listed(&mut *s);
+                }
+            }
+
+            #[test]
+            fn device_reports_update_registered_devices() {
+                if let Some(mut s) = open("reports") {
+                    super::device_reports_update_registered_devices(&mut *s);
+                }
+            }
+
+            #[test]
+            fn transit_track_from_declaration_to_closing() {
+                if let Some(mut s) = open("track") {
+                    super::transit_track_from_declaration_to_closing(&mut *s);
+                }
+            }
+
+            #[test]
+            fn events_paged_in_time_order() {
+                if let Some(mut s) = open("events") {
+                    super::events_paged_in_time_order(&mut *s);
+                }
+            }
+
+            #[test]
+            fn statistics_counted_in_the_database() {
+                if let Some(mut s) = open("statistics") {
+                    super::statistics_counted_in_the_database(&mut *s);
                 }
             }
         }
