@@ -61,10 +61,11 @@ pub enum FrameError {
     /// The CRC does not match: the frame was damaged (or was never one).
     #[error("CRC mismatch: frame says 0x{found:04x}, content gives 0x{computed:04x}")]
     BadCrc { found: u16, computed: u16 },
-    /// A well-formed frame of a version this crate does not speak.
+    /// A magic followed by a version this crate does not speak (or noise that looks like a
+    /// magic); the reader looks for the next magic.
     #[error("unsupported protocol version {version}")]
     UnsupportedVersion { version: u8 },
-    /// A well-formed frame of a kind this crate does not know.
+    /// A magic and version followed by a kind this crate does not know.
     #[error("unknown frame kind {kind}")]
     UnknownKind { kind: u8 },
 }
@@ -141,7 +142,9 @@ pub(crate) fn header(kind: FrameKind, len: usize) -> [u8; HEADER_LEN] {
 /// Finds frames in a connection's byte stream, delivered in chunks of any size.
 ///
 /// It holds at most one frame's bytes ([`MAX_FRAME_LEN`]) between calls, whatever the peer
-/// sends. After anything that is not a frame it resynchronises on the next `SW` magic.
+/// sends. A header counts only with the magic, version 1, a known kind and a length within
+/// the limit; after anything that is not a frame (including a frame whose CRC fails) the
+/// reader resynchronises on the next `SW` magic, one byte further on.
 #[derive(Debug, Default)]
 pub struct FrameReader {
     buf: Vec<u8>,
@@ -177,13 +180,26 @@ impl FrameReader {
             let need = if self.buf.len() < HEADER_LEN {
                 HEADER_LEN
             } else {
+                // A length is trusted only behind a plausible header: a false magic in noise
+                // must not make the reader wait for kilobytes that hide the next real frame.
                 let len = usize::from(u16::from_be_bytes([self.buf[4], self.buf[5]]));
-                if len > MAX_BODY_LEN {
-                    self.flush_skipped(&mut out);
-                    out.push(Err(FrameError::TooLong {
+                let refused = if self.buf[2] != VERSION {
+                    Some(FrameError::UnsupportedVersion {
+                        version: self.buf[2],
+                    })
+                } else if FrameKind::from_byte(self.buf[3]).is_none() {
+                    Some(FrameError::UnknownKind { kind: self.buf[3] })
+                } else if len > MAX_BODY_LEN {
+                    Some(FrameError::TooLong {
                         len,
                         max: MAX_BODY_LEN,
-                    }));
+                    })
+                } else {
+                    None
+                };
+                if let Some(e) = refused {
+                    self.flush_skipped(&mut out);
+                    out.push(Err(e));
                     // The magic may have been noise: look for another after its first byte.
                     self.buf.remove(0);
                     continue;
@@ -209,14 +225,9 @@ impl FrameReader {
                 continue;
             }
             let bytes: Vec<u8> = self.buf.drain(..need).collect();
-            out.push(if bytes[2] != VERSION {
-                Err(FrameError::UnsupportedVersion { version: bytes[2] })
-            } else {
-                match FrameKind::from_byte(bytes[3]) {
-                    Some(kind) => Ok(Frame { kind, bytes }),
-                    None => Err(FrameError::UnknownKind { kind: bytes[3] }),
-                }
-            });
+            if let Some(kind) = FrameKind::from_byte(bytes[3]) {
+                out.push(Ok(Frame { kind, bytes }));
+            }
         }
         self.flush_skipped(&mut out);
         out
