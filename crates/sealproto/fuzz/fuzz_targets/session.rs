@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
     if handshake {
         device.connect(Entropy::new([5; 32], [6; 32]));
         session.receive(&device.take_outgoing());
-        session.accept(&public, Entropy::new([7; 32], [8; 32])).unwrap();
+        session
+            .accept(&public, Entropy::new([7; 32], [8; 32]))
+            .unwrap();
         device.receive(now, &session.take_outgoing());
         device.report(Reading::empty(now)).unwrap();
         session.receive(&device.take_outgoing());
