@@ -292,7 +292,7 @@ async fn ingest(args: &Args, fleet: Arc<Fleet>, data_dir: PathBuf) -> Result<Run
                     Err(_) => continue,
                 };
                 let received = Instant::now();
-                let server::Output::Alarm(a) = p.output else {
+                let Some(server::Output::Alarm(a)) = p.output else {
                     continue;
                 };
                 if !shared.measuring.load(Ordering::Relaxed) {

@@ -214,7 +214,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let printer = tokio::spawn(async move {
         let mut n = 0u64;
         while let Ok(p) = alarms.recv().await {
-            if let server::Output::Alarm(a) = p.output {
+            if let Some(server::Output::Alarm(a)) = p.output {
                 n += 1;
                 println!(
                     "  alarm {n:>3}  grade {}  {:<20} {:<28} {}  {}",

@@ -500,6 +500,23 @@ impl AppState {
         rx.await.map_err(|_| Problem::unavailable())
     }
 
+    /// A query that adds to the live feed (a handling step): the writer publishes what it
+    /// added once it has run.
+    async fn query_then_publish<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
+    ) -> Result<T, Problem> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::QueryThenPublish(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        }));
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Problem::unavailable())?;
+        rx.await.map_err(|_| Problem::unavailable())
+    }
+
     async fn submit(&self, items: Vec<Submission>) -> Result<Vec<Verdict>, Problem> {
         let (reply, rx) = oneshot::channel();
         let job = Job::Submit {
@@ -944,7 +961,9 @@ async fn handle_alarm(
     };
     let now = s.clock.now();
     let record = s
-        .query(move |store| store.handle_alarm(id, step, &b.actor, now, b.note.as_deref()))
+        .query_then_publish(move |store| {
+            store.handle_alarm(id, step, &b.actor, now, b.note.as_deref())
+        })
         .await?
         .map_err(store_problem)?;
     Ok(Json(record))
@@ -956,57 +975,135 @@ enum Live {
     Stop,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct StreamParams {
-    /// `alarms` or `events`; both when absent.
+    /// `alarms` (alarms and their handling) or `events`; everything when absent.
     only: Option<String>,
     transit: Option<String>,
+    /// Resume after this feed id, for clients that cannot send `Last-Event-ID`.
+    after: Option<i64>,
 }
 
+impl StreamParams {
+    fn wants(&self, item: &store::FeedItem) -> bool {
+        let only = match self.only.as_deref() {
+            None => true,
+            Some("alarms") | Some("alarm") => item.kind.starts_with("alarm"),
+            Some("events") | Some("event") => item.kind == "event",
+            Some(_) => false,
+        };
+        only && self.transit.as_deref().is_none_or(|t| t == item.transit)
+    }
+}
+
+fn sse_event(item: &store::FeedItem) -> SseEvent {
+    SseEvent::default()
+        .id(item.id.to_string())
+        .event(item.kind.as_str())
+        .data(item.data.to_string())
+}
+
+/// How many items a resuming client is sent from the store before the live stream takes over;
+/// one further behind is told so (a `lagged` event) and should reload its lists.
+const RESUME_MAX: usize = 50_000;
+
+/// The live stream (SSE). Each item's id is its place in the durable feed: a client that
+/// reconnects with `Last-Event-ID` (browsers do it by themselves) gets what it missed from the
+/// store, then the live items, without a gap or a repeat, across restarts of the service.
 async fn stream(
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     Query(p): Query<StreamParams>,
-) -> Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Result<Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
+    if let Some(only) = &p.only
+        && !["alarms", "alarm", "events", "event"].contains(&only.as_str())
+    {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("only: expected alarms or events, got {only:?}"),
+        ));
+    }
+    let resume = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "Last-Event-ID: expected the id of a stream item (a number)",
+                    )
+                })?,
+        ),
+        None => p.after,
+    };
+    // Subscribed before reading the backlog, so nothing committed in between is missed; the
+    // overlap is skipped by id.
     let rx = s.live.subscribe();
-    let events = BroadcastStream::new(rx).filter_map(move |msg| {
-        let msg = match msg {
-            Ok(msg) => msg,
-            // A client too slow for the stream is told how much it missed, not left unaware.
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                return Some(Live::Event(
-                    SseEvent::default()
-                        .event("lagged")
-                        .data(format!("{{\"missed\":{n}}}")),
-                ));
+    let mut backlog = Vec::new();
+    let mut behind = false;
+    // What the live stream repeats of the backlog is dropped by id.
+    let mut sent_up_to = 0;
+    if let Some(mut after) = resume {
+        loop {
+            let page = s
+                .query(move |store| store.feed_after(after, 5_000))
+                .await?
+                .map_err(store_problem)?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            backlog.extend(
+                page.into_iter()
+                    .filter(|i| p.wants(i))
+                    .map(|i| sse_event(&i)),
+            );
+            if backlog.len() >= RESUME_MAX {
+                behind = true;
+                break;
             }
-        };
-        let (name, transit, data) = match &msg.output {
-            Output::Alarm(a) => {
-                let mut v = serde_json::to_value(a).ok()?;
-                if let (Some(o), Some(id)) = (v.as_object_mut(), msg.alarm_id) {
-                    o.insert("id".into(), id.into());
-                }
-                ("alarm", a.transit.as_str(), v)
-            }
-            Output::Event(e) => ("event", e.transit.as_str(), serde_json::to_value(e).ok()?),
-        };
-        let wanted = p
-            .only
-            .as_deref()
-            .is_none_or(|o| o.trim_end_matches('s') == name)
-            && p.transit.as_deref().is_none_or(|t| t == transit);
-        wanted.then(|| {
-            Live::Event(
+        }
+        if behind {
+            backlog.push(
                 SseEvent::default()
-                    .id(msg.id.to_string())
-                    .event(name)
-                    .data(data.to_string()),
-            )
-        })
-    });
-    let stop =
-        WatchStream::new(s.stopping.clone()).filter_map(|stopping| stopping.then_some(Live::Stop));
-    let stream = events
+                    .event("lagged")
+                    .data(format!("{{\"missed\":\"more than {RESUME_MAX}\"}}")),
+            );
+        }
+        sent_up_to = after;
+    }
+    let replay = tokio_stream::iter(backlog.into_iter().map(Live::Event));
+    let live = live_items(rx, p, sent_up_to);
+    Ok(finish(s.stopping.clone(), replay.chain(live)))
+}
+
+/// The live items after `sent_up_to`, filtered for the client.
+fn live_items(
+    rx: broadcast::Receiver<Published>,
+    p: StreamParams,
+    sent_up_to: i64,
+) -> impl tokio_stream::Stream<Item = Live> {
+    BroadcastStream::new(rx).filter_map(move |msg| match msg {
+        Ok(msg) => (msg.item.id > sent_up_to && p.wants(&msg.item))
+            .then(|| Live::Event(sse_event(&msg.item))),
+        // A client too slow for the stream is told how much it missed, not left unaware; it
+        // can reconnect with the last id it has to get the rest from the store.
+        Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+            Some(Live::Event(
+                SseEvent::default()
+                    .event("lagged")
+                    .data(format!("{{\"missed\":{n}}}")),
+            ))
+        }
+    })
+}
+
+/// Ends the stream when the service stops, and keeps idle connections alive.
+fn finish(
+    stopping: watch::Receiver<bool>,
+    items: impl tokio_stream::Stream<Item = Live> + Send + 'static,
+) -> Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>> {
+    let stop = WatchStream::new(stopping).filter_map(|stopping| stopping.then_some(Live::Stop));
+    let stream = items
         .merge(stop)
         .take_while(|item| matches!(item, Live::Event(_)))
         .filter_map(|item| match item {

@@ -274,10 +274,10 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/v1/stream",
-        summary: "Live alarms and events (Server-Sent Events)",
+        summary: "Live events, alarms and alarm handling steps (Server-Sent Events); resumes after Last-Event-ID (or `after`), across restarts",
         body: None,
         ok: 200,
-        query: &["only", "transit"],
+        query: &["only", "transit", "after"],
     },
 ];
 

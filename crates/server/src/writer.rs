@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ingest::{Pipeline, Step, Submission, Verdict};
 use model::Timestamp;
-use store::Store;
+use store::{FeedItem, Store};
 use supervisor::Output;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -34,6 +34,8 @@ pub enum Job {
     },
     Tick(Timestamp),
     Query(Query),
+    /// A query that adds to the feed (a handling step): what it added is published after.
+    QueryThenPublish(Query),
     /// Rebuild the pipeline from the store (new zones).
     Reopen,
     /// Retention: purge observations older than `before`, one bounded batch at a time.
@@ -46,12 +48,72 @@ pub enum Job {
 /// few milliseconds behind one.
 const PURGE_BATCH: u32 = 2_000;
 
-/// What the writer broadcasts after each commit: an output and, for an alarm, its id.
+/// What the writer broadcasts after each commit or handling step: one item of the durable
+/// feed (its id is the live stream's event id), with the supervisor's output it came from
+/// when there is one (not for handling steps).
 #[derive(Clone, Debug)]
 pub struct Published {
-    pub id: u64,
-    pub output: Output,
-    pub alarm_id: Option<i64>,
+    pub item: Arc<FeedItem>,
+    pub output: Option<Output>,
+}
+
+/// Broadcasts what the store's feed gained since the last time, so the live stream sends
+/// exactly what a client resuming from the feed would read, with the same ids.
+struct Publisher {
+    last: i64,
+    live: broadcast::Sender<Published>,
+    metrics: Arc<Metrics>,
+}
+
+impl Publisher {
+    /// After a committed step: its outputs are in the feed, events first, then alarms.
+    fn step(&mut self, store: &mut dyn Store, step: &Step) {
+        if step.outputs.is_empty() {
+            return;
+        }
+        let events = step
+            .outputs
+            .iter()
+            .filter(|o| matches!(o, Output::Event(_)));
+        let alarms = step
+            .outputs
+            .iter()
+            .filter(|o| matches!(o, Output::Alarm(_)));
+        let ordered: Vec<&Output> = events.chain(alarms).collect();
+        for o in &ordered {
+            if let Output::Alarm(a) = o {
+                self.metrics.alarm_raised(a.kind);
+            }
+        }
+        self.publish(store, &ordered);
+    }
+
+    /// After a handling step (or anything else that only adds to the feed).
+    fn feed(&mut self, store: &mut dyn Store) {
+        self.publish(store, &[]);
+    }
+
+    fn publish(&mut self, store: &mut dyn Store, outputs: &[&Output]) {
+        let items = match store.feed_after(self.last, 1_000_000) {
+            Ok(items) => items,
+            Err(e) => {
+                // Committed all the same: clients resuming from the feed will get them.
+                tracing::warn!(error = %e, "cannot read the feed back; live clients miss items until they resume");
+                return;
+            }
+        };
+        // The outputs pair with the items only when they are exactly what was added.
+        let paired = items.len() == outputs.len();
+        for (i, item) in items.into_iter().enumerate() {
+            self.last = item.id;
+            let output = paired.then(|| outputs[i].clone());
+            // Nobody listening is not an error.
+            let _ = self.live.send(Published {
+                item: Arc::new(item),
+                output,
+            });
+        }
+    }
 }
 
 /// The longest wait between two attempts to reach a store that is gone.
@@ -92,7 +154,13 @@ fn recover(
                         "the store is unavailable; nothing was stored, send again later".into(),
                     ));
                 }
-                Ok(Job::Query(_) | Job::Tick(_) | Job::Reopen | Job::Purge { .. }) => {}
+                Ok(
+                    Job::Query(_)
+                    | Job::QueryThenPublish(_)
+                    | Job::Tick(_)
+                    | Job::Reopen
+                    | Job::Purge { .. },
+                ) => {}
                 Err(mpsc::error::TryRecvError::Empty) => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -113,32 +181,21 @@ pub fn run(
     store_up: Arc<AtomicBool>,
     batch_max_items: usize,
 ) {
-    let mut published = 0u64;
-    let mut publish = |step: &Step, live: &broadcast::Sender<Published>| {
-        let mut alarm_ids = step.alarm_ids.iter();
-        for output in &step.outputs {
-            published += 1;
-            let alarm_id = match output {
-                Output::Alarm(a) => {
-                    metrics.alarm_raised(a.kind);
-                    alarm_ids.next().copied()
-                }
-                Output::Event(_) => None,
-            };
-            // Nobody listening is not an error.
-            let _ = live.send(Published {
-                id: published,
-                output: output.clone(),
-                alarm_id,
-            });
-        }
+    let last = pipeline.store().last_feed_id().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the feed's last id");
+        0
+    });
+    let mut publisher = Publisher {
+        last,
+        live,
+        metrics: metrics.clone(),
     };
     // Jobs taken out of turn while gathering a group, handled next in arrival order.
     let mut pending: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     while let Some(job) = pending.pop_front().or_else(|| jobs.blocking_recv()) {
         match job {
             Job::Tick(now) => match pipeline.tick(now) {
-                Ok(step) => publish(&step, &live),
+                Ok(step) => publisher.step(pipeline.store(), &step),
                 Err(e) => {
                     tracing::error!(error = %e, "tick failed; reopening the store");
                     pipeline = match recover(pipeline, &open, &mut jobs, &store_up) {
@@ -148,6 +205,10 @@ pub fn run(
                 }
             },
             Job::Query(q) => q(pipeline.store()),
+            Job::QueryThenPublish(q) => {
+                q(pipeline.store());
+                publisher.feed(pipeline.store());
+            }
             Job::Purge { before } => match pipeline.store().purge_observations(before, PURGE_BATCH)
             {
                 Ok(n) => {
@@ -220,7 +281,7 @@ pub fn run(
                             };
                             c.fetch_add(1, Ordering::Relaxed);
                         }
-                        publish(&step, &live);
+                        publisher.step(pipeline.store(), &step);
                         // Which submission of the group raised an alarm is not tracked: the
                         // oldest one's receipt bounds the latency from above.
                         let waited = oldest.elapsed().as_secs_f64();

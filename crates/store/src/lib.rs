@@ -51,6 +51,87 @@ impl ApiToken {
     }
 }
 
+/// One item of the live feed, as the live stream sends it: `kind` is `event`, `alarm` or
+/// `alarm_update`, `data` the JSON document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeedItem {
+    /// The stream's event id: increasing, durable, never reused.
+    pub id: i64,
+    pub t: Timestamp,
+    pub transit: String,
+    pub kind: String,
+    pub data: serde_json::Value,
+}
+
+/// A feed row to insert: time, transit, kind, JSON document.
+type FeedRow = (i64, String, &'static str, String);
+
+/// The feed rows of a commit's outputs: events first, then alarms (with their ids), each in
+/// the order given. The writer publishes in the same order.
+fn output_feed(events: &[Event], alarms: &[Alarm], alarm_ids: &[i64]) -> Result<Vec<FeedRow>> {
+    let mut rows = Vec::with_capacity(events.len() + alarms.len());
+    for e in events {
+        rows.push((
+            e.t.unix_ms(),
+            e.transit.to_string(),
+            "event",
+            serde_json::to_string(e)?,
+        ));
+    }
+    for (a, id) in alarms.iter().zip(alarm_ids) {
+        let mut doc = serde_json::to_value(a)?;
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("id".into(), (*id).into());
+        }
+        rows.push((
+            a.t.unix_ms(),
+            a.transit.to_string(),
+            "alarm",
+            doc.to_string(),
+        ));
+    }
+    Ok(rows)
+}
+
+/// The feed row of a handling step: the alarm's id, what it is, its new state and the step.
+#[allow(clippy::too_many_arguments)]
+fn step_feed(
+    id: i64,
+    transit: String,
+    kind: &str,
+    grade: i64,
+    t: &Transition,
+    actor: &str,
+    at: Timestamp,
+    note: Option<&str>,
+) -> Result<FeedRow> {
+    let doc = serde_json::json!({
+        "id": id,
+        "transit": transit,
+        "kind": kind,
+        "grade": grade,
+        "state": t.next,
+        "step": HandlingStep {
+            at,
+            actor: actor.to_owned(),
+            step: t.step_text.to_owned(),
+            outcome: t.step_outcome.as_deref().and_then(parse_outcome),
+            note: note.map(str::to_owned),
+        },
+    });
+    Ok((at.unix_ms(), transit, "alarm_update", doc.to_string()))
+}
+
+fn feed_item(id: i64, t: i64, transit: String, kind: String, doc: &str) -> Result<FeedItem> {
+    Ok(FeedItem {
+        id,
+        t: Timestamp::from_unix_ms(t),
+        transit,
+        kind,
+        data: serde_json::from_str(doc)?,
+    })
+}
+
 /// What went wrong in a store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -395,6 +476,12 @@ pub trait Store: Send {
     fn tokens(&mut self) -> Result<Vec<ApiToken>>;
     /// Revokes a token from `at` on (revoking twice keeps the first time).
     fn revoke_token(&mut self, id: &str, at: Timestamp) -> Result<ApiToken>;
+
+    /// Up to `limit` items of the live feed after `after`, in order. Commits and handling steps
+    /// add to it in the same transaction as what they record.
+    fn feed_after(&mut self, after: i64, limit: u32) -> Result<Vec<FeedItem>>;
+    /// The id of the feed's last item (0 when empty).
+    fn last_feed_id(&mut self) -> Result<i64>;
 }
 
 fn token_from_row(

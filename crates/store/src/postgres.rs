@@ -7,15 +7,17 @@ use model::{
 
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Commit, DeviceFilter, DeviceRecord, DeviceRow,
-    Error, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store, StoredTransit,
-    TimeRange, TransitFilter, Transition, alarm_counts, device_reports, parse_outcome, parse_state,
-    parse_transit_state, token_from_row, transit_counts, transit_state_name, transition, wire_name,
+    Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store, StoredTransit,
+    TimeRange, TransitFilter, alarm_counts, device_reports, feed_item, output_feed, parse_outcome,
+    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/001_init.sql")),
     (2, include_str!("../migrations/postgres/002_registry.sql")),
     (3, include_str!("../migrations/postgres/003_tokens.sql")),
+    (4, include_str!("../migrations/postgres/004_feed.sql")),
 ];
 
 /// A store in a PostgreSQL database.
@@ -233,6 +235,23 @@ impl Store for PgStore {
         "postgresql"
     }
 
+    fn last_feed_id(&mut self) -> Result<i64> {
+        Ok(self
+            .client
+            .query_one("SELECT COALESCE(MAX(id), 0)::BIGINT FROM feed", &[])?
+            .get(0))
+    }
+
+    fn feed_after(&mut self, after: i64, limit: u32) -> Result<Vec<FeedItem>> {
+        let rows = self.client.query(
+            "SELECT id, t, transit, kind, doc FROM feed WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| feed_item(r.get(0), r.get(1), r.get(2), r.get(3), r.get::<_, &str>(4)))
+            .collect()
+    }
+
     fn put_token(&mut self, token: &ApiToken, secret_hash: &str) -> Result<()> {
         let n = self.client.execute(
             "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at)
@@ -378,6 +397,14 @@ impl Store for PgStore {
             )?;
         }
         let ids = insert_outputs(&mut tx, c.events, c.alarms)?;
+        let feed = output_feed(c.events, c.alarms, &ids)?;
+        if !feed.is_empty() {
+            let ins =
+                tx.prepare("INSERT INTO feed (t, transit, kind, doc) VALUES ($1, $2, $3, $4)")?;
+            for (t, transit, kind, doc) in &feed {
+                tx.execute(&ins, &[t, transit, kind, doc])?;
+            }
+        }
         update_devices(&mut tx, c.inputs)?;
         if !c.states.is_empty() {
             let st = tx.prepare("UPDATE transits SET state = $2, updated_at = $3 WHERE id = $1")?;
@@ -738,7 +765,7 @@ impl Store for PgStore {
         let mut tx = self.client.transaction()?;
         // FOR UPDATE: two officers acting on one alarm at once take turns.
         let row = tx.query_opt(
-            "SELECT state, outcome FROM alarms WHERE id = $1 FOR UPDATE",
+            "SELECT state, outcome, transit, kind, grade::BIGINT FROM alarms WHERE id = $1 FOR UPDATE",
             &[&id],
         )?;
         let r = row.ok_or_else(|| Error::NotFound {
@@ -746,19 +773,28 @@ impl Store for PgStore {
             id: id.to_string(),
         })?;
         let (state, outcome): (String, Option<String>) = (r.get(0), r.get(1));
-        let Transition {
-            next,
-            next_outcome,
-            step_text,
-            step_outcome,
-        } = transition(&state, outcome.as_deref(), step)?;
+        let t = transition(&state, outcome.as_deref(), step)?;
         tx.execute(
             "UPDATE alarms SET state = $2, outcome = $3, updated_at = $4 WHERE id = $1",
-            &[&id, &next.as_str(), &next_outcome, &at.unix_ms()],
+            &[&id, &t.next.as_str(), &t.next_outcome, &at.unix_ms()],
         )?;
         tx.execute(
             "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&id, &at.unix_ms(), &actor, &step_text, &step_outcome, &note],
+            &[&id, &at.unix_ms(), &actor, &t.step_text, &t.step_outcome, &note],
+        )?;
+        let (ft, transit, fkind, doc) = step_feed(
+            id,
+            r.get(2),
+            r.get::<_, &str>(3),
+            r.get(4),
+            &t,
+            actor,
+            at,
+            note,
+        )?;
+        tx.execute(
+            "INSERT INTO feed (t, transit, kind, doc) VALUES ($1, $2, $3, $4)",
+            &[&ft, &transit, &fkind, &doc],
         )?;
         tx.commit()?;
         self.alarm(id)

@@ -9,15 +9,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Commit, DeviceFilter, DeviceRecord, DeviceRow,
-    Error, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store, StoredTransit,
-    TimeRange, TransitFilter, Transition, alarm_counts, device_reports, parse_outcome, parse_state,
-    parse_transit_state, token_from_row, transit_counts, transit_state_name, transition, wire_name,
+    Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store, StoredTransit,
+    TimeRange, TransitFilter, alarm_counts, device_reports, feed_item, output_feed, parse_outcome,
+    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/001_init.sql")),
     (2, include_str!("../migrations/sqlite/002_registry.sql")),
     (3, include_str!("../migrations/sqlite/003_tokens.sql")),
+    (4, include_str!("../migrations/sqlite/004_feed.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -105,6 +107,32 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn last_feed_id(&mut self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM feed", [], |r| r.get(0))?)
+    }
+
+    fn feed_after(&mut self, after: i64, limit: u32) -> Result<Vec<FeedItem>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, t, transit, kind, doc FROM feed WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, t, transit, kind, doc) = row?;
+            feed_item(id, t, transit, kind, &doc)
+        })
+        .collect()
     }
 
     fn put_token(&mut self, token: &ApiToken, secret_hash: &str) -> Result<()> {
@@ -265,6 +293,12 @@ impl Store for SqliteStore {
                     serde_json::to_string(a)?
                 ])?;
                 ids.push(tx.last_insert_rowid());
+            }
+            let mut feed = tx.prepare_cached(
+                "INSERT INTO feed (t, transit, kind, doc) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (t, transit, kind, doc) in output_feed(c.events, c.alarms, &ids)? {
+                feed.execute(params![t, transit, kind, doc])?;
             }
             // One update per device heard from; devices not registered match no row.
             let mut dev = tx.prepare_cached(
@@ -721,28 +755,36 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction()?;
         let row = tx
             .query_row(
-                "SELECT state, outcome FROM alarms WHERE id = ?1",
+                "SELECT state, outcome, transit, kind, grade FROM alarms WHERE id = ?1",
                 params![id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                },
             )
             .optional()?;
-        let (state, outcome) = row.ok_or_else(|| Error::NotFound {
+        let (state, outcome, transit, kind, grade) = row.ok_or_else(|| Error::NotFound {
             what: "alarm",
             id: id.to_string(),
         })?;
-        let Transition {
-            next,
-            next_outcome,
-            step_text,
-            step_outcome,
-        } = transition(&state, outcome.as_deref(), step)?;
+        let t = transition(&state, outcome.as_deref(), step)?;
         tx.execute(
             "UPDATE alarms SET state = ?2, outcome = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, next.as_str(), next_outcome, at.unix_ms()],
+            params![id, t.next.as_str(), t.next_outcome, at.unix_ms()],
         )?;
         tx.execute(
             "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, at.unix_ms(), actor, step_text, step_outcome, note],
+            params![id, at.unix_ms(), actor, t.step_text, t.step_outcome, note],
+        )?;
+        let (ft, transit, fkind, doc) = step_feed(id, transit, &kind, grade, &t, actor, at, note)?;
+        tx.execute(
+            "INSERT INTO feed (t, transit, kind, doc) VALUES (?1, ?2, ?3, ?4)",
+            params![ft, transit, fkind, doc],
         )?;
         tx.commit()?;
         self.alarm(id)

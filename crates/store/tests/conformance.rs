@@ -965,6 +965,65 @@ fn statistics_counted_in_the_database(s: &mut dyn Store) {
     );
 }
 
+fn the_feed_records_outputs_and_steps_in_order(s: &mut dyn Store) {
+    assert!(s.feed_after(0, 100).unwrap().is_empty());
+    assert_eq!(s.last_feed_id().unwrap(), 0);
+    let events = [
+        event("T1", EventKind::Sealed, "2026-11-25T08:00:00Z"),
+        event("T1", EventKind::Departed, "2026-11-25T08:10:00Z"),
+    ];
+    let alarms = [alarm(
+        "T1",
+        AlarmKind::IllegalOpening,
+        "2026-11-25T09:00:00Z",
+        4,
+    )];
+    let ids = s
+        .commit(&Commit {
+            events: &events,
+            alarms: &alarms,
+            ..Commit::default()
+        })
+        .unwrap();
+    s.handle_alarm(
+        ids[0],
+        AlarmStep::Acknowledge,
+        "officer.zhang",
+        t("2026-11-25T09:01:00Z"),
+        Some("on it"),
+    )
+    .unwrap();
+    let feed = s.feed_after(0, 100).unwrap();
+    let kinds: Vec<&str> = feed.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["event", "event", "alarm", "alarm_update"]);
+    assert!(feed.windows(2).all(|w| w[0].id < w[1].id), "ids increase");
+    assert_eq!(feed[0].data["event"], "sealed");
+    assert_eq!(feed[2].data["id"], ids[0], "an alarm carries its id");
+    assert_eq!(feed[2].data["kind"], "illegal_opening");
+    assert_eq!(feed[3].data["state"]["state"], "acknowledged");
+    assert_eq!(feed[3].data["step"]["actor"], "officer.zhang");
+    assert_eq!(feed[3].data["step"]["note"], "on it");
+    assert_eq!(feed[3].t, t("2026-11-25T09:01:00Z"));
+    assert!(feed.iter().all(|f| f.transit == "T1"));
+    assert_eq!(s.last_feed_id().unwrap(), feed[3].id);
+    // Resuming after an id gives exactly what followed it, in pages.
+    let after = s.feed_after(feed[1].id, 1).unwrap();
+    assert_eq!(after, &feed[2..3]);
+    assert_eq!(s.feed_after(feed[3].id, 100).unwrap(), []);
+    // A refused step records nothing.
+    assert!(
+        s.handle_alarm(
+            ids[0],
+            AlarmStep::Acknowledge,
+            "x",
+            t("2026-11-25T09:02:00Z"),
+            None
+        )
+        .is_err()
+    );
+    assert_eq!(s.feed_after(feed[3].id, 100).unwrap(), []);
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -973,6 +1032,13 @@ macro_rules! conformance {
             #[allow(clippy::redundant_closure_call)]
             fn open(test: &str) -> Option<Box<dyn Store>> {
                 ($open)(test)
+            }
+
+            #[test]
+            fn the_feed_records_outputs_and_steps_in_order() {
+                if let Some(mut s) = open("feed") {
+                    super::the_feed_records_outputs_and_steps_in_order(&mut *s);
+                }
             }
 
             #[test]
