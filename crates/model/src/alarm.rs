@@ -149,6 +149,8 @@ pub enum AlarmState {
 pub enum AlarmStep {
     Acknowledge,
     Dispatch,
+    /// A report from the scene or the centre (comments, photos): recorded, the state stays.
+    Report,
     Resolve(Outcome),
     Close,
 }
@@ -179,12 +181,16 @@ impl AlarmState {
             (S::Acknowledged, AlarmStep::Dispatch) => Some(S::Dispatched),
             (S::Acknowledged | S::Dispatched, AlarmStep::Resolve(o)) => Some(S::Resolved(o)),
             (S::Resolved(o), AlarmStep::Close) => Some(S::Closed(o)),
+            // Reports are taken until the alarm is closed: a patrol's photos may come after
+            // the centre resolved it.
+            (s, AlarmStep::Report) if !matches!(s, S::Closed(_)) => Some(s),
             _ => None,
         };
         next.ok_or(AlarmStepError {
             step: match step {
                 AlarmStep::Acknowledge => "acknowledge",
                 AlarmStep::Dispatch => "dispatch",
+                AlarmStep::Report => "report on",
                 AlarmStep::Resolve(_) => "resolve",
                 AlarmStep::Close => "close",
             },
@@ -210,6 +216,15 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.to_string(), "cannot resolve an alarm that is open");
         assert!(s.apply(AlarmStep::Acknowledge).is_err());
+        assert_eq!(
+            AlarmState::Dispatched.apply(AlarmStep::Report),
+            Ok(AlarmState::Dispatched),
+            "a report keeps the state"
+        );
+        assert_eq!(
+            s.apply(AlarmStep::Report).unwrap_err().to_string(),
+            "cannot report on an alarm that is closed"
+        );
         assert_eq!(
             serde_json::to_string(&AlarmState::Resolved(Outcome::ConfirmedViolation)).unwrap(),
             r#"{"state":"resolved","outcome":"confirmed_violation"}"#

@@ -26,7 +26,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ingest::{Pipeline, Submission, Verdict};
+use ingest::Pipeline;
+pub use ingest::{Submission, Verdict};
 use model::{
     Action, ActionKind, AlarmKind, AlarmStep, Outcome, Timestamp, Transit, TransitState, Zone,
 };
@@ -150,6 +151,8 @@ impl std::fmt::Debug for AppState {
 pub struct Running {
     pub addr: SocketAddr,
     pub live: broadcast::Sender<Published>,
+    /// The ingest path, for sources other than the HTTP API (device gateways).
+    pub ingest: Ingest,
     stop: Option<oneshot::Sender<()>>,
     stopping: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), Error>>,
@@ -263,6 +266,11 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             }
         });
     }
+    let ingest = Ingest {
+        jobs: jobs.downgrade(),
+        clock: config.clock,
+        stopping: state.stopping.clone(),
+    };
     drop(jobs);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -282,12 +290,64 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     Ok(Running {
         addr,
         live,
+        ingest,
         stop: Some(stop),
         stopping,
         task,
         writer: Some(writer),
         shutdown_grace: config.shutdown_grace,
     })
+}
+
+/// The one ingest path, for sources other than the HTTP API (device gateways): the same
+/// validation, deduplication, supervision and group commit, and an answer only once what was
+/// accepted is durable.
+///
+/// It does not keep the writer alive: once the service stops, `submit` fails and
+/// [`Ingest::stopping`] says so, and a gateway should close its connections.
+#[derive(Clone, Debug)]
+pub struct Ingest {
+    jobs: mpsc::WeakSender<Job>,
+    clock: Clock,
+    stopping: watch::Receiver<bool>,
+}
+
+/// Why a submission could not be taken; nothing of it was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the service is stopping")]
+    Stopping,
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Ingest {
+    /// Submits inputs together; a verdict per input, once the accepted ones are committed.
+    pub async fn submit(&self, items: Vec<Submission>) -> Result<Vec<Verdict>, IngestError> {
+        let jobs = self.jobs.upgrade().ok_or(IngestError::Stopping)?;
+        let (reply, rx) = oneshot::channel();
+        let job = Job::Submit {
+            items,
+            now: self.clock.now(),
+            received: Instant::now(),
+            reply,
+        };
+        jobs.send(job).await.map_err(|_| IngestError::Stopping)?;
+        drop(jobs);
+        rx.await
+            .map_err(|_| IngestError::Stopping)?
+            .map_err(IngestError::Unavailable)
+    }
+
+    /// The service's clock (the demo's runs faster).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Turns true when the service stops.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.clone()
+    }
 }
 
 /// The service's clock: the wall clock, or for the demo a clock that runs `speed` times faster
@@ -352,6 +412,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms", get(list_alarms))
         .route("/api/v1/alarms/{id}", get(get_alarm))
         .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
+        .route(
+            "/api/v1/alarms/{id}/attachments",
+            post(attach).get(list_attachments),
+        )
+        .route("/api/v1/alarms/{id}/attachments/{n}", get(get_attachment))
         .route("/api/v1/stream", get(stream))
         .merge(registry::routes())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
@@ -944,6 +1009,13 @@ async fn handle_alarm(
     let step = match (step.as_str(), b.outcome) {
         ("acknowledge", _) => AlarmStep::Acknowledge,
         ("dispatch", _) => AlarmStep::Dispatch,
+        ("report", _) if b.note.as_deref().is_none_or(|n| n.trim().is_empty()) => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "note: a report needs its comments (photos go to /attachments)",
+            ));
+        }
+        ("report", _) => AlarmStep::Report,
         ("resolve", Some(o)) => AlarmStep::Resolve(o),
         ("resolve", None) => {
             return Err(Problem::new(
@@ -967,6 +1039,137 @@ async fn handle_alarm(
         .await?
         .map_err(store_problem)?;
     Ok(Json(record))
+}
+
+/// What may be attached, by the first bytes every such file starts with: a declared type
+/// the bytes do not bear out is refused, so nothing else hides behind an image's name.
+const ATTACHMENT_TYPES: &[(&str, &[&[u8]])] = &[
+    ("image/jpeg", &[b"\xff\xd8\xff"]),
+    ("image/png", &[b"\x89PNG\r\n\x1a\n"]),
+    ("image/webp", &[b"RIFF"]),
+    ("application/pdf", &[b"%PDF-"]),
+];
+
+#[derive(Debug, Deserialize)]
+struct AttachParams {
+    name: String,
+    actor: String,
+}
+
+/// Checks an attachment's name: a label, never a path.
+fn attachment_name(name: &str) -> Result<&str, Problem> {
+    let ok = (1..=100).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ' '));
+    if ok {
+        Ok(name)
+    } else {
+        Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name: 1 to 100 letters, digits, '.', '_', '-' or spaces, not starting with '.' (a label, not a path)",
+        ))
+    }
+}
+
+/// Attaches a photo or document to an alarm (a patrol's report from the scene).
+async fn attach(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Query(p): Query<AttachParams>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<store::Attachment>), Problem> {
+    let name = attachment_name(&p.name)?.to_owned();
+    if p.actor.trim().is_empty() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "actor: must not be empty",
+        ));
+    }
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let Some((content_type, magics)) = ATTACHMENT_TYPES.iter().find(|(t, _)| *t == declared) else {
+        let known: Vec<&str> = ATTACHMENT_TYPES.iter().map(|(t, _)| *t).collect();
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content-type: {declared:?} is not taken; one of {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    if body.is_empty() || !magics.iter().any(|m| body.starts_with(m)) {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("body: not a {content_type} file"),
+        ));
+    }
+    use sha2::Digest;
+    let sha256: String = sha2::Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let meta = store::Attachment {
+        id: 0,
+        alarm: id,
+        at: s.clock.now(),
+        actor: p.actor,
+        name,
+        content_type: (*content_type).to_owned(),
+        sha256,
+        size_bytes: body.len() as u64,
+    };
+    let stored = s
+        .query_then_publish(move |store| store.add_attachment(&meta, &body))
+        .await?
+        .map_err(store_problem)?;
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+async fn list_attachments(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<store::Attachment>>, Problem> {
+    Ok(Json(
+        s.query(move |store| store.attachments(id))
+            .await?
+            .map_err(store_problem)?,
+    ))
+}
+
+async fn get_attachment(
+    State(s): State<AppState>,
+    Path((id, n)): Path<(i64, i64)>,
+) -> Result<Response, Problem> {
+    let (meta, bytes) = s
+        .query(move |store| store.attachment(id, n))
+        .await?
+        .map_err(store_problem)?;
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&meta.content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    // Downloaded, never rendered in the console's origin; the name is checked on upload.
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", meta.name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(r)
 }
 
 /// An item of a live stream, or the service stopping (which ends the stream).

@@ -438,3 +438,233 @@ async fn retention_purges_only_what_no_live_transit_needs() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One raw request with a binary body and a content type; status and body bytes.
+async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(body).await.unwrap();
+    let mut all = Vec::new();
+    conn.read_to_end(&mut all).await.unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, all[split + 4..].to_vec())
+}
+
+/// A patrol's report on an alarm: comments as a handling step, photos as attachments, both in
+/// the history with who and when; names that look like paths, types the bytes do not bear out,
+/// and attachments to a closed alarm are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patrol_reports_with_photos() {
+    let dir = std::env::temp_dir().join(format!("sealwatch-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let running = server::start(server::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.clone(),
+    ))
+    .await
+    .unwrap();
+    let addr = running.addr;
+    let example: Value =
+        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
+    for z in example["zones"].as_array().unwrap() {
+        assert_eq!(
+            request(addr, "POST", "/api/v1/zones", Some(z.clone()))
+                .await
+                .0,
+            204
+        );
+    }
+    let now = server::wall_clock();
+    let mut transit = example["transits"][0].clone();
+    transit["sealed_at"] = json!(at(now, -30));
+    transit["deadline"] = json!(at(now, 360));
+    assert_eq!(
+        json(addr, "POST", "/api/v1/transits", Some(transit))
+            .await
+            .0,
+        201
+    );
+    let obs = json!([{"device": "D1", "t": at(now, -5), "lat": 29.31, "lon": 120.07, "lock": "unlocked", "seq": 1}]);
+    assert_eq!(
+        json(addr, "POST", "/api/v1/observations", Some(obs))
+            .await
+            .0,
+        200
+    );
+    let (_, alarms) = json(addr, "GET", "/api/v1/alarms", None).await;
+    let id = alarms["items"][0]["id"].as_i64().expect("an alarm");
+    for (step, body) in [
+        ("acknowledge", json!({"actor": "officer.zhang"})),
+        (
+            "dispatch",
+            json!({"actor": "officer.zhang", "note": "patrol 7"}),
+        ),
+        (
+            "report",
+            json!({"actor": "patrol.7", "note": "seal intact, lock reset by driver"}),
+        ),
+    ] {
+        let (status, body) = json(
+            addr,
+            "POST",
+            &format!("/api/v1/alarms/{id}/{step}"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{step}: {body}");
+    }
+    let (status, problem) = json(
+        addr,
+        "POST",
+        &format!("/api/v1/alarms/{id}/report"),
+        Some(json!({"actor": "patrol.7"})),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (422, Some("note")),
+        "{problem}"
+    );
+
+    let png: Vec<u8> = [&b"\x89PNG\r\n\x1a\n"[..], &[7u8; 300][..]].concat();
+    let path = |q: &str| format!("/api/v1/alarms/{id}/attachments?{q}");
+    let (status, body) = raw(
+        addr,
+        "POST",
+        &path("name=seal%20front.png&actor=patrol.7"),
+        "image/png",
+        &png,
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let stored: Value = serde_json::from_slice(&body).unwrap();
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(&png)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(stored["sha256"], sha);
+    assert_eq!(stored["size_bytes"], 308);
+    for (query, content_type, bytes, want) in [
+        (
+            "name=..%2F..%2Fetc%2Fpasswd&actor=p",
+            "image/png",
+            &png[..],
+            422,
+        ),
+        ("name=.hidden.png&actor=p", "image/png", &png[..], 422),
+        (
+            "name=x.png&actor=p",
+            "image/png",
+            &b"GIF89a not a png"[..],
+            422,
+        ),
+        (
+            "name=x.exe&actor=p",
+            "application/octet-stream",
+            &b"MZ"[..],
+            415,
+        ),
+        ("name=x.png&actor=", "image/png", &png[..], 422),
+    ] {
+        let (status, body) = raw(addr, "POST", &path(query), content_type, bytes).await;
+        assert_eq!(status, want, "{query}: {}", String::from_utf8_lossy(&body));
+    }
+    let (status, body) = raw(
+        addr,
+        "GET",
+        &format!("/api/v1/alarms/{id}/attachments/{}", stored["id"]),
+        "",
+        b"",
+    )
+    .await;
+    assert_eq!((status, body == png), (200, true));
+    let (_, list) = json(
+        addr,
+        "GET",
+        &format!("/api/v1/alarms/{id}/attachments"),
+        None,
+    )
+    .await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let (status, _) = json(
+        addr,
+        "GET",
+        &format!("/api/v1/alarms/{id}/attachments/999"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // The history tells the whole story, with who and when.
+    let (_, record) = json(addr, "GET", &format!("/api/v1/alarms/{id}"), None).await;
+    let steps: Vec<(&str, &str)> = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["step"].as_str().unwrap(), h["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("acknowledge", "officer.zhang"),
+            ("dispatch", "officer.zhang"),
+            ("report", "patrol.7"),
+            ("attach", "patrol.7")
+        ]
+    );
+    assert!(
+        record["history"][3]["note"]
+            .as_str()
+            .unwrap()
+            .contains(&sha)
+    );
+    assert_eq!(
+        record["state"]["state"], "dispatched",
+        "reports keep the state"
+    );
+
+    for (step, body) in [
+        (
+            "resolve",
+            json!({"actor": "officer.zhang", "outcome": "false_alarm"}),
+        ),
+        ("close", json!({"actor": "supervisor.wang"})),
+    ] {
+        assert_eq!(
+            json(
+                addr,
+                "POST",
+                &format!("/api/v1/alarms/{id}/{step}"),
+                Some(body)
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    let (status, _) = raw(
+        addr,
+        "POST",
+        &path("name=late.png&actor=patrol.7"),
+        "image/png",
+        &png,
+    )
+    .await;
+    assert_eq!(status, 409, "a closed alarm takes no more attachments");
+    running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,19 +16,16 @@ fn routed() -> BTreeSet<(String, String)> {
         include_str!("../src/registry.rs"),
     ];
     let mut found = BTreeSet::new();
-    for line in sources
-        .iter()
-        .flat_map(|s| s.lines())
-        .map(str::trim)
-        .filter(|l| l.starts_with(".route(\""))
-    {
-        let path = line
-            .trim_start_matches(".route(\"")
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned();
-        let handlers = line.split_once(',').unwrap().1;
+    // Whitespace out, so a `.route(...)` that rustfmt spread over lines reads as one.
+    let code: String = sources
+        .concat()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    for piece in code.split(".route(\"").skip(1) {
+        let (path, rest) = piece.split_once('"').unwrap();
+        let path = path.to_owned();
+        let handlers = rest.split("))").next().unwrap().trim_start_matches(',');
         for method in ["get", "post", "put", "delete", "patch"] {
             let call = format!("{method}(");
             if handlers.trim_start().starts_with(&call) || handlers.contains(&format!(".{call}")) {

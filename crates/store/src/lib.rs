@@ -122,6 +122,41 @@ fn step_feed(
     Ok((at.unix_ms(), transit, "alarm_update", doc.to_string()))
 }
 
+/// Checks that an alarm may take an attachment (it exists and is not closed), from its stored
+/// state, and gives the feed row recording it.
+fn attach_feed(
+    row: Option<(String, Option<String>, String, String, i64)>,
+    meta: &Attachment,
+) -> Result<FeedRow> {
+    let (state, outcome, transit, kind, grade) = row.ok_or_else(|| Error::NotFound {
+        what: "alarm",
+        id: meta.alarm.to_string(),
+    })?;
+    let t = transition(&state, outcome.as_deref(), AlarmStep::Report)?;
+    let t = Transition {
+        step_text: "attach",
+        ..t
+    };
+    step_feed(
+        meta.alarm,
+        transit,
+        &kind,
+        grade,
+        &t,
+        &meta.actor,
+        meta.at,
+        Some(&attach_note(meta)),
+    )
+}
+
+/// The history note of an attachment: what was attached, so the history alone tells.
+fn attach_note(meta: &Attachment) -> String {
+    format!(
+        "{} ({}, {} bytes, sha256 {})",
+        meta.name, meta.content_type, meta.size_bytes, meta.sha256
+    )
+}
+
 fn feed_item(id: i64, t: i64, transit: String, kind: String, doc: &str) -> Result<FeedItem> {
     Ok(FeedItem {
         id,
@@ -130,6 +165,21 @@ fn feed_item(id: i64, t: i64, transit: String, kind: String, doc: &str) -> Resul
         kind,
         data: serde_json::from_str(doc)?,
     })
+}
+
+/// A file attached to an alarm, without its bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: i64,
+    pub alarm: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    /// A label given by the uploader (checked by the API: no paths).
+    pub name: String,
+    pub content_type: String,
+    /// Hex SHA-256 of the bytes, computed by the caller and kept as evidence.
+    pub sha256: String,
+    pub size_bytes: u64,
 }
 
 /// What went wrong in a store.
@@ -482,6 +532,14 @@ pub trait Store: Send {
     fn feed_after(&mut self, after: i64, limit: u32) -> Result<Vec<FeedItem>>;
     /// The id of the feed's last item (0 when empty).
     fn last_feed_id(&mut self) -> Result<i64>;
+
+    /// Attaches a file to an alarm not yet closed, recorded in its handling history (step
+    /// `attach`) and on the feed. `meta.id` is ignored; the stored attachment is returned.
+    fn add_attachment(&mut self, meta: &Attachment, bytes: &[u8]) -> Result<Attachment>;
+    /// An alarm's attachments, oldest first.
+    fn attachments(&mut self, alarm: i64) -> Result<Vec<Attachment>>;
+    /// One attachment of an alarm, with its bytes.
+    fn attachment(&mut self, alarm: i64, id: i64) -> Result<(Attachment, Vec<u8>)>;
 }
 
 fn token_from_row(
@@ -530,6 +588,7 @@ fn step_name(step: AlarmStep) -> (&'static str, Option<Outcome>) {
     match step {
         AlarmStep::Acknowledge => ("acknowledge", None),
         AlarmStep::Dispatch => ("dispatch", None),
+        AlarmStep::Report => ("report", None),
         AlarmStep::Resolve(o) => ("resolve", Some(o)),
         AlarmStep::Close => ("close", None),
     }

@@ -6,11 +6,11 @@ use model::{
 };
 
 use crate::{
-    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Commit, DeviceFilter, DeviceRecord, DeviceRow,
-    Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store, StoredTransit,
-    TimeRange, TransitFilter, alarm_counts, device_reports, feed_item, output_feed, parse_outcome,
-    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
-    transit_state_name, transition, wire_name,
+    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter, DeviceRecord,
+    DeviceRow, Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store,
+    StoredTransit, TimeRange, TransitFilter, alarm_counts, attach_feed, attach_note,
+    device_reports, feed_item, output_feed, parse_outcome, parse_state, parse_transit_state,
+    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -18,6 +18,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/postgres/002_registry.sql")),
     (3, include_str!("../migrations/postgres/003_tokens.sql")),
     (4, include_str!("../migrations/postgres/004_feed.sql")),
+    (
+        5,
+        include_str!("../migrations/postgres/005_attachments.sql"),
+    ),
 ];
 
 /// A store in a PostgreSQL database.
@@ -230,9 +234,85 @@ fn insert_outputs(
     Ok(ids)
 }
 
+fn attachment_row(r: &::postgres::Row) -> Attachment {
+    Attachment {
+        id: r.get(0),
+        alarm: r.get(1),
+        at: Timestamp::from_unix_ms(r.get(2)),
+        actor: r.get(3),
+        name: r.get(4),
+        content_type: r.get(5),
+        sha256: r.get(6),
+        size_bytes: r.get::<_, i64>(7) as u64,
+    }
+}
+
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgresql"
+    }
+
+    fn add_attachment(&mut self, meta: &Attachment, bytes: &[u8]) -> Result<Attachment> {
+        let mut tx = self.client.transaction()?;
+        let row = tx
+            .query_opt(
+                "SELECT state, outcome, transit, kind, grade::BIGINT FROM alarms WHERE id = $1 FOR UPDATE",
+                &[&meta.alarm],
+            )?
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
+        let (ft, transit, fkind, doc) = attach_feed(row, meta)?;
+        let size = bytes.len() as i64;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO alarm_attachments (alarm, at, actor, name, content_type, sha256, size_bytes, bytes)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                &[
+                    &meta.alarm,
+                    &meta.at.unix_ms(),
+                    &meta.actor,
+                    &meta.name,
+                    &meta.content_type,
+                    &meta.sha256,
+                    &size,
+                    &bytes,
+                ],
+            )?
+            .get(0);
+        tx.execute(
+            "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES ($1, $2, $3, 'attach', NULL, $4)",
+            &[&meta.alarm, &meta.at.unix_ms(), &meta.actor, &attach_note(meta)],
+        )?;
+        tx.execute(
+            "INSERT INTO feed (t, transit, kind, doc) VALUES ($1, $2, $3, $4)",
+            &[&ft, &transit, &fkind, &doc],
+        )?;
+        tx.commit()?;
+        Ok(Attachment {
+            id,
+            size_bytes: bytes.len() as u64,
+            ..meta.clone()
+        })
+    }
+
+    fn attachments(&mut self, alarm: i64) -> Result<Vec<Attachment>> {
+        self.alarm(alarm)?;
+        let rows = self.client.query(
+            "SELECT id, alarm, at, actor, name, content_type, sha256, size_bytes FROM alarm_attachments WHERE alarm = $1 ORDER BY id",
+            &[&alarm],
+        )?;
+        Ok(rows.iter().map(attachment_row).collect())
+    }
+
+    fn attachment(&mut self, alarm: i64, id: i64) -> Result<(Attachment, Vec<u8>)> {
+        let row = self.client.query_opt(
+            "SELECT id, alarm, at, actor, name, content_type, sha256, size_bytes, bytes FROM alarm_attachments WHERE alarm = $1 AND id = $2",
+            &[&alarm, &id],
+        )?;
+        let r = row.ok_or_else(|| Error::NotFound {
+            what: "attachment",
+            id: format!("{alarm}/{id}"),
+        })?;
+        Ok((attachment_row(&r), r.get(8)))
     }
 
     fn last_feed_id(&mut self) -> Result<i64> {

@@ -8,11 +8,11 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Commit, DeviceFilter, DeviceRecord, DeviceRow,
-    Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store, StoredTransit,
-    TimeRange, TransitFilter, alarm_counts, device_reports, feed_item, output_feed, parse_outcome,
-    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
-    transit_state_name, transition, wire_name,
+    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter, DeviceRecord,
+    DeviceRow, Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store,
+    StoredTransit, TimeRange, TransitFilter, alarm_counts, attach_feed, attach_note,
+    device_reports, feed_item, output_feed, parse_outcome, parse_state, parse_transit_state,
+    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/002_registry.sql")),
     (3, include_str!("../migrations/sqlite/003_tokens.sql")),
     (4, include_str!("../migrations/sqlite/004_feed.sql")),
+    (5, include_str!("../migrations/sqlite/005_attachments.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -107,6 +108,71 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn add_attachment(&mut self, meta: &Attachment, bytes: &[u8]) -> Result<Attachment> {
+        let tx = self.conn.transaction()?;
+        let row = tx
+            .query_row(
+                "SELECT state, outcome, transit, kind, grade FROM alarms WHERE id = ?1",
+                params![meta.alarm],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let (ft, transit, fkind, doc) = attach_feed(row, meta)?;
+        tx.execute(
+            "INSERT INTO alarm_attachments (alarm, at, actor, name, content_type, sha256, size_bytes, bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                meta.alarm,
+                meta.at.unix_ms(),
+                meta.actor,
+                meta.name,
+                meta.content_type,
+                meta.sha256,
+                bytes.len() as i64,
+                bytes
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES (?1, ?2, ?3, 'attach', NULL, ?4)",
+            params![meta.alarm, meta.at.unix_ms(), meta.actor, attach_note(meta)],
+        )?;
+        tx.execute(
+            "INSERT INTO feed (t, transit, kind, doc) VALUES (?1, ?2, ?3, ?4)",
+            params![ft, transit, fkind, doc],
+        )?;
+        tx.commit()?;
+        Ok(Attachment {
+            id,
+            size_bytes: bytes.len() as u64,
+            ..meta.clone()
+        })
+    }
+
+    fn attachments(&mut self, alarm: i64) -> Result<Vec<Attachment>> {
+        self.alarm(alarm)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, alarm, at, actor, name, content_type, sha256, size_bytes FROM alarm_attachments WHERE alarm = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![alarm], attachment_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn attachment(&mut self, alarm: i64, id: i64) -> Result<(Attachment, Vec<u8>)> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, alarm, at, actor, name, content_type, sha256, size_bytes, bytes FROM alarm_attachments WHERE alarm = ?1 AND id = ?2",
+                params![alarm, id],
+                |r| Ok((attachment_row(r)?, r.get::<_, Vec<u8>>(8)?)),
+            )
+            .optional()?;
+        row.ok_or_else(|| Error::NotFound {
+            what: "attachment",
+            id: format!("{alarm}/{id}"),
+        })
     }
 
     fn last_feed_id(&mut self) -> Result<i64> {
@@ -789,6 +855,19 @@ impl Store for SqliteStore {
         tx.commit()?;
         self.alarm(id)
     }
+}
+
+fn attachment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attachment> {
+    Ok(Attachment {
+        id: r.get(0)?,
+        alarm: r.get(1)?,
+        at: Timestamp::from_unix_ms(r.get(2)?),
+        actor: r.get(3)?,
+        name: r.get(4)?,
+        content_type: r.get(5)?,
+        sha256: r.get(6)?,
+        size_bytes: r.get::<_, i64>(7)? as u64,
+    })
 }
 
 /// Reads the columns of [`DeviceRow::COLUMNS`], first in the row.

@@ -1024,6 +1024,67 @@ fn the_feed_records_outputs_and_steps_in_order(s: &mut dyn Store) {
     assert_eq!(s.feed_after(feed[3].id, 100).unwrap(), []);
 }
 
+fn attachments_are_kept_with_the_history(s: &mut dyn Store) {
+    let alarms = [alarm("T1", AlarmKind::Tamper, "2026-11-25T09:00:00Z", 4)];
+    let ids = s
+        .commit(&Commit {
+            alarms: &alarms,
+            ..Commit::default()
+        })
+        .unwrap();
+    let meta = store::Attachment {
+        id: 0,
+        alarm: ids[0],
+        at: t("2026-11-25T09:30:00Z"),
+        actor: "patrol.7".into(),
+        name: "seal.jpg".into(),
+        content_type: "image/jpeg".into(),
+        sha256: "ab".repeat(32),
+        size_bytes: 0,
+    };
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let stored = s.add_attachment(&meta, &bytes).unwrap();
+    assert_eq!(stored.size_bytes, 70_000);
+    assert_eq!(s.attachments(ids[0]).unwrap(), std::slice::from_ref(&stored));
+    let (got, back) = s.attachment(ids[0], stored.id).unwrap();
+    assert_eq!(
+        (got, back),
+        (stored.clone(), bytes),
+        "bytes come back exactly"
+    );
+    let record = s.alarm(ids[0]).unwrap();
+    assert_eq!(record.history.last().unwrap().step, "attach");
+    assert!(
+        record
+            .history
+            .last()
+            .unwrap()
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("seal.jpg")
+    );
+    assert_eq!(
+        s.feed_after(0, 100).unwrap().last().unwrap().kind,
+        "alarm_update"
+    );
+    assert!(
+        s.attachment(ids[0], stored.id + 1)
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(s.attachments(ids[0] + 1).unwrap_err().is_not_found());
+    let elsewhere = store::Attachment {
+        alarm: ids[0] + 1,
+        ..meta.clone()
+    };
+    assert!(
+        s.add_attachment(&elsewhere, b"x")
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -1032,6 +1093,13 @@ macro_rules! conformance {
             #[allow(clippy::redundant_closure_call)]
             fn open(test: &str) -> Option<Box<dyn Store>> {
                 ($open)(test)
+            }
+
+            #[test]
+            fn attachments_are_kept_with_the_history() {
+                if let Some(mut s) = open("attachments") {
+                    super::attachments_are_kept_with_the_history(&mut *s);
+                }
             }
 
             #[test]
