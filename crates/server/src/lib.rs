@@ -246,6 +246,22 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             }
         }
     });
+    // The per-device index follows the log a moment behind (reads are complete regardless).
+    let indexer = jobs.clone();
+    let mut indexer_stopping = state.stopping.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = indexer_stopping.changed() => break,
+            }
+            // A full queue means the writer is busy: the next round will do.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = indexer.try_send(Job::Index) {
+                break;
+            }
+        }
+    });
     if let Some(retention) = config.retention {
         let purger = jobs.clone();
         let mut purger_stopping = state.stopping.clone();

@@ -42,7 +42,13 @@ pub enum Job {
     Purge {
         before: Timestamp,
     },
+    /// Copy the latest observations into the per-device index, one bounded batch at a time.
+    Index,
 }
+
+/// Observations copied into the per-device index per transaction: large enough that each
+/// page of the index takes many rows at once, small enough that ingest waits little.
+const INDEX_BATCH: u32 = 20_000;
 
 /// Observations deleted per retention transaction: small enough that ingest waits at most a
 /// few milliseconds behind one.
@@ -159,6 +165,7 @@ fn recover(
                     | Job::QueryThenPublish(_)
                     | Job::Tick(_)
                     | Job::Reopen
+                    | Job::Index
                     | Job::Purge { .. },
                 ) => {}
                 Err(mpsc::error::TryRecvError::Empty) => {
@@ -226,6 +233,19 @@ pub fn run(
                 Err(e) => {
                     tracing::warn!(error = %e, "retention purge failed; trying again next round")
                 }
+            },
+            Job::Index => match pipeline.store().index_observations(INDEX_BATCH) {
+                Ok(n) if n == u64::from(INDEX_BATCH) => {
+                    // More to copy: let what arrived meanwhile go first, then go on.
+                    while let Ok(job) = jobs.try_recv() {
+                        pending.push_back(job);
+                    }
+                    if !pending.iter().any(|j| matches!(j, Job::Index)) {
+                        pending.push_back(Job::Index);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "indexing observations failed; trying again"),
             },
             Job::Reopen => {
                 pipeline = match recover(pipeline, &open, &mut jobs, &store_up) {

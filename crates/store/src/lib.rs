@@ -462,6 +462,10 @@ pub trait Store: Send {
         range: TimeRange,
         limit: u32,
     ) -> Result<Vec<Observation>>;
+    /// Copies up to `limit` observations not yet in the per-device index into it, in one
+    /// transaction, and says how many. The writer calls it between commits: reads are complete
+    /// whatever it has copied (they read the rest from the log), only faster for what it has.
+    fn index_observations(&mut self, limit: u32) -> Result<u64>;
     /// The latest observation time in the log (for restart).
     fn last_observation_time(&mut self) -> Result<Option<Timestamp>>;
     /// Deletes observations older than `before`, at most `limit` of them, and says how many:

@@ -22,6 +22,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/postgres/005_attachments.sql"),
     ),
+    (
+        6,
+        include_str!("../migrations/postgres/006_device_index.sql"),
+    ),
 ];
 
 /// A store in a PostgreSQL database.
@@ -732,13 +736,48 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<Observation>> {
         let (from, to) = range.bounds();
+        // The indexed part (by device), then the tail of the log not yet indexed (by id).
         let rows = self.client.query(
-            "SELECT doc FROM observations WHERE t >= $1 AND t < $2 AND device = $3 ORDER BY t, id LIMIT $4",
+            "SELECT doc FROM (
+               (SELECT o.t, o.id, o.doc FROM observations_by_device d JOIN observations o ON o.id = d.id
+                WHERE d.device = $3 AND d.t >= $1 AND d.t < $2
+                ORDER BY d.t, d.id LIMIT $4)
+               UNION ALL
+               (SELECT t, id, doc FROM observations
+                WHERE id > (SELECT indexed_up_to FROM observation_index) AND device = $3 AND t >= $1 AND t < $2)
+             ) AS both_parts
+             ORDER BY t, id LIMIT $4",
             &[&from, &to, &device, &i64::from(limit)],
         )?;
         rows.iter()
             .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
             .collect()
+    }
+
+    fn index_observations(&mut self, limit: u32) -> Result<u64> {
+        let mut tx = self.client.transaction()?;
+        let from: i64 = tx
+            .query_one(
+                "SELECT indexed_up_to FROM observation_index FOR UPDATE",
+                &[],
+            )?
+            .get(0);
+        let last: i64 = tx
+            .query_one("SELECT COALESCE(MAX(id), 0)::BIGINT FROM observations", &[])?
+            .get(0);
+        let to = last.min(from.saturating_add(i64::from(limit)));
+        if to <= from {
+            return Ok(0);
+        }
+        // Sorted by the key: each page of the index is written once for all its rows.
+        let n = tx.execute(
+            "INSERT INTO observations_by_device (device, t, id)
+             SELECT device, t, id FROM observations WHERE id > $1 AND id <= $2 ORDER BY device, t, id",
+            &[&from, &to],
+        )?;
+        tx.execute("UPDATE observation_index SET indexed_up_to = $1", &[&to])?;
+        tx.commit()?;
+        Ok(n)
     }
 
     fn last_observation_time(&mut self) -> Result<Option<Timestamp>> {
@@ -750,14 +789,24 @@ impl Store for PgStore {
     }
 
     fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
-        Ok(self.client.execute(
-            "DELETE FROM observations WHERE id IN (
-                SELECT o.id FROM observations o
+        let mut tx = self.client.transaction()?;
+        // The same rows twice in one transaction: their index entries, then themselves.
+        const PURGEABLE: &str = "SELECT o.device, o.t, o.id FROM observations o
                 WHERE o.t < $1
                   AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
-                ORDER BY o.t LIMIT $2)",
-            &[&before.unix_ms(), &i64::from(limit)],
-        )?)
+                ORDER BY o.t, o.id LIMIT $2";
+        let params: [&(dyn ::postgres::types::ToSql + Sync); 2] =
+            [&before.unix_ms(), &i64::from(limit)];
+        tx.execute(
+            &format!("DELETE FROM observations_by_device WHERE (device, t, id) IN ({PURGEABLE})"),
+            &params,
+        )?;
+        let n = tx.execute(
+            &format!("DELETE FROM observations WHERE id IN (SELECT id FROM ({PURGEABLE}) AS p)"),
+            &params,
+        )?;
+        tx.commit()?;
+        Ok(n)
     }
 
     fn events(

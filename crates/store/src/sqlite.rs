@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/003_tokens.sql")),
     (4, include_str!("../migrations/sqlite/004_feed.sql")),
     (5, include_str!("../migrations/sqlite/005_attachments.sql")),
+    (6, include_str!("../migrations/sqlite/006_device_index.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -697,11 +698,46 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Observation>> {
         let (from, to) = range.bounds();
+        // The indexed part (by device), then the tail of the log not yet indexed (by id).
         let mut stmt = self.conn.prepare_cached(
-            "SELECT doc FROM observations WHERE t >= ?1 AND t < ?2 AND device = ?3 ORDER BY t, id LIMIT ?4",
+            "SELECT doc FROM (
+               SELECT * FROM (
+                 SELECT o.t, o.id, o.doc FROM observations_by_device d JOIN observations o ON o.id = d.id
+                 WHERE d.device = ?3 AND d.t >= ?1 AND d.t < ?2
+                 ORDER BY d.t, d.id LIMIT ?4)
+               UNION ALL
+               SELECT t, id, doc FROM observations
+               WHERE id > (SELECT indexed_up_to FROM observation_index) AND device = ?3 AND t >= ?1 AND t < ?2)
+             ORDER BY t, id LIMIT ?4",
         )?;
         let docs = stmt.query_map(params![from, to, device, limit], |r| r.get::<_, String>(0))?;
         docs.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
+    }
+
+    fn index_observations(&mut self, limit: u32) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let from: i64 = tx.query_row("SELECT indexed_up_to FROM observation_index", [], |r| {
+            r.get(0)
+        })?;
+        let last: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM observations", [], |r| {
+            r.get(0)
+        })?;
+        let to = last.min(from.saturating_add(i64::from(limit)));
+        if to <= from {
+            return Ok(0);
+        }
+        // Sorted by the key: each page of the index is written once for all its rows.
+        let n = tx.execute(
+            "INSERT INTO observations_by_device (device, t, id)
+             SELECT device, t, id FROM observations WHERE id > ?1 AND id <= ?2 ORDER BY device, t, id",
+            params![from, to],
+        )?;
+        tx.execute(
+            "UPDATE observation_index SET indexed_up_to = ?1",
+            params![to],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
     }
 
     fn last_observation_time(&mut self) -> Result<Option<Timestamp>> {
@@ -712,14 +748,21 @@ impl Store for SqliteStore {
     }
 
     fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
-        let n = self.conn.execute(
-            "DELETE FROM observations WHERE id IN (
-                SELECT o.id FROM observations o
+        let tx = self.conn.transaction()?;
+        // The same rows twice in one transaction: their index entries, then themselves.
+        const PURGEABLE: &str = "SELECT o.device, o.t, o.id FROM observations o
                 WHERE o.t < ?1
                   AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
-                ORDER BY o.t LIMIT ?2)",
+                ORDER BY o.t, o.id LIMIT ?2";
+        tx.execute(
+            &format!("DELETE FROM observations_by_device WHERE (device, t, id) IN ({PURGEABLE})"),
             params![before.unix_ms(), limit],
         )?;
+        let n = tx.execute(
+            &format!("DELETE FROM observations WHERE id IN (SELECT id FROM ({PURGEABLE}))"),
+            params![before.unix_ms(), limit],
+        )?;
+        tx.commit()?;
         Ok(n as u64)
     }
 
