@@ -190,13 +190,41 @@ pub async fn run(opts: Options) -> Result<()> {
     for z in &zones {
         expect(client.post("/api/v1/zones", z).await?, 204, "zone")?;
     }
+    // Each departure office is a station holding the devices it seals; each device is
+    // registered there, so the registry shows its battery and last report as it travels.
+    let mut stations = std::collections::BTreeSet::new();
+    for t in &transits {
+        let Some(departure) = t["departure"].as_str() else {
+            continue;
+        };
+        let station = format!("ST-{departure}");
+        if stations.insert(station.clone()) {
+            let body = serde_json::json!({"id": station, "name": format!("{departure} station"), "zone": departure});
+            expect(
+                client.post("/api/v1/stations", &body).await?,
+                200,
+                "station",
+            )?;
+        }
+        let device = serde_json::json!({
+            "id": t["device"], "kind": "active", "state": "sealed", "station": station,
+            "model": "demo e-lock",
+        });
+        expect(
+            client.post("/api/v1/devices", &device).await?,
+            200,
+            "device",
+        )?;
+    }
     for t in &transits {
         expect(client.post("/api/v1/transits", t).await?, 201, "transit")?;
     }
     schedule.sort_by_key(|(t, _)| *t);
     println!(
-        "{} zones and {} transits declared; {} reports to come.",
+        "{} zones, {} stations, {} devices and {} transits declared; {} reports to come.",
         zones.len(),
+        stations.len(),
+        transits.len(),
         transits.len(),
         schedule.len()
     );

@@ -77,6 +77,17 @@ fn the_demo_shows_alarms_within_a_minute() {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(alarms > 0, "no alarm over the API within a minute");
+    // The registry follows the fleet: devices registered at their stations, with their last
+    // report and position.
+    let devices: serde_json::Value =
+        serde_json::from_str(&get(&addr, &token, "/api/v1/devices?limit=1000")).unwrap();
+    let reporting = devices["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["device"]["last_report_at"].is_string() && d["last_position"].is_object())
+        .count();
+    assert!(reporting > 0, "{devices}");
     let mut live = None;
     while live.is_none() && stream.read_line(&mut line).unwrap() > 0 {
         live = line.trim_end().strip_prefix("data:").map(str::to_owned);
