@@ -409,6 +409,15 @@ async fn declare(
         declaring.spawn(async move {
             let mut conn = Conn::connect(addr).await?;
             for i in range.skip(c).step_by(connections) {
+                // Registered, as a deployment's devices are: each commit then keeps its last
+                // report, battery and position.
+                let device = format!(r#"{{"id":"D{i}","kind":"active","state":"sealed"}}"#);
+                expect(
+                    conn.request("POST", "/api/v1/devices", device.as_bytes())
+                        .await?,
+                    200,
+                    "device",
+                )?;
                 let body = fleet.transit_json(i);
                 expect(
                     conn.request("POST", "/api/v1/transits", body.as_bytes())
