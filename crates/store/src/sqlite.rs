@@ -1,6 +1,8 @@
 //! The embedded default: one SQLite file in WAL mode.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use model::{
     AlarmStep, Device, Event, Observation, Reader, Station, Timestamp, TransitState, Zone,
@@ -28,6 +30,72 @@ const MIGRATIONS: &[(i64, &str)] = &[
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
+    /// Devices' latest reports not yet written to `device_telemetry` (see `TELEMETRY_EVERY`).
+    telemetry: HashMap<String, Telemetry>,
+    telemetry_since: Instant,
+}
+
+/// How long devices' latest reports may wait in memory before they are written.
+///
+/// Written with every commit, they cost a page write per device in each commit (10,000
+/// devices reporting together rewrite the whole table many times a second); gathered, each
+/// device is written once per period. Reads of devices write them first, so nobody reads
+/// stale values from this store; a crash loses at most this much telemetry (the reports
+/// themselves are in the log).
+const TELEMETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// A device's latest report, as kept for `device_telemetry`: times in ms.
+#[derive(Clone, Copy, Debug)]
+struct Telemetry {
+    last_report_at: i64,
+    battery: Option<(i64, f64)>,
+    position: Option<(i64, f64, f64)>,
+}
+
+impl Telemetry {
+    /// The rules of the table's update, in memory: the latest wins, a later equal time too.
+    fn merge(&mut self, other: Telemetry) {
+        self.last_report_at = self.last_report_at.max(other.last_report_at);
+        if let Some(b) = other.battery
+            && self.battery.is_none_or(|(at, _)| b.0 >= at)
+        {
+            self.battery = Some(b);
+        }
+        if let Some(p) = other.position
+            && self.position.is_none_or(|(at, _, _)| p.0 >= at)
+        {
+            self.position = Some(p);
+        }
+    }
+}
+
+/// Writes devices' latest reports; devices not registered match no row.
+fn write_telemetry<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    reports: impl IntoIterator<Item = (&'a str, Telemetry)>,
+) -> Result<()> {
+    let mut dev = tx.prepare_cached(
+        "UPDATE device_telemetry SET
+           last_report_at = CASE WHEN last_report_at IS NULL OR ?2 > last_report_at THEN ?2 ELSE last_report_at END,
+           battery_pct = CASE WHEN ?3 IS NOT NULL AND (battery_at IS NULL OR ?3 >= battery_at) THEN ?4 ELSE battery_pct END,
+           battery_at = CASE WHEN ?3 IS NOT NULL AND (battery_at IS NULL OR ?3 >= battery_at) THEN ?3 ELSE battery_at END,
+           lat = CASE WHEN ?5 IS NOT NULL AND (position_at IS NULL OR ?5 >= position_at) THEN ?6 ELSE lat END,
+           lon = CASE WHEN ?5 IS NOT NULL AND (position_at IS NULL OR ?5 >= position_at) THEN ?7 ELSE lon END,
+           position_at = CASE WHEN ?5 IS NOT NULL AND (position_at IS NULL OR ?5 >= position_at) THEN ?5 ELSE position_at END
+         WHERE id = ?1",
+    )?;
+    for (device, r) in reports {
+        dev.execute(params![
+            device,
+            r.last_report_at,
+            r.battery.map(|(t, _)| t),
+            r.battery.map(|(_, pct)| pct),
+            r.position.map(|(t, _, _)| t),
+            r.position.map(|(_, lat, _)| lat),
+            r.position.map(|(_, _, lon)| lon),
+        ])?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {
@@ -41,6 +109,18 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         SqliteStore::init(conn)
+    }
+
+    /// Writes the devices' latest reports gathered in memory.
+    fn flush_telemetry(&mut self) -> Result<()> {
+        if !self.telemetry.is_empty() {
+            let tx = self.conn.transaction()?;
+            write_telemetry(&tx, self.telemetry.iter().map(|(d, r)| (d.as_str(), *r)))?;
+            tx.commit()?;
+            self.telemetry.clear();
+        }
+        self.telemetry_since = Instant::now();
+        Ok(())
     }
 
     /// A private in-memory database.
@@ -68,7 +148,11 @@ impl SqliteStore {
             )?;
             tx.commit()?;
         }
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            telemetry: HashMap::new(),
+            telemetry_since: Instant::now(),
+        })
     }
 
     fn alarm_history(&self, id: i64) -> Result<Vec<HandlingStep>> {
@@ -103,6 +187,13 @@ impl SqliteStore {
             state: parse_state(state, outcome)?,
             history: self.alarm_history(id)?,
         })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Best effort: what is lost here is telemetry only, the reports are in the log.
+        let _ = self.flush_telemetry();
     }
 }
 
@@ -292,6 +383,20 @@ impl Store for SqliteStore {
     }
 
     fn commit(&mut self, c: &Commit<'_>) -> Result<Vec<i64>> {
+        let fresh: Vec<(&str, Telemetry)> = device_reports(c.inputs)
+            .into_iter()
+            .map(|r| {
+                (
+                    r.device,
+                    Telemetry {
+                        last_report_at: r.last_report_at,
+                        battery: r.battery,
+                        position: r.position,
+                    },
+                )
+            })
+            .collect();
+        let flush = self.telemetry_since.elapsed() >= TELEMETRY_EVERY;
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(c.alarms.len());
         {
@@ -367,27 +472,16 @@ impl Store for SqliteStore {
             for (t, transit, kind, doc) in output_feed(c.events, c.alarms, &ids)? {
                 feed.execute(params![t, transit, kind, doc])?;
             }
-            // One update per device heard from; devices not registered match no row.
-            let mut dev = tx.prepare_cached(
-                "UPDATE device_telemetry SET
-                   last_report_at = CASE WHEN last_report_at IS NULL OR ?2 > last_report_at THEN ?2 ELSE last_report_at END,
-                   battery_pct = CASE WHEN ?3 IS NOT NULL AND (battery_at IS NULL OR ?3 >= battery_at) THEN ?4 ELSE battery_pct END,
-                   battery_at = CASE WHEN ?3 IS NOT NULL AND (battery_at IS NULL OR ?3 >= battery_at) THEN ?3 ELSE battery_at END,
-                   lat = CASE WHEN ?5 IS NOT NULL AND (position_at IS NULL OR ?5 >= position_at) THEN ?6 ELSE lat END,
-                   lon = CASE WHEN ?5 IS NOT NULL AND (position_at IS NULL OR ?5 >= position_at) THEN ?7 ELSE lon END,
-                   position_at = CASE WHEN ?5 IS NOT NULL AND (position_at IS NULL OR ?5 >= position_at) THEN ?5 ELSE position_at END
-                 WHERE id = ?1",
-            )?;
-            for r in device_reports(c.inputs) {
-                dev.execute(params![
-                    r.device,
-                    r.last_report_at,
-                    r.battery.map(|(t, _)| t),
-                    r.battery.map(|(_, pct)| pct),
-                    r.position.map(|(t, _, _)| t),
-                    r.position.map(|(_, lat, _)| lat),
-                    r.position.map(|(_, _, lon)| lon),
-                ])?;
+            // Devices' latest reports: gathered in memory, written once a period (see
+            // `TELEMETRY_EVERY`), in the commit that ends it.
+            if flush {
+                write_telemetry(
+                    &tx,
+                    self.telemetry
+                        .iter()
+                        .map(|(d, r)| (d.as_str(), *r))
+                        .chain(fresh.iter().copied()),
+                )?;
             }
             let mut st =
                 tx.prepare_cached("UPDATE transits SET state = ?2, updated_at = ?3 WHERE id = ?1")?;
@@ -406,6 +500,20 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
+        // Only what is committed is kept for later.
+        if flush {
+            self.telemetry.clear();
+            self.telemetry_since = Instant::now();
+        } else {
+            for (device, r) in fresh {
+                match self.telemetry.get_mut(device) {
+                    Some(kept) => kept.merge(r),
+                    None => {
+                        self.telemetry.insert(device.to_owned(), r);
+                    }
+                }
+            }
+        }
         Ok(ids)
     }
 
@@ -516,6 +624,7 @@ impl Store for SqliteStore {
     }
 
     fn device(&mut self, id: &str) -> Result<DeviceRecord> {
+        self.flush_telemetry()?;
         let row = self
             .conn
             .query_row(
@@ -540,6 +649,7 @@ impl Store for SqliteStore {
         filter: &DeviceFilter,
         page: PageRequest,
     ) -> Result<Vec<(i64, DeviceRecord)>> {
+        self.flush_telemetry()?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {}, d.n FROM {}
              WHERE (?1 IS NULL OR d.station = ?1) AND (?2 IS NULL OR d.state = ?2) AND (?3 IS NULL OR d.kind = ?3)
@@ -715,6 +825,8 @@ impl Store for SqliteStore {
     }
 
     fn index_observations(&mut self, limit: u32) -> Result<u64> {
+        // Called a few times a second by the writer: the telemetry's regular writing too.
+        self.flush_telemetry()?;
         let tx = self.conn.transaction()?;
         let from: i64 = tx.query_row("SELECT indexed_up_to FROM observation_index", [], |r| {
             r.get(0)
