@@ -21,6 +21,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub store: StoreSettings,
     pub ingest: IngestSettings,
+    pub gateway: GatewaySettings,
     pub log: LogSettings,
 }
 
@@ -87,6 +88,52 @@ impl Default for IngestSettings {
             batch_max_items: 10_000,
             tick_interval_ms: 1_000,
         }
+    }
+}
+
+/// The device gateways (JT/T 808 over TCP for now).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Address the JT/T 808 gateway listens on; unset, there is none.
+    pub jt808_listen: Option<SocketAddr>,
+    /// Device connections served at once; more are closed when accepted.
+    pub max_connections: usize,
+    /// A connection silent for this long is closed, in seconds.
+    pub idle_timeout_s: u64,
+    /// Frames read per second per connection (0: no limit); beyond it reading slows down.
+    pub max_frames_per_s: u32,
+    /// Refused messages (bad auth code, reports before authenticating) before a connection is
+    /// closed.
+    pub max_auth_failures: u32,
+    /// Device models (the registry's `model`) whose frames are taken despite a bad check code.
+    pub accept_bad_check_code_models: Vec<String>,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> GatewaySettings {
+        let d = gateway::Config::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        GatewaySettings {
+            jt808_listen: None,
+            max_connections: d.max_connections,
+            idle_timeout_s: d.idle_timeout.as_secs(),
+            max_frames_per_s: d.max_frames_per_s,
+            max_auth_failures: d.max_auth_failures,
+            accept_bad_check_code_models: d.accept_bad_check_code_models,
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// The JT/T 808 gateway's configuration, when it is to run.
+    pub fn jt808(&self) -> Option<gateway::Config> {
+        let mut c = gateway::Config::new(self.jt808_listen?);
+        c.max_connections = self.max_connections.max(1);
+        c.idle_timeout = std::time::Duration::from_secs(self.idle_timeout_s.max(1));
+        c.max_frames_per_s = self.max_frames_per_s;
+        c.max_auth_failures = self.max_auth_failures.max(1);
+        c.accept_bad_check_code_models = self.accept_bad_check_code_models.clone();
+        Some(c)
     }
 }
 
@@ -164,6 +211,14 @@ pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result
                 .parse::<bool>()
                 .map(Value::from)
                 .map_err(|_| format!("{name}: expected true or false, got {text:?}"))?,
+            // A list from the environment is comma-separated.
+            Value::Array(_) => Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_owned()))
+                    .collect(),
+            ),
             _ if text.is_empty() => Value::Null,
             _ => Value::String(text),
         };
@@ -243,6 +298,8 @@ mod tests {
             "SEALWATCH_INGEST_BATCH_MAX_ITEMS" => Some("250".to_owned()),
             "SEALWATCH_STORE_DATABASE_URL" => Some("postgres://db/sealwatch".to_owned()),
             "SEALWATCH_LOG_FORMAT" => Some("json".to_owned()),
+            "SEALWATCH_GATEWAY_JT808_LISTEN" => Some("127.0.0.1:6808".to_owned()),
+            "SEALWATCH_GATEWAY_ACCEPT_BAD_CHECK_CODE_MODELS" => Some("G-360P, X1 ,".to_owned()),
             _ => None,
         };
         let s = load(Some(&f.0), env).unwrap();
@@ -253,6 +310,13 @@ mod tests {
             Some("postgres://db/sealwatch")
         );
         assert_eq!(s.log.format, LogFormat::Json);
+        let gw = s.gateway.jt808().expect("the gateway is on");
+        assert_eq!(gw.listen.port(), 6808);
+        assert_eq!(gw.accept_bad_check_code_models, ["G-360P", "X1"]);
+        assert!(
+            load(None, no_env).unwrap().gateway.jt808().is_none(),
+            "off unless a listen address is set"
+        );
     }
 
     #[test]

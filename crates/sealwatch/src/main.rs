@@ -18,6 +18,8 @@ struct Cli {
     command: Command,
 }
 
+// The doc comments are the `--help` text, which clap prints as written: `<SECTION>` is not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Replay a scenario file and print its alarms as JSON lines, in time order.
@@ -302,6 +304,7 @@ fn serve(
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID);
     }
+    let jt808 = settings.gateway.jt808();
     let config = service_config(settings);
     if !config.auth_required {
         tracing::warn!(
@@ -311,9 +314,26 @@ fn serve(
     let result = runtime().block_on(async {
         let running = server::start(config).await?;
         eprintln!("sealwatch: listening on http://{}", running.addr);
+        let gateway = match jt808 {
+            Some(c) => match gateway::Gateway::start(c, running.ingest.clone()).await {
+                Ok(g) => {
+                    eprintln!("sealwatch: JT/T 808 gateway on {}", g.addr());
+                    Some(g)
+                }
+                Err(e) => {
+                    let _ = running.stop().await;
+                    return Err(anyhow::Error::new(e));
+                }
+            },
+            None => None,
+        };
         shutdown_signal().await;
         tracing::info!("stopping; committing what was accepted");
-        running.stop().await
+        // Devices first: each connection finishes (and answers) what it submitted.
+        if let Some(g) = gateway {
+            g.stop().await;
+        }
+        running.stop().await.map_err(anyhow::Error::new)
     });
     match result {
         Ok(()) => {

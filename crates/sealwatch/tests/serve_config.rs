@@ -107,3 +107,77 @@ fn serves_from_a_config_file_logs_json_and_stops_on_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&file);
 }
+
+/// With `[gateway] jt808_listen` set, `sealwatch serve` runs the JT/T 808 gateway beside the
+/// API and stops it with the service.
+#[cfg(unix)]
+#[test]
+fn serves_jt808_devices_when_configured() {
+    let dir = temp("gw-data");
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = temp("gw.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[gateway]\njt808_listen = \"127.0.0.1:0\"\nmax_auth_failures = 5\n[log]\nformat = \"json\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("SEALWATCH_STORE_DATA_DIR", &dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no gateway listening line"
+        );
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["fields"]["message"] == "JT/T 808 gateway listening"
+        {
+            addr = v["fields"]["addr"].as_str().map(str::to_owned);
+        }
+    }
+    // A heartbeat from a terminal that has not authenticated: answered, with a failure.
+    let mut conn = TcpStream::connect(addr.unwrap()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let heartbeat = [
+        0x7e, 0x00, 0x02, 0x00, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0x01, 0x00, 0x05, 0x8f, 0x7e,
+    ];
+    conn.write_all(&heartbeat).unwrap();
+    let mut buf = [0u8; 64];
+    let mut deframer = jt808::Deframer::new();
+    let message = loop {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "closed without an answer");
+        if let Some(Ok(jt808::Deframed::Frame(f))) = deframer.push(&buf[..n]).next() {
+            break f.decode(&jt808::Options::default()).unwrap();
+        }
+    };
+    assert_eq!(message.header.message_id, 0x8001);
+    assert!(
+        matches!(message.body, jt808::Body::GeneralResponse(g) if g.reply_serial == 5 && g.result == 1),
+        "{message:?}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}\n{rest}");
+    assert!(rest.contains("JT/T 808 gateway stopped"), "{rest}");
+    // The device's connection was closed with the service.
+    assert_eq!(conn.read(&mut buf).unwrap_or(0), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&file);
+}

@@ -355,6 +355,25 @@ impl Ingest {
             .map_err(IngestError::Unavailable)
     }
 
+    /// Runs `f` with the store on the writer thread (the only place the store is touched) and
+    /// returns what it returns: a gateway looks up a device's registration or keeps what a
+    /// device sent that is not an input. `f` must be short: ingest waits behind it.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
+    ) -> Result<T, IngestError> {
+        let jobs = self.jobs.upgrade().ok_or(IngestError::Stopping)?;
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Query(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        }));
+        jobs.send(job).await.map_err(|_| IngestError::Stopping)?;
+        drop(jobs);
+        // The writer drops queries while it reconnects to a store that is gone.
+        rx.await
+            .map_err(|_| IngestError::Unavailable("the store is unavailable".into()))
+    }
+
     /// The service's clock (the demo's runs faster).
     pub fn now(&self) -> Timestamp {
         self.clock.now()

@@ -182,6 +182,21 @@ pub struct Attachment {
     pub size_bytes: u64,
 }
 
+/// A line a device sent that is not an observation, kept as it came (a plain-text command
+/// result on a JT/T 808 connection). The store gives it no meaning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceLogEntry {
+    pub id: i64,
+    pub device: String,
+    /// When the platform received it.
+    pub at: Timestamp,
+    /// Which gateway took it (`jt808`).
+    pub source: String,
+    /// What it is (`text_result`).
+    pub kind: String,
+    pub text: String,
+}
+
 /// What went wrong in a store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -530,6 +545,17 @@ pub trait Store: Send {
     fn tokens(&mut self) -> Result<Vec<ApiToken>>;
     /// Revokes a token from `at` on (revoking twice keeps the first time).
     fn revoke_token(&mut self, id: &str, at: Timestamp) -> Result<ApiToken>;
+
+    /// Records the hash of the JT/T 808 auth code a device was given when it registered,
+    /// replacing any earlier one.
+    fn put_device_auth(&mut self, device: &str, code_hash: &str, at: Timestamp) -> Result<()>;
+    /// The hash of a device's JT/T 808 auth code; not found when it never registered.
+    fn device_auth(&mut self, device: &str) -> Result<String>;
+    /// Keeps a line a device sent; `entry.id` is ignored; the stored entry is returned.
+    fn add_device_log(&mut self, entry: &DeviceLogEntry) -> Result<DeviceLogEntry>;
+    /// A device's log lines, oldest first, `page.after` being the id of the last line of the
+    /// previous page.
+    fn device_log(&mut self, device: &str, page: PageRequest) -> Result<Vec<DeviceLogEntry>>;
 
     /// Up to `limit` items of the live feed after `after`, in order. Commits and handling steps
     /// add to it in the same transaction as what they record.

@@ -6,11 +6,12 @@ use model::{
 };
 
 use crate::{
-    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter, DeviceRecord,
-    DeviceRow, Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store,
-    StoredTransit, TimeRange, TransitFilter, alarm_counts, attach_feed, attach_note,
-    device_reports, feed_item, output_feed, parse_outcome, parse_state, parse_transit_state,
-    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
+    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter,
+    DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
+    PageRequest, Result, SQL_DAY, Store, StoredTransit, TimeRange, TransitFilter, alarm_counts,
+    attach_feed, attach_note, device_reports, feed_item, output_feed, parse_outcome, parse_state,
+    parse_transit_state, step_feed, token_from_row, transit_counts, transit_state_name, transition,
+    wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -25,6 +26,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../migrations/postgres/006_device_index.sql"),
+    ),
+    (
+        7,
+        include_str!("../migrations/postgres/007_device_gateway.sql"),
     ),
 ];
 
@@ -317,6 +322,65 @@ impl Store for PgStore {
             id: format!("{alarm}/{id}"),
         })?;
         Ok((attachment_row(&r), r.get(8)))
+    }
+
+    fn put_device_auth(&mut self, device: &str, code_hash: &str, at: Timestamp) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO device_auth (device, code_hash, registered_at) VALUES ($1, $2, $3)
+             ON CONFLICT (device) DO UPDATE SET code_hash = excluded.code_hash, registered_at = excluded.registered_at",
+            &[&device, &code_hash, &at.unix_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn device_auth(&mut self, device: &str) -> Result<String> {
+        let row = self.client.query_opt(
+            "SELECT code_hash FROM device_auth WHERE device = $1",
+            &[&device],
+        )?;
+        row.map(|r| r.get(0)).ok_or_else(|| Error::NotFound {
+            what: "device auth code",
+            id: device.to_owned(),
+        })
+    }
+
+    fn add_device_log(&mut self, entry: &DeviceLogEntry) -> Result<DeviceLogEntry> {
+        let id: i64 = self
+            .client
+            .query_one(
+                "INSERT INTO device_log (device, at, source, kind, text) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[
+                    &entry.device,
+                    &entry.at.unix_ms(),
+                    &entry.source,
+                    &entry.kind,
+                    &entry.text,
+                ],
+            )?
+            .get(0);
+        Ok(DeviceLogEntry {
+            id,
+            ..entry.clone()
+        })
+    }
+
+    fn device_log(&mut self, device: &str, page: PageRequest) -> Result<Vec<DeviceLogEntry>> {
+        let rows = self.client.query(
+            "SELECT id, device, at, source, kind, text FROM device_log
+             WHERE device = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&device, &page.after.unwrap_or(0), &i64::from(page.limit)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| DeviceLogEntry {
+                id: r.get(0),
+                device: r.get(1),
+                at: Timestamp::from_unix_ms(r.get(2)),
+                source: r.get(3),
+                kind: r.get(4),
+                text: r.get(5),
+            })
+            .collect())
     }
 
     fn last_feed_id(&mut self) -> Result<i64> {

@@ -10,11 +10,12 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter, DeviceRecord,
-    DeviceRow, Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store,
-    StoredTransit, TimeRange, TransitFilter, alarm_counts, attach_feed, attach_note,
-    device_reports, feed_item, output_feed, parse_outcome, parse_state, parse_transit_state,
-    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
+    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter,
+    DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
+    PageRequest, Result, SQL_DAY, Store, StoredTransit, TimeRange, TransitFilter, alarm_counts,
+    attach_feed, attach_note, device_reports, feed_item, output_feed, parse_outcome, parse_state,
+    parse_transit_state, step_feed, token_from_row, transit_counts, transit_state_name, transition,
+    wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -24,6 +25,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/004_feed.sql")),
     (5, include_str!("../migrations/sqlite/005_attachments.sql")),
     (6, include_str!("../migrations/sqlite/006_device_index.sql")),
+    (
+        7,
+        include_str!("../migrations/sqlite/007_device_gateway.sql"),
+    ),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -322,6 +327,66 @@ impl Store for SqliteStore {
             what: "attachment",
             id: format!("{alarm}/{id}"),
         })
+    }
+
+    fn put_device_auth(&mut self, device: &str, code_hash: &str, at: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO device_auth (device, code_hash, registered_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (device) DO UPDATE SET code_hash = excluded.code_hash, registered_at = excluded.registered_at",
+            params![device, code_hash, at.unix_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn device_auth(&mut self, device: &str) -> Result<String> {
+        let hash = self
+            .conn
+            .query_row(
+                "SELECT code_hash FROM device_auth WHERE device = ?1",
+                params![device],
+                |r| r.get(0),
+            )
+            .optional()?;
+        hash.ok_or_else(|| Error::NotFound {
+            what: "device auth code",
+            id: device.to_owned(),
+        })
+    }
+
+    fn add_device_log(&mut self, entry: &DeviceLogEntry) -> Result<DeviceLogEntry> {
+        let id = self.conn.query_row(
+            "INSERT INTO device_log (device, at, source, kind, text) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            params![
+                entry.device,
+                entry.at.unix_ms(),
+                entry.source,
+                entry.kind,
+                entry.text
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(DeviceLogEntry {
+            id,
+            ..entry.clone()
+        })
+    }
+
+    fn device_log(&mut self, device: &str, page: PageRequest) -> Result<Vec<DeviceLogEntry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, device, at, source, kind, text FROM device_log
+             WHERE device = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![device, page.after.unwrap_or(0), page.limit], |r| {
+            Ok(DeviceLogEntry {
+                id: r.get(0)?,
+                device: r.get(1)?,
+                at: Timestamp::from_unix_ms(r.get(2)?),
+                source: r.get(3)?,
+                kind: r.get(4)?,
+                text: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn last_feed_id(&mut self) -> Result<i64> {

@@ -576,6 +576,56 @@ fn api_tokens(s: &mut dyn Store) {
     );
 }
 
+fn device_auth_and_log(s: &mut dyn Store) {
+    assert!(s.device_auth("013912345678").unwrap_err().is_not_found());
+    s.put_device_auth("013912345678", "hash-1", t("2026-11-25T08:00:00Z"))
+        .unwrap();
+    assert_eq!(s.device_auth("013912345678").unwrap(), "hash-1");
+    // A new registration replaces the code.
+    s.put_device_auth("013912345678", "hash-2", t("2026-11-25T09:00:00Z"))
+        .unwrap();
+    assert_eq!(s.device_auth("013912345678").unwrap(), "hash-2");
+    assert!(s.device_auth("013900000000").unwrap_err().is_not_found());
+
+    let line = |device: &str, text: &str, at: &str| store::DeviceLogEntry {
+        id: 0,
+        device: device.into(),
+        at: t(at),
+        source: "jt808".into(),
+        kind: "text_result".into(),
+        text: text.into(),
+    };
+    let first = s
+        .add_device_log(&line(
+            "740190311185",
+            "(740190311185,1,001,ELOCK,3,529439)",
+            "2026-11-25T08:00:00Z",
+        ))
+        .unwrap();
+    assert!(first.id > 0);
+    assert_eq!(first.text, "(740190311185,1,001,ELOCK,3,529439)");
+    s.add_device_log(&line("OTHER1", "(x)", "2026-11-25T08:00:01Z"))
+        .unwrap();
+    let second = s
+        .add_device_log(&line("740190311185", "(b)", "2026-11-25T08:00:02Z"))
+        .unwrap();
+    let all = s.device_log("740190311185", page(None, 10)).unwrap();
+    assert_eq!(
+        all,
+        [first.clone(), second.clone()],
+        "oldest first, one device"
+    );
+    let next = s
+        .device_log("740190311185", page(Some(first.id), 10))
+        .unwrap();
+    assert_eq!(next, [second]);
+    assert_eq!(
+        s.device_log("740190311185", page(None, 1)).unwrap(),
+        [first]
+    );
+    assert!(s.device_log("NOBODY", page(None, 10)).unwrap().is_empty());
+}
+
 fn station(id: &str, name: &str) -> Station {
     serde_json::from_value(serde_json::json!({"id": id, "name": name, "zone": "CN-YIWU"})).unwrap()
 }
@@ -1127,6 +1177,13 @@ macro_rules! conformance {
             fn the_feed_records_outputs_and_steps_in_order() {
                 if let Some(mut s) = open("feed") {
                     super::the_feed_records_outputs_and_steps_in_order(&mut *s);
+                }
+            }
+
+            #[test]
+            fn device_auth_and_log() {
+                if let Some(mut s) = open("device_auth") {
+                    super::device_auth_and_log(&mut *s);
                 }
             }
 
