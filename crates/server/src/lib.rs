@@ -246,11 +246,12 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             }
         }
     });
-    // The per-device index follows the log a moment behind (reads are complete regardless).
+    // The per-device index follows the log a couple of seconds behind (reads are complete
+    // regardless; see `writer::INDEX_BATCH` for why not more often).
     let indexer = jobs.clone();
     let mut indexer_stopping = state.stopping.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_millis(250));
+        let mut every = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
                 _ = every.tick() => {}

@@ -46,9 +46,14 @@ pub enum Job {
     Index,
 }
 
-/// Observations copied into the per-device index per transaction: large enough that each
-/// page of the index takes many rows at once, small enough that ingest waits little.
-const INDEX_BATCH: u32 = 20_000;
+/// Observations copied into the per-device index per transaction at most.
+///
+/// A copy writes about one page per device it carries, however many rows each device has in
+/// it: with 10,000 devices reporting, a copy of 20,000 rows wrote as many pages as a per-row
+/// index would have. Copies are therefore made seldom (every two seconds, see `lib.rs`) and
+/// take everything since the last one, so each page takes tens of rows; this bound only
+/// keeps one copy from holding the writer for long after a pause.
+const INDEX_BATCH: u32 = 500_000;
 
 /// Observations deleted per retention transaction: small enough that ingest waits at most a
 /// few milliseconds behind one.
