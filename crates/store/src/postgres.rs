@@ -8,10 +8,10 @@ use model::{
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter,
     DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
-    PageRequest, Result, SQL_DAY, Store, StoredTransit, TimeRange, TransitFilter, alarm_counts,
-    attach_feed, attach_note, device_reports, feed_item, output_feed, parse_outcome, parse_state,
-    parse_transit_state, step_feed, token_from_row, transit_counts, transit_state_name, transition,
-    wire_name,
+    PageRequest, Result, SQL_DAY, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange,
+    TransitFilter, alarm_counts, attach_feed, attach_note, feed_item, output_feed, parse_outcome,
+    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -36,6 +36,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// A store in a PostgreSQL database.
 pub struct PgStore {
     client: Client,
+    /// Devices' latest reports not yet written to `device_telemetry` (see `TELEMETRY_EVERY`).
+    telemetry: std::collections::HashMap<String, Telemetry>,
+    telemetry_since: std::time::Instant,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -45,7 +48,26 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Best effort: what is lost here is telemetry only, the reports are in the log.
+        let _ = self.flush_telemetry();
+    }
+}
+
 impl PgStore {
+    /// Writes the devices' latest reports gathered in memory.
+    fn flush_telemetry(&mut self) -> Result<()> {
+        if !self.telemetry.is_empty() {
+            let mut tx = self.client.transaction()?;
+            update_devices(&mut tx, &self.telemetry)?;
+            tx.commit()?;
+            self.telemetry.clear();
+        }
+        self.telemetry_since = std::time::Instant::now();
+        Ok(())
+    }
+
     /// Connects (`postgres://user@host:port/db`) and brings the schema up to date.
     pub fn connect(url: &str) -> Result<PgStore> {
         PgStore::init(Client::connect(url, NoTls)?, None)
@@ -89,7 +111,11 @@ impl PgStore {
             )?;
             tx.commit()?;
         }
-        Ok(PgStore { client })
+        Ok(PgStore {
+            client,
+            telemetry: std::collections::HashMap::new(),
+            telemetry_since: std::time::Instant::now(),
+        })
     }
 
     fn history(client: &mut Client, id: i64) -> Result<Vec<HandlingStep>> {
@@ -139,12 +165,17 @@ fn stored(doc: &str, state: &str, declared: i64, updated: i64) -> Result<StoredT
 
 /// Updates every registered device heard from in a commit, in one statement: a round trip per
 /// device would cost more than the commit's inserts. Devices not registered match no row.
-fn update_devices(tx: &mut Transaction<'_>, inputs: &[(i64, LoggedInput)]) -> Result<()> {
-    let reports = device_reports(inputs);
+/// Writes devices' latest reports, one per device; devices not registered match no row.
+fn update_devices(
+    tx: &mut Transaction<'_>,
+    reports: &std::collections::HashMap<String, Telemetry>,
+) -> Result<()> {
     if reports.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = reports.iter().map(|r| r.device).collect();
+    let reports: Vec<(&str, Telemetry)> = reports.iter().map(|(d, r)| (d.as_str(), *r)).collect();
+    let ids: Vec<&str> = reports.iter().map(|(d, _)| *d).collect();
+    let reports: Vec<Telemetry> = reports.iter().map(|(_, r)| *r).collect();
     let last: Vec<i64> = reports.iter().map(|r| r.last_report_at).collect();
     let battery_at: Vec<Option<i64>> = reports.iter().map(|r| r.battery.map(|(t, _)| t)).collect();
     let battery: Vec<Option<f64>> = reports.iter().map(|r| r.battery.map(|(_, p)| p)).collect();
@@ -553,7 +584,13 @@ impl Store for PgStore {
                 tx.execute(&ins, &[t, transit, kind, doc])?;
             }
         }
-        update_devices(&mut tx, c.inputs)?;
+        // Devices' latest reports: gathered in memory, written once a period (see
+        // `TELEMETRY_EVERY`), in the commit that ends it.
+        let fresh = Telemetry::of(c.inputs);
+        let flush = self.telemetry_since.elapsed() >= TELEMETRY_EVERY;
+        if flush {
+            update_devices(&mut tx, &Telemetry::merged(&self.telemetry, &fresh))?;
+        }
         if !c.states.is_empty() {
             let st = tx.prepare("UPDATE transits SET state = $2, updated_at = $3 WHERE id = $1")?;
             for (id, state, at) in c.states {
@@ -570,6 +607,13 @@ impl Store for PgStore {
             }
         }
         tx.commit()?;
+        // Only what is committed is kept for later.
+        if flush {
+            self.telemetry.clear();
+            self.telemetry_since = std::time::Instant::now();
+        } else {
+            Telemetry::keep(&mut self.telemetry, fresh);
+        }
         Ok(ids)
     }
 
@@ -670,6 +714,7 @@ impl Store for PgStore {
     }
 
     fn device(&mut self, id: &str) -> Result<DeviceRecord> {
+        self.flush_telemetry()?;
         let row = self
             .client
             .query_opt(
@@ -692,6 +737,7 @@ impl Store for PgStore {
         filter: &DeviceFilter,
         page: PageRequest,
     ) -> Result<Vec<(i64, DeviceRecord)>> {
+        self.flush_telemetry()?;
         let rows = self.client.query(
             &format!(
                 "SELECT {}, d.n FROM {}
@@ -819,6 +865,8 @@ impl Store for PgStore {
     }
 
     fn index_observations(&mut self, limit: u32) -> Result<u64> {
+        // Called regularly by the writer: the telemetry's regular writing too.
+        self.flush_telemetry()?;
         let mut tx = self.client.transaction()?;
         let from: i64 = tx
             .query_one(

@@ -12,10 +12,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter,
     DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
-    PageRequest, Result, SQL_DAY, Store, StoredTransit, TimeRange, TransitFilter, alarm_counts,
-    attach_feed, attach_note, device_reports, feed_item, output_feed, parse_outcome, parse_state,
-    parse_transit_state, step_feed, token_from_row, transit_counts, transit_state_name, transition,
-    wire_name,
+    PageRequest, Result, SQL_DAY, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange,
+    TransitFilter, alarm_counts, attach_feed, attach_note, feed_item, output_feed, parse_outcome,
+    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -41,15 +41,6 @@ pub struct SqliteStore {
     telemetry: HashMap<String, Telemetry>,
     telemetry_since: Instant,
 }
-
-/// How long devices' latest reports may wait in memory before they are written.
-///
-/// Written with every commit, they cost a page write per device in each commit (10,000
-/// devices reporting together rewrite the whole table many times a second); gathered, each
-/// device is written once per period. Reads of devices write them first, so nobody reads
-/// stale values from this store; a crash loses at most this much telemetry (the reports
-/// themselves are in the log).
-const TELEMETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Checkpoints the WAL on a thread of its own, with its own connection.
 ///
@@ -98,31 +89,6 @@ impl Drop for Checkpointer {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-    }
-}
-
-/// A device's latest report, as kept for `device_telemetry`: times in ms.
-#[derive(Clone, Copy, Debug)]
-struct Telemetry {
-    last_report_at: i64,
-    battery: Option<(i64, f64)>,
-    position: Option<(i64, f64, f64)>,
-}
-
-impl Telemetry {
-    /// The rules of the table's update, in memory: the latest wins, a later equal time too.
-    fn merge(&mut self, other: Telemetry) {
-        self.last_report_at = self.last_report_at.max(other.last_report_at);
-        if let Some(b) = other.battery
-            && self.battery.is_none_or(|(at, _)| b.0 >= at)
-        {
-            self.battery = Some(b);
-        }
-        if let Some(p) = other.position
-            && self.position.is_none_or(|(at, _, _)| p.0 >= at)
-        {
-            self.position = Some(p);
         }
     }
 }
@@ -509,19 +475,7 @@ impl Store for SqliteStore {
     }
 
     fn commit(&mut self, c: &Commit<'_>) -> Result<Vec<i64>> {
-        let fresh: Vec<(&str, Telemetry)> = device_reports(c.inputs)
-            .into_iter()
-            .map(|r| {
-                (
-                    r.device,
-                    Telemetry {
-                        last_report_at: r.last_report_at,
-                        battery: r.battery,
-                        position: r.position,
-                    },
-                )
-            })
-            .collect();
+        let fresh = Telemetry::of(c.inputs);
         let flush = self.telemetry_since.elapsed() >= TELEMETRY_EVERY;
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(c.alarms.len());
@@ -601,13 +555,8 @@ impl Store for SqliteStore {
             // Devices' latest reports: gathered in memory, written once a period (see
             // `TELEMETRY_EVERY`), in the commit that ends it.
             if flush {
-                write_telemetry(
-                    &tx,
-                    self.telemetry
-                        .iter()
-                        .map(|(d, r)| (d.as_str(), *r))
-                        .chain(fresh.iter().copied()),
-                )?;
+                let all = Telemetry::merged(&self.telemetry, &fresh);
+                write_telemetry(&tx, all.iter().map(|(d, r)| (d.as_str(), *r)))?;
             }
             let mut st =
                 tx.prepare_cached("UPDATE transits SET state = ?2, updated_at = ?3 WHERE id = ?1")?;
@@ -631,14 +580,7 @@ impl Store for SqliteStore {
             self.telemetry.clear();
             self.telemetry_since = Instant::now();
         } else {
-            for (device, r) in fresh {
-                match self.telemetry.get_mut(device) {
-                    Some(kept) => kept.merge(r),
-                    None => {
-                        self.telemetry.insert(device.to_owned(), r);
-                    }
-                }
-            }
+            Telemetry::keep(&mut self.telemetry, fresh);
         }
         Ok(ids)
     }
