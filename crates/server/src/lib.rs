@@ -590,15 +590,7 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
     ) -> Result<T, Problem> {
-        let (tx, rx) = oneshot::channel();
-        let job = Job::Query(Box::new(move |s| {
-            let _ = tx.send(f(s));
-        }));
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| Problem::unavailable())?;
-        rx.await.map_err(|_| Problem::unavailable())
+        self.on_writer(Job::Query, f).await
     }
 
     /// A query that adds to the live feed (a handling step): the writer publishes what it
@@ -607,8 +599,17 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
     ) -> Result<T, Problem> {
+        self.on_writer(Job::QueryThenPublish, f).await
+    }
+
+    /// Runs `f` with the store on the writer thread, as the job `kind` makes of it.
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        kind: fn(writer::Query) -> Job,
+        f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
+    ) -> Result<T, Problem> {
         let (tx, rx) = oneshot::channel();
-        let job = Job::QueryThenPublish(Box::new(move |s| {
+        let job = kind(Box::new(move |s| {
             let _ = tx.send(f(s));
         }));
         self.jobs

@@ -56,6 +56,38 @@ impl Drop for PgStore {
 }
 
 impl PgStore {
+    /// The document of the row `id` of a registry table (`stations`, `readers`).
+    fn doc_by_id<T: serde::de::DeserializeOwned>(
+        &mut self,
+        table: &'static str,
+        what: &'static str,
+        id: &str,
+    ) -> Result<T> {
+        let row = self
+            .client
+            .query_opt(&format!("SELECT doc FROM {table} WHERE id = $1"), &[&id])?
+            .ok_or_else(|| Error::NotFound {
+                what,
+                id: id.to_owned(),
+            })?;
+        Ok(serde_json::from_str(row.get::<_, &str>(0))?)
+    }
+
+    /// A page of a registry table's documents in registration order, with their places.
+    fn docs_page<T: serde::de::DeserializeOwned>(
+        &mut self,
+        table: &'static str,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, T)>> {
+        let rows = self.client.query(
+            &format!("SELECT n, doc FROM {table} WHERE n > $1 ORDER BY n LIMIT $2"),
+            &[&page.after.unwrap_or(0), &i64::from(page.limit)],
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.get(0), serde_json::from_str(r.get::<_, &str>(1))?)))
+            .collect()
+    }
+
     /// Writes the devices' latest reports gathered in memory.
     fn flush_telemetry(&mut self) -> Result<()> {
         if !self.telemetry.is_empty() {
@@ -663,24 +695,11 @@ impl Store for PgStore {
     }
 
     fn station(&mut self, id: &str) -> Result<Station> {
-        let row = self
-            .client
-            .query_opt("SELECT doc FROM stations WHERE id = $1", &[&id])?
-            .ok_or_else(|| Error::NotFound {
-                what: "station",
-                id: id.to_owned(),
-            })?;
-        Ok(serde_json::from_str(row.get::<_, &str>(0))?)
+        self.doc_by_id("stations", "station", id)
     }
 
     fn stations(&mut self, page: PageRequest) -> Result<Vec<(i64, Station)>> {
-        let rows = self.client.query(
-            "SELECT n, doc FROM stations WHERE n > $1 ORDER BY n LIMIT $2",
-            &[&page.after.unwrap_or(0), &i64::from(page.limit)],
-        )?;
-        rows.iter()
-            .map(|r| Ok((r.get(0), serde_json::from_str(r.get::<_, &str>(1))?)))
-            .collect()
+        self.docs_page("stations", page)
     }
 
     fn put_device(&mut self, device: &Device, registered_at: Timestamp) -> Result<()> {
@@ -777,24 +796,11 @@ impl Store for PgStore {
     }
 
     fn reader(&mut self, id: &str) -> Result<Reader> {
-        let row = self
-            .client
-            .query_opt("SELECT doc FROM readers WHERE id = $1", &[&id])?
-            .ok_or_else(|| Error::NotFound {
-                what: "reader",
-                id: id.to_owned(),
-            })?;
-        Ok(serde_json::from_str(row.get::<_, &str>(0))?)
+        self.doc_by_id("readers", "reader", id)
     }
 
     fn readers(&mut self, page: PageRequest) -> Result<Vec<(i64, Reader)>> {
-        let rows = self.client.query(
-            "SELECT n, doc FROM readers WHERE n > $1 ORDER BY n LIMIT $2",
-            &[&page.after.unwrap_or(0), &i64::from(page.limit)],
-        )?;
-        rows.iter()
-            .map(|r| Ok((r.get(0), serde_json::from_str(r.get::<_, &str>(1))?)))
-            .collect()
+        self.docs_page("readers", page)
     }
 
     fn transit(&mut self, id: &str) -> Result<StoredTransit> {

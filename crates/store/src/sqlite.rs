@@ -142,6 +142,47 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// The document of the row `id` of a registry table (`stations`, `readers`).
+    fn doc_by_id<T: serde::de::DeserializeOwned>(
+        &mut self,
+        table: &'static str,
+        what: &'static str,
+        id: &str,
+    ) -> Result<T> {
+        let doc = self
+            .conn
+            .query_row(
+                &format!("SELECT doc FROM {table} WHERE id = ?1"),
+                params![id],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what,
+                id: id.to_owned(),
+            })?;
+        Ok(serde_json::from_str(&doc)?)
+    }
+
+    /// A page of a registry table's documents in registration order, with their places.
+    fn docs_page<T: serde::de::DeserializeOwned>(
+        &mut self,
+        table: &'static str,
+        page: PageRequest,
+    ) -> Result<Vec<(i64, T)>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT n, doc FROM {table} WHERE n > ?1 ORDER BY n LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![page.after.unwrap_or(0), page.limit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (n, doc) = row?;
+            Ok((n, serde_json::from_str(&doc)?))
+        })
+        .collect()
+    }
+
     /// Writes the devices' latest reports gathered in memory.
     fn flush_telemetry(&mut self) -> Result<()> {
         if !self.telemetry.is_empty() {
@@ -634,31 +675,11 @@ impl Store for SqliteStore {
     }
 
     fn station(&mut self, id: &str) -> Result<Station> {
-        let doc = self
-            .conn
-            .query_row("SELECT doc FROM stations WHERE id = ?1", params![id], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()?
-            .ok_or_else(|| Error::NotFound {
-                what: "station",
-                id: id.to_owned(),
-            })?;
-        Ok(serde_json::from_str(&doc)?)
+        self.doc_by_id("stations", "station", id)
     }
 
     fn stations(&mut self, page: PageRequest) -> Result<Vec<(i64, Station)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT n, doc FROM stations WHERE n > ?1 ORDER BY n LIMIT ?2")?;
-        let rows = stmt.query_map(params![page.after.unwrap_or(0), page.limit], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
-        rows.map(|row| {
-            let (n, doc) = row?;
-            Ok((n, serde_json::from_str(&doc)?))
-        })
-        .collect()
+        self.docs_page("stations", page)
     }
 
     fn put_device(&mut self, device: &Device, registered_at: Timestamp) -> Result<()> {
@@ -760,31 +781,11 @@ impl Store for SqliteStore {
     }
 
     fn reader(&mut self, id: &str) -> Result<Reader> {
-        let doc = self
-            .conn
-            .query_row("SELECT doc FROM readers WHERE id = ?1", params![id], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()?
-            .ok_or_else(|| Error::NotFound {
-                what: "reader",
-                id: id.to_owned(),
-            })?;
-        Ok(serde_json::from_str(&doc)?)
+        self.doc_by_id("readers", "reader", id)
     }
 
     fn readers(&mut self, page: PageRequest) -> Result<Vec<(i64, Reader)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT n, doc FROM readers WHERE n > ?1 ORDER BY n LIMIT ?2")?;
-        let rows = stmt.query_map(params![page.after.unwrap_or(0), page.limit], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
-        rows.map(|row| {
-            let (n, doc) = row?;
-            Ok((n, serde_json::from_str(&doc)?))
-        })
-        .collect()
+        self.docs_page("readers", page)
     }
 
     fn transit(&mut self, id: &str) -> Result<StoredTransit> {
