@@ -190,8 +190,17 @@ pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result
     if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let table: toml::Table =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            // The parser's own message quotes the offending line, which may hold a
+            // password (a database URL): only where, and what is wrong.
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            match line {
+                Some(line) => format!("{}: line {line}: {}", path.display(), e.message()),
+                None => format!("{}: {}", path.display(), e.message()),
+            }
+        })?;
         let from_file =
             serde_json::to_value(table).map_err(|e| format!("{}: {e}", path.display()))?;
         overlay(&mut doc, from_file, &path.display().to_string())?;
@@ -332,6 +341,11 @@ mod tests {
         assert!(e.starts_with("server.listen: "), "{e}");
         let f = file("[server\n");
         assert!(load(Some(&f.0), no_env).is_err());
+        // A syntax error names the line, never quotes it: it may hold a password.
+        let f = file("[store]\ndatabase_url = \"postgres://u:s3cret@db/x\n");
+        let e = load(Some(&f.0), no_env).unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
         let env = |name: &str| (name == "SEALWATCH_SERVER_MAX_BODY_BYTES").then(|| "8MB".into());
         let e = load(None, env).unwrap_err();
         assert_eq!(

@@ -103,23 +103,29 @@ const CACHE_FOR: Duration = Duration::from_secs(10);
 /// query per request.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<String, (ApiToken, String, Instant)>>,
+    /// A token and its secret's hash, or `None` for an id the store does not know (a client
+    /// retrying with a wrong token costs one store query per period, not one per request).
+    entries: Mutex<HashMap<String, (Found, Instant)>>,
 }
 
+/// A token and the hash of its secret, or `None` when the store does not know the id.
+type Found = Option<(ApiToken, String)>;
+
 impl TokenCache {
-    fn get(&self, id: &str) -> Option<(ApiToken, String)> {
+    /// `Some(found)` when the id was looked up recently, `found` being `None` if unknown.
+    fn get(&self, id: &str) -> Option<Found> {
         let entries = self.entries.lock().ok()?;
-        let (token, hash, at) = entries.get(id)?;
-        (at.elapsed() < CACHE_FOR).then(|| (token.clone(), hash.clone()))
+        let (found, at) = entries.get(id)?;
+        (at.elapsed() < CACHE_FOR).then(|| found.clone())
     }
 
-    fn put(&self, token: ApiToken, hash: String) {
+    fn put(&self, id: &str, found: Found) {
         if let Ok(mut entries) = self.entries.lock() {
-            // Bounded: a flood of made-up ids that happen to exist cannot grow it for ever.
+            // Bounded: a flood of made-up ids cannot grow it for ever.
             if entries.len() > 10_000 {
                 entries.clear();
             }
-            entries.insert(token.id.clone(), (token, hash, Instant::now()));
+            entries.insert(id.to_owned(), (found, Instant::now()));
         }
     }
 }
@@ -161,28 +167,36 @@ pub(crate) async fn authenticate(
     };
     // A token that is presented is checked even when none is required: a wrong one is a
     // mistake the caller should hear about.
-    let Some(token) = value.strip_prefix("Bearer ") else {
+    // The scheme's name is case-insensitive (RFC 9110).
+    let Some(token) = value
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+        .map(|_| &value[7..])
+    else {
         return unauthorized("expected `Bearer <token>`");
     };
     let Some((id, secret)) = parse(token.trim()) else {
         return unauthorized("not a sealwatch token (swt_...)");
     };
     let found = match s.tokens.get(id) {
-        Some(found) => Some(found),
+        Some(found) => found,
         None => {
             let key = id.to_owned();
-            match s.query(move |store| store.token(&key)).await {
-                Ok(Ok((record, hash))) => {
-                    s.tokens.put(record.clone(), hash.clone());
-                    Some((record, hash))
-                }
+            let found = match s.query(move |store| store.token(&key)).await {
+                Ok(Ok(found)) => Some(found),
                 Ok(Err(e)) if e.is_not_found() => None,
                 Ok(Err(e)) => {
-                    return Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
-                        .into_response();
+                    tracing::warn!(error = %e, "cannot look a token up");
+                    return Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store: cannot check tokens now; try again",
+                    )
+                    .into_response();
                 }
                 Err(p) => return p.into_response(),
-            }
+            };
+            s.tokens.put(id, found.clone());
+            found
         }
     };
     let Some((record, stored_hash)) = found else {

@@ -195,13 +195,17 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running, Error> {
     // The PostgreSQL driver is blocking (it runs a runtime of its own): open off the runtime.
     let open_config = config.clone();
-    let (pipeline, backend) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-        let store = open_store(&open_config)?;
-        let backend = store.backend();
-        Ok((Pipeline::open(store)?, backend))
-    })
-    .await
-    .expect("opening the pipeline does not panic")?;
+    let (pipeline, backend, last_feed) =
+        tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let store = open_store(&open_config)?;
+            let backend = store.backend();
+            let mut pipeline = Pipeline::open(store)?;
+            // Where the live stream starts: from the feed's end, never from its beginning.
+            let last_feed = pipeline.store().last_feed_id()?;
+            Ok((pipeline, backend, last_feed))
+        })
+        .await
+        .expect("opening the pipeline does not panic")?;
     let (jobs, rx) = mpsc::channel::<Job>(1024);
     let (live, _) = broadcast::channel(4096);
     let metrics = Arc::new(Metrics::default());
@@ -214,7 +218,17 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             Box::new(move || open_store(&open_config).map_err(|e| e.to_string()));
         std::thread::Builder::new()
             .name("sealwatch-writer".into())
-            .spawn(move || writer::run(pipeline, open, rx, live, metrics, store_up, max))
+            .spawn(move || {
+                writer::run(
+                    pipeline,
+                    open,
+                    rx,
+                    live,
+                    (metrics, store_up),
+                    max,
+                    last_feed,
+                )
+            })
             .expect("a thread can be started")
     };
     let (stopping, stopping_rx) = watch::channel(false);
@@ -581,7 +595,12 @@ fn store_problem(e: store::Error) -> Problem {
     } else if e.is_conflict() {
         Problem::new(StatusCode::CONFLICT, e.to_string())
     } else {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        // The database's own words are for the operator's log, not for clients.
+        tracing::error!(error = %e, "store error");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store: the request could not be completed; the service log says why",
+        )
     }
 }
 
@@ -1031,8 +1050,18 @@ struct StepBody {
     outcome: Option<Outcome>,
 }
 
+/// Who a handling step is recorded for: the name given, and the token it came with, so that
+/// the history says which credential acted whatever name was typed.
+fn actor_of(actor: &str, caller: Option<&auth::Caller>) -> String {
+    match caller {
+        Some(c) => format!("{} (token {}, {})", actor.trim(), c.token_id, c.role),
+        None => actor.trim().to_owned(),
+    }
+}
+
 async fn handle_alarm(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<auth::Caller>>,
     Path((id, step)): Path<(i64, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<store::AlarmRecord>, Problem> {
@@ -1069,9 +1098,10 @@ async fn handle_alarm(
         }
     };
     let now = s.clock.now();
+    let actor = actor_of(&b.actor, caller.as_deref());
     let record = s
         .query_then_publish(move |store| {
-            store.handle_alarm(id, step, &b.actor, now, b.note.as_deref())
+            store.handle_alarm(id, step, &actor, now, b.note.as_deref())
         })
         .await?
         .map_err(store_problem)?;
@@ -1083,7 +1113,7 @@ async fn handle_alarm(
 const ATTACHMENT_TYPES: &[(&str, &[&[u8]])] = &[
     ("image/jpeg", &[b"\xff\xd8\xff"]),
     ("image/png", &[b"\x89PNG\r\n\x1a\n"]),
-    ("image/webp", &[b"RIFF"]),
+    ("image/webp", &[b"RIFF"]), // and `WEBP` at byte 8: checked below
     ("application/pdf", &[b"%PDF-"]),
 ];
 
@@ -1113,6 +1143,7 @@ fn attachment_name(name: &str) -> Result<&str, Problem> {
 /// Attaches a photo or document to an alarm (a patrol's report from the scene).
 async fn attach(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<auth::Caller>>,
     Path(id): Path<i64>,
     Query(p): Query<AttachParams>,
     headers: axum::http::HeaderMap,
@@ -1146,7 +1177,8 @@ async fn attach(
             ),
         ));
     };
-    if body.is_empty() || !magics.iter().any(|m| body.starts_with(m)) {
+    let webp_ok = *content_type != "image/webp" || body.get(8..12) == Some(b"WEBP".as_slice());
+    if body.is_empty() || !magics.iter().any(|m| body.starts_with(m)) || !webp_ok {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("body: not a {content_type} file"),
@@ -1161,7 +1193,7 @@ async fn attach(
         id: 0,
         alarm: id,
         at: s.clock.now(),
-        actor: p.actor,
+        actor: actor_of(&p.actor, caller.as_deref()),
         name,
         content_type: (*content_type).to_owned(),
         sha256,
@@ -1212,6 +1244,8 @@ async fn get_attachment(
 /// An item of a live stream, or the service stopping (which ends the stream).
 enum Live {
     Event(SseEvent),
+    /// The last item: the stream ends after it (the client reconnects to go on).
+    Last(SseEvent),
     Stop,
 }
 
@@ -1281,10 +1315,24 @@ async fn stream(
     // overlap is skipped by id.
     let rx = s.live.subscribe();
     let mut backlog = Vec::new();
-    let mut behind = false;
     // What the live stream repeats of the backlog is dropped by id.
     let mut sent_up_to = 0;
     if let Some(mut after) = resume {
+        let newest = s
+            .query(|store| store.last_feed_id())
+            .await?
+            .map_err(store_problem)?;
+        if after > newest {
+            // An id this feed never gave (a restored or replaced database): the client's place
+            // is unknown. It is told so, and goes on from now.
+            backlog.push(Live::Event(
+                SseEvent::default()
+                    .event("reset")
+                    .data(format!("{{\"last_event_id\":{after},\"newest\":{newest}}}")),
+            ));
+            after = newest;
+        }
+        let mut scanned = 0;
         loop {
             let page = s
                 .query(move |store| store.feed_after(after, 5_000))
@@ -1292,26 +1340,27 @@ async fn stream(
                 .map_err(store_problem)?;
             let Some(last) = page.last() else { break };
             after = last.id;
+            scanned += page.len();
             backlog.extend(
                 page.into_iter()
                     .filter(|i| p.wants(i))
-                    .map(|i| sse_event(&i)),
+                    .map(|i| Live::Event(sse_event(&i))),
             );
-            if backlog.len() >= RESUME_MAX {
-                behind = true;
+            if scanned >= RESUME_MAX {
+                // Far behind: this much now, then the stream ends, and the client (a browser
+                // does it by itself) reconnects from the id of the last item below.
+                backlog.push(Live::Last(
+                    SseEvent::default()
+                        .id(after.to_string())
+                        .event("resume")
+                        .data("{\"more\":true}"),
+                ));
                 break;
             }
         }
-        if behind {
-            backlog.push(
-                SseEvent::default()
-                    .event("lagged")
-                    .data(format!("{{\"missed\":\"more than {RESUME_MAX}\"}}")),
-            );
-        }
         sent_up_to = after;
     }
-    let replay = tokio_stream::iter(backlog.into_iter().map(Live::Event));
+    let replay = tokio_stream::iter(backlog);
     let live = live_items(rx, p, sent_up_to);
     Ok(finish(s.stopping.clone(), replay.chain(live)))
 }
@@ -1325,10 +1374,10 @@ fn live_items(
     BroadcastStream::new(rx).filter_map(move |msg| match msg {
         Ok(msg) => (msg.item.id > sent_up_to && p.wants(&msg.item))
             .then(|| Live::Event(sse_event(&msg.item))),
-        // A client too slow for the stream is told how much it missed, not left unaware; it
-        // can reconnect with the last id it has to get the rest from the store.
+        // A client too slow for the live stream would miss items: it is told, and the stream
+        // ends, so that it reconnects from the last id it has and gets them from the store.
         Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-            Some(Live::Event(
+            Some(Live::Last(
                 SseEvent::default()
                     .event("lagged")
                     .data(format!("{{\"missed\":{n}}}")),
@@ -1343,12 +1392,19 @@ fn finish(
     items: impl tokio_stream::Stream<Item = Live> + Send + 'static,
 ) -> Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>> {
     let stop = WatchStream::new(stopping).filter_map(|stopping| stopping.then_some(Live::Stop));
-    let stream = items
-        .merge(stop)
-        .take_while(|item| matches!(item, Live::Event(_)))
-        .filter_map(|item| match item {
+    let mut ended = false;
+    let stream = items.merge(stop).map_while(move |item| {
+        if ended {
+            return None;
+        }
+        match item {
             Live::Event(e) => Some(Ok(e)),
+            Live::Last(e) => {
+                ended = true;
+                Some(Ok(e))
+            }
             Live::Stop => None,
-        });
+        }
+    });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -72,6 +72,8 @@ pub struct Published {
 /// exactly what a client resuming from the feed would read, with the same ids.
 struct Publisher {
     last: i64,
+    /// The last read-back failed: items may be waiting in the feed.
+    behind: bool,
     live: broadcast::Sender<Published>,
     metrics: Arc<Metrics>,
 }
@@ -79,7 +81,7 @@ struct Publisher {
 impl Publisher {
     /// After a committed step: its outputs are in the feed, events first, then alarms.
     fn step(&mut self, store: &mut dyn Store, step: &Step) {
-        if step.outputs.is_empty() {
+        if step.outputs.is_empty() && !self.behind {
             return;
         }
         let events = step
@@ -108,11 +110,14 @@ impl Publisher {
         let items = match store.feed_after(self.last, 1_000_000) {
             Ok(items) => items,
             Err(e) => {
-                // Committed all the same: clients resuming from the feed will get them.
-                tracing::warn!(error = %e, "cannot read the feed back; live clients miss items until they resume");
+                // Committed all the same: published after the next step, or read by clients
+                // resuming from the feed.
+                tracing::warn!(error = %e, "cannot read the feed back; trying again after the next step");
+                self.behind = true;
                 return;
             }
         };
+        self.behind = false;
         // The outputs pair with the items only when they are exactly what was added.
         let paired = items.len() == outputs.len();
         for (i, item) in items.into_iter().enumerate() {
@@ -138,6 +143,7 @@ fn recover(
     pipeline: Pipeline,
     open: &Opener,
     jobs: &mut mpsc::Receiver<Job>,
+    pending: &mut std::collections::VecDeque<Job>,
     store_up: &AtomicBool,
 ) -> Option<Pipeline> {
     match pipeline.reopen() {
@@ -145,6 +151,10 @@ fn recover(
         Err(e) => tracing::warn!(error = %e, "the store does not answer; connecting again"),
     }
     store_up.store(false, Ordering::Relaxed);
+    // Jobs taken out of turn before the failure are answered like the rest.
+    for job in pending.drain(..) {
+        refuse(job);
+    }
     let mut wait = Duration::from_millis(100);
     loop {
         match open().and_then(|store| Pipeline::open(store).map_err(|e| e.to_string())) {
@@ -160,19 +170,7 @@ fn recover(
         let until = Instant::now() + wait;
         while Instant::now() < until {
             match jobs.try_recv() {
-                Ok(Job::Submit { reply, .. }) => {
-                    let _ = reply.send(Err(
-                        "the store is unavailable; nothing was stored, send again later".into(),
-                    ));
-                }
-                Ok(
-                    Job::Query(_)
-                    | Job::QueryThenPublish(_)
-                    | Job::Tick(_)
-                    | Job::Reopen
-                    | Job::Index
-                    | Job::Purge { .. },
-                ) => {}
+                Ok(job) => refuse(job),
                 Err(mpsc::error::TryRecvError::Empty) => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -183,22 +181,37 @@ fn recover(
     }
 }
 
+/// Answers a job at once while the store is gone: a submission is told nothing was stored; a
+/// query is dropped, which its caller answers with 503; the rest waits for the next round.
+fn refuse(job: Job) {
+    match job {
+        Job::Submit { reply, .. } => {
+            let _ = reply.send(Err(
+                "the store is unavailable; nothing was stored, send again later".into(),
+            ));
+        }
+        Job::Query(_)
+        | Job::QueryThenPublish(_)
+        | Job::Tick(_)
+        | Job::Reopen
+        | Job::Index
+        | Job::Purge { .. } => {}
+    }
+}
+
 /// Runs the writer until every sender of `jobs` is gone.
 pub fn run(
     mut pipeline: Pipeline,
     open: Opener,
     mut jobs: mpsc::Receiver<Job>,
     live: broadcast::Sender<Published>,
-    metrics: Arc<Metrics>,
-    store_up: Arc<AtomicBool>,
+    (metrics, store_up): (Arc<Metrics>, Arc<AtomicBool>),
     batch_max_items: usize,
+    last_feed: i64,
 ) {
-    let last = pipeline.store().last_feed_id().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read the feed's last id");
-        0
-    });
     let mut publisher = Publisher {
-        last,
+        last: last_feed,
+        behind: false,
         live,
         metrics: metrics.clone(),
     };
@@ -210,7 +223,7 @@ pub fn run(
                 Ok(step) => publisher.step(pipeline.store(), &step),
                 Err(e) => {
                     tracing::error!(error = %e, "tick failed; reopening the store");
-                    pipeline = match recover(pipeline, &open, &mut jobs, &store_up) {
+                    pipeline = match recover(pipeline, &open, &mut jobs, &mut pending, &store_up) {
                         Some(p) => p,
                         None => return,
                     };
@@ -253,7 +266,7 @@ pub fn run(
                 Err(e) => tracing::warn!(error = %e, "indexing observations failed; trying again"),
             },
             Job::Reopen => {
-                pipeline = match recover(pipeline, &open, &mut jobs, &store_up) {
+                pipeline = match recover(pipeline, &open, &mut jobs, &mut pending, &store_up) {
                     Some(p) => p,
                     None => return,
                 };
@@ -271,7 +284,14 @@ pub fn run(
                 let mut n: usize = group[0].0.len();
                 let mut later = Vec::new();
                 while n < batch_max_items {
-                    match jobs.try_recv() {
+                    // Submissions taken out of turn earlier go first, in their order; a job of
+                    // another kind among them ends the group, so nothing overtakes it.
+                    let next = match pending.front() {
+                        Some(Job::Submit { .. }) => pending.pop_front().ok_or(()),
+                        Some(_) => break,
+                        None => jobs.try_recv().map_err(|_| ()),
+                    };
+                    match next {
                         Ok(Job::Submit {
                             items,
                             reply,
@@ -325,10 +345,11 @@ pub fn run(
                         for reply in replies {
                             let _ = reply.send(Err(text.clone()));
                         }
-                        pipeline = match recover(pipeline, &open, &mut jobs, &store_up) {
-                            Some(p) => p,
-                            None => return,
-                        };
+                        pipeline =
+                            match recover(pipeline, &open, &mut jobs, &mut pending, &store_up) {
+                                Some(p) => p,
+                                None => return,
+                            };
                     }
                 }
                 pending.extend(later);

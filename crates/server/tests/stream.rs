@@ -42,9 +42,14 @@ impl Stream {
                 } else if let Some(v) = l.strip_prefix("event:") {
                     name = Some(v.trim().to_owned());
                 } else if let Some(v) = l.strip_prefix("data:")
-                    && let (Some(id), Some(name)) = (id, name.clone())
+                    && let Some(name) = name.clone()
                 {
-                    return Some((id, name, serde_json::from_str(v.trim()).unwrap()));
+                    // Notices (`reset`, `lagged`) carry no id: 0 here.
+                    return Some((
+                        id.unwrap_or(0),
+                        name,
+                        serde_json::from_str(v.trim()).unwrap(),
+                    ));
                 }
             }
         };
@@ -157,6 +162,26 @@ async fn a_client_resumes_with_last_event_id_across_a_restart() {
         .expect("live after the backlog");
     assert_eq!(resolved.2["step"]["step"], "resolve");
     assert_eq!(resolved.0, dispatched.0 + 1);
+
+    // An id this feed never gave (a restored database): the client is told, then goes on live.
+    let mut lost = Stream::open(addr, "", Some(resolved.0 + 1_000)).await;
+    let reset = lost
+        .next(Duration::from_secs(5))
+        .await
+        .expect("a reset notice");
+    assert_eq!(reset.1, "reset", "{reset:?}");
+    assert_eq!(reset.2["newest"], resolved.0);
+    post(
+        addr,
+        &format!("/api/v1/alarms/{alarm_id}/close"),
+        json!({"actor": "supervisor.wang"}),
+    )
+    .await;
+    let closed = lost
+        .next(Duration::from_secs(5))
+        .await
+        .expect("live after the reset");
+    assert_eq!(closed.2["step"]["step"], "close");
 
     // A malformed Last-Event-ID is a problem naming it.
     let mut conn = TcpStream::connect(addr).await.unwrap();

@@ -48,6 +48,22 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// Connects with bounds a service needs: a database that does not answer, or a connection
+/// that went half-open, is an error after a while (which the writer recovers from), never a
+/// writer blocked for ever. Settings in the URL win.
+fn connect(url: &str) -> Result<Client> {
+    let mut config: ::postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    config.keepalives(true);
+    config.keepalives_idle(std::time::Duration::from_secs(30));
+    let mut client = config.connect(NoTls)?;
+    // Generous: the per-device index copy is the longest statement, well under this.
+    client.batch_execute("SET statement_timeout = '120s'")?;
+    Ok(client)
+}
+
 impl Drop for PgStore {
     fn drop(&mut self) {
         // Best effort: what is lost here is telemetry only, the reports are in the log.
@@ -102,7 +118,7 @@ impl PgStore {
 
     /// Connects (`postgres://user@host:port/db`) and brings the schema up to date.
     pub fn connect(url: &str) -> Result<PgStore> {
-        PgStore::init(Client::connect(url, NoTls)?, None)
+        PgStore::init(connect(url)?, None)
     }
 
     /// Connects and works inside `schema` (created if missing): isolated databases for tests,
@@ -116,7 +132,7 @@ impl PgStore {
                 "schema name {schema:?} must be letters, digits and '_'"
             )));
         }
-        PgStore::init(Client::connect(url, NoTls)?, Some(schema))
+        PgStore::init(connect(url)?, Some(schema))
     }
 
     fn init(mut client: Client, schema: Option<&str>) -> Result<PgStore> {
@@ -912,7 +928,9 @@ impl Store for PgStore {
         const PURGEABLE: &str = "SELECT o.device, o.t, o.id FROM observations o
                 WHERE o.t < $1
                   AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
+                  AND o.id < (SELECT MAX(id) FROM observations)
                 ORDER BY o.t, o.id LIMIT $2";
+        // The newest row stays, as in SQLite (where a new row's id is the highest plus one).
         let params: [&(dyn ::postgres::types::ToSql + Sync); 2] =
             [&before.unix_ms(), &i64::from(limit)];
         tx.execute(

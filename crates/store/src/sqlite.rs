@@ -934,7 +934,11 @@ impl Store for SqliteStore {
         const PURGEABLE: &str = "SELECT o.device, o.t, o.id FROM observations o
                 WHERE o.t < ?1
                   AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
+                  AND o.id < (SELECT MAX(id) FROM observations)
                 ORDER BY o.t, o.id LIMIT ?2";
+        // The newest row stays, whatever its age: SQLite gives a new row the highest id plus
+        // one, and a reused id at or below `indexed_up_to` would never reach the per-device
+        // index nor its tail.
         tx.execute(
             &format!("DELETE FROM observations_by_device WHERE (device, t, id) IN ({PURGEABLE})"),
             params![before.unix_ms(), limit],

@@ -327,6 +327,18 @@ fn observations_append_and_read(s: &mut dyn Store) {
     assert_eq!(left(s, "D1"), 21);
     assert_eq!(s.index_observations(1000).unwrap(), 1);
     assert_eq!(left(s, "D1"), 21);
+    // A late upload of old reports, indexed, then everything purgeable purged: the newest row
+    // stays, so a report after it gets a new id and is read (an id reused below the index's
+    // mark would be lost to reads).
+    append(s, 3000, &[obs("D1", "2026-11-25T07:00:00Z", 900)]);
+    s.index_observations(1000).unwrap();
+    let far = t("2100-01-01T00:00:00Z");
+    while s.purge_observations(far, 1000).unwrap() > 0 {}
+    assert_eq!(left(s, "D1"), 1, "the newest row stays");
+    append(s, 3001, &[obs("D2", "2026-11-25T10:00:00Z", 901)]);
+    assert_eq!(left(s, "D2"), 51);
+    s.index_observations(1000).unwrap();
+    assert_eq!(left(s, "D2"), 51);
 }
 
 fn alarms_and_their_handling(s: &mut dyn Store) {
