@@ -567,7 +567,10 @@ impl Problem {
         }
     }
     fn unavailable() -> Problem {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the writer is not running")
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is unavailable or the service is stopping; try again",
+        )
     }
 }
 

@@ -124,12 +124,14 @@ impl PgStore {
     /// Connects and works inside `schema` (created if missing): isolated databases for tests,
     /// or several sealwatch instances in one database.
     pub fn connect_in_schema(url: &str, schema: &str) -> Result<PgStore> {
-        if !schema
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        // Unquoted in SQL: only names PostgreSQL keeps as they are.
+        let ok = schema.starts_with(|c: char| c.is_ascii_lowercase())
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
             return Err(Error::Conflict(format!(
-                "schema name {schema:?} must be letters, digits and '_'"
+                "schema name {schema:?} must be lower-case letters, digits and '_', starting with a letter"
             )));
         }
         PgStore::init(connect(url)?, Some(schema))
