@@ -27,6 +27,8 @@ pub enum EventKind {
     ActionRejected,
     /// A later transit was sealed with this transit's device; its reports go there now.
     DeviceReassigned,
+    /// Another device was paired with the transit before sealing (`detail` names both).
+    DevicePaired,
 }
 
 /// One event. `alarm_kind` is set for `alarm_cleared`.

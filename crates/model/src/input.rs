@@ -37,6 +37,9 @@ pub enum ActionKind {
     Close,
     /// A new time limit (`deadline` is required), for a breakdown or a border queue.
     ExtendDeadline,
+    /// Pair another device (`device` is required) with a transit not yet sealed: the officer
+    /// took a different one from the station's stock than was declared.
+    Pair,
 }
 
 impl ActionKind {
@@ -50,6 +53,7 @@ impl ActionKind {
             ActionKind::Unseal => "unseal",
             ActionKind::Close => "close",
             ActionKind::ExtendDeadline => "extend_deadline",
+            ActionKind::Pair => "pair",
         }
     }
 }
@@ -63,6 +67,9 @@ pub struct Action {
     /// For `extend_deadline`: the new time limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Timestamp>,
+    /// For `pair`: the device now sealing the transit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::DeviceId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -101,7 +101,7 @@ const KNOWN_TRANSIT: &[&str] = &[
     "inspection",
     "offices",
 ];
-const KNOWN_ACTION: &[&str] = &["t", "transit", "action", "deadline", "reason"];
+const KNOWN_ACTION: &[&str] = &["t", "transit", "action", "deadline", "device", "reason"];
 const KNOWN_READ: &[&str] = &["t", "reader", "zone", "device", "intact", "data"];
 const KNOWN_OBSERVATION: &[&str] = &[
     "device",
@@ -297,6 +297,9 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
                 format!("actions[{i}].deadline"),
                 "required for extend_deadline",
             ));
+        }
+        if a.action == ActionKind::Pair && a.device.is_none() {
+            return Err(invalid(format!("actions[{i}].device"), "required for pair"));
         }
     }
     for (i, r) in s.reads.iter().enumerate() {

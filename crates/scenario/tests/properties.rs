@@ -235,6 +235,7 @@ fn actions() -> impl Strategy<Value = Vec<Action>> {
                 transit: format!("T{which}").parse().unwrap(),
                 action,
                 deadline: Some(Timestamp::from_unix_ms(T0_MS + 10 * 3_600_000)),
+                device: None,
                 reason: None,
             })
             .collect()

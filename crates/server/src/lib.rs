@@ -875,6 +875,8 @@ struct ActionBody {
     #[serde(default)]
     deadline: Option<Timestamp>,
     #[serde(default)]
+    device: Option<model::DeviceId>,
+    #[serde(default)]
     reason: Option<String>,
 }
 
@@ -895,6 +897,7 @@ async fn act(
         transit,
         action: b.action,
         deadline: b.deadline,
+        device: b.device,
         reason: b.reason,
     };
     let kind = action.action;

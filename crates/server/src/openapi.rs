@@ -114,7 +114,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "post",
         path: "/api/v1/transits/{id}/actions",
-        summary: "Act on a transit: seal, arrive, release, inspect, authorize_unseal, unseal, close, extend_deadline",
+        summary: "Act on a transit: pair (with device, before sealing), seal, arrive, release, inspect (with reason), authorize_unseal, unseal, close, extend_deadline; answers with the state after it",
         body: Some("transit_action"),
         ok: 202,
         query: &[],
@@ -372,7 +372,8 @@ fn schemas() -> Value {
     defs.insert("transit_action".into(), json!({
         "type": "object", "required": ["action"],
         "properties": {
-            "action": {"enum": ["seal", "arrive", "release", "inspect", "authorize_unseal", "unseal", "close", "extend_deadline"]},
+            "action": {"enum": ["seal", "arrive", "release", "inspect", "authorize_unseal", "unseal", "close", "extend_deadline", "pair"]},
+            "device": {"$ref": "#/components/schemas/id", "description": "required for pair"},
             "t": {"$ref": "#/components/schemas/time"},
             "deadline": {"$ref": "#/components/schemas/time"},
             "reason": {"type": "string"}

@@ -668,3 +668,66 @@ async fn a_patrol_reports_with_photos() {
     running.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Pairing another device before sealing: the store's transit names the new device, and the
+/// new device's reports are taken for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_is_paired_before_sealing() {
+    let dir = std::env::temp_dir().join(format!("sealwatch-pair-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let running = server::start(server::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.clone(),
+    ))
+    .await
+    .unwrap();
+    let addr = running.addr;
+    let example: Value =
+        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
+    for z in example["zones"].as_array().unwrap() {
+        assert_eq!(
+            request(addr, "POST", "/api/v1/zones", Some(z.clone()))
+                .await
+                .0,
+            204
+        );
+    }
+    let now = server::wall_clock();
+    let mut transit = example["transits"][0].clone();
+    transit.as_object_mut().unwrap().remove("sealed_at");
+    transit["deadline"] = json!(at(now, 360));
+    assert_eq!(
+        json(addr, "POST", "/api/v1/transits", Some(transit))
+            .await
+            .0,
+        201
+    );
+    let (status, body) = json(
+        addr,
+        "POST",
+        "/api/v1/transits/T1/actions",
+        Some(json!({"action": "pair", "device": "D9", "reason": "D1 faulty"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (202, Some("declared")),
+        "{body}"
+    );
+    let (_, t1) = json(addr, "GET", "/api/v1/transits/T1", None).await;
+    assert_eq!(t1["transit"]["device"], "D9", "{t1}");
+    let obs = json!([
+        {"device": "D9", "t": at(now, -2), "lat": 29.31, "lon": 120.07, "lock": "locked", "seq": 1},
+        {"device": "D1", "t": at(now, -2), "lat": 29.31, "lon": 120.07, "lock": "locked", "seq": 1}
+    ]);
+    let (_, body) = json(addr, "POST", "/api/v1/observations", Some(obs)).await;
+    assert_eq!(body["results"][0]["status"], "accepted", "{body}");
+    assert_eq!(
+        body["results"][1]["status"], "rejected",
+        "the old device: {body}"
+    );
+    let (_, events) = json(addr, "GET", "/api/v1/transits/T1/events", None).await;
+    assert_eq!(events["items"][0]["event"], "device_paired", "{events}");
+    running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

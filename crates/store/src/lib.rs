@@ -66,6 +66,25 @@ pub struct FeedItem {
     pub data: serde_json::Value,
 }
 
+/// The devices paired with transits in a commit: `(transit, device)` for each `device_paired`
+/// event, the device taken from the `pair` action that caused it.
+fn pairings<'a>(c: &Commit<'a>) -> Vec<(&'a str, &'a str)> {
+    c.events
+        .iter()
+        .filter(|e| e.event == model::EventKind::DevicePaired)
+        .filter_map(|e| {
+            c.inputs.iter().rev().find_map(|(_, i)| match i {
+                LoggedInput::Action { action }
+                    if action.action == model::ActionKind::Pair && action.transit == e.transit =>
+                {
+                    Some((action.transit.as_str(), action.device.as_ref()?.as_str()))
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
 /// A feed row to insert: time, transit, kind, JSON document.
 type FeedRow = (i64, String, &'static str, String);
 

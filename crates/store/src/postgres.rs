@@ -5,6 +5,7 @@ use model::{
     Alarm, AlarmStep, Device, Event, Observation, Reader, Station, Timestamp, TransitState, Zone,
 };
 
+use crate::pairings;
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter,
     DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
@@ -640,6 +641,12 @@ impl Store for PgStore {
         let flush = self.telemetry_since.elapsed() >= TELEMETRY_EVERY;
         if flush {
             update_devices(&mut tx, &Telemetry::merged(&self.telemetry, &fresh))?;
+        }
+        for (transit, device) in pairings(c) {
+            tx.execute(
+                "UPDATE transits SET device = $2, doc = jsonb_set(doc::jsonb, '{device}', to_jsonb($2::TEXT))::TEXT WHERE id = $1",
+                &[&transit, &device],
+            )?;
         }
         if !c.states.is_empty() {
             let st = tx.prepare("UPDATE transits SET state = $2, updated_at = $3 WHERE id = $1")?;

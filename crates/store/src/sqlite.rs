@@ -9,6 +9,7 @@ use model::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::pairings;
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter,
     DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
@@ -598,6 +599,12 @@ impl Store for SqliteStore {
             if flush {
                 let all = Telemetry::merged(&self.telemetry, &fresh);
                 write_telemetry(&tx, all.iter().map(|(d, r)| (d.as_str(), *r)))?;
+            }
+            for (transit, device) in pairings(c) {
+                tx.execute(
+                    "UPDATE transits SET device = ?2, doc = json_set(doc, '$.device', ?2) WHERE id = ?1",
+                    params![transit, device],
+                )?;
             }
             let mut st =
                 tx.prepare_cached("UPDATE transits SET state = ?2, updated_at = ?3 WHERE id = ?1")?;

@@ -1168,6 +1168,46 @@ fn attachments_are_kept_with_the_history(s: &mut dyn Store) {
     );
 }
 
+fn a_paired_device_replaces_the_declared_one(s: &mut dyn Store) {
+    declare(s, 1, &transit("T1", "D1"), t("2026-11-25T07:00:00Z")).unwrap();
+    let pair = model::Action {
+        t: t("2026-11-25T07:10:00Z"),
+        transit: "T1".parse().unwrap(),
+        action: model::ActionKind::Pair,
+        deadline: None,
+        device: Some("D9".parse().unwrap()),
+        reason: None,
+    };
+    let inputs = [(2, LoggedInput::Action { action: pair })];
+    let events = [event("T1", EventKind::DevicePaired, "2026-11-25T07:10:00Z")];
+    s.commit(&Commit {
+        inputs: &inputs,
+        events: &events,
+        ..Commit::default()
+    })
+    .unwrap();
+    assert_eq!(s.transit("T1").unwrap().transit.device.as_str(), "D9");
+    // Retention and tracks follow the transit's device column: the new device is now its.
+    append(s, 3, &[obs("D9", "2026-11-25T07:20:00Z", 1)]);
+    let track = s.transit_track("T1", TimeRange::default(), 100).unwrap();
+    assert_eq!(track.len(), 1);
+    // A refused pair (no `device_paired` event) changes nothing.
+    let refused = model::Action {
+        device: Some("D7".parse().unwrap()),
+        t: t("2026-11-25T07:30:00Z"),
+        ..match &inputs[0].1 {
+            LoggedInput::Action { action } => action.clone(),
+            _ => unreachable!(),
+        }
+    };
+    s.commit(&Commit {
+        inputs: &[(4, LoggedInput::Action { action: refused })],
+        ..Commit::default()
+    })
+    .unwrap();
+    assert_eq!(s.transit("T1").unwrap().transit.device.as_str(), "D9");
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -1176,6 +1216,13 @@ macro_rules! conformance {
             #[allow(clippy::redundant_closure_call)]
             fn open(test: &str) -> Option<Box<dyn Store>> {
                 ($open)(test)
+            }
+
+            #[test]
+            fn a_paired_device_replaces_the_declared_one() {
+                if let Some(mut s) = open("pairing") {
+                    super::a_paired_device_replaces_the_declared_one(&mut *s);
+                }
             }
 
             #[test]

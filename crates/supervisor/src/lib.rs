@@ -145,10 +145,37 @@ pub(crate) struct DeviceRt {
     suspect_fix: Option<(Timestamp, LonLat)>,
 }
 
+/// `DeviceRt::latest` of a device that no transit has any more (another was paired instead).
+const NO_TRANSIT: u32 = u32::MAX;
+
 /// How many recent sequence numbers a device remembers.
 const SEQ_WINDOW: usize = 16;
 
 impl DeviceRt {
+    /// The transits of the device, the latest first.
+    fn transits(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.latest)
+            .filter(|&ti| ti != NO_TRANSIT)
+            .chain(self.earlier.iter().copied())
+    }
+
+    /// Takes a transit on (it was declared or paired with this device).
+    fn take(&mut self, ti: u32) {
+        if self.latest != NO_TRANSIT {
+            self.earlier.push(self.latest);
+        }
+        self.latest = ti;
+    }
+
+    /// Lets a transit go (another device was paired with it).
+    fn release(&mut self, ti: u32) {
+        if self.latest == ti {
+            self.latest = self.earlier.pop().unwrap_or(NO_TRANSIT);
+        } else {
+            self.earlier.retain(|&o| o != ti);
+        }
+    }
+
     /// The digest and time of the remembered report with this `seq`.
     fn seq_seen(&self, seq: u64) -> Option<(u64, Timestamp)> {
         // Counters go up: a number above every remembered one is new without a search.
@@ -236,12 +263,10 @@ impl DeviceRt {
 fn active_transit(transits: &[TransitRt], dev: &DeviceRt) -> Option<u32> {
     if dev.earlier.is_empty() {
         // The usual case: one transit per device.
-        return transits[dev.latest as usize]
-            .takes_reports()
+        return (dev.latest != NO_TRANSIT && transits[dev.latest as usize].takes_reports())
             .then_some(dev.latest);
     }
-    std::iter::once(dev.latest)
-        .chain(dev.earlier.iter().copied())
+    dev.transits()
         .filter(|&ti| transits[ti as usize].takes_reports())
         .max_by(|&a, &b| {
             let (a, b) = (&transits[a as usize], &transits[b as usize]);
@@ -422,9 +447,7 @@ impl Supervisor {
                 ..DeviceRt::default()
             });
         } else {
-            let dev = &mut self.devices[di as usize];
-            dev.earlier.push(dev.latest);
-            dev.latest = ti;
+            self.devices[di as usize].take(ti);
         }
         Ok(())
     }
@@ -462,12 +485,16 @@ impl Supervisor {
             return Admission::UnknownDevice;
         };
         let dev = &self.devices[di as usize];
+        if dev.transits().next().is_none() {
+            // Every transit it had was paired with another device.
+            return Admission::UnknownDevice;
+        }
         if active_transit(&self.transits, dev).is_none() {
             // Reports before sealing (a device switched on at the station) and after the
             // unseal (a device on its way back to stock) are data; once every transit of the
             // device is closed, they are a mistake.
-            let all_closed = std::iter::once(dev.latest)
-                .chain(dev.earlier.iter().copied())
+            let all_closed = dev
+                .transits()
                 .all(|ti| self.transits[ti as usize].state() == model::TransitState::Closed);
             if all_closed {
                 return Admission::NotSupervised;
@@ -643,16 +670,33 @@ impl Supervisor {
         };
         let successor = sealed.id().clone();
         let dev = &self.devices[di as usize];
-        let others: Vec<u32> = std::iter::once(dev.latest)
-            .chain(dev.earlier.iter().copied())
-            .filter(|&o| o != ti)
-            .collect();
+        let others: Vec<u32> = dev.transits().filter(|&o| o != ti).collect();
         for o in others {
             let other = &self.transits[o as usize];
             if other.takes_reports() && other.sealed_at().is_some_and(|s| s < at) {
                 self.on_transit(o, out, |t, cx| t.detach(cx, &successor));
             }
         }
+    }
+
+    /// Pairs another device with a transit not yet sealed: the declared device's reports no
+    /// longer count for it, the new one's do.
+    fn pair(&mut self, ti: u32, device: &model::DeviceId, out: &mut Vec<Output>) {
+        let old = self.transits[ti as usize].device().clone();
+        if let Some(&di) = self.device_ids.get(old.as_str()) {
+            self.devices[di as usize].release(ti);
+        }
+        let next = self.devices.len() as u32;
+        let di = *self.device_ids.entry(device.clone()).or_insert(next);
+        if di == next {
+            self.devices.push(DeviceRt {
+                latest: ti,
+                ..DeviceRt::default()
+            });
+        } else {
+            self.devices[di as usize].take(ti);
+        }
+        self.on_transit(ti, out, |t, cx| t.pair(device, &old, cx));
     }
 
     fn read(&mut self, read: &CheckpointRead, out: &mut Vec<Output>) {
@@ -669,6 +713,13 @@ impl Supervisor {
         let Some(&ti) = self.transit_ids.get(action.transit.as_str()) else {
             return;
         };
+        if let (model::ActionKind::Pair, Some(device)) = (action.action, &action.device)
+            && self.transits[ti as usize].state() == model::TransitState::Declared
+            && self.transits[ti as usize].device() != device
+        {
+            self.pair(ti, device, out);
+            return;
+        }
         let before = self.transits[ti as usize].state();
         self.on_transit(ti, out, |t, cx| t.on_action(action, cx));
         if before == model::TransitState::Declared

@@ -677,6 +677,17 @@ impl TransitRt {
         self.become_(cx, TransitState::Unsealed, EventKind::Unsealed, detail);
     }
 
+    /// Another device seals this transit from now on (the supervisor moved it between its
+    /// devices; see `Supervisor::pair`).
+    pub(crate) fn pair(&mut self, device: &DeviceId, old: &DeviceId, cx: &mut Cx<'_>) {
+        self.device = device.clone();
+        self.event(
+            cx,
+            EventKind::DevicePaired,
+            format!("device {device} paired instead of {old}"),
+        );
+    }
+
     pub(crate) fn on_action(&mut self, a: &Action, cx: &mut Cx<'_>) {
         let before = self.state;
         let reason = a.reason.clone().unwrap_or_default();
@@ -729,6 +740,8 @@ impl TransitRt {
                 }
                 _ => false,
             },
+            // Taken by the supervisor when it can be (see `Supervisor::pair`); here, refused.
+            ActionKind::Pair => false,
         };
         if !ok {
             let why = self.rejection(a.action, cx);
@@ -752,6 +765,9 @@ impl TransitRt {
             ),
             ActionKind::ExtendDeadline if self.state.is_travelling() => {
                 "extend_deadline refused: no new deadline given".to_owned()
+            }
+            ActionKind::Pair if self.state == TransitState::Declared => {
+                "pair refused: no other device given".to_owned()
             }
             _ => format!("{} refused: the transit is {state}", action.as_str()),
         }
