@@ -3,6 +3,7 @@
 mod config;
 mod decode;
 mod demo;
+mod verify;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,16 @@ enum Command {
         /// A PostgreSQL URL, instead of the embedded database [store.database_url].
         #[arg(long)]
         database_url: Option<String>,
+    },
+    /// Verify signed device evidence (a seal, unseal or tamper record of the native protocol)
+    /// with the device's public key alone; prints what the device signed. Exit 1 when the
+    /// signature does not hold, 2 when the input is not valid.
+    VerifyEvent {
+        /// The device's Ed25519 public signing key, 64 hex digits.
+        #[arg(long)]
+        key: String,
+        /// The evidence record (JSON, as sealwatch stores and exports it); `-` for stdin.
+        record: PathBuf,
     },
     /// Make, list and revoke API tokens for scripts, gateways and integrations.
     Token {
@@ -358,6 +369,35 @@ fn main() -> ExitCode {
             database_url,
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
+        Command::VerifyEvent { key, record } => {
+            let text = if record.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+            } else {
+                std::fs::read_to_string(&record)
+            };
+            let text = match text {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", record.display());
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            match verify::verify(&text, &key) {
+                Ok(verify::Verdict::Verified(v)) => {
+                    println!("{v}");
+                    ExitCode::SUCCESS
+                }
+                Ok(verify::Verdict::Refused(why)) => {
+                    eprintln!("NOT VERIFIED: {why}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_INVALID)
+                }
+            }
+        }
         Command::Decode {
             protocol,
             hex,
