@@ -48,15 +48,16 @@ fn submission(input: &Input<'_>) -> Submission {
 /// recent, in small batches; says how many.
 fn purge_all(db: &Path) -> u64 {
     let mut store = SqliteStore::open(db).unwrap();
-    let mut purged = 0;
+    let (mut purged, mut after) = (0, 0);
     loop {
-        let n = store
-            .purge_observations(Timestamp::from_unix_ms(i64::MAX), 7)
+        let (n, next) = store
+            .purge_observations(Timestamp::from_unix_ms(i64::MAX), after, 7)
             .unwrap();
-        if n == 0 {
-            return purged;
-        }
         purged += n;
+        match next {
+            Some(next) => after = next,
+            None => return purged,
+        }
     }
 }
 

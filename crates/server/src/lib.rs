@@ -291,7 +291,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 }
                 let before =
                     Timestamp::from_unix_ms(clock.now().unix_ms().saturating_sub(retention_ms));
-                if purger.send(Job::Purge { before }).await.is_err() {
+                if purger.send(Job::Purge { before, after: 0 }).await.is_err() {
                     break;
                 }
             }

@@ -38,9 +38,11 @@ pub enum Job {
     QueryThenPublish(Query),
     /// Rebuild the pipeline from the store (new zones).
     Reopen,
-    /// Retention: purge observations older than `before`, one bounded batch at a time.
+    /// Retention: purge observations older than `before`, one bounded step at a time, this
+    /// one looking at the ids after `after`.
     Purge {
         before: Timestamp,
+        after: i64,
     },
     /// Copy the latest observations into the per-device index, one bounded batch at a time.
     Index,
@@ -55,9 +57,10 @@ pub enum Job {
 /// keeps one copy from holding the writer for long after a pause.
 const INDEX_BATCH: u32 = 500_000;
 
-/// Observations deleted per retention transaction: small enough that ingest waits at most a
-/// few milliseconds behind one.
-const PURGE_BATCH: u32 = 2_000;
+/// Observation ids looked at per retention step: a step costs about the same whatever it finds
+/// (old rows of a transit still open are stepped over, not scanned again), small enough that
+/// ingest waits at most a few milliseconds behind one.
+const PURGE_SPAN: u32 = 20_000;
 
 /// What the writer broadcasts after each commit or handling step: one item of the durable
 /// feed (its id is the live stream's event id), with the supervisor's output it came from
@@ -234,18 +237,24 @@ pub fn run(
                 q(pipeline.store());
                 publisher.feed(pipeline.store());
             }
-            Job::Purge { before } => match pipeline.store().purge_observations(before, PURGE_BATCH)
+            Job::Purge { before, after } => match pipeline
+                .store()
+                .purge_observations(before, after, PURGE_SPAN)
             {
-                Ok(n) => {
+                Ok((n, next)) => {
                     metrics.observations_purged.fetch_add(n, Ordering::Relaxed);
-                    if n == u64::from(PURGE_BATCH) {
-                        // More to purge: let what arrived meanwhile go first, then go on.
-                        while let Ok(job) = jobs.try_recv() {
-                            pending.push_back(job);
+                    match next {
+                        Some(after) => {
+                            // More to look at: let what arrived meanwhile go first, then go
+                            // on (a round started meanwhile by the clock is this one).
+                            while let Ok(job) = jobs.try_recv() {
+                                if !matches!(job, Job::Purge { .. }) {
+                                    pending.push_back(job);
+                                }
+                            }
+                            pending.push_back(Job::Purge { before, after });
                         }
-                        pending.push_back(Job::Purge { before });
-                    } else if n > 0 {
-                        tracing::info!(before = %before, "retention purge done");
+                        None => tracing::debug!(before = %before, "retention round done"),
                     }
                 }
                 Err(e) => {

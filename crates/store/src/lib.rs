@@ -582,14 +582,24 @@ pub trait Store: Send {
     fn index_observations(&mut self, limit: u32) -> Result<u64>;
     /// The latest observation time in the log (for restart).
     fn last_observation_time(&mut self) -> Result<Option<Timestamp>>;
-    /// Deletes observations older than `before`, at most `limit` of them, and says how many:
-    /// called repeatedly by retention so that no transaction holds the log for long.
+    /// One bounded step of retention: looks at the observations with ids in `(after, after +
+    /// span]`, deletes those older than `before`, and says how many it deleted and the id the
+    /// next step starts after (`None` once the whole log was looked at). Stepping through ids,
+    /// each step costs the same however many old rows are kept, and no transaction holds the
+    /// log for long.
     ///
     /// Observations of a device with a transit not yet closed are kept whatever their age:
     /// they are part of the input log a restart replays to rebuild that transit's state. Once
     /// every transit of the device is closed, its reports only ever get refused, so replaying
-    /// without them rebuilds the same state (`ingest/tests/restart.rs` checks this).
-    fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64>;
+    /// without them rebuilds the same state (`ingest/tests/restart.rs` checks this). The
+    /// newest row is kept too: SQLite gives a new row the highest id plus one, and an id used
+    /// again at or below the per-device index's mark would be lost to reads.
+    fn purge_observations(
+        &mut self,
+        before: Timestamp,
+        after: i64,
+        span: u32,
+    ) -> Result<(u64, Option<i64>)>;
 
     /// The transit's track: its device's observations from the declaration until the transit
     /// was closed (to now while it is not), within `range`, in time order.

@@ -931,17 +931,27 @@ impl Store for PgStore {
         Ok(t.map(Timestamp::from_unix_ms))
     }
 
-    fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
+    fn purge_observations(
+        &mut self,
+        before: Timestamp,
+        after: i64,
+        span: u32,
+    ) -> Result<(u64, Option<i64>)> {
         let mut tx = self.client.transaction()?;
+        let row = tx.query_one(
+            "SELECT COALESCE(MIN(id), 1)::BIGINT, COALESCE(MAX(id), 0)::BIGINT FROM observations",
+            &[],
+        )?;
+        let (oldest, newest): (i64, i64) = (row.get(0), row.get(1));
+        // Ids below the oldest left are gone already: no step is spent on them.
+        let after = after.max(oldest - 1);
+        let upto = newest.min(after.saturating_add(i64::from(span)));
         // The same rows twice in one transaction: their index entries, then themselves.
         const PURGEABLE: &str = "SELECT o.device, o.t, o.id FROM observations o
-                WHERE o.t < $1
-                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
-                  AND o.id < (SELECT MAX(id) FROM observations)
-                ORDER BY o.t, o.id LIMIT $2";
-        // The newest row stays, as in SQLite (where a new row's id is the highest plus one).
-        let params: [&(dyn ::postgres::types::ToSql + Sync); 2] =
-            [&before.unix_ms(), &i64::from(limit)];
+                WHERE o.id > $2 AND o.id <= $3 AND o.id < $4 AND o.t < $1
+                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')";
+        let params: [&(dyn ::postgres::types::ToSql + Sync); 4] =
+            [&before.unix_ms(), &after, &upto, &newest];
         tx.execute(
             &format!("DELETE FROM observations_by_device WHERE (device, t, id) IN ({PURGEABLE})"),
             &params,
@@ -951,7 +961,7 @@ impl Store for PgStore {
             &params,
         )?;
         tx.commit()?;
-        Ok(n)
+        Ok((n, (upto < newest).then_some(upto)))
     }
 
     fn events(

@@ -935,27 +935,36 @@ impl Store for SqliteStore {
         Ok(t.map(Timestamp::from_unix_ms))
     }
 
-    fn purge_observations(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
+    fn purge_observations(
+        &mut self,
+        before: Timestamp,
+        after: i64,
+        span: u32,
+    ) -> Result<(u64, Option<i64>)> {
         let tx = self.conn.transaction()?;
+        let (oldest, newest): (i64, i64) = tx.query_row(
+            "SELECT COALESCE(MIN(id), 1), COALESCE(MAX(id), 0) FROM observations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        // Ids below the oldest left are gone already: no step is spent on them.
+        let after = after.max(oldest - 1);
+        let upto = newest.min(after.saturating_add(i64::from(span)));
         // The same rows twice in one transaction: their index entries, then themselves.
         const PURGEABLE: &str = "SELECT o.device, o.t, o.id FROM observations o
-                WHERE o.t < ?1
-                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
-                  AND o.id < (SELECT MAX(id) FROM observations)
-                ORDER BY o.t, o.id LIMIT ?2";
-        // The newest row stays, whatever its age: SQLite gives a new row the highest id plus
-        // one, and a reused id at or below `indexed_up_to` would never reach the per-device
-        // index nor its tail.
+                WHERE o.id > ?2 AND o.id <= ?3 AND o.id < ?4 AND o.t < ?1
+                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')";
+        let args = params![before.unix_ms(), after, upto, newest];
         tx.execute(
             &format!("DELETE FROM observations_by_device WHERE (device, t, id) IN ({PURGEABLE})"),
-            params![before.unix_ms(), limit],
+            args,
         )?;
         let n = tx.execute(
             &format!("DELETE FROM observations WHERE id IN (SELECT id FROM ({PURGEABLE}))"),
-            params![before.unix_ms(), limit],
+            args,
         )?;
         tx.commit()?;
-        Ok(n as u64)
+        Ok((n as u64, (upto < newest).then_some(upto)))
     }
 
     fn events(

@@ -315,9 +315,18 @@ fn observations_append_and_read(s: &mut dyn Store) {
     })
     .unwrap();
     let before = t("2026-11-25T08:30:00Z");
-    assert_eq!(s.purge_observations(before, 25).unwrap(), 25);
-    assert_eq!(s.purge_observations(before, 1000).unwrap(), 5);
-    assert_eq!(s.purge_observations(before, 1000).unwrap(), 0);
+    // Steps of 25 ids: D1's reports are the odd ids, those before 08:30 the first 30 of them.
+    let mut steps = Vec::new();
+    let mut after = 0;
+    loop {
+        let (n, next) = s.purge_observations(before, after, 25).unwrap();
+        steps.push(n);
+        match next {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!(steps, [13, 12, 5, 0]);
     let left =
         |s: &mut dyn Store, d: &str| s.observations(d, TimeRange::default(), 1000).unwrap().len();
     assert_eq!(left(s, "D1"), 20);
@@ -333,7 +342,10 @@ fn observations_append_and_read(s: &mut dyn Store) {
     append(s, 3000, &[obs("D1", "2026-11-25T07:00:00Z", 900)]);
     s.index_observations(1000).unwrap();
     let far = t("2100-01-01T00:00:00Z");
-    while s.purge_observations(far, 1000).unwrap() > 0 {}
+    let mut after = 0;
+    while let (_, Some(next)) = s.purge_observations(far, after, 1000).unwrap() {
+        after = next;
+    }
     assert_eq!(left(s, "D1"), 1, "the newest row stays");
     append(s, 3001, &[obs("D2", "2026-11-25T10:00:00Z", 901)]);
     assert_eq!(left(s, "D2"), 51);
