@@ -245,7 +245,7 @@ pub const ROUTES: &[RouteDoc] = &[
         summary: "A transit's track as GeoJSON: a LineString Feature, or with format=points a FeatureCollection of Points",
         body: None,
         ok: 200,
-        query: &["from", "to", "limit", "format"],
+        query: &["from", "to", "limit", "skip", "format"],
     },
     RouteDoc {
         method: "get",

@@ -299,6 +299,9 @@ struct TrackParams {
     from: Option<String>,
     to: Option<String>,
     limit: Option<u32>,
+    /// How many observations at exactly `from` were had already (`next_skip` of the page
+    /// before): reports share a time, whole seconds for many devices.
+    skip: Option<u32>,
     /// `line` (the default): one Feature with a LineString; `points`: a FeatureCollection with
     /// a Point per observation.
     format: Option<String>,
@@ -312,7 +315,9 @@ fn lon_lat(o: &Observation) -> Option<[f64; 2]> {
 /// The track of a transit: its device's observations from the declaration to the closing.
 /// Observations without a position fix are left out of the line; as points they come with a
 /// null geometry, so that their lock state and battery still show. When the limit cuts the
-/// track short, `next_from` is the time to ask from for the rest.
+/// track short, `next_from` and `next_skip` say where the rest starts: ask again with
+/// `from=next_from&skip=next_skip` (reports sharing `next_from` that this page gave are
+/// skipped, so none is given twice and none is lost, however many share one time).
 async fn transit_track(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -336,14 +341,41 @@ async fn transit_track(
         }
     };
     let transit = id.to_string();
+    let skip = p.skip.unwrap_or(0);
+    if skip > TRACK_LIMIT_MAX {
+        return Err(bad_request(format!(
+            "skip: must be at most {TRACK_LIMIT_MAX}"
+        )));
+    }
+    let from = range.from;
     let (device, mut track) = stored(&s, move |store| {
         let device = store.transit(id.as_str())?.transit.device;
         // One more than asked for: whether there is more to come.
-        let track = store.transit_track(id.as_str(), range, limit + 1)?;
+        let track = store.transit_track(id.as_str(), range, limit + skip + 1)?;
         Ok((device, track))
     })
     .await?;
-    let next_from = (track.len() > limit as usize).then(|| track[limit as usize].t);
+    // The reports at exactly `from` that the page before gave already.
+    let given = track
+        .iter()
+        .take(skip as usize)
+        .take_while(|o| Some(o.t) == from)
+        .count();
+    track.drain(..given);
+    let (next_from, next_skip) = match track.get(limit as usize) {
+        Some(next) => {
+            let t = next.t;
+            let same = track[..limit as usize]
+                .iter()
+                .rev()
+                .take_while(|o| o.t == t)
+                .count();
+            // Still at the same time as this page's start: the skip adds up.
+            let carried = if Some(t) == from { given } else { 0 };
+            (Some(t), Some(same + carried))
+        }
+        None => (None, None),
+    };
     track.truncate(limit as usize);
     let body = if points {
         let features: Vec<Value> = track
@@ -367,6 +399,7 @@ async fn transit_track(
             "transit": transit,
             "device": device,
             "next_from": next_from,
+            "next_skip": next_skip,
         })
     } else {
         let fixes: Vec<(Timestamp, [f64; 2])> = track
@@ -388,6 +421,7 @@ async fn transit_track(
                 "device": device,
                 "times": fixes.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
                 "next_from": next_from,
+                "next_skip": next_skip,
             }
         })
     };

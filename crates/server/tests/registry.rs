@@ -232,6 +232,29 @@ async fn registry_track_and_statistics() {
     .await;
     assert_eq!(first["features"].as_array().unwrap().len(), 2);
     assert_eq!(first["next_from"], json!(at(3)));
+    // Paging one report at a time gives exactly the whole track, nothing twice.
+    let (_, whole) = json(addr, "GET", "/api/v1/transits/T1/track?format=points", None).await;
+    let mut paged = Vec::new();
+    let mut query = String::new();
+    loop {
+        let (_, page) = json(
+            addr,
+            "GET",
+            &format!("/api/v1/transits/T1/track?format=points&limit=1{query}"),
+            None,
+        )
+        .await;
+        paged.extend(page["features"].as_array().unwrap().iter().cloned());
+        if page["next_from"].is_null() {
+            break;
+        }
+        query = format!(
+            "&from={}&skip={}",
+            page["next_from"].as_str().unwrap(),
+            page["next_skip"]
+        );
+    }
+    assert_eq!(paged, whole["features"].as_array().unwrap().clone());
 
     // The opening is an alarm of the transit.
     let alarms = tokio::time::timeout(Duration::from_secs(10), async {
