@@ -43,7 +43,10 @@
 //! accepting, lets every connection finish the chunk it is working on (a submission in flight
 //! is answered), then closes them.
 
+mod commands;
 mod conn;
+
+pub use commands::{CommandSet, Wire};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +79,12 @@ pub struct Config {
     pub accept_bad_check_code_models: Vec<String>,
     /// Bytes a connection may send without a single good frame before it is closed (a flood).
     pub max_unframed_bytes: usize,
+    /// How remote commands go on the wire for each device model (as in the registry's
+    /// `model`, compared without case); models not listed use [`Config::default_commands`].
+    pub command_sets: Vec<(String, CommandSet)>,
+    /// The command set of models not in `command_sets` (placeholders but for
+    /// `set_interval`: see [`CommandSet`]).
+    pub default_commands: CommandSet,
 }
 
 impl Config {
@@ -89,7 +98,21 @@ impl Config {
             max_auth_failures: 3,
             accept_bad_check_code_models: Vec::new(),
             max_unframed_bytes: 64 * 1024,
+            command_sets: Vec::new(),
+            default_commands: CommandSet::default(),
         }
+    }
+
+    /// The command set of `model`.
+    pub fn commands_for(&self, model: Option<&str>) -> &CommandSet {
+        model
+            .map(str::trim)
+            .and_then(|model| {
+                self.command_sets
+                    .iter()
+                    .find(|(m, _)| m.trim().eq_ignore_ascii_case(model))
+            })
+            .map_or(&self.default_commands, |(_, set)| set)
     }
 
     /// Whether frames of `model` are decoded despite a bad check code.
@@ -177,6 +200,12 @@ stats! {
     observations_rejected,
     /// Report frames left unanswered because their submission failed (nothing stored).
     submit_failures,
+    /// Remote commands sent to devices.
+    commands_sent,
+    /// Remote commands refused (no wire form for the device's model).
+    commands_refused,
+    /// Devices' answers to commands (0x0001) recorded.
+    command_answers,
 }
 
 impl Counters {

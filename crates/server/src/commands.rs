@@ -107,7 +107,7 @@ fn check_and_queue(
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
                     format!(
-                        "kind: unseal refused: transit {transit} is {}, no longer under supervision",
+                        "kind: unseal refused: transit {transit} is {}, not under supervision",
                         serde_json::to_value(stored.state)
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_owned))
