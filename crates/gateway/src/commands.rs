@@ -101,11 +101,10 @@ pub(crate) fn encode(
         Wire::Parameter { id } => {
             let n = seconds.ok_or("0x8103 needs args.seconds, and there is none")?;
             let n = u32::try_from(n).map_err(|_| "args.seconds is too large".to_owned())?;
-            let mut body = vec![1u8];
-            body.extend_from_slice(&id.to_be_bytes());
-            body.push(4);
-            body.extend_from_slice(&n.to_be_bytes());
-            (0x8103, jt808::encode_frame(0x8103, to, serial, &body))
+            (
+                0x8103,
+                jt808::encode_set_parameter_dword(to, serial, *id, n),
+            )
         }
         Wire::Unsupported => return Err("the device's model takes no such command".into()),
     };

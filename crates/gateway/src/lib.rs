@@ -23,6 +23,12 @@
 //!   answered and the device sends the report again.
 //! - **Heartbeats** (0x0002) are answered with success; plain-text command results are logged
 //!   and kept in the device log (`add_device_log`) as they came.
+//! - **Remote commands** queued through the API (`store.pending_commands`) are sent when the
+//!   device authenticates and whenever [`server::Ingest::commands_queued`] names it, as the
+//!   frames its model's [`CommandSet`] says (vendors' lock commands differ: the defaults are
+//!   placeholders), and marked sent once written. The device's general response (0x0001) to a
+//!   command's serial makes it done or failed; a text result is recorded against the latest
+//!   command sent on the connection.
 //! - **Bad check codes** are counted and logged and the frame dropped; the connection stays.
 //!   Device models known to compute them wrongly are listed in
 //!   [`Config::accept_bad_check_code_models`] (matched against the registry's `model`).
