@@ -1,6 +1,7 @@
 //! One device connection: bytes in, frames out of the deframer, answers back, reports into
 //! the ingest path and acknowledged once committed.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +13,11 @@ use jt808::{
 use model::{DeviceId, Observation};
 use server::{Ingest, IngestError, Submission, Verdict};
 use sha2::{Digest, Sha256};
-use store::DeviceLogEntry;
+use store::{CommandState, DeviceCommand, DeviceLogEntry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OwnedSemaphorePermit, broadcast, watch};
 
 use crate::{Config, Counters};
 
@@ -72,7 +74,15 @@ impl Drop for Open {
 struct Authed {
     device: DeviceId,
     options: Options,
+    /// The registry's model (it picks the command set).
+    model: Option<String>,
+    /// How to address frames to it.
+    terminal: jt808::Terminal,
 }
+
+/// Commands sent on a connection and not yet answered, at most (the oldest are forgotten:
+/// their answers, if they ever come, are logged and not recorded).
+const MAX_UNANSWERED: usize = 64;
 
 /// A report frame waiting for its submission's verdicts.
 #[derive(Debug)]
@@ -128,8 +138,13 @@ pub(crate) async fn run(
     };
     let _ = stream.set_nodelay(true);
     tracing::debug!(%peer, "device connected");
+    let commands_rx = ingest.commands_queued();
     let mut conn = Conn {
         peer,
+        commands_rx,
+        check_commands: false,
+        sent: HashMap::new(),
+        last_sent: None,
         bucket: Bucket::new(config.max_frames_per_s),
         config,
         ingest,
@@ -177,6 +192,14 @@ struct Conn {
     /// Answers not yet written.
     out: Vec<u8>,
     bucket: Bucket,
+    /// Devices with commands newly queued (from the API).
+    commands_rx: broadcast::Receiver<String>,
+    /// Whether to look for queued commands of the device before reading on.
+    check_commands: bool,
+    /// Commands sent and not yet answered: the frame's serial number, the command's id.
+    sent: HashMap<u16, i64>,
+    /// The latest command sent on this connection (text results are recorded against it).
+    last_sent: Option<i64>,
 }
 
 impl Conn {
@@ -190,10 +213,19 @@ impl Conn {
         // A connection must also authenticate within the idle timeout: a peer that trickles
         // bytes without ever authenticating does not keep its slot.
         let authenticate_by = Instant::now() + idle;
+        let mut last_read = Instant::now();
         loop {
             if *closing.borrow() {
                 return Close::Stopping;
             }
+            if self.check_commands {
+                self.check_commands = false;
+                if let Err(reason) = self.deliver(stream).await {
+                    return reason;
+                }
+            }
+            // Idle counts from the last byte read (a command sent meanwhile does not reset it).
+            let idle = idle.saturating_sub(last_read.elapsed());
             let wait = if self.authed.is_some() {
                 idle
             } else {
@@ -207,6 +239,15 @@ impl Conn {
             let n = tokio::select! {
                 biased;
                 _ = crate::turned_true(closing) => return Close::Stopping,
+                notice = self.commands_rx.recv(), if self.authed.is_some() => {
+                    self.check_commands = match notice {
+                        Ok(device) => self.authed.as_ref().is_some_and(|a| a.device.as_str() == device),
+                        // Missed some: look, to be sure.
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => false,
+                    };
+                    continue;
+                }
                 read = tokio::time::timeout(wait, stream.read(&mut buf)) => match read {
                     Err(_) if self.authed.is_none() && Instant::now() >= authenticate_by => {
                         Counters::add(&self.counters.closed_unauthenticated, 1);
@@ -221,6 +262,7 @@ impl Conn {
                     Ok(Err(e)) => return Close::Io(e),
                 },
             };
+            last_read = Instant::now();
             self.unframed += n;
             let items: Vec<_> = self.deframer.push(&buf[..n]).collect();
             let result = self.chunk(items, stream).await;
@@ -500,8 +542,16 @@ impl Conn {
                     self.refuse(header, "logout refused: not authenticated")
                 }
             }
-            // The terminal's answers to commands (none are sent yet), and frames that only
-            // the platform sends: nothing to answer.
+            // The terminal's answer to a command: recorded against it.
+            Body::GeneralResponse(g) if header.message_id == 0x0001 => {
+                if !self.is_authed_as(&device) {
+                    tracing::debug!(peer = %self.peer, device = %device, "general response from a connection not authenticated as it: ignored");
+                    return Ok(());
+                }
+                let g = *g;
+                self.answered(g).await
+            }
+            // Frames that only the platform sends: nothing to answer.
             Body::GeneralResponse(_) | Body::RegistrationResponse(_) | Body::JointechAck { .. } => {
                 tracing::debug!(peer = %self.peer, device = %device, message_id = format_args!("0x{:04x}", header.message_id), "not answered");
                 Ok(())
@@ -594,6 +644,135 @@ impl Conn {
         Ok(())
     }
 
+    /// Sends the device's queued commands, oldest first, and marks them sent once written.
+    /// A command its model has no wire form for is refused. A command that could not be
+    /// marked sent after it went out is sent again later (at least once, never lost).
+    async fn deliver(&mut self, stream: &mut TcpStream) -> Flow {
+        let Some(authed) = &self.authed else {
+            return Ok(());
+        };
+        let id = authed.device.to_string();
+        let pending = match self.ingest.query(move |s| s.pending_commands(&id)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %self.peer, error = %e, "queued commands not read: the store failed");
+                return Ok(());
+            }
+            Err(IngestError::Stopping) => return Err(Close::Stopping),
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "queued commands not read");
+                return Ok(());
+            }
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let set = self.config.commands_for(authed.model.as_deref()).clone();
+        let terminal = authed.terminal.clone();
+        let mut sent = Vec::new();
+        let mut refused = Vec::new();
+        for c in pending {
+            let serial = self.next_serial();
+            match crate::commands::encode(set.wire(c.kind), &terminal, serial, &c.args) {
+                Ok((message_id, bytes)) => {
+                    self.out.extend_from_slice(&bytes);
+                    tracing::info!(
+                        peer = %self.peer,
+                        device = %c.device,
+                        command = c.id,
+                        kind = c.kind.as_str(),
+                        message_id = format_args!("0x{message_id:04x}"),
+                        serial,
+                        "command sent"
+                    );
+                    sent.push((serial, c.id));
+                }
+                Err(why) => {
+                    tracing::warn!(peer = %self.peer, device = %c.device, command = c.id, kind = c.kind.as_str(), why, "command refused");
+                    refused.push((c.id, why));
+                }
+            }
+        }
+        self.flush(stream).await?;
+        Counters::add(&self.counters.commands_sent, sent.len() as u64);
+        Counters::add(&self.counters.commands_refused, refused.len() as u64);
+        let now = self.ingest.now();
+        let ids: Vec<i64> = sent.iter().map(|(_, id)| *id).collect();
+        let marked = self
+            .ingest
+            .query(move |s| -> Vec<store::Result<DeviceCommand>> {
+                let mut done: Vec<_> = ids.iter().map(|id| s.mark_sent(*id, now)).collect();
+                for (id, why) in &refused {
+                    done.push(s.record_result(*id, CommandState::Refused, now, Some(why)));
+                }
+                done
+            })
+            .await;
+        match marked {
+            Ok(results) => {
+                for r in results {
+                    if let Err(e) = r {
+                        tracing::warn!(peer = %self.peer, error = %e, "command state not recorded");
+                    }
+                }
+            }
+            Err(IngestError::Stopping) => return Err(Close::Stopping),
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "commands sent but not marked sent")
+            }
+        }
+        for (serial, id) in sent {
+            if self.sent.len() >= MAX_UNANSWERED
+                && let Some(oldest) = self.sent.iter().min_by_key(|(_, id)| **id).map(|(s, _)| *s)
+            {
+                self.sent.remove(&oldest);
+            }
+            self.sent.insert(serial, id);
+            self.last_sent = Some(id);
+        }
+        Ok(())
+    }
+
+    /// 0x0001: the device's answer to a frame the platform sent; for a command, its result.
+    async fn answered(&mut self, g: jt808::GeneralResponse) -> Flow {
+        let Some(id) = self.sent.remove(&g.reply_serial) else {
+            tracing::debug!(peer = %self.peer, serial = g.reply_serial, reply_id = format_args!("0x{:04x}", g.reply_id), "general response to no command sent here");
+            return Ok(());
+        };
+        let (state, word) = match g.result {
+            0 => (CommandState::Done, "success"),
+            1 => (CommandState::Failed, "failure"),
+            2 => (CommandState::Failed, "message error"),
+            3 => (CommandState::Failed, "not supported"),
+            _ => (CommandState::Failed, "unknown result"),
+        };
+        let text = format!(
+            "general response to 0x{:04x}: {word} ({})",
+            g.reply_id, g.result
+        );
+        let now = self.ingest.now();
+        match self
+            .ingest
+            .query(move |s| s.record_result(id, state, now, Some(&text)))
+            .await
+        {
+            Ok(Ok(c)) => {
+                Counters::add(&self.counters.command_answers, 1);
+                tracing::info!(peer = %self.peer, device = %c.device, command = c.id, state = c.state.as_str(), "command answered");
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %self.peer, command = id, error = %e, "command answer not recorded");
+                Ok(())
+            }
+            Err(IngestError::Stopping) => Err(Close::Stopping),
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, command = id, error = %e, "command answer not recorded");
+                Ok(())
+            }
+        }
+    }
+
     /// 0x0100: an auth code for a device in the registry, "no such terminal" otherwise.
     async fn register(&mut self, header: &Header) -> Flow {
         let device = header.phone.device_id();
@@ -679,7 +858,14 @@ impl Conn {
                 let options = self.options_for_model(model.as_deref());
                 Counters::add(&self.counters.authentications, 1);
                 tracing::info!(peer = %self.peer, device = %device, "device authenticated");
-                self.authed = Some(Authed { device, options });
+                self.authed = Some(Authed {
+                    device,
+                    options,
+                    model,
+                    terminal: header.terminal(),
+                });
+                // Commands queued while it was away go out now.
+                self.check_commands = true;
                 self.failures = 0;
                 self.respond(header, ResponseResult::Success);
                 Ok(())
@@ -731,8 +917,33 @@ impl Conn {
             kind: "text_result".into(),
             text: text.as_str().to_owned(),
         };
-        match self.ingest.query(move |s| s.add_device_log(&entry)).await {
-            Ok(Ok(_)) => Ok(()),
+        let command = self.last_sent;
+        let at = entry.at;
+        let kept = self
+            .ingest
+            .query(move |s| -> store::Result<Option<DeviceCommand>> {
+                s.add_device_log(&entry)?;
+                let Some(id) = command else {
+                    return Ok(None);
+                };
+                // The device answered: a text after its general response adds to the result
+                // and keeps the state; a text alone makes the command done.
+                let state = match s.command(id)?.state {
+                    CommandState::Done => CommandState::Done,
+                    CommandState::Failed => CommandState::Failed,
+                    CommandState::Sent => CommandState::Done,
+                    // Not this connection's to answer any more.
+                    CommandState::Queued | CommandState::Refused => return Ok(None),
+                };
+                s.record_result(id, state, at, Some(&entry.text)).map(Some)
+            })
+            .await;
+        match kept {
+            Ok(Ok(Some(c))) => {
+                tracing::info!(peer = %self.peer, command = c.id, state = c.state.as_str(), "text result recorded against the latest command sent");
+                Ok(())
+            }
+            Ok(Ok(None)) => Ok(()),
             Ok(Err(e)) => {
                 tracing::warn!(peer = %self.peer, error = %e, "text result not kept: the store failed");
                 Ok(())

@@ -23,6 +23,12 @@
 //!   answered and the device sends the report again.
 //! - **Heartbeats** (0x0002) are answered with success; plain-text command results are logged
 //!   and kept in the device log (`add_device_log`) as they came.
+//! - **Remote commands** queued through the API (`store.pending_commands`) are sent when the
+//!   device authenticates and whenever [`server::Ingest::commands_queued`] names it, as the
+//!   frames its model's [`CommandSet`] says (vendors' lock commands differ: the defaults are
+//!   placeholders), and marked sent once written. The device's general response (0x0001) to a
+//!   command's serial makes it done or failed; a text result is recorded against the latest
+//!   command sent on the connection.
 //! - **Bad check codes** are counted and logged and the frame dropped; the connection stays.
 //!   Device models known to compute them wrongly are listed in
 //!   [`Config::accept_bad_check_code_models`] (matched against the registry's `model`).
@@ -43,7 +49,10 @@
 //! accepting, lets every connection finish the chunk it is working on (a submission in flight
 //! is answered), then closes them.
 
+mod commands;
 mod conn;
+
+pub use commands::{CommandSet, Wire};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +85,12 @@ pub struct Config {
     pub accept_bad_check_code_models: Vec<String>,
     /// Bytes a connection may send without a single good frame before it is closed (a flood).
     pub max_unframed_bytes: usize,
+    /// How remote commands go on the wire for each device model (as in the registry's
+    /// `model`, compared without case); models not listed use [`Config::default_commands`].
+    pub command_sets: Vec<(String, CommandSet)>,
+    /// The command set of models not in `command_sets` (placeholders but for
+    /// `set_interval`: see [`CommandSet`]).
+    pub default_commands: CommandSet,
 }
 
 impl Config {
@@ -89,7 +104,21 @@ impl Config {
             max_auth_failures: 3,
             accept_bad_check_code_models: Vec::new(),
             max_unframed_bytes: 64 * 1024,
+            command_sets: Vec::new(),
+            default_commands: CommandSet::default(),
         }
+    }
+
+    /// The command set of `model`.
+    pub fn commands_for(&self, model: Option<&str>) -> &CommandSet {
+        model
+            .map(str::trim)
+            .and_then(|model| {
+                self.command_sets
+                    .iter()
+                    .find(|(m, _)| m.trim().eq_ignore_ascii_case(model))
+            })
+            .map_or(&self.default_commands, |(_, set)| set)
     }
 
     /// Whether frames of `model` are decoded despite a bad check code.
@@ -177,6 +206,12 @@ stats! {
     observations_rejected,
     /// Report frames left unanswered because their submission failed (nothing stored).
     submit_failures,
+    /// Remote commands sent to devices.
+    commands_sent,
+    /// Remote commands refused (no wire form for the device's model).
+    commands_refused,
+    /// Devices' answers to commands (0x0001) recorded.
+    command_answers,
 }
 
 impl Counters {

@@ -142,6 +142,22 @@ pub fn encode_terminal_control(
     encode_frame(0x8105, to, serial, &body)
 }
 
+/// 0x8103, set terminal parameters: one DWORD parameter (`id`, e.g. 0x0029, the default
+/// time reporting interval in seconds) set to `value`. The terminal answers with a general
+/// response (0x0001).
+pub fn encode_set_parameter_dword(
+    to: &Terminal,
+    serial: u16,
+    id: u32,
+    value: u32,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut body = vec![1u8];
+    body.extend_from_slice(&id.to_be_bytes());
+    body.push(4);
+    body.extend_from_slice(&value.to_be_bytes());
+    encode_frame(0x8103, to, serial, &body)
+}
+
 /// The check code and escaping of an arbitrary content, for tests and emulators that build
 /// frames by hand: `content` is header and body, unescaped.
 pub fn frame_content(content: &[u8]) -> Vec<u8> {

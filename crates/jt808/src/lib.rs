@@ -103,7 +103,8 @@ mod wire;
 
 pub use encode::{
     RegistrationResult, ResponseResult, encode_frame, encode_general_response, encode_jointech_ack,
-    encode_registration_response, encode_terminal_control, encode_text_message, frame_content,
+    encode_registration_response, encode_set_parameter_dword, encode_terminal_control,
+    encode_text_message, frame_content,
 };
 pub use frame::{
     Deframed, Deframer, Drain, Frame, FrameError, MAX_FRAME_LEN, MAX_TEXT_LEN, TextResult,

@@ -431,6 +431,16 @@ fn commands() {
         .decode(&Options::default())
         .unwrap();
     assert_eq!((m.header.message_id, m.header.serial), (0x8105, 4));
+    // One DWORD parameter: count, id, length, value.
+    let wire = jt808::encode_set_parameter_dword(&to, 5, 0x0029, 30).unwrap();
+    let m = Frame::from_wire(&wire)
+        .unwrap()
+        .decode(&Options::default())
+        .unwrap();
+    assert_eq!((m.header.message_id, m.header.serial), (0x8103, 5));
+    assert!(
+        matches!(&m.body, Body::Other { bytes } if bytes == &[1, 0, 0, 0, 0x29, 4, 0, 0, 0, 30])
+    );
     // A 2019 text message carries the text type.
     let to = Terminal {
         phone: Phone::new("00000866496077582164").unwrap(),

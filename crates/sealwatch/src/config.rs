@@ -108,6 +108,72 @@ pub struct GatewaySettings {
     pub max_auth_failures: u32,
     /// Device models (the registry's `model`) whose frames are taken despite a bad check code.
     pub accept_bad_check_code_models: Vec<String>,
+    /// How remote commands go on the wire, per device model (the registry's `model`): each
+    /// kind left out keeps the default (see `gateway::CommandSet`).
+    pub jt808_commands: std::collections::BTreeMap<String, CommandSetSettings>,
+}
+
+/// The wire form of each command kind for one model; unset kinds keep the default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandSetSettings {
+    pub seal: Option<WireSettings>,
+    pub unseal: Option<WireSettings>,
+    pub set_interval: Option<WireSettings>,
+    pub query_status: Option<WireSettings>,
+}
+
+/// Which JT/T 808 message carries a command (`{seconds}` in a text or parameter string is
+/// replaced by the command's `args.seconds`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "message", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WireSettings {
+    /// 0x8300 text message.
+    Text {
+        text: String,
+        #[serde(default)]
+        flags: u8,
+    },
+    /// 0x8105 terminal control.
+    TerminalControl {
+        command: u8,
+        #[serde(default)]
+        parameters: String,
+    },
+    /// 0x8103, one DWORD parameter set to `args.seconds`.
+    Parameter { id: u32 },
+    /// Not sent: refused.
+    Unsupported,
+}
+
+impl WireSettings {
+    fn wire(&self) -> gateway::Wire {
+        match self.clone() {
+            WireSettings::Text { text, flags } => gateway::Wire::Text { flags, text },
+            WireSettings::TerminalControl {
+                command,
+                parameters,
+            } => gateway::Wire::TerminalControl {
+                command,
+                parameters,
+            },
+            WireSettings::Parameter { id } => gateway::Wire::Parameter { id },
+            WireSettings::Unsupported => gateway::Wire::Unsupported,
+        }
+    }
+}
+
+impl CommandSetSettings {
+    fn command_set(&self) -> gateway::CommandSet {
+        let d = gateway::CommandSet::default();
+        let pick = |s: &Option<WireSettings>, d: gateway::Wire| s.as_ref().map_or(d, |w| w.wire());
+        gateway::CommandSet {
+            seal: pick(&self.seal, d.seal),
+            unseal: pick(&self.unseal, d.unseal),
+            set_interval: pick(&self.set_interval, d.set_interval),
+            query_status: pick(&self.query_status, d.query_status),
+        }
+    }
 }
 
 impl Default for GatewaySettings {
@@ -120,6 +186,7 @@ impl Default for GatewaySettings {
             max_frames_per_s: d.max_frames_per_s,
             max_auth_failures: d.max_auth_failures,
             accept_bad_check_code_models: d.accept_bad_check_code_models,
+            jt808_commands: Default::default(),
         }
     }
 }
@@ -133,6 +200,11 @@ impl GatewaySettings {
         c.max_frames_per_s = self.max_frames_per_s;
         c.max_auth_failures = self.max_auth_failures.max(1);
         c.accept_bad_check_code_models = self.accept_bad_check_code_models.clone();
+        c.command_sets = self
+            .jt808_commands
+            .iter()
+            .map(|(model, set)| (model.clone(), set.command_set()))
+            .collect();
         Some(c)
     }
 }
@@ -228,6 +300,9 @@ pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result
                     .map(|s| Value::String(s.to_owned()))
                     .collect(),
             ),
+            // A table from the environment is JSON.
+            Value::Object(_) => serde_json::from_str(&text)
+                .map_err(|e| format!("{name}: expected a JSON object: {e}"))?,
             _ if text.is_empty() => Value::Null,
             _ => Value::String(text),
         };
@@ -297,6 +372,32 @@ mod tests {
     }
 
     #[test]
+    fn command_sets_from_the_file() {
+        let f = file(
+            "[gateway]\njt808_listen = \"127.0.0.1:6808\"\n\
+             [gateway.jt808_commands.G-360P]\n\
+             unseal = { message = \"text\", text = \"UNLOCK,{seconds}\", flags = 1 }\n\
+             query_status = { message = \"unsupported\" }\n",
+        );
+        let gw = load(Some(&f.0), no_env).unwrap().gateway.jt808().unwrap();
+        let set = gw.commands_for(Some("G-360P"));
+        assert_eq!(
+            set.unseal,
+            gateway::Wire::Text {
+                flags: 1,
+                text: "UNLOCK,{seconds}".into()
+            }
+        );
+        assert_eq!(set.query_status, gateway::Wire::Unsupported);
+        assert_eq!(
+            gw.commands_for(Some("other")),
+            &gateway::CommandSet::default()
+        );
+        let f = file("[gateway.jt808_commands.X]\nseal = { message = \"smoke_signal\" }\n");
+        assert!(load(Some(&f.0), no_env).is_err());
+    }
+
+    #[test]
     fn file_then_environment() {
         let f = file("[server]\nlisten = \"127.0.0.1:9000\"\n[ingest]\nbatch_max_items = 500\n");
         let s = load(Some(&f.0), no_env).unwrap();
@@ -309,6 +410,10 @@ mod tests {
             "SEALWATCH_LOG_FORMAT" => Some("json".to_owned()),
             "SEALWATCH_GATEWAY_JT808_LISTEN" => Some("127.0.0.1:6808".to_owned()),
             "SEALWATCH_GATEWAY_ACCEPT_BAD_CHECK_CODE_MODELS" => Some("G-360P, X1 ,".to_owned()),
+            "SEALWATCH_GATEWAY_JT808_COMMANDS" => Some(
+                r#"{"JT701": {"unseal": {"message": "terminal_control", "command": 101}}}"#
+                    .to_owned(),
+            ),
             _ => None,
         };
         let s = load(Some(&f.0), env).unwrap();
@@ -322,6 +427,15 @@ mod tests {
         let gw = s.gateway.jt808().expect("the gateway is on");
         assert_eq!(gw.listen.port(), 6808);
         assert_eq!(gw.accept_bad_check_code_models, ["G-360P", "X1"]);
+        let jt701 = gw.commands_for(Some("jt701"));
+        assert_eq!(
+            jt701.unseal,
+            gateway::Wire::TerminalControl {
+                command: 101,
+                parameters: String::new()
+            }
+        );
+        assert_eq!(jt701.seal, gateway::CommandSet::default().seal);
         assert!(
             load(None, no_env).unwrap().gateway.jt808().is_none(),
             "off unless a listen address is set"

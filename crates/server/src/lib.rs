@@ -7,6 +7,7 @@
 //! replica is a later step.
 
 pub mod auth;
+mod commands;
 mod metrics;
 pub mod openapi;
 mod reference;
@@ -136,6 +137,8 @@ pub struct AppState {
     max_body_bytes: usize,
     auth_required: bool,
     tokens: Arc<auth::TokenCache>,
+    /// Devices that have a command newly queued (for the gateways to send it at once).
+    commands: broadcast::Sender<String>,
     /// Turns true when the service stops: live streams end, so shutdown does not wait on them.
     stopping: watch::Receiver<bool>,
     clock: Clock,
@@ -232,6 +235,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             .expect("a thread can be started")
     };
     let (stopping, stopping_rx) = watch::channel(false);
+    let (commands, _) = broadcast::channel(1024);
     let state = AppState {
         jobs: jobs.clone(),
         live: live.clone(),
@@ -240,6 +244,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         max_body_bytes: config.max_body_bytes,
         auth_required: config.auth_required,
         tokens: Arc::default(),
+        commands: commands.clone(),
         stopping: stopping_rx,
         clock: config.clock,
     };
@@ -301,6 +306,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         jobs: jobs.downgrade(),
         clock: config.clock,
         stopping: state.stopping.clone(),
+        commands,
     };
     drop(jobs);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -341,6 +347,7 @@ pub struct Ingest {
     jobs: mpsc::WeakSender<Job>,
     clock: Clock,
     stopping: watch::Receiver<bool>,
+    commands: broadcast::Sender<String>,
 }
 
 /// Why a submission could not be taken; nothing of it was stored.
@@ -397,6 +404,13 @@ impl Ingest {
     /// Turns true when the service stops.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.clone()
+    }
+
+    /// The ids of devices as commands are queued for them through the API: a gateway
+    /// with the device connected sends them at once (`store.pending_commands`). A receiver
+    /// that lags should check every device it serves.
+    pub fn commands_queued(&self) -> broadcast::Receiver<String> {
+        self.commands.subscribe()
     }
 }
 
@@ -457,6 +471,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/transits/{id}", get(get_transit))
         .route("/api/v1/transits/{id}/actions", post(act))
         .route("/api/v1/transits/{id}/events", get(transit_events))
+        .route("/api/v1/transits/{id}/commands", get(commands::of_transit))
+        .route(
+            "/api/v1/devices/{id}/commands",
+            post(commands::queue).get(commands::of_device),
+        )
         .route("/api/v1/observations", post(observations))
         .route("/api/v1/reads", post(read))
         .route("/api/v1/alarms", get(list_alarms))

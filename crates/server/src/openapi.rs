@@ -296,6 +296,30 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &[],
     },
     RouteDoc {
+        method: "post",
+        path: "/api/v1/devices/{id}/commands",
+        summary: "Queue a remote command (seal, unseal, set_interval, query_status) for a device's gateway to send; 202 with the command. An unseal needs its transit's authorize_unseal (409 otherwise)",
+        body: Some("device_command"),
+        ok: 202,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/devices/{id}/commands",
+        summary: "A device's commands, oldest first, with their state and result",
+        body: None,
+        ok: 200,
+        query: &["after", "limit"],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/transits/{id}/commands",
+        summary: "The commands sent for a transit, oldest first, with their state and result",
+        body: None,
+        ok: 200,
+        query: &["after", "limit"],
+    },
+    RouteDoc {
         method: "get",
         path: "/api/v1/stream",
         summary: "Live events, alarms and alarm handling steps (Server-Sent Events); resumes after Last-Event-ID (or `after`), across restarts",
@@ -425,6 +449,15 @@ fn schemas() -> Value {
             }
         }),
     );
+    defs.insert("device_command".into(), json!({
+        "type": "object", "required": ["kind", "actor"],
+        "properties": {
+            "kind": {"enum": ["seal", "unseal", "set_interval", "query_status"]},
+            "args": {"type": "object", "description": "set_interval: {\"seconds\": N}, N from 1 to 86400"},
+            "actor": {"type": "string", "minLength": 1},
+            "transit": {"$ref": "#/components/schemas/id", "description": "required for unseal"}
+        }
+    }));
     defs.insert("problem".into(), json!({
         "type": "object",
         "properties": {"title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}, "field": {"type": "string"}}

@@ -219,6 +219,168 @@ pub struct DeviceLogEntry {
     pub text: String,
 }
 
+/// What a remote command asks of a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    Seal,
+    /// Sent only when the API has authorised it (the transit has an `authorize_unseal`).
+    Unseal,
+    /// `args`: `{"seconds": N}`.
+    SetInterval,
+    QueryStatus,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Seal => "seal",
+            CommandKind::Unseal => "unseal",
+            CommandKind::SetInterval => "set_interval",
+            CommandKind::QueryStatus => "query_status",
+        }
+    }
+
+    fn parse(s: &str) -> Result<CommandKind> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(Error::from)
+    }
+}
+
+/// Where a remote command is in its life: `queued` until the gateway sends it, `sent` until
+/// the device answers, then `done` or `failed`; `refused` when the gateway would not send it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandState {
+    Queued,
+    Sent,
+    Done,
+    Failed,
+    Refused,
+}
+
+impl CommandState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandState::Queued => "queued",
+            CommandState::Sent => "sent",
+            CommandState::Done => "done",
+            CommandState::Failed => "failed",
+            CommandState::Refused => "refused",
+        }
+    }
+
+    fn parse(s: &str) -> Result<CommandState> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(Error::from)
+    }
+
+    /// Whether the command has its answer (or will never be sent).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            CommandState::Done | CommandState::Failed | CommandState::Refused
+        )
+    }
+}
+
+/// A remote command to a device, as queued by the API and followed by the gateway.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceCommand {
+    pub id: i64,
+    pub device: String,
+    /// The transit it is for (required for an unseal).
+    pub transit: Option<String>,
+    pub kind: CommandKind,
+    pub args: serde_json::Value,
+    pub created_at: Timestamp,
+    pub actor: String,
+    pub state: CommandState,
+    pub sent_at: Option<Timestamp>,
+    pub result_at: Option<Timestamp>,
+    /// What the device answered, as text (lines appended as they come).
+    pub result: Option<String>,
+}
+
+/// Whose commands to list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandsOf<'a> {
+    Device(&'a str),
+    Transit(&'a str),
+}
+
+/// The columns a command is read from, in [`CommandRow`]'s order.
+pub(crate) const COMMAND_COLUMNS: &str =
+    "id, device, transit, kind, args, created_at, actor, state, sent_at, result_at, result";
+
+/// A `device_commands` row as the backends read it.
+pub(crate) struct CommandRow {
+    pub(crate) id: i64,
+    pub(crate) device: String,
+    pub(crate) transit: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) args: String,
+    pub(crate) created_at: i64,
+    pub(crate) actor: String,
+    pub(crate) state: String,
+    pub(crate) sent_at: Option<i64>,
+    pub(crate) result_at: Option<i64>,
+    pub(crate) result: Option<String>,
+}
+
+impl CommandRow {
+    pub(crate) fn command(self) -> Result<DeviceCommand> {
+        Ok(DeviceCommand {
+            id: self.id,
+            device: self.device,
+            transit: self.transit,
+            kind: CommandKind::parse(&self.kind)?,
+            args: serde_json::from_str(&self.args)?,
+            created_at: Timestamp::from_unix_ms(self.created_at),
+            actor: self.actor,
+            state: CommandState::parse(&self.state)?,
+            sent_at: self.sent_at.map(Timestamp::from_unix_ms),
+            result_at: self.result_at.map(Timestamp::from_unix_ms),
+            result: self.result,
+        })
+    }
+}
+
+/// A command after a result: `state` must be final; a device answers only what was sent (or
+/// answers again, a text result after its general response: the text is appended and a final
+/// state stays), and only a queued command is refused.
+pub(crate) fn with_result(
+    mut c: DeviceCommand,
+    state: CommandState,
+    at: Timestamp,
+    text: Option<&str>,
+) -> Result<DeviceCommand> {
+    let allowed = match (c.state, state) {
+        (_, CommandState::Queued | CommandState::Sent) => false,
+        (CommandState::Queued, CommandState::Refused) => true,
+        (CommandState::Queued, _) => false,
+        (CommandState::Sent, _) => true,
+        (CommandState::Refused, _) => false,
+        // A late answer to a command already answered: it adds to the result.
+        (CommandState::Done | CommandState::Failed, _) => state != CommandState::Refused,
+    };
+    if !allowed {
+        return Err(Error::Conflict(format!(
+            "state: command {} is {}; it cannot become {}",
+            c.id,
+            c.state.as_str(),
+            state.as_str()
+        )));
+    }
+    c.state = state;
+    c.result_at = Some(at);
+    if let Some(text) = text {
+        c.result = Some(match c.result.take() {
+            Some(before) if !before.is_empty() => format!("{before}\n{text}"),
+            _ => text.to_owned(),
+        });
+    }
+    Ok(c)
+}
+
 /// A device's latest report, as kept for `device_telemetry` until written (see
 /// `TELEMETRY_EVERY`): times in ms.
 #[derive(Clone, Copy, Debug)]
@@ -665,6 +827,30 @@ pub trait Store: Send {
     /// A device's log lines, oldest first, `page.after` being the id of the last line of the
     /// previous page.
     fn device_log(&mut self, device: &str, page: PageRequest) -> Result<Vec<DeviceLogEntry>>;
+
+    /// Queues a remote command: `command.id`, `state`, `sent_at`, `result_at` and `result`
+    /// are ignored (it is `queued`); the stored command is returned.
+    fn queue_command(&mut self, command: &DeviceCommand) -> Result<DeviceCommand>;
+    /// One command; not found when there is no such id.
+    fn command(&mut self, id: i64) -> Result<DeviceCommand>;
+    /// A device's queued commands, oldest first.
+    fn pending_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>>;
+    /// A queued command has been sent at `at`; a conflict when it is not queued.
+    fn mark_sent(&mut self, id: i64, at: Timestamp) -> Result<DeviceCommand>;
+    /// The device's answer to a command (or the gateway's refusal to send it): `state` is
+    /// `done`, `failed` or `refused`, `text` appended to the result. A conflict when the
+    /// command's state does not allow it (a queued command is only refused; a refused one
+    /// takes nothing more).
+    fn record_result(
+        &mut self,
+        id: i64,
+        state: CommandState,
+        at: Timestamp,
+        text: Option<&str>,
+    ) -> Result<DeviceCommand>;
+    /// A device's or a transit's commands, oldest first, `page.after` being the id of the last
+    /// command of the previous page.
+    fn commands(&mut self, of: CommandsOf<'_>, page: PageRequest) -> Result<Vec<DeviceCommand>>;
 
     /// Up to `limit` items of the live feed after `after`, in order. Commits and handling steps
     /// add to it in the same transaction as what they record.

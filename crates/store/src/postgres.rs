@@ -7,12 +7,13 @@ use model::{
 
 use crate::pairings;
 use crate::{
-    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter,
-    DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
-    PageRequest, Result, SQL_DAY, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange,
-    TransitFilter, alarm_counts, attach_feed, attach_note, feed_item, output_feed, parse_outcome,
-    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
-    transit_state_name, transition, wire_name,
+    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
+    CommandState, CommandsOf, Commit, DeviceCommand, DeviceFilter, DeviceLogEntry, DeviceRecord,
+    DeviceRow, Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store,
+    StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter, alarm_counts, attach_feed,
+    attach_note, feed_item, output_feed, parse_outcome, parse_state, parse_transit_state,
+    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
+    with_result,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -31,6 +32,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         include_str!("../migrations/postgres/007_device_gateway.sql"),
+    ),
+    (
+        8,
+        include_str!("../migrations/postgres/008_device_commands.sql"),
     ),
 ];
 
@@ -463,6 +468,107 @@ impl Store for PgStore {
                 text: r.get(5),
             })
             .collect())
+    }
+
+    fn queue_command(&mut self, c: &DeviceCommand) -> Result<DeviceCommand> {
+        let id: i64 = self
+            .client
+            .query_one(
+                "INSERT INTO device_commands (device, transit, kind, args, created_at, actor, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id",
+                &[
+                    &c.device,
+                    &c.transit,
+                    &c.kind.as_str(),
+                    &serde_json::to_string(&c.args)?,
+                    &c.created_at.unix_ms(),
+                    &c.actor,
+                ],
+            )?
+            .get(0);
+        self.command(id)
+    }
+
+    fn command(&mut self, id: i64) -> Result<DeviceCommand> {
+        let row = self.client.query_opt(
+            &format!("SELECT {COMMAND_COLUMNS} FROM device_commands WHERE id = $1"),
+            &[&id],
+        )?;
+        let row = row.ok_or_else(|| Error::NotFound {
+            what: "command",
+            id: id.to_string(),
+        })?;
+        command_row(&row).command()
+    }
+
+    fn pending_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT {COMMAND_COLUMNS} FROM device_commands
+                 WHERE device = $1 AND state = 'queued' ORDER BY id"
+            ),
+            &[&device],
+        )?;
+        rows.iter().map(|r| command_row(r).command()).collect()
+    }
+
+    fn mark_sent(&mut self, id: i64, at: Timestamp) -> Result<DeviceCommand> {
+        let n = self.client.execute(
+            "UPDATE device_commands SET state = 'sent', sent_at = $2 WHERE id = $1 AND state = 'queued'",
+            &[&id, &at.unix_ms()],
+        )?;
+        let c = self.command(id)?;
+        if n == 0 {
+            return Err(Error::Conflict(format!(
+                "state: command {id} is {}, not queued",
+                c.state.as_str()
+            )));
+        }
+        Ok(c)
+    }
+
+    fn record_result(
+        &mut self,
+        id: i64,
+        state: CommandState,
+        at: Timestamp,
+        text: Option<&str>,
+    ) -> Result<DeviceCommand> {
+        let before = self.command(id)?;
+        let from = before.state;
+        let after = with_result(before, state, at, text)?;
+        let n = self.client.execute(
+            "UPDATE device_commands SET state = $2, result_at = $3, result = $4
+             WHERE id = $1 AND state = $5",
+            &[
+                &id,
+                &after.state.as_str(),
+                &at.unix_ms(),
+                &after.result,
+                &from.as_str(),
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Conflict(format!(
+                "state: command {id} changed meanwhile"
+            )));
+        }
+        Ok(after)
+    }
+
+    fn commands(&mut self, of: CommandsOf<'_>, page: PageRequest) -> Result<Vec<DeviceCommand>> {
+        let (column, key) = match of {
+            CommandsOf::Device(d) => ("device", d),
+            CommandsOf::Transit(t) => ("transit", t),
+        };
+        let rows = self.client.query(
+            &format!(
+                "SELECT {COMMAND_COLUMNS} FROM device_commands
+                 WHERE {column} = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ),
+            &[&key, &page.after.unwrap_or(0), &i64::from(page.limit)],
+        )?;
+        rows.iter().map(|r| command_row(r).command()).collect()
     }
 
     fn last_feed_id(&mut self) -> Result<i64> {
@@ -1082,5 +1188,22 @@ impl Store for PgStore {
         )?;
         tx.commit()?;
         self.alarm(id)
+    }
+}
+
+/// Reads the columns of [`COMMAND_COLUMNS`].
+fn command_row(r: &::postgres::Row) -> CommandRow {
+    CommandRow {
+        id: r.get(0),
+        device: r.get(1),
+        transit: r.get(2),
+        kind: r.get(3),
+        args: r.get(4),
+        created_at: r.get(5),
+        actor: r.get(6),
+        state: r.get(7),
+        sent_at: r.get(8),
+        result_at: r.get(9),
+        result: r.get(10),
     }
 }

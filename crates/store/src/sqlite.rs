@@ -11,12 +11,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::pairings;
 use crate::{
-    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, Commit, DeviceFilter,
-    DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
-    PageRequest, Result, SQL_DAY, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange,
-    TransitFilter, alarm_counts, attach_feed, attach_note, feed_item, output_feed, parse_outcome,
-    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
-    transit_state_name, transition, wire_name,
+    AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
+    CommandState, CommandsOf, Commit, DeviceCommand, DeviceFilter, DeviceLogEntry, DeviceRecord,
+    DeviceRow, Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store,
+    StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter, alarm_counts, attach_feed,
+    attach_note, feed_item, output_feed, parse_outcome, parse_state, parse_transit_state,
+    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
+    with_result,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -29,6 +30,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         include_str!("../migrations/sqlite/007_device_gateway.sql"),
+    ),
+    (
+        8,
+        include_str!("../migrations/sqlite/008_device_commands.sql"),
     ),
 ];
 
@@ -399,6 +404,108 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn queue_command(&mut self, c: &DeviceCommand) -> Result<DeviceCommand> {
+        let id: i64 = self.conn.query_row(
+            "INSERT INTO device_commands (device, transit, kind, args, created_at, actor, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued') RETURNING id",
+            params![
+                c.device,
+                c.transit,
+                c.kind.as_str(),
+                serde_json::to_string(&c.args)?,
+                c.created_at.unix_ms(),
+                c.actor
+            ],
+            |r| r.get(0),
+        )?;
+        self.command(id)
+    }
+
+    fn command(&mut self, id: i64) -> Result<DeviceCommand> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {COMMAND_COLUMNS} FROM device_commands WHERE id = ?1"),
+                params![id],
+                command_row,
+            )
+            .optional()?;
+        row.ok_or_else(|| Error::NotFound {
+            what: "command",
+            id: id.to_string(),
+        })?
+        .command()
+    }
+
+    fn pending_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COMMAND_COLUMNS} FROM device_commands
+             WHERE device = ?1 AND state = 'queued' ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![device], command_row)?;
+        rows.map(|r| r?.command()).collect()
+    }
+
+    fn mark_sent(&mut self, id: i64, at: Timestamp) -> Result<DeviceCommand> {
+        let n = self.conn.execute(
+            "UPDATE device_commands SET state = 'sent', sent_at = ?2 WHERE id = ?1 AND state = 'queued'",
+            params![id, at.unix_ms()],
+        )?;
+        let c = self.command(id)?;
+        if n == 0 {
+            return Err(Error::Conflict(format!(
+                "state: command {id} is {}, not queued",
+                c.state.as_str()
+            )));
+        }
+        Ok(c)
+    }
+
+    fn record_result(
+        &mut self,
+        id: i64,
+        state: CommandState,
+        at: Timestamp,
+        text: Option<&str>,
+    ) -> Result<DeviceCommand> {
+        let before = self.command(id)?;
+        let from = before.state;
+        let after = with_result(before, state, at, text)?;
+        let n = self.conn.execute(
+            "UPDATE device_commands SET state = ?2, result_at = ?3, result = ?4
+             WHERE id = ?1 AND state = ?5",
+            params![
+                id,
+                after.state.as_str(),
+                at.unix_ms(),
+                after.result,
+                from.as_str()
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Conflict(format!(
+                "state: command {id} changed meanwhile"
+            )));
+        }
+        Ok(after)
+    }
+
+    fn commands(&mut self, of: CommandsOf<'_>, page: PageRequest) -> Result<Vec<DeviceCommand>> {
+        let (column, key) = match of {
+            CommandsOf::Device(d) => ("device", d),
+            CommandsOf::Transit(t) => ("transit", t),
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COMMAND_COLUMNS} FROM device_commands
+             WHERE {column} = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![key, page.after.unwrap_or(0), page.limit],
+            command_row,
+        )?;
+        rows.map(|r| r?.command()).collect()
     }
 
     fn last_feed_id(&mut self) -> Result<i64> {
@@ -1124,5 +1231,22 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
         lat: r.get(4)?,
         lon: r.get(5)?,
         position_at: r.get(6)?,
+    })
+}
+
+/// Reads the columns of [`COMMAND_COLUMNS`].
+fn command_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
+    Ok(CommandRow {
+        id: r.get(0)?,
+        device: r.get(1)?,
+        transit: r.get(2)?,
+        kind: r.get(3)?,
+        args: r.get(4)?,
+        created_at: r.get(5)?,
+        actor: r.get(6)?,
+        state: r.get(7)?,
+        sent_at: r.get(8)?,
+        result_at: r.get(9)?,
+        result: r.get(10)?,
     })
 }

@@ -6,8 +6,9 @@ use model::{
     Observation, Outcome, Reader, Station, Timestamp, Transit, TransitState, Zone,
 };
 use store::{
-    AlarmCount, AlarmFilter, Commit, DeviceFilter, LoggedInput, PageRequest, PgStore, Position,
-    SqliteStore, Store, TimeRange, TransitFilter,
+    AlarmCount, AlarmFilter, CommandKind, CommandState, CommandsOf, Commit, DeviceCommand,
+    DeviceFilter, LoggedInput, PageRequest, PgStore, Position, SqliteStore, Store, TimeRange,
+    TransitFilter,
 };
 
 fn t(s: &str) -> Timestamp {
@@ -1220,6 +1221,163 @@ fn a_paired_device_replaces_the_declared_one(s: &mut dyn Store) {
     assert_eq!(s.transit("T1").unwrap().transit.device.as_str(), "D9");
 }
 
+fn command(device: &str, transit: Option<&str>, kind: CommandKind, at: &str) -> DeviceCommand {
+    DeviceCommand {
+        id: 0,
+        device: device.into(),
+        transit: transit.map(str::to_owned),
+        kind,
+        args: serde_json::json!({"seconds": 30}),
+        created_at: t(at),
+        actor: "officer-1".into(),
+        // Ignored by queue_command.
+        state: CommandState::Done,
+        sent_at: Some(t(at)),
+        result_at: None,
+        result: Some("ignored".into()),
+    }
+}
+
+fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
+    let a = s
+        .queue_command(&command(
+            "013912345678",
+            Some("T1"),
+            CommandKind::Unseal,
+            "2026-11-25T08:00:00Z",
+        ))
+        .unwrap();
+    assert_eq!(a.state, CommandState::Queued);
+    assert_eq!(a.sent_at, None);
+    assert_eq!(a.result, None);
+    assert_eq!(a.transit.as_deref(), Some("T1"));
+    assert_eq!(a.args, serde_json::json!({"seconds": 30}));
+    assert_eq!(a.created_at, t("2026-11-25T08:00:00Z"));
+    let b = s
+        .queue_command(&command(
+            "013912345678",
+            None,
+            CommandKind::SetInterval,
+            "2026-11-25T08:00:01Z",
+        ))
+        .unwrap();
+    let other = s
+        .queue_command(&command(
+            "013900000000",
+            Some("T1"),
+            CommandKind::QueryStatus,
+            "2026-11-25T08:00:02Z",
+        ))
+        .unwrap();
+    assert!(b.id > a.id && other.id > b.id);
+    assert_eq!(s.command(a.id).unwrap(), a);
+    assert!(s.command(other.id + 100).unwrap_err().is_not_found());
+
+    // Pending: queued ones of the device, oldest first.
+    let pending = s.pending_commands("013912345678").unwrap();
+    assert_eq!(pending, vec![a.clone(), b.clone()]);
+
+    // Sent once; sending again is a conflict.
+    let sent = s.mark_sent(a.id, t("2026-11-25T08:01:00Z")).unwrap();
+    assert_eq!(sent.state, CommandState::Sent);
+    assert_eq!(sent.sent_at, Some(t("2026-11-25T08:01:00Z")));
+    assert!(
+        s.mark_sent(a.id, t("2026-11-25T08:01:01Z"))
+            .unwrap_err()
+            .is_conflict()
+    );
+    assert!(
+        s.mark_sent(9_999_999, t("2026-11-25T08:01:01Z"))
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(s.pending_commands("013912345678").unwrap(), vec![b.clone()]);
+
+    // A queued command is not answered, only refused.
+    assert!(
+        s.record_result(b.id, CommandState::Done, t("2026-11-25T08:01:02Z"), None)
+            .unwrap_err()
+            .is_conflict()
+    );
+    let refused = s
+        .record_result(
+            b.id,
+            CommandState::Refused,
+            t("2026-11-25T08:01:02Z"),
+            Some("no mapping"),
+        )
+        .unwrap();
+    assert_eq!(refused.state, CommandState::Refused);
+    assert!(
+        s.record_result(b.id, CommandState::Done, t("2026-11-25T08:01:03Z"), None)
+            .unwrap_err()
+            .is_conflict()
+    );
+    assert!(s.pending_commands("013912345678").unwrap().is_empty());
+
+    // Answered, then a late text result appended.
+    let done = s
+        .record_result(
+            a.id,
+            CommandState::Done,
+            t("2026-11-25T08:01:05Z"),
+            Some("general response: success"),
+        )
+        .unwrap();
+    assert_eq!(done.state, CommandState::Done);
+    assert_eq!(done.result_at, Some(t("2026-11-25T08:01:05Z")));
+    let late = s
+        .record_result(
+            a.id,
+            CommandState::Done,
+            t("2026-11-25T08:01:06Z"),
+            Some("(740190311185,1,001,ELOCK,3,529439)"),
+        )
+        .unwrap();
+    assert_eq!(
+        late.result.as_deref(),
+        Some("general response: success\n(740190311185,1,001,ELOCK,3,529439)")
+    );
+    assert_eq!(s.command(a.id).unwrap(), late);
+    assert!(
+        s.record_result(a.id, CommandState::Sent, t("2026-11-25T08:01:07Z"), None)
+            .unwrap_err()
+            .is_conflict()
+    );
+
+    // Listed by device and by transit, paged.
+    let of_device = s
+        .commands(CommandsOf::Device("013912345678"), page(None, 100))
+        .unwrap();
+    assert_eq!(
+        of_device.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    let first = s
+        .commands(CommandsOf::Device("013912345678"), page(None, 1))
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let rest = s
+        .commands(
+            CommandsOf::Device("013912345678"),
+            page(Some(first[0].id), 10),
+        )
+        .unwrap();
+    assert_eq!(rest.iter().map(|c| c.id).collect::<Vec<_>>(), vec![b.id]);
+    let of_transit = s
+        .commands(CommandsOf::Transit("T1"), page(None, 100))
+        .unwrap();
+    assert_eq!(
+        of_transit.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![a.id, other.id]
+    );
+    assert!(
+        s.commands(CommandsOf::Transit("T2"), page(None, 100))
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -1248,6 +1406,13 @@ macro_rules! conformance {
             fn the_feed_records_outputs_and_steps_in_order() {
                 if let Some(mut s) = open("feed") {
                     super::the_feed_records_outputs_and_steps_in_order(&mut *s);
+                }
+            }
+
+            #[test]
+            fn device_commands_queued_sent_and_answered() {
+                if let Some(mut s) = open("commands") {
+                    super::device_commands_queued_sent_and_answered(&mut *s);
                 }
             }
 
