@@ -341,26 +341,15 @@ async fn limits_and_the_reference_page() {
 /// batches; those of a transit still supervised stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_purges_only_what_no_live_transit_needs() {
-    let dir = std::env::temp_dir().join(format!("sealwatch-retention-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = server::Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
-    config.retention = Some(Duration::from_secs(60));
-    config.purge_every = Duration::from_millis(100);
-    let running = server::start(config).await.unwrap();
+    let (running, dir, example_transit) = common::start_with_example("retention", |c| {
+        c.retention = Some(Duration::from_secs(60));
+        c.purge_every = Duration::from_millis(100);
+    })
+    .await;
     let addr = running.addr;
-    let example: Value =
-        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
-    for z in example["zones"].as_array().unwrap() {
-        assert_eq!(
-            request(addr, "POST", "/api/v1/zones", Some(z.clone()))
-                .await
-                .0,
-            204
-        );
-    }
     let now = server::wall_clock();
     for (id, device) in [("T1", "D1"), ("T2", "D2")] {
-        let mut transit = example["transits"][0].clone();
+        let mut transit = example_transit.clone();
         transit["id"] = json!(id);
         transit["device"] = json!(device);
         transit["sealed_at"] = json!(at(now, -30));
@@ -468,27 +457,10 @@ async fn raw(
 /// and attachments to a closed alarm are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patrol_reports_with_photos() {
-    let dir = std::env::temp_dir().join(format!("sealwatch-report-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let running = server::start(server::Config::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.clone(),
-    ))
-    .await
-    .unwrap();
+    let (running, dir, example_transit) = common::start_with_example("report", |_| {}).await;
     let addr = running.addr;
-    let example: Value =
-        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
-    for z in example["zones"].as_array().unwrap() {
-        assert_eq!(
-            request(addr, "POST", "/api/v1/zones", Some(z.clone()))
-                .await
-                .0,
-            204
-        );
-    }
     let now = server::wall_clock();
-    let mut transit = example["transits"][0].clone();
+    let mut transit = example_transit.clone();
     transit["sealed_at"] = json!(at(now, -30));
     transit["deadline"] = json!(at(now, 360));
     assert_eq!(
@@ -673,27 +645,10 @@ async fn a_patrol_reports_with_photos() {
 /// new device's reports are taken for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_is_paired_before_sealing() {
-    let dir = std::env::temp_dir().join(format!("sealwatch-pair-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let running = server::start(server::Config::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.clone(),
-    ))
-    .await
-    .unwrap();
+    let (running, dir, example_transit) = common::start_with_example("pair", |_| {}).await;
     let addr = running.addr;
-    let example: Value =
-        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
-    for z in example["zones"].as_array().unwrap() {
-        assert_eq!(
-            request(addr, "POST", "/api/v1/zones", Some(z.clone()))
-                .await
-                .0,
-            204
-        );
-    }
     let now = server::wall_clock();
-    let mut transit = example["transits"][0].clone();
+    let mut transit = example_transit.clone();
     transit.as_object_mut().unwrap().remove("sealed_at");
     transit["deadline"] = json!(at(now, 360));
     assert_eq!(

@@ -35,3 +35,27 @@ pub async fn request(
         .unwrap_or_default();
     (status, content_type, body.to_owned())
 }
+
+/// A service on a fresh SQLite directory named after the test, with the zones of the
+/// contract's example posted; returns it, its directory and the example's first transit
+/// (to be declared by the test, with its own times).
+#[allow(dead_code)]
+pub async fn start_with_example(
+    name: &str,
+    config: impl FnOnce(&mut server::Config),
+) -> (server::Running, std::path::PathBuf, Value) {
+    let dir = std::env::temp_dir().join(format!("sealwatch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = server::Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
+    config(&mut c);
+    let running = server::start(c).await.unwrap();
+    let example: Value =
+        serde_json::from_str(include_str!("../../../../examples/contract-example.json")).unwrap();
+    for z in example["zones"].as_array().unwrap() {
+        let (status, _, body) =
+            request(running.addr, "POST", "/api/v1/zones", Some(z.clone())).await;
+        assert_eq!(status, 204, "{body}");
+    }
+    let transit = example["transits"][0].clone();
+    (running, dir, transit)
+}
