@@ -51,8 +51,10 @@
 
 mod commands;
 mod conn;
+pub mod native;
 
 pub use commands::{CommandSet, Wire};
+pub use native::{NativeConfig, NativeGateway, NativeStats, load_or_create_platform_keys};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
