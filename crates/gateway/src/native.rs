@@ -115,6 +115,9 @@ pub fn load_or_create_platform_keys(path: &Path) -> Result<(PlatformKeys, bool),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut secrets = [0u8; 64];
             getrandom::fill(&mut secrets).map_err(|e| KeyFileError::Random(e.to_string()))?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| KeyFileError::Io(name.clone(), e))?;
+            }
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]

@@ -361,3 +361,31 @@ async fn garbage_closes_its_connection_without_harming_others() {
     assert!(!good.closed_within(Duration::from_millis(200)).await);
     n.stop().await;
 }
+
+#[test]
+fn the_platform_key_file_is_created_once_owner_only_and_read_back() {
+    let dir = common::temp_dir("native-keyfile");
+    let path = dir.join("sub").join("native_platform.key");
+    let (first, created) = gateway::load_or_create_platform_keys(&path).unwrap();
+    assert!(created);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.trim().len(), 128, "{text:?}");
+    let (again, created) = gateway::load_or_create_platform_keys(&path).unwrap();
+    assert!(!created);
+    assert_eq!(
+        again.public(),
+        first.public(),
+        "the same keys on the next start"
+    );
+
+    std::fs::write(&path, "not hex\n").unwrap();
+    let e = gateway::load_or_create_platform_keys(&path).unwrap_err();
+    assert!(e.to_string().contains("128 hex digits"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
