@@ -389,3 +389,107 @@ fn the_platform_key_file_is_created_once_owner_only_and_read_back() {
     assert!(e.to_string().contains("128 hex digits"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_and_forged_records_are_refused_and_counted_and_the_session_goes_on() {
+    let n = Native::start("native-replay").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NT3", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let mut c = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    assert!(c.handshake().await);
+
+    let seq = c
+        .device
+        .report(reading(90, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    let record = c.device.take_outgoing();
+    c.stream.write_all(&record).await.unwrap();
+    c.acknowledged(seq).await;
+
+    // The same record again: a replay.
+    c.stream.write_all(&record).await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(5), || n.native.stats().replays == 1).await,
+        "{:?}",
+        n.native.stats()
+    );
+
+    // The next record with its ciphertext altered (and a CRC that matches, so it passes the
+    // transport): forged. The genuine record after it is taken and acknowledged.
+    let seq = c
+        .device
+        .report(reading(30, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    let genuine = c.device.take_outgoing();
+    let frame = sealproto::Frame::parse(&genuine).unwrap();
+    let mut body = frame.body().to_vec();
+    let last = body.len() - 1;
+    body[last] ^= 0x01;
+    let forged = sealproto::Frame::new(frame.kind(), &body).unwrap();
+    c.stream.write_all(forged.as_bytes()).await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(5), || n.native.stats().forged == 1).await,
+        "{:?}",
+        n.native.stats()
+    );
+    assert_eq!(
+        n.observations(LOCK).await.len(),
+        1,
+        "stored once, nothing forged"
+    );
+    c.stream.write_all(&genuine).await.unwrap();
+    c.acknowledged(seq).await;
+    assert_eq!(n.observations(LOCK).await.len(), 2);
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_the_stopping_service_cannot_take_is_not_acknowledged() {
+    let n = Native::start("native-stopping").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NT4", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let mut c = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    assert!(c.handshake().await);
+    let Native { h, native, .. } = n;
+    let common::Harness {
+        running,
+        gateway,
+        dir,
+    } = h;
+
+    // The service stops; the native gateway follows it and acknowledges nothing more.
+    running.stop().await.unwrap();
+    c.device
+        .report(reading(30, LockState::Unlocked, RopeState::Intact))
+        .unwrap();
+    let out = c.device.take_outgoing();
+    let _ = c.stream.write_all(&out).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway kept the connection of a stopped service"
+        );
+        match c.read(Duration::from_secs(1)).await {
+            None => break,
+            Some(out) => assert!(
+                !out.iter()
+                    .any(|o| matches!(o, DeviceOutput::Acknowledged { .. })),
+                "acknowledged although not stored: {out:?}"
+            ),
+        }
+    }
+    assert_eq!(c.device.unacknowledged(), 1, "the device keeps the report");
+    native.stop().await;
+    gateway.stop().await;
+
+    use store::Store;
+    let mut store = store::SqliteStore::open(&dir.join("sealwatch.db")).unwrap();
+    let stored = store.observations(LOCK, TimeRange::default(), 10).unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
