@@ -1,5 +1,6 @@
-//! The JT/T 808 gateway: e-locks and trackers connect over TCP, and what they report takes the
-//! service's one ingest path ([`server::Ingest`]).
+//! The device gateways: e-locks and trackers connect over TCP, and what they report takes the
+//! service's one ingest path ([`server::Ingest`]). This page describes the JT/T 808 gateway;
+//! the native-protocol gateway is in [`native`].
 //!
 //! [`Gateway::start`] listens; every connection gets its own task with a [`jt808::Deframer`]
 //! (conn.rs). The protocol is the codec's; this crate owns the sockets, the limits and the
@@ -51,8 +52,10 @@
 
 mod commands;
 mod conn;
+pub mod native;
 
 pub use commands::{CommandSet, Wire};
+pub use native::{NativeConfig, NativeGateway, NativeStats, load_or_create_platform_keys};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

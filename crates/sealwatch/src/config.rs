@@ -91,7 +91,7 @@ impl Default for IngestSettings {
     }
 }
 
-/// The device gateways (JT/T 808 over TCP for now).
+/// The device gateways: JT/T 808 and the native protocol, over TCP.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewaySettings {
@@ -111,6 +111,11 @@ pub struct GatewaySettings {
     /// How remote commands go on the wire, per device model (the registry's `model`): each
     /// kind left out keeps the default (see `gateway::CommandSet`).
     pub jt808_commands: std::collections::BTreeMap<String, CommandSetSettings>,
+    /// Address the native-protocol gateway listens on; unset, there is none.
+    pub native_listen: Option<SocketAddr>,
+    /// The platform's secret keys for the native protocol (hex); created on first start when
+    /// missing. Unset: `native_platform.key` in the data directory.
+    pub native_platform_key_file: Option<std::path::PathBuf>,
 }
 
 /// The wire form of each command kind for one model; unset kinds keep the default.
@@ -187,6 +192,8 @@ impl Default for GatewaySettings {
             max_auth_failures: d.max_auth_failures,
             accept_bad_check_code_models: d.accept_bad_check_code_models,
             jt808_commands: Default::default(),
+            native_listen: None,
+            native_platform_key_file: None,
         }
     }
 }
@@ -205,6 +212,21 @@ impl GatewaySettings {
             .iter()
             .map(|(model, set)| (model.clone(), set.command_set()))
             .collect();
+        Some(c)
+    }
+
+    /// Where the native gateway's platform key file is, given the data directory.
+    pub fn native_key_file(&self, data_dir: &Path) -> std::path::PathBuf {
+        self.native_platform_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("native_platform.key"))
+    }
+
+    /// The native gateway's configuration with the platform's keys, when it is to run.
+    pub fn native(&self, platform_keys: sealproto::PlatformKeys) -> Option<gateway::NativeConfig> {
+        let mut c = gateway::NativeConfig::new(self.native_listen?, platform_keys);
+        c.max_connections = self.max_connections.max(1);
+        c.idle_timeout = std::time::Duration::from_secs(self.idle_timeout_s.max(1));
         Some(c)
     }
 }
@@ -471,6 +493,34 @@ mod tests {
             e.starts_with("cannot read /nonexistent/sealwatch.toml"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_native_gateway_is_off_until_it_has_an_address() {
+        let keys = || sealproto::PlatformKeys::from_secrets([1; 32], [2; 32]);
+        let defaults = load(None, no_env).unwrap();
+        assert!(defaults.gateway.native(keys()).is_none());
+        assert_eq!(
+            defaults.gateway.native_key_file(Path::new("/data")),
+            Path::new("/data/native_platform.key")
+        );
+        let f = file(
+            "[gateway]\nnative_listen = \"127.0.0.1:6809\"\nidle_timeout_s = 30\n\
+             native_platform_key_file = \"/etc/sealwatch/platform.key\"\n",
+        );
+        let s = load(Some(&f.0), no_env).unwrap();
+        let c = s.gateway.native(keys()).expect("on");
+        assert_eq!(c.listen.port(), 6809);
+        assert_eq!(c.idle_timeout.as_secs(), 30);
+        assert_eq!(
+            s.gateway.native_key_file(Path::new("/data")),
+            Path::new("/etc/sealwatch/platform.key")
+        );
+        let env = |name: &str| {
+            (name == "SEALWATCH_GATEWAY_NATIVE_LISTEN").then(|| "127.0.0.1:7000".to_owned())
+        };
+        let s = load(None, env).unwrap();
+        assert_eq!(s.gateway.native(keys()).unwrap().listen.port(), 7000);
     }
 
     /// docs/configuration.md documents every key with its variable, and the example file sets

@@ -316,6 +316,11 @@ fn serve(
         return ExitCode::from(EXIT_INVALID);
     }
     let jt808 = settings.gateway.jt808();
+    let native_key_file = settings
+        .gateway
+        .native_listen
+        .map(|_| settings.gateway.native_key_file(&settings.store.data_dir));
+    let gateway_settings = settings.gateway.clone();
     let config = service_config(settings);
     if !config.auth_required {
         tracing::warn!(
@@ -338,10 +343,52 @@ fn serve(
             },
             None => None,
         };
+        let native = match native_key_file {
+            Some(path) => {
+                let started = match gateway::load_or_create_platform_keys(&path) {
+                    Ok((keys, created)) => {
+                        if created {
+                            tracing::info!(path = %path.display(), "native-protocol platform keys created (0600)");
+                        }
+                        let public = keys.public();
+                        let config = gateway_settings
+                            .native(keys)
+                            .expect("native_listen is set");
+                        gateway::NativeGateway::start(config, running.ingest.clone())
+                            .await
+                            .map(|g| (g, public))
+                            .map_err(anyhow::Error::new)
+                    }
+                    Err(e) => Err(anyhow::Error::new(e)),
+                };
+                match started {
+                    Ok((g, public)) => {
+                        eprintln!(
+                            "sealwatch: native-protocol gateway on {} (platform signing key {}, agreement key {})",
+                            g.addr(),
+                            sealproto::to_hex(&public.signing.to_bytes()),
+                            sealproto::to_hex(&public.agreement.to_bytes()),
+                        );
+                        Some(g)
+                    }
+                    Err(e) => {
+                        if let Some(g) = gateway {
+                            g.stop().await;
+                        }
+                        let _ = running.stop().await;
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
         shutdown_signal().await;
         tracing::info!("stopping; committing what was accepted");
         // Devices first: each connection finishes (and answers) what it submitted.
         if let Some(g) = gateway {
+            g.stop().await;
+        }
+        if let Some(g) = native {
             g.stop().await;
         }
         running.stop().await.map_err(anyhow::Error::new)

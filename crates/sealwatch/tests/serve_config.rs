@@ -181,3 +181,78 @@ fn serves_jt808_devices_when_configured() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&file);
 }
+
+/// With `[gateway] native_listen` set, `sealwatch serve` creates the platform key file (owner
+/// only) in the data directory, runs the native gateway, refuses a device without keys, keeps
+/// the same keys on the next start, and stops the gateway with the service.
+#[cfg(unix)]
+#[test]
+fn serves_native_devices_when_configured() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp("native-data");
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = temp("native.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[gateway]\nnative_listen = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n",
+    )
+    .unwrap();
+    let mut key_text = None;
+    for round in 0..2 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+            .args(["serve", "--config"])
+            .arg(&file)
+            .env("SEALWATCH_STORE_DATA_DIR", &dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut addr = None;
+        let mut line = String::new();
+        while addr.is_none() {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "no native gateway listening line"
+            );
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["fields"]["message"] == "native-protocol gateway listening"
+            {
+                addr = v["fields"]["addr"].as_str().map(str::to_owned);
+            }
+        }
+        let key_file = dir.join("native_platform.key");
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let text = std::fs::read_to_string(&key_file).unwrap();
+        match &key_text {
+            None => key_text = Some(text),
+            Some(first) => assert_eq!(first, &text, "round {round}: the same keys"),
+        }
+
+        // A device with no keys provisioned: closed without a welcome.
+        let platform = sealproto::PlatformKeys::from_secrets([1; 32], [2; 32]).public();
+        let keys = sealproto::DeviceKeys::from_secrets("NOKEYS".parse().unwrap(), [3; 32], [4; 32]);
+        let mut device = sealproto::Device::new(keys, platform);
+        device.connect(sealproto::Entropy::new([5; 32], [6; 32]));
+        let mut conn = TcpStream::connect(addr.unwrap()).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(&device.take_outgoing()).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(conn.read(&mut buf).unwrap_or(0), 0, "refused");
+
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut rest = String::new();
+        stderr.read_to_string(&mut rest).unwrap();
+        let exit = child.wait().unwrap();
+        assert!(exit.success(), "{exit:?}\n{rest}");
+        assert!(rest.contains("native-protocol gateway stopped"), "{rest}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&file);
+}

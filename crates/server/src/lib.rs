@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod commands;
+mod keys;
 mod metrics;
 pub mod openapi;
 mod reference;
@@ -25,7 +26,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ingest::Pipeline;
 pub use ingest::{Submission, Verdict};
@@ -475,6 +476,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/devices/{id}/commands",
             post(commands::queue).get(commands::of_device),
+        )
+        .route(
+            "/api/v1/devices/{id}/keys",
+            put(keys::put).get(keys::get).delete(keys::revoke),
         )
         .route("/api/v1/observations", post(observations))
         .route("/api/v1/reads", post(read))

@@ -312,6 +312,30 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &["after", "limit"],
     },
     RouteDoc {
+        method: "put",
+        path: "/api/v1/devices/{id}/keys",
+        summary: "Provision a device's native-protocol public keys (Ed25519 signing, X25519 agreement; hex), replacing any earlier set and clearing a revocation",
+        body: Some("device_keys"),
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/devices/{id}/keys",
+        summary: "A device's native-protocol public keys, with when they were provisioned and revoked",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/api/v1/devices/{id}/keys",
+        summary: "Revoke a device's native-protocol keys: the native gateway refuses it from its next connection",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
         method: "get",
         path: "/api/v1/transits/{id}/commands",
         summary: "The commands sent for a transit, oldest first, with their state and result",
@@ -456,6 +480,14 @@ fn schemas() -> Value {
             "args": {"type": "object", "description": "set_interval: {\"seconds\": N}, N from 1 to 86400"},
             "actor": {"type": "string", "minLength": 1},
             "transit": {"$ref": "#/components/schemas/id", "description": "required for unseal"}
+        }
+    }));
+    defs.insert("device_keys".into(), json!({
+        "type": "object", "required": ["signing_public", "agreement_public"],
+        "additionalProperties": false,
+        "properties": {
+            "signing_public": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "Ed25519 public key, 32 bytes hex"},
+            "agreement_public": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "X25519 public key, 32 bytes hex"}
         }
     }));
     defs.insert("problem".into(), json!({

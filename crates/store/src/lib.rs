@@ -219,6 +219,20 @@ pub struct DeviceLogEntry {
     pub text: String,
 }
 
+/// A device's native-protocol public keys (hex), as provisioned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceKeysRecord {
+    pub device: String,
+    /// The Ed25519 signing key (32 bytes, hex).
+    pub signing_public: String,
+    /// The X25519 agreement key (32 bytes, hex).
+    pub agreement_public: String,
+    /// When these keys were provisioned.
+    pub created_at: Timestamp,
+    /// When they were revoked: the gateway refuses the device from then on.
+    pub revoked_at: Option<Timestamp>,
+}
+
 /// What a remote command asks of a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -827,6 +841,21 @@ pub trait Store: Send {
     /// A device's log lines, oldest first, `page.after` being the id of the last line of the
     /// previous page.
     fn device_log(&mut self, device: &str, page: PageRequest) -> Result<Vec<DeviceLogEntry>>;
+
+    /// Provisions a device's native-protocol public keys (hex), replacing any earlier set and
+    /// clearing its revocation (rotation); the stored record is returned.
+    fn put_device_keys(
+        &mut self,
+        device: &str,
+        signing_public: &str,
+        agreement_public: &str,
+        at: Timestamp,
+    ) -> Result<DeviceKeysRecord>;
+    /// A device's native-protocol keys, revoked or not; not found when none were provisioned.
+    fn device_keys(&mut self, device: &str) -> Result<DeviceKeysRecord>;
+    /// Revokes a device's keys from `at` on (revoking twice keeps the first time); not found
+    /// when none were provisioned.
+    fn revoke_device_keys(&mut self, device: &str, at: Timestamp) -> Result<DeviceKeysRecord>;
 
     /// Queues a remote command: `command.id`, `state`, `sent_at`, `result_at` and `result`
     /// are ignored (it is `queued`); the stored command is returned.

@@ -8,12 +8,12 @@ use model::{
 use crate::pairings;
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
-    CommandState, CommandsOf, Commit, DeviceCommand, DeviceFilter, DeviceLogEntry, DeviceRecord,
-    DeviceRow, Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store,
-    StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter, alarm_counts, attach_feed,
-    attach_note, feed_item, output_feed, parse_outcome, parse_state, parse_transit_state,
-    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
-    with_result,
+    CommandState, CommandsOf, Commit, DeviceCommand, DeviceFilter, DeviceKeysRecord,
+    DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
+    PageRequest, Result, SQL_DAY, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange,
+    TransitFilter, alarm_counts, attach_feed, attach_note, feed_item, output_feed, parse_outcome,
+    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name, with_result,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../migrations/postgres/008_device_commands.sql"),
+    ),
+    (
+        9,
+        include_str!("../migrations/postgres/009_device_keys.sql"),
     ),
 ];
 
@@ -429,6 +433,51 @@ impl Store for PgStore {
             what: "device auth code",
             id: device.to_owned(),
         })
+    }
+
+    fn put_device_keys(
+        &mut self,
+        device: &str,
+        signing_public: &str,
+        agreement_public: &str,
+        at: Timestamp,
+    ) -> Result<DeviceKeysRecord> {
+        self.client.execute(
+            "INSERT INTO device_keys (device, signing_public, agreement_public, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, NULL)
+             ON CONFLICT (device) DO UPDATE SET signing_public = excluded.signing_public,
+               agreement_public = excluded.agreement_public, created_at = excluded.created_at,
+               revoked_at = NULL",
+            &[&device, &signing_public, &agreement_public, &at.unix_ms()],
+        )?;
+        self.device_keys(device)
+    }
+
+    fn device_keys(&mut self, device: &str) -> Result<DeviceKeysRecord> {
+        let row = self.client.query_opt(
+            "SELECT device, signing_public, agreement_public, created_at, revoked_at
+             FROM device_keys WHERE device = $1",
+            &[&device],
+        )?;
+        let r = row.ok_or_else(|| Error::NotFound {
+            what: "device keys",
+            id: device.to_owned(),
+        })?;
+        Ok(DeviceKeysRecord {
+            device: r.get(0),
+            signing_public: r.get(1),
+            agreement_public: r.get(2),
+            created_at: Timestamp::from_unix_ms(r.get(3)),
+            revoked_at: r.get::<_, Option<i64>>(4).map(Timestamp::from_unix_ms),
+        })
+    }
+
+    fn revoke_device_keys(&mut self, device: &str, at: Timestamp) -> Result<DeviceKeysRecord> {
+        self.client.execute(
+            "UPDATE device_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE device = $1",
+            &[&device, &at.unix_ms()],
+        )?;
+        self.device_keys(device)
     }
 
     fn add_device_log(&mut self, entry: &DeviceLogEntry) -> Result<DeviceLogEntry> {

@@ -12,12 +12,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::pairings;
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
-    CommandState, CommandsOf, Commit, DeviceCommand, DeviceFilter, DeviceLogEntry, DeviceRecord,
-    DeviceRow, Error, FeedItem, HandlingStep, LoggedInput, PageRequest, Result, SQL_DAY, Store,
-    StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter, alarm_counts, attach_feed,
-    attach_note, feed_item, output_feed, parse_outcome, parse_state, parse_transit_state,
-    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
-    with_result,
+    CommandState, CommandsOf, Commit, DeviceCommand, DeviceFilter, DeviceKeysRecord,
+    DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
+    PageRequest, Result, SQL_DAY, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange,
+    TransitFilter, alarm_counts, attach_feed, attach_note, feed_item, output_feed, parse_outcome,
+    parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name, with_result,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../migrations/sqlite/008_device_commands.sql"),
     ),
+    (9, include_str!("../migrations/sqlite/009_device_keys.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -368,6 +369,56 @@ impl Store for SqliteStore {
             what: "device auth code",
             id: device.to_owned(),
         })
+    }
+
+    fn put_device_keys(
+        &mut self,
+        device: &str,
+        signing_public: &str,
+        agreement_public: &str,
+        at: Timestamp,
+    ) -> Result<DeviceKeysRecord> {
+        self.conn.execute(
+            "INSERT INTO device_keys (device, signing_public, agreement_public, created_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, NULL)
+             ON CONFLICT (device) DO UPDATE SET signing_public = excluded.signing_public,
+               agreement_public = excluded.agreement_public, created_at = excluded.created_at,
+               revoked_at = NULL",
+            params![device, signing_public, agreement_public, at.unix_ms()],
+        )?;
+        self.device_keys(device)
+    }
+
+    fn device_keys(&mut self, device: &str) -> Result<DeviceKeysRecord> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT device, signing_public, agreement_public, created_at, revoked_at
+                 FROM device_keys WHERE device = ?1",
+                params![device],
+                |r| {
+                    Ok(DeviceKeysRecord {
+                        device: r.get(0)?,
+                        signing_public: r.get(1)?,
+                        agreement_public: r.get(2)?,
+                        created_at: Timestamp::from_unix_ms(r.get(3)?),
+                        revoked_at: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_unix_ms),
+                    })
+                },
+            )
+            .optional()?;
+        row.ok_or_else(|| Error::NotFound {
+            what: "device keys",
+            id: device.to_owned(),
+        })
+    }
+
+    fn revoke_device_keys(&mut self, device: &str, at: Timestamp) -> Result<DeviceKeysRecord> {
+        self.conn.execute(
+            "UPDATE device_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE device = ?1",
+            params![device, at.unix_ms()],
+        )?;
+        self.device_keys(device)
     }
 
     fn add_device_log(&mut self, entry: &DeviceLogEntry) -> Result<DeviceLogEntry> {

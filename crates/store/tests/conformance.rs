@@ -651,6 +651,46 @@ fn device_auth_and_log(s: &mut dyn Store) {
     assert!(s.device_log("NOBODY", page(None, 10)).unwrap().is_empty());
 }
 
+fn device_keys_provisioned_rotated_revoked(s: &mut dyn Store) {
+    assert!(s.device_keys("LOCK-7").unwrap_err().is_not_found());
+    assert!(
+        s.revoke_device_keys("LOCK-7", t("2026-11-25T08:00:00Z"))
+            .unwrap_err()
+            .is_not_found()
+    );
+    let first = s
+        .put_device_keys("LOCK-7", "aa11", "bb22", t("2026-11-25T08:00:00Z"))
+        .unwrap();
+    assert_eq!(first.device, "LOCK-7");
+    assert_eq!(first.signing_public, "aa11");
+    assert_eq!(first.agreement_public, "bb22");
+    assert_eq!(first.created_at, t("2026-11-25T08:00:00Z"));
+    assert_eq!(first.revoked_at, None);
+    assert_eq!(s.device_keys("LOCK-7").unwrap(), first);
+    assert!(s.device_keys("OTHER").unwrap_err().is_not_found());
+
+    let revoked = s
+        .revoke_device_keys("LOCK-7", t("2026-11-25T09:00:00Z"))
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(t("2026-11-25T09:00:00Z")));
+    assert_eq!(revoked.signing_public, "aa11", "a revoked set is kept");
+    // Revoking twice keeps the first time.
+    let again = s
+        .revoke_device_keys("LOCK-7", t("2026-11-25T10:00:00Z"))
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(t("2026-11-25T09:00:00Z")));
+
+    // Rotation: a new set replaces the old one and is not revoked.
+    let rotated = s
+        .put_device_keys("LOCK-7", "cc33", "dd44", t("2026-11-25T11:00:00Z"))
+        .unwrap();
+    assert_eq!(rotated.signing_public, "cc33");
+    assert_eq!(rotated.agreement_public, "dd44");
+    assert_eq!(rotated.created_at, t("2026-11-25T11:00:00Z"));
+    assert_eq!(rotated.revoked_at, None);
+    assert_eq!(s.device_keys("LOCK-7").unwrap(), rotated);
+}
+
 fn station(id: &str, name: &str) -> Station {
     serde_json::from_value(serde_json::json!({"id": id, "name": name, "zone": "CN-YIWU"})).unwrap()
 }
@@ -1413,6 +1453,13 @@ macro_rules! conformance {
             fn device_commands_queued_sent_and_answered() {
                 if let Some(mut s) = open("commands") {
                     super::device_commands_queued_sent_and_answered(&mut *s);
+                }
+            }
+
+            #[test]
+            fn device_keys_provisioned_rotated_revoked() {
+                if let Some(mut s) = open("device_keys") {
+                    super::device_keys_provisioned_rotated_revoked(&mut *s);
                 }
             }
 

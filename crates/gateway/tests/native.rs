@@ -1,0 +1,495 @@
+//! The native-protocol gateway end to end, over real TCP sockets, with the service on a
+//! temporary SQLite directory and the reference device (`sealproto::Device`) as the client:
+//! keys provisioned over the API; a report acknowledged only once stored, an opened lock
+//! raising the alarm, tamper evidence kept; unknown and revoked devices refused; garbage
+//! closing its own connection and nothing else.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use model::{AlarmKind, LockState, Reading, RopeState, Timestamp};
+use sealproto::{Device, DeviceKeys, DeviceOutput, Entropy, PlatformKeys, PublicKeys};
+use serde_json::json;
+use store::{AlarmFilter, PageRequest, TimeRange};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const LOCK: &str = "LOCK-7";
+
+struct Native {
+    h: common::Harness,
+    native: gateway::NativeGateway,
+    platform: PublicKeys,
+}
+
+impl Native {
+    async fn start(name: &str) -> Native {
+        let h = common::start(name, |_| {}).await;
+        let keys = PlatformKeys::from_secrets([1; 32], [2; 32]);
+        let platform = keys.public();
+        let mut config = gateway::NativeConfig::new("127.0.0.1:0".parse().unwrap(), keys);
+        config.idle_timeout = Duration::from_secs(10);
+        let native = gateway::NativeGateway::start(config, h.running.ingest.clone())
+            .await
+            .unwrap();
+        Native {
+            h,
+            native,
+            platform,
+        }
+    }
+
+    async fn stop(self) {
+        self.native.stop().await;
+        self.h.stop().await;
+    }
+
+    async fn provision(&self, device: &str, keys: &DeviceKeys) -> u16 {
+        let public = keys.public();
+        let (status, body) = common::api(
+            self.h.api(),
+            "PUT",
+            &format!("/api/v1/devices/{device}/keys"),
+            Some(json!({
+                "signing_public": sealproto::to_hex(&public.signing.to_bytes()),
+                "agreement_public": sealproto::to_hex(&public.agreement.to_bytes()),
+            })),
+        )
+        .await;
+        if status == 200 {
+            assert_eq!(body["device"], device, "{body}");
+            assert!(body["revoked_at"].is_null(), "{body}");
+        }
+        status
+    }
+
+    async fn observations(&self, device: &str) -> Vec<model::Observation> {
+        let device = device.to_owned();
+        self.h
+            .running
+            .ingest
+            .query(move |s| s.observations(&device, TimeRange::default(), 100))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn device_keys(id: &str, seed: u8) -> DeviceKeys {
+    DeviceKeys::from_secrets(id.parse().unwrap(), [seed; 32], [seed + 1; 32])
+}
+
+fn entropy() -> Entropy {
+    let mut bytes = [0u8; 64];
+    getrandom::fill(&mut bytes).unwrap();
+    Entropy::from_bytes(bytes)
+}
+
+/// A reference device on a real socket.
+struct Client {
+    stream: TcpStream,
+    device: Device,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr, device: Device) -> Client {
+        Client {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            device,
+        }
+    }
+
+    async fn send_outgoing(&mut self) {
+        let out = self.device.take_outgoing();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    /// Reads once (within `within`); what the device made of it, or None when the
+    /// connection closed.
+    async fn read(&mut self, within: Duration) -> Option<Vec<DeviceOutput>> {
+        let mut buf = [0u8; 4096];
+        let n = match tokio::time::timeout(within, self.stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return None,
+            Ok(Ok(n)) => n,
+            Err(_) => return Some(Vec::new()),
+        };
+        let now = Timestamp::from_unix_ms(server::wall_clock().unix_ms());
+        Some(
+            self.device
+                .receive(now, &buf[..n])
+                .into_iter()
+                .map(|r| r.unwrap())
+                .collect(),
+        )
+    }
+
+    /// Sends the hello; true once the welcome has verified, false when the gateway closed.
+    async fn handshake(&mut self) -> bool {
+        self.device.connect(entropy());
+        self.send_outgoing().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            match self.read(Duration::from_secs(1)).await {
+                None => return false,
+                Some(out) if out.contains(&DeviceOutput::Connected) => return true,
+                Some(_) => {}
+            }
+        }
+        panic!("no welcome and no close within 5 s");
+    }
+
+    /// Waits for the acknowledgement of `seq`.
+    async fn acknowledged(&mut self, seq: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            let out = self
+                .read(Duration::from_secs(1))
+                .await
+                .expect("connection open");
+            if out
+                .iter()
+                .any(|o| matches!(o, DeviceOutput::Acknowledged { seq: s, .. } if *s >= seq))
+            {
+                return;
+            }
+        }
+        panic!("report {seq} not acknowledged within 5 s");
+    }
+
+    /// Whether the gateway closes the connection within `within`.
+    async fn closed_within(&mut self, within: Duration) -> bool {
+        let mut buf = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+fn reading(seconds_ago: i64, lock: LockState, rope: RopeState) -> Reading {
+    let now = server::wall_clock().unix_ms() / 1000 * 1000;
+    let mut r = Reading::empty(Timestamp::from_unix_ms(now - seconds_ago * 1000));
+    r.lat = Some(29.32);
+    r.lon = Some(120.08);
+    r.fix = Some(true);
+    r.lock = Some(lock);
+    r.rope = Some(rope);
+    r.battery_pct = Some(80.0);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlocked_report_is_acknowledged_once_stored_raises_the_alarm_and_keeps_evidence() {
+    let n = Native::start("native-e2e").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NT1", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    let public = keys.public();
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+
+    let mut c = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    assert!(c.handshake().await, "welcomed");
+
+    // Locked: acknowledged, and stored by the time the acknowledgement arrives.
+    let seq = c
+        .device
+        .report(reading(120, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    c.send_outgoing().await;
+    c.acknowledged(seq).await;
+    assert_eq!(c.device.unacknowledged(), 0);
+    let stored = n.observations(LOCK).await;
+    assert_eq!(
+        stored.len(),
+        1,
+        "stored before the acknowledgement: {stored:?}"
+    );
+    assert_eq!(stored[0].seq, Some(seq));
+    assert_eq!(stored[0].lock, Some(LockState::Locked));
+
+    // Unlocked with the rope cut: stored before the acknowledgement, tamper evidence kept.
+    let seq = c
+        .device
+        .report(reading(60, LockState::Unlocked, RopeState::Cut))
+        .unwrap();
+    c.send_outgoing().await;
+    c.acknowledged(seq).await;
+    let stored = n.observations(LOCK).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[1].lock, Some(LockState::Unlocked));
+    assert_eq!(stored[1].seq, Some(seq));
+
+    let log =
+        n.h.running
+            .ingest
+            .query(|s| s.device_log(LOCK, PageRequest::default()))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].source, "native");
+    assert_eq!(log[0].kind, "evidence");
+    let record: sealproto::EvidenceRecord = serde_json::from_str(&log[0].text).unwrap();
+    let content = sealproto::verify_evidence(&record, &public.signing).unwrap();
+    assert_eq!(content.kind, sealproto::EvidenceKind::Tamper);
+    assert_eq!(content.observation.seq, Some(seq));
+
+    // The opening, where no unseal is authorised, is an alarm on the transit.
+    let alarms =
+        n.h.running
+            .ingest
+            .query(|s| {
+                s.alarms(
+                    &AlarmFilter {
+                        transit: Some("NT1".into()),
+                        kind: Some(AlarmKind::IllegalOpening),
+                        ..AlarmFilter::default()
+                    },
+                    PageRequest::default(),
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0].alarm.device.as_str(), LOCK);
+
+    let stats = n.native.stats();
+    assert_eq!(stats.handshakes, 1);
+    assert_eq!(stats.established, 1);
+    assert_eq!(stats.observations_accepted, 2);
+    assert_eq!(stats.evidence, 1);
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_revoked_devices_are_refused() {
+    let n = Native::start("native-refused").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    let keys = device_keys(LOCK, 3);
+
+    // No keys provisioned: closed without a welcome.
+    let mut c = Client::connect(n.native.addr(), Device::new(keys.clone(), n.platform)).await;
+    assert!(!c.handshake().await, "refused");
+    assert_eq!(n.native.stats().refused_unknown, 1);
+
+    // Keys for a device not in the registry are refused; bad keys too.
+    assert_eq!(n.provision("NOBODY", &keys).await, 404);
+    let (status, body) = common::api(
+        n.h.api(),
+        "PUT",
+        &format!("/api/v1/devices/{LOCK}/keys"),
+        Some(json!({"signing_public": "abcd", "agreement_public": "00"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+
+    // Provisioned: welcomed.
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let mut c = Client::connect(n.native.addr(), Device::new(keys.clone(), n.platform)).await;
+    assert!(c.handshake().await, "welcomed");
+
+    // Revoked: the next connection is refused.
+    let (status, body) = common::api(
+        n.h.api(),
+        "DELETE",
+        &format!("/api/v1/devices/{LOCK}/keys"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["revoked_at"].is_string(), "{body}");
+    let mut again = Client::connect(n.native.addr(), Device::new(keys.clone(), n.platform)).await;
+    assert!(!again.handshake().await, "refused after revocation");
+    assert_eq!(n.native.stats().refused_revoked, 1);
+
+    // Rotation: new keys, welcomed again; the old ones are not.
+    let rotated = device_keys(LOCK, 9);
+    assert_eq!(n.provision(LOCK, &rotated).await, 200);
+    let mut old = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    assert!(!old.handshake().await, "old keys refused");
+    let mut new = Client::connect(n.native.addr(), Device::new(rotated, n.platform)).await;
+    assert!(new.handshake().await, "new keys welcomed");
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_closes_its_connection_without_harming_others() {
+    let n = Native::start("native-garbage").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NT2", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let mut good = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    assert!(good.handshake().await);
+
+    // A peer sending garbage: a frame with a valid header but nonsense is a failed
+    // handshake; bytes that are not frames at all run into max_unframed_bytes.
+    let mut bad = TcpStream::connect(n.native.addr()).await.unwrap();
+    let junk: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + 3) as u8).collect();
+    let _ = bad.write_all(&junk).await;
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match bad.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "the garbage connection is closed");
+    let stats = n.native.stats();
+    assert!(stats.closed_flood + stats.protocol_errors >= 1, "{stats:?}");
+
+    // The good device goes on.
+    let seq = good
+        .device
+        .report(reading(30, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    good.send_outgoing().await;
+    good.acknowledged(seq).await;
+    assert_eq!(n.observations(LOCK).await.len(), 1);
+    assert!(!good.closed_within(Duration::from_millis(200)).await);
+    n.stop().await;
+}
+
+#[test]
+fn the_platform_key_file_is_created_once_owner_only_and_read_back() {
+    let dir = common::temp_dir("native-keyfile");
+    let path = dir.join("sub").join("native_platform.key");
+    let (first, created) = gateway::load_or_create_platform_keys(&path).unwrap();
+    assert!(created);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.trim().len(), 128, "{text:?}");
+    let (again, created) = gateway::load_or_create_platform_keys(&path).unwrap();
+    assert!(!created);
+    assert_eq!(
+        again.public(),
+        first.public(),
+        "the same keys on the next start"
+    );
+
+    std::fs::write(&path, "not hex\n").unwrap();
+    let e = gateway::load_or_create_platform_keys(&path).unwrap_err();
+    assert!(e.to_string().contains("128 hex digits"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_and_forged_records_are_refused_and_counted_and_the_session_goes_on() {
+    let n = Native::start("native-replay").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NT3", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let mut c = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    assert!(c.handshake().await);
+
+    let seq = c
+        .device
+        .report(reading(90, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    let record = c.device.take_outgoing();
+    c.stream.write_all(&record).await.unwrap();
+    c.acknowledged(seq).await;
+
+    // The same record again: a replay.
+    c.stream.write_all(&record).await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(5), || n.native.stats().replays == 1).await,
+        "{:?}",
+        n.native.stats()
+    );
+
+    // The next record with its ciphertext altered (and a CRC that matches, so it passes the
+    // transport): forged. The genuine record after it is taken and acknowledged.
+    let seq = c
+        .device
+        .report(reading(30, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    let genuine = c.device.take_outgoing();
+    let frame = sealproto::Frame::parse(&genuine).unwrap();
+    let mut body = frame.body().to_vec();
+    let last = body.len() - 1;
+    body[last] ^= 0x01;
+    let forged = sealproto::Frame::new(frame.kind(), &body).unwrap();
+    c.stream.write_all(forged.as_bytes()).await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(5), || n.native.stats().forged == 1).await,
+        "{:?}",
+        n.native.stats()
+    );
+    assert_eq!(
+        n.observations(LOCK).await.len(),
+        1,
+        "stored once, nothing forged"
+    );
+    c.stream.write_all(&genuine).await.unwrap();
+    c.acknowledged(seq).await;
+    assert_eq!(n.observations(LOCK).await.len(), 2);
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_the_stopping_service_cannot_take_is_not_acknowledged() {
+    let n = Native::start("native-stopping").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NT4", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let mut c = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    assert!(c.handshake().await);
+    let Native { h, native, .. } = n;
+    let common::Harness {
+        running,
+        gateway,
+        dir,
+    } = h;
+
+    // The service stops; the native gateway follows it and acknowledges nothing more.
+    running.stop().await.unwrap();
+    c.device
+        .report(reading(30, LockState::Unlocked, RopeState::Intact))
+        .unwrap();
+    let out = c.device.take_outgoing();
+    let _ = c.stream.write_all(&out).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway kept the connection of a stopped service"
+        );
+        match c.read(Duration::from_secs(1)).await {
+            None => break,
+            Some(out) => assert!(
+                !out.iter()
+                    .any(|o| matches!(o, DeviceOutput::Acknowledged { .. })),
+                "acknowledged although not stored: {out:?}"
+            ),
+        }
+    }
+    assert_eq!(c.device.unacknowledged(), 1, "the device keeps the report");
+    native.stop().await;
+    gateway.stop().await;
+
+    use store::Store;
+    let mut store = store::SqliteStore::open(&dir.join("sealwatch.db")).unwrap();
+    let stored = store.observations(LOCK, TimeRange::default(), 10).unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
