@@ -162,7 +162,38 @@ macro_rules! stats {
                 }
             }
         }
+
+        impl GatewayStats {
+            /// Every counter by name.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)+]
+            }
+        }
     };
+}
+
+/// Gateway counters in the Prometheus text format, as `sealwatch_gateway_<name>` with a
+/// `protocol` label (`connections_open` is a gauge, the rest counters).
+pub fn prometheus(protocol: &str, fields: &[(&'static str, u64)]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (name, value) in fields {
+        let kind = if *name == "connections_open" {
+            "gauge"
+        } else {
+            "counter"
+        };
+        let metric = if kind == "counter" {
+            format!("sealwatch_gateway_{name}_total")
+        } else {
+            format!("sealwatch_gateway_{name}")
+        };
+        let _ = writeln!(
+            out,
+            "# TYPE {metric} {kind}\n{metric}{{protocol=\"{protocol}\"}} {value}"
+        );
+    }
+    out
 }
 
 stats! {
@@ -269,6 +300,13 @@ impl Gateway {
     }
 
     /// The counters so far.
+    /// The counters in the Prometheus text format, readable after the gateway handle moved
+    /// (for the service's `/metrics`).
+    pub fn metrics_source(&self) -> impl Fn() -> String + Send + Sync + 'static {
+        let counters = self.counters.clone();
+        move || prometheus("jt808", &counters.snapshot().fields())
+    }
+
     pub fn stats(&self) -> GatewayStats {
         self.counters.snapshot()
     }
@@ -344,4 +382,21 @@ async fn accept_loop(
         while conns.join_next().await.is_some() {}
     }
     tracing::info!("JT/T 808 gateway stopped");
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_as_prometheus_text() {
+        let stats = GatewayStats {
+            connections_accepted: 7,
+            connections_open: 2,
+            ..GatewayStats::default()
+        };
+        let text = prometheus("jt808", &stats.fields());
+        assert!(text.contains("# TYPE sealwatch_gateway_connections_accepted_total counter\nsealwatch_gateway_connections_accepted_total{protocol=\"jt808\"} 7\n"), "{text}");
+        assert!(text.contains("# TYPE sealwatch_gateway_connections_open gauge\nsealwatch_gateway_connections_open{protocol=\"jt808\"} 2\n"), "{text}");
+    }
 }

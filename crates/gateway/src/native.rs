@@ -187,6 +187,33 @@ pub struct NativeStats {
     pub submit_failures: u64,
 }
 
+impl NativeStats {
+    /// Every counter by name.
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("connections_accepted", self.connections_accepted),
+            ("connections_open", self.connections_open),
+            ("connections_refused", self.connections_refused),
+            ("closed_idle", self.closed_idle),
+            ("closed_flood", self.closed_flood),
+            ("closed_errors", self.closed_errors),
+            ("handshakes", self.handshakes),
+            ("established", self.established),
+            ("refused_unknown", self.refused_unknown),
+            ("refused_revoked", self.refused_revoked),
+            ("frame_errors", self.frame_errors),
+            ("forged", self.forged),
+            ("replays", self.replays),
+            ("protocol_errors", self.protocol_errors),
+            ("observations_accepted", self.observations_accepted),
+            ("observations_duplicate", self.observations_duplicate),
+            ("observations_rejected", self.observations_rejected),
+            ("evidence", self.evidence),
+            ("submit_failures", self.submit_failures),
+        ]
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     connections_accepted: AtomicU64,
@@ -287,6 +314,13 @@ impl NativeGateway {
     }
 
     /// The counters so far.
+    /// The counters in the Prometheus text format, readable after the gateway handle moved
+    /// (for the service's `/metrics`).
+    pub fn metrics_source(&self) -> impl Fn() -> String + Send + Sync + 'static {
+        let counters = self.counters.clone();
+        move || crate::prometheus("native", &counters.snapshot().fields())
+    }
+
     pub fn stats(&self) -> NativeStats {
         self.counters.snapshot()
     }

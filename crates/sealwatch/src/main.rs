@@ -334,6 +334,7 @@ fn serve(
             Some(c) => match gateway::Gateway::start(c, running.ingest.clone()).await {
                 Ok(g) => {
                     eprintln!("sealwatch: JT/T 808 gateway on {}", g.addr());
+                    running.add_metrics(g.metrics_source());
                     Some(g)
                 }
                 Err(e) => {
@@ -363,6 +364,7 @@ fn serve(
                 };
                 match started {
                     Ok((g, public)) => {
+                        running.add_metrics(g.metrics_source());
                         eprintln!(
                             "sealwatch: native-protocol gateway on {} (platform signing key {}, agreement key {})",
                             g.addr(),

@@ -127,12 +127,17 @@ pub fn open_store(config: &Config) -> Result<Box<dyn Store>, Error> {
     })
 }
 
+/// Functions giving metrics in the Prometheus text format.
+type MetricsSources = Arc<std::sync::RwLock<Vec<Box<dyn Fn() -> String + Send + Sync>>>>;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     jobs: mpsc::Sender<Job>,
     live: broadcast::Sender<Published>,
     metrics: Arc<Metrics>,
+    /// Other parts' metrics (the device gateways), appended to `/metrics`.
+    extra_metrics: MetricsSources,
     /// False while the writer cannot reach the store (it keeps trying).
     store_up: Arc<AtomicBool>,
     max_body_bytes: usize,
@@ -157,6 +162,7 @@ pub struct Running {
     pub live: broadcast::Sender<Published>,
     /// The ingest path, for sources other than the HTTP API (device gateways).
     pub ingest: Ingest,
+    extra_metrics: MetricsSources,
     stop: Option<oneshot::Sender<()>>,
     stopping: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), Error>>,
@@ -173,6 +179,13 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
+    /// Adds metrics of another part (a device gateway) to `/metrics`.
+    pub fn add_metrics(&self, source: impl Fn() -> String + Send + Sync + 'static) {
+        if let Ok(mut sources) = self.extra_metrics.write() {
+            sources.push(Box::new(source));
+        }
+    }
+
     /// Stops accepting requests, lets the writer commit what it accepted, and waits for both.
     pub async fn stop(mut self) -> Result<(), Error> {
         let _ = self.stopping.send(true);
@@ -213,6 +226,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let (jobs, rx) = mpsc::channel::<Job>(1024);
     let (live, _) = broadcast::channel(4096);
     let metrics = Arc::new(Metrics::default());
+    let extra_metrics = MetricsSources::default();
     let store_up = Arc::new(AtomicBool::new(true));
     let writer = {
         let (live, metrics, max) = (live.clone(), metrics.clone(), config.batch_max_items);
@@ -241,6 +255,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         jobs: jobs.clone(),
         live: live.clone(),
         metrics,
+        extra_metrics: extra_metrics.clone(),
         store_up,
         max_body_bytes: config.max_body_bytes,
         auth_required: config.auth_required,
@@ -329,6 +344,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         addr,
         live,
         ingest,
+        extra_metrics,
         stop: Some(stop),
         stopping,
         task,
@@ -738,7 +754,12 @@ async fn readyz(State(s): State<AppState>) -> Result<&'static str, Problem> {
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let queue_depth = s.jobs.max_capacity() - s.jobs.capacity();
-    let text = s.metrics.render(queue_depth, s.live.receiver_count());
+    let mut text = s.metrics.render(queue_depth, s.live.receiver_count());
+    if let Ok(sources) = s.extra_metrics.read() {
+        for source in sources.iter() {
+            text.push_str(&source());
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -328,6 +328,14 @@ async fn limits_and_the_reference_page() {
     // The service goes on.
     assert_eq!(request(addr, "GET", "/readyz", None).await.0, 200);
 
+    // Other parts' metrics (the gateways') are served with the service's own.
+    running.add_metrics(|| "sealwatch_gateway_connections_open{protocol=\"test\"} 3\n".into());
+    let (_, _, metrics) = request(addr, "GET", "/metrics", None).await;
+    assert!(
+        metrics.contains("sealwatch_gateway_connections_open{protocol=\"test\"} 3\n"),
+        "{metrics}"
+    );
+
     let (status, content_type, html) = request(addr, "GET", "/api/v1/docs", None).await;
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/html"), "{content_type}");
