@@ -329,42 +329,85 @@ async fn accept_loop(
     config: Arc<Config>,
     ingest: server::Ingest,
     counters: Arc<Counters>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut service_stopping = ingest.stopping();
+    let service_stopping = ingest.stopping();
+    let counted = {
+        let counters = counters.clone();
+        move |accepted: bool| {
+            let c = if accepted {
+                &counters.connections_accepted
+            } else {
+                &counters.connections_refused
+            };
+            Counters::add(c, 1);
+        }
+    };
+    serve(
+        "JT/T 808",
+        listener,
+        config.max_connections,
+        (stop, service_stopping),
+        counted,
+        |stream, peer, closing, permit| {
+            conn::run(
+                stream,
+                peer,
+                config.clone(),
+                ingest.clone(),
+                counters.clone(),
+                closing,
+                permit,
+            )
+        },
+    )
+    .await;
+}
+
+/// Accepts connections until the gateway (`stop`) or the service stops, at most
+/// `max_connections` at once (one more is closed at once, and `counted(false)`); then tells
+/// every connection to close and gives them `STOP_GRACE` to finish what they started. Both
+/// gateways serve this way; `connection` is what runs one.
+pub(crate) async fn serve<F>(
+    name: &'static str,
+    listener: TcpListener,
+    max_connections: usize,
+    (mut stop, mut service_stopping): (watch::Receiver<bool>, watch::Receiver<bool>),
+    counted: impl Fn(bool),
+    mut connection: impl FnMut(
+        tokio::net::TcpStream,
+        SocketAddr,
+        watch::Receiver<bool>,
+        tokio::sync::OwnedSemaphorePermit,
+    ) -> F,
+) where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let (close, closing) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = turned_true(&mut stop) => break,
             _ = turned_true(&mut service_stopping) => {
-                tracing::info!("the service is stopping; the JT/T 808 gateway closes its connections");
+                tracing::info!("the service is stopping; the {name} gateway closes its connections");
                 break;
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        Counters::add(&counters.connections_refused, 1);
-                        tracing::debug!(%peer, "connection refused: max_connections reached");
+                        counted(false);
+                        tracing::debug!(gateway = name, %peer, "connection refused: max_connections reached");
                         drop(stream);
                         continue;
                     };
-                    Counters::add(&counters.connections_accepted, 1);
-                    conns.spawn(conn::run(
-                        stream,
-                        peer,
-                        config.clone(),
-                        ingest.clone(),
-                        counters.clone(),
-                        closing.clone(),
-                        permit,
-                    ));
+                    counted(true);
+                    conns.spawn(connection(stream, peer, closing.clone(), permit));
                 }
                 Err(e) => {
                     // Out of file descriptors, most likely: let connections close.
-                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tracing::warn!(gateway = name, error = %e, "cannot accept a connection");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -375,13 +418,14 @@ async fn accept_loop(
     let drain = async { while conns.join_next().await.is_some() {} };
     if tokio::time::timeout(STOP_GRACE, drain).await.is_err() {
         tracing::warn!(
+            gateway = name,
             left = conns.len(),
             "connections still busy after the grace period; closing them"
         );
         conns.abort_all();
         while conns.join_next().await.is_some() {}
     }
-    tracing::info!("JT/T 808 gateway stopped");
+    tracing::info!("{name} gateway stopped");
 }
 
 #[cfg(test)]

@@ -43,8 +43,7 @@ use server::{Ingest, IngestError, Submission, Verdict};
 use store::DeviceLogEntry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 4096;
@@ -338,57 +337,39 @@ async fn accept_loop(
     config: Arc<NativeConfig>,
     ingest: Ingest,
     counters: Arc<Counters>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut service_stopping = ingest.stopping();
-    let (close, closing) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = crate::turned_true(&mut stop) => break,
-            _ = crate::turned_true(&mut service_stopping) => {
-                tracing::info!("the service is stopping; the native gateway closes its connections");
-                break;
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        add(&counters.connections_refused, 1);
-                        tracing::debug!(%peer, "native connection refused: max_connections reached");
-                        drop(stream);
-                        continue;
-                    };
-                    add(&counters.connections_accepted, 1);
-                    conns.spawn(run(
-                        stream,
-                        peer,
-                        config.clone(),
-                        ingest.clone(),
-                        counters.clone(),
-                        closing.clone(),
-                        permit,
-                    ));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+    let service_stopping = ingest.stopping();
+    let counted = {
+        let counters = counters.clone();
+        move |accepted: bool| {
+            let c = if accepted {
+                &counters.connections_accepted
+            } else {
+                &counters.connections_refused
+            };
+            add(c, 1);
         }
-    }
-    drop(listener);
-    let _ = close.send(true);
-    let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(crate::STOP_GRACE, drain)
-        .await
-        .is_err()
-    {
-        conns.abort_all();
-        while conns.join_next().await.is_some() {}
-    }
-    tracing::info!("native-protocol gateway stopped");
+    };
+    crate::serve(
+        "native-protocol",
+        listener,
+        config.max_connections,
+        (stop, service_stopping),
+        counted,
+        |stream, peer, closing, permit| {
+            run(
+                stream,
+                peer,
+                config.clone(),
+                ingest.clone(),
+                counters.clone(),
+                closing,
+                permit,
+            )
+        },
+    )
+    .await;
 }
 
 /// Why a connection ended.
