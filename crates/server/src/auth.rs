@@ -138,12 +138,18 @@ fn unauthorized(detail: &str) -> Response {
     r
 }
 
-/// Paths anyone may read: the service's own health and metrics, and the API's documentation.
+/// Paths anyone may read: the service's own health and metrics, and the API's documentation;
+/// and the one path that authenticates by signature instead of a token: a reader's signed
+/// reads (`readers::post_reads` checks the signature with the reader's key).
 fn is_open(path: &str) -> bool {
     matches!(
         path,
         "/healthz" | "/readyz" | "/metrics" | "/api/v1/openapi.json" | "/api/v1/docs"
     ) || !path.starts_with("/api/")
+        || path
+            .strip_prefix("/api/v1/readers/")
+            .and_then(|rest| rest.strip_suffix("/reads"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// Checks the bearer token of every request that needs one.

@@ -11,6 +11,7 @@ mod commands;
 mod keys;
 mod metrics;
 pub mod openapi;
+pub mod readers;
 mod reference;
 mod registry;
 mod writer;
@@ -499,6 +500,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/observations", post(observations))
         .route("/api/v1/reads", post(read))
+        .route(
+            "/api/v1/readers/{id}/key",
+            put(readers::put_key)
+                .get(readers::get_key)
+                .delete(readers::revoke_key),
+        )
+        .route("/api/v1/readers/{id}/reads", post(readers::post_reads))
+        .route("/api/v1/readers/{id}/posts", get(readers::posts))
         .route("/api/v1/alarms", get(list_alarms))
         .route("/api/v1/alarms/{id}", get(get_alarm))
         .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
@@ -970,7 +979,7 @@ async fn read(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Stat
 
 /// One item's result in a batch of observations.
 #[derive(Debug, Serialize)]
-struct ItemResult {
+pub(crate) struct ItemResult {
     index: usize,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -986,19 +995,12 @@ async fn observations(
         ..p
     })?;
     // Each item is read on its own: one bad item is reported, the others are taken.
-    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
     let mut good = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         match serde_json::from_value::<model::Observation>(item) {
-            Ok(o) => {
-                good.push((index, Submission::Observation(o)));
-                results.push(None);
-            }
-            Err(e) => results.push(Some(ItemResult {
-                index,
-                status: "rejected",
-                error: Some(e.to_string()),
-            })),
+            Ok(o) => good.push((index, Submission::Observation(o))),
+            Err(e) => rejected.push((index, e.to_string())),
         }
     }
     let (indices, subs): (Vec<usize>, Vec<Submission>) = good.into_iter().unzip();
@@ -1007,8 +1009,24 @@ async fn observations(
     } else {
         s.submit(subs).await?
     };
-    for (index, v) in indices.into_iter().zip(verdicts) {
-        results[index] = Some(match v {
+    let (accepted, results) = item_results(indices, verdicts, rejected);
+    Ok(Json(
+        serde_json::json!({ "accepted": accepted, "results": results }),
+    ))
+}
+
+/// Each item's result in a batch, in the order of the batch: the submitted ones (`indices`)
+/// with their verdicts, the ones refused before submission with why. Returns how many were
+/// accepted and the results.
+pub(crate) fn item_results(
+    indices: Vec<usize>,
+    verdicts: Vec<Verdict>,
+    rejected: Vec<(usize, String)>,
+) -> (usize, Vec<ItemResult>) {
+    let mut results: Vec<ItemResult> = indices
+        .into_iter()
+        .zip(verdicts)
+        .map(|(index, v)| match v {
             Verdict::Accepted => ItemResult {
                 index,
                 status: "accepted",
@@ -1024,13 +1042,16 @@ async fn observations(
                 status: "rejected",
                 error: Some(why),
             },
-        });
-    }
-    let results: Vec<ItemResult> = results.into_iter().flatten().collect();
+        })
+        .chain(rejected.into_iter().map(|(index, why)| ItemResult {
+            index,
+            status: "rejected",
+            error: Some(why),
+        }))
+        .collect();
+    results.sort_by_key(|r| r.index);
     let accepted = results.iter().filter(|r| r.status == "accepted").count();
-    Ok(Json(
-        serde_json::json!({ "accepted": accepted, "results": results }),
-    ))
+    (accepted, results)
 }
 
 async fn list_alarms(

@@ -7,8 +7,8 @@ use model::{
 };
 use store::{
     AlarmCount, AlarmFilter, CommandKind, CommandState, CommandsOf, Commit, DeviceCommand,
-    DeviceFilter, LoggedInput, PageRequest, PgStore, Position, SqliteStore, Store, TimeRange,
-    TransitFilter,
+    DeviceFilter, LoggedInput, PageRequest, PgStore, Position, SignedReadRecord, SqliteStore,
+    Store, TimeRange, TransitFilter,
 };
 
 fn t(s: &str) -> Timestamp {
@@ -689,6 +689,72 @@ fn device_keys_provisioned_rotated_revoked(s: &mut dyn Store) {
     assert_eq!(rotated.created_at, t("2026-11-25T11:00:00Z"));
     assert_eq!(rotated.revoked_at, None);
     assert_eq!(s.device_keys("LOCK-7").unwrap(), rotated);
+}
+
+fn reader_keys_and_signed_reads(s: &mut dyn Store) {
+    assert!(s.reader_key("R-GATE-1").unwrap_err().is_not_found());
+    assert!(
+        s.revoke_reader_key("R-GATE-1", t("2026-11-25T08:00:00Z"))
+            .unwrap_err()
+            .is_not_found()
+    );
+    let first = s
+        .put_reader_key("R-GATE-1", "aa11", t("2026-11-25T08:00:00Z"))
+        .unwrap();
+    assert_eq!(first.reader, "R-GATE-1");
+    assert_eq!(first.public_key, "aa11");
+    assert_eq!(first.revoked_at, None);
+    assert_eq!(s.reader_key("R-GATE-1").unwrap(), first);
+    let revoked = s
+        .revoke_reader_key("R-GATE-1", t("2026-11-25T09:00:00Z"))
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(t("2026-11-25T09:00:00Z")));
+    assert_eq!(revoked.public_key, "aa11", "a revoked key is kept");
+    let again = s
+        .revoke_reader_key("R-GATE-1", t("2026-11-25T10:00:00Z"))
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(t("2026-11-25T09:00:00Z")));
+    let rotated = s
+        .put_reader_key("R-GATE-1", "cc33", t("2026-11-25T11:00:00Z"))
+        .unwrap();
+    assert_eq!(rotated.public_key, "cc33");
+    assert_eq!(rotated.revoked_at, None);
+
+    let post = |digest: &str, body: &str| SignedReadRecord {
+        id: 0,
+        reader: "R-GATE-1".into(),
+        digest: digest.into(),
+        public_key: "cc33".into(),
+        signature: "5151".into(),
+        body: body.into(),
+        received_at: t("2026-11-25T12:00:00Z"),
+    };
+    assert!(s.signed_read("R-GATE-1", "d1").unwrap_err().is_not_found());
+    let kept = s.add_signed_read(&post("d1", "[1]")).unwrap().unwrap();
+    assert!(kept.id > 0);
+    assert_eq!(
+        kept,
+        SignedReadRecord {
+            id: kept.id,
+            ..post("d1", "[1]")
+        }
+    );
+    // The same post again is a replay: recognised, not kept twice.
+    assert_eq!(s.add_signed_read(&post("d1", "[1]")).unwrap(), None);
+    let second = s.add_signed_read(&post("d2", "[2]")).unwrap().unwrap();
+    assert_eq!(s.signed_read("R-GATE-1", "d1").unwrap(), kept);
+    // Digests are per reader.
+    let other = SignedReadRecord {
+        reader: "R-HAND-2".into(),
+        ..post("d1", "[1]")
+    };
+    assert!(s.add_signed_read(&other).unwrap().is_some());
+    let all = s.signed_reads("R-GATE-1", page(None, 10)).unwrap();
+    assert_eq!(all, vec![kept.clone(), second.clone()]);
+    assert_eq!(
+        s.signed_reads("R-GATE-1", page(Some(kept.id), 10)).unwrap(),
+        vec![second]
+    );
 }
 
 fn station(id: &str, name: &str) -> Station {
@@ -1460,6 +1526,13 @@ macro_rules! conformance {
             fn device_keys_provisioned_rotated_revoked() {
                 if let Some(mut s) = open("device_keys") {
                     super::device_keys_provisioned_rotated_revoked(&mut *s);
+                }
+            }
+
+            #[test]
+            fn reader_keys_and_signed_reads() {
+                if let Some(mut s) = open("reader_keys") {
+                    super::reader_keys_and_signed_reads(&mut *s);
                 }
             }
 
