@@ -994,31 +994,52 @@ async fn observations(
         detail: format!("expected a JSON array of observations: {}", p.detail),
         ..p
     })?;
-    // Each item is read on its own: one bad item is reported, the others are taken.
-    let mut rejected = Vec::new();
-    let mut good = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<model::Observation>(item) {
-            Ok(o) => good.push((index, Submission::Observation(o))),
-            Err(e) => rejected.push((index, e.to_string())),
-        }
-    }
-    let (indices, subs): (Vec<usize>, Vec<Submission>) = good.into_iter().unzip();
-    let verdicts = if subs.is_empty() {
-        Vec::new()
-    } else {
-        s.submit(subs).await?
-    };
-    let (accepted, results) = item_results(indices, verdicts, rejected);
+    let (accepted, results) = s
+        .submit_items(items, |item| {
+            serde_json::from_value::<model::Observation>(item)
+                .map(Submission::Observation)
+                .map_err(|e| e.to_string())
+        })
+        .await?;
     Ok(Json(
         serde_json::json!({ "accepted": accepted, "results": results }),
     ))
 }
 
+impl AppState {
+    /// Submits a batch whose items are read one by one (`read` names what is wrong with an
+    /// item): one bad item is reported, the others are taken. Returns how many were accepted
+    /// and a result per item, in the order of the batch.
+    pub(crate) async fn submit_items(
+        &self,
+        items: Vec<serde_json::Value>,
+        read: impl Fn(serde_json::Value) -> Result<Submission, String>,
+    ) -> Result<(usize, Vec<ItemResult>), Problem> {
+        let mut rejected = Vec::new();
+        let mut indices = Vec::new();
+        let mut subs = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            match read(item) {
+                Ok(sub) => {
+                    indices.push(index);
+                    subs.push(sub);
+                }
+                Err(why) => rejected.push((index, why)),
+            }
+        }
+        let verdicts = if subs.is_empty() {
+            Vec::new()
+        } else {
+            self.submit(subs).await?
+        };
+        Ok(item_results(indices, verdicts, rejected))
+    }
+}
+
 /// Each item's result in a batch, in the order of the batch: the submitted ones (`indices`)
 /// with their verdicts, the ones refused before submission with why. Returns how many were
 /// accepted and the results.
-pub(crate) fn item_results(
+fn item_results(
     indices: Vec<usize>,
     verdicts: Vec<Verdict>,
     rejected: Vec<(usize, String)>,

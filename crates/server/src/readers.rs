@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use store::{ReaderKeyRecord, SignedReadRecord};
 
-use crate::{AppState, Problem, Submission, item_results, parse, store_problem};
+use crate::{AppState, Problem, Submission, parse, store_problem};
 
 /// The header that carries a reader's signature.
 pub const SIGNATURE_HEADER: &str = "sealwatch-reader-signature";
@@ -224,28 +224,18 @@ pub(crate) async fn post_reads(
             ),
         ));
     }
-    let mut rejected = Vec::new();
-    let mut good = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<CheckpointRead>(item) {
-            Ok(r) if r.reader != reader => rejected.push((
-                index,
-                format!(
+    let (accepted, results) = s
+        .submit_items(items, |item| {
+            let r: CheckpointRead = serde_json::from_value(item).map_err(|e| e.to_string())?;
+            if r.reader != reader {
+                return Err(format!(
                     "reader: the post is signed by {reader} but the read names {}",
                     r.reader
-                ),
-            )),
-            Ok(r) => good.push((index, Submission::Read(r))),
-            Err(e) => rejected.push((index, e.to_string())),
-        }
-    }
-    let (indices, subs): (Vec<usize>, Vec<Submission>) = good.into_iter().unzip();
-    let verdicts = if subs.is_empty() {
-        Vec::new()
-    } else {
-        s.submit(subs).await?
-    };
-    let (accepted, results) = item_results(indices, verdicts, rejected);
+                ));
+            }
+            Ok(Submission::Read(r))
+        })
+        .await?;
 
     // Kept as evidence once taken; a failure here loses no read, only the copy of the post.
     let record = SignedReadRecord {
