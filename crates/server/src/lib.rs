@@ -377,22 +377,33 @@ pub enum IngestError {
     Unavailable(String),
 }
 
+/// Hands inputs to the writer and waits for their verdicts: the one way in for the API and
+/// the gateways alike. `jobs` is dropped once the job is sent, so a caller holding a weak
+/// sender does not keep the writer alive while it waits.
+async fn submit_to(
+    jobs: mpsc::Sender<Job>,
+    clock: &Clock,
+    items: Vec<Submission>,
+) -> Result<Vec<Verdict>, IngestError> {
+    let (reply, rx) = oneshot::channel();
+    let job = Job::Submit {
+        items,
+        now: clock.now(),
+        received: Instant::now(),
+        reply,
+    };
+    jobs.send(job).await.map_err(|_| IngestError::Stopping)?;
+    drop(jobs);
+    rx.await
+        .map_err(|_| IngestError::Stopping)?
+        .map_err(IngestError::Unavailable)
+}
+
 impl Ingest {
     /// Submits inputs together; a verdict per input, once the accepted ones are committed.
     pub async fn submit(&self, items: Vec<Submission>) -> Result<Vec<Verdict>, IngestError> {
         let jobs = self.jobs.upgrade().ok_or(IngestError::Stopping)?;
-        let (reply, rx) = oneshot::channel();
-        let job = Job::Submit {
-            items,
-            now: self.clock.now(),
-            received: Instant::now(),
-            reply,
-        };
-        jobs.send(job).await.map_err(|_| IngestError::Stopping)?;
-        drop(jobs);
-        rx.await
-            .map_err(|_| IngestError::Stopping)?
-            .map_err(IngestError::Unavailable)
+        submit_to(jobs, &self.clock, items).await
     }
 
     /// Runs `f` with the store on the writer thread (the only place the store is touched) and
@@ -691,20 +702,12 @@ impl AppState {
     }
 
     async fn submit(&self, items: Vec<Submission>) -> Result<Vec<Verdict>, Problem> {
-        let (reply, rx) = oneshot::channel();
-        let job = Job::Submit {
-            items,
-            now: self.clock.now(),
-            received: Instant::now(),
-            reply,
-        };
-        self.jobs
-            .send(job)
+        submit_to(self.jobs.clone(), &self.clock, items)
             .await
-            .map_err(|_| Problem::unavailable())?;
-        rx.await
-            .map_err(|_| Problem::unavailable())?
-            .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e))
+            .map_err(|e| match e {
+                IngestError::Stopping => Problem::unavailable(),
+                IngestError::Unavailable(why) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, why),
+            })
     }
 
     async fn submit_one(&self, item: Submission) -> Result<(), Problem> {
