@@ -3,6 +3,7 @@
 mod config;
 mod decode;
 mod demo;
+mod device_key;
 mod verify;
 
 use std::io::Write;
@@ -86,6 +87,20 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Provision, rotate, revoke and list devices' native-protocol keys (docs/protocol.md).
+    ///
+    /// Works on the store directly, beside a running service or not. Secret keys are never
+    /// printed: `generate` and `rotate --out` write them only into a new file readable by its
+    /// owner alone (0600), to flash onto the device or hand to the emulator; what is printed
+    /// is the stored record (public keys, dates). A running native gateway refuses keys that
+    /// were replaced or revoked at the next hello, and ends a live session that uses them
+    /// within a minute (`gateway::NativeConfig::key_check_interval`).
+    DeviceKey {
+        #[command(subcommand)]
+        command: DeviceKeyCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Run the service with a simulated fleet on real corridors (THIS IS A DEMO).
     Demo {
         #[arg(long, default_value = "127.0.0.1:8480")]
@@ -133,6 +148,51 @@ enum TokenCommand {
     List,
     /// Revoke a token by its id (effective within ten seconds in a running service).
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceKeyCommand {
+    /// Make a device's Ed25519 signing key and X25519 agreement key, write the secrets into
+    /// FILE (created 0600, never overwritten: 128 hex digits, signing then agreement) and
+    /// register the public keys. The device must be in the registry and have no valid keys.
+    Generate {
+        device: String,
+        /// The new secret key file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Register public keys made on the device itself (its secrets never leave it). The
+    /// device must be in the registry and have no valid keys.
+    Set {
+        device: String,
+        /// The Ed25519 public signing key, 64 hex digits.
+        #[arg(long)]
+        signing: String,
+        /// The X25519 public agreement key, 64 hex digits.
+        #[arg(long)]
+        agreement: String,
+    },
+    /// Replace a device's keys, with new ones made here (--out FILE) or on the device
+    /// (--signing and --agreement). The old keys stop working at once for new sessions.
+    Rotate {
+        device: String,
+        /// Make the new keys here and write their secrets into this new file (0600).
+        #[arg(long, conflicts_with_all = ["signing", "agreement"], required_unless_present_all = ["signing", "agreement"])]
+        out: Option<PathBuf>,
+        /// The new Ed25519 public signing key, 64 hex digits.
+        #[arg(long, requires = "agreement")]
+        signing: Option<String>,
+        /// The new X25519 public agreement key, 64 hex digits.
+        #[arg(long, requires = "signing")]
+        agreement: Option<String>,
+    },
+    /// Revoke a device's keys: the gateway refuses the device until new keys are provisioned.
+    /// The keys are kept, so that evidence signed with them can still be verified.
+    Revoke { device: String },
+    /// Print a device's key record (JSON: public keys, provisioned and revoked times).
+    Show { device: String },
+    /// List every device's keys: device, state, provisioned, signing key, agreement key.
+    List,
 }
 
 /// Exit status for input that is not valid (as clap uses for bad arguments).
@@ -210,13 +270,13 @@ fn service_config(settings: config::Settings) -> server::Config {
     config
 }
 
-/// `sealwatch token ...`: works on the store directly, beside a running service or not.
-fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
+/// The store as `serve` would open it, or the exit status that says why not.
+fn open_store(args: StoreArgs) -> Result<Box<dyn store::Store>, ExitCode> {
     let mut settings = match config::load(args.config.as_deref(), |n| std::env::var(n).ok()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Err(ExitCode::from(EXIT_INVALID));
         }
     };
     if let Some(d) = args.data_dir {
@@ -225,12 +285,115 @@ fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
     if args.database_url.is_some() {
         settings.store.database_url = args.database_url;
     }
-    let mut store = match server::open_store(&service_config(settings)) {
+    server::open_store(&service_config(settings)).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `sealwatch device-key ...`: works on the store directly, beside a running service or not.
+fn device_key(command: DeviceKeyCommand, args: StoreArgs) -> ExitCode {
+    use device_key::{Failure, Replace, Source};
+    let mut store = match open_store(args) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+        Err(code) => return code,
+    };
+    let now = server::wall_clock();
+    let store = &mut *store;
+    let result = match command {
+        DeviceKeyCommand::Generate { device, out } => device_key::provision(
+            store,
+            &device,
+            Source::Generate { out: &out },
+            Replace::No,
+            now,
+        )
+        .map(|r| {
+            println!("{}", device_key::json(&r));
+            eprintln!(
+                "keys of device {} made; the secrets are in {} (owner-only), nowhere else",
+                r.device,
+                out.display()
+            );
+        }),
+        DeviceKeyCommand::Set {
+            device,
+            signing,
+            agreement,
+        } => device_key::provision(
+            store,
+            &device,
+            Source::Given {
+                signing: &signing,
+                agreement: &agreement,
+            },
+            Replace::No,
+            now,
+        )
+        .map(|r| println!("{}", device_key::json(&r))),
+        DeviceKeyCommand::Rotate {
+            device,
+            out,
+            signing,
+            agreement,
+        } => {
+            let source = match (&out, &signing, &agreement) {
+                (Some(out), _, _) => Source::Generate { out },
+                (None, Some(signing), Some(agreement)) => Source::Given { signing, agreement },
+                _ => {
+                    eprintln!("error: rotate needs --out FILE, or --signing and --agreement");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            device_key::provision(store, &device, source, Replace::Yes, now).map(|r| {
+                println!("{}", device_key::json(&r));
+                eprintln!(
+                    "keys of device {} replaced: the old ones are refused at the next hello, and a live session using them ends within a minute",
+                    r.device
+                );
+            })
         }
+        DeviceKeyCommand::Revoke { device } => store
+            .revoke_device_keys(&device, now)
+            .map(|r| {
+                println!("{}", device_key::json(&r));
+                eprintln!(
+                    "keys of device {} revoked: the device is refused at its next hello, and a live session ends within a minute",
+                    r.device
+                );
+            })
+            .map_err(Failure::from),
+        DeviceKeyCommand::Show { device } => store
+            .device_keys(&device)
+            .map(|r| println!("{}", device_key::json(&r)))
+            .map_err(Failure::from),
+        DeviceKeyCommand::List => store
+            .list_device_keys()
+            .map(|all| {
+                for r in &all {
+                    println!("{}", device_key::line(r));
+                }
+            })
+            .map_err(Failure::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invalid(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sealwatch token ...`: works on the store directly, beside a running service or not.
+fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
+    let mut store = match open_store(args) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let now = server::wall_clock();
     let result = match command {
@@ -418,6 +581,7 @@ fn main() -> ExitCode {
             database_url,
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
+        Command::DeviceKey { command, store } => device_key(command, store),
         Command::VerifyEvent { key, record } => {
             let text = if record.as_os_str() == "-" {
                 let mut text = String::new();
