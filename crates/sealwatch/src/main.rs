@@ -36,6 +36,12 @@ enum Command {
     Validate { scenario: PathBuf },
     /// Decode a device's bytes (hex) and print what sealwatch makes of them: per frame, the
     /// observations as a JSON array, or a JSON object for a frame that reports none.
+    ///
+    /// Native protocol: after the handshake every frame is encrypted. Without keys each frame
+    /// is described (hello: device id, ephemeral key, nonce, signature; welcome; record: its
+    /// counter and sealed length), with its CRC checked. --session-key opens records (reports
+    /// print as observations, other messages as objects); --plaintext reads one message as it
+    /// is before encryption. Bad hex, a bad CRC or a truncated frame exits 2, naming it.
     Decode {
         #[arg(long, value_enum)]
         protocol: decode::Protocol,
@@ -51,6 +57,18 @@ enum Command {
         /// Accept frames whose check code is wrong.
         #[arg(long)]
         accept_bad_check_code: bool,
+        /// Native: the traffic key of the records' direction (64 hex digits; device to
+        /// platform for reports and command results, platform to device for acknowledgements
+        /// and commands). Keys exist per session only; a test harness or the test vectors of
+        /// docs/protocol.md give them.
+        #[arg(long, conflicts_with = "plaintext")]
+        session_key: Option<String>,
+        /// Native: the bytes are one message before encryption (a firmware log), not frames.
+        #[arg(long)]
+        plaintext: bool,
+        /// Native: the device that sent the reports, when no hello comes before them.
+        #[arg(long)]
+        device: Option<String>,
     },
     /// Run the service: HTTP API under /api/v1, live stream, metrics.
     ///
@@ -617,6 +635,9 @@ fn main() -> ExitCode {
             model,
             utc_offset_minutes,
             accept_bad_check_code,
+            session_key,
+            plaintext,
+            device,
         } => {
             let hex = if hex == "-" {
                 let mut text = String::new();
@@ -632,6 +653,9 @@ fn main() -> ExitCode {
                 model,
                 utc_offset_minutes,
                 accept_bad_check_code,
+                session_key,
+                plaintext,
+                device,
             };
             match decode::decode(protocol, &hex, &opts) {
                 Ok(values) => {
