@@ -813,12 +813,18 @@ impl Conn {
         let mut refused = Vec::new();
         let mut written = 0;
         for c in found {
-            let sent = native_command(&c).and_then(|(id, command)| {
-                self.session
-                    .send_command(id, command)
-                    .map_err(|e| format!("not sent: {e}"))
-            });
-            match sent {
+            let (id, command) = match native_command(&c) {
+                Ok(carried) => carried,
+                Err(why) => {
+                    // Only a queued command is refused: one sent before was carried then.
+                    tracing::warn!(peer = %self.peer, device, command = c.id, kind = c.kind.as_str(), why, "command refused");
+                    if c.state == CommandState::Queued {
+                        refused.push((c.id, why));
+                    }
+                    continue;
+                }
+            };
+            match self.session.send_command(id, command) {
                 Ok(()) => {
                     written += 1;
                     tracing::info!(peer = %self.peer, device, command = c.id, kind = c.kind.as_str(), again = c.state == CommandState::Sent, "command sent");
@@ -826,14 +832,10 @@ impl Conn {
                         newly_sent.push(c.id);
                     }
                 }
-                Err(why) if c.state == CommandState::Queued => {
-                    tracing::warn!(peer = %self.peer, device, command = c.id, kind = c.kind.as_str(), why, "command refused");
-                    refused.push((c.id, why));
-                }
-                // Sent before by this gateway, so it can be sent: only a failing session
-                // refuses now, and the command waits for the next connection.
-                Err(why) => {
-                    tracing::warn!(peer = %self.peer, device, command = c.id, why, "command not sent again")
+                // The session failed, not the command: it waits for the next connection.
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer, device, command = c.id, error = %e, "command not sent");
+                    break;
                 }
             }
         }
@@ -978,4 +980,86 @@ fn public_keys(signing: &str, agreement: &str) -> Option<PublicKeys> {
         signing: VerifyingKey::from_bytes(&bytes(signing)?).ok()?,
         agreement: AgreementKey::from_bytes(bytes(agreement)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealproto::Command;
+    use serde_json::json;
+
+    fn stored(
+        id: i64,
+        kind: CommandKind,
+        transit: Option<&str>,
+        args: serde_json::Value,
+    ) -> DeviceCommand {
+        DeviceCommand {
+            id,
+            device: "LOCK-7".into(),
+            transit: transit.map(str::to_owned),
+            kind,
+            args,
+            created_at: model::Timestamp::from_unix_ms(0),
+            actor: "officer-1".into(),
+            state: CommandState::Queued,
+            sent_at: None,
+            result_at: None,
+            result: None,
+        }
+    }
+
+    /// Each kind maps to its protocol command under the store id; what the protocol cannot
+    /// carry is refused with the reason.
+    #[test]
+    fn stored_commands_map_to_protocol_commands_or_are_refused() {
+        let unseal = stored(7, CommandKind::Unseal, Some("T-1"), json!({}));
+        assert_eq!(
+            native_command(&unseal).unwrap(),
+            (
+                7,
+                Command::Unseal {
+                    transit: Some("T-1".parse().unwrap())
+                }
+            )
+        );
+        let seal = stored(8, CommandKind::Seal, None, json!({}));
+        assert_eq!(
+            native_command(&seal).unwrap(),
+            (8, Command::Seal { transit: None })
+        );
+        let interval = stored(9, CommandKind::SetInterval, None, json!({"seconds": 30}));
+        assert_eq!(
+            native_command(&interval).unwrap(),
+            (9, Command::SetReportInterval { seconds: 30 })
+        );
+        let status = stored(10, CommandKind::QueryStatus, None, json!({}));
+        assert_eq!(native_command(&status).unwrap(), (10, Command::QueryStatus));
+
+        let too_long = stored(
+            11,
+            CommandKind::SetInterval,
+            None,
+            json!({"seconds": 86_401}),
+        );
+        assert!(
+            native_command(&too_long)
+                .unwrap_err()
+                .contains("outside 1 to 86400")
+        );
+        let missing = stored(12, CommandKind::SetInterval, None, json!({}));
+        assert!(
+            native_command(&missing)
+                .unwrap_err()
+                .contains("args.seconds")
+        );
+        let big_id = stored(1 << 32, CommandKind::QueryStatus, None, json!({}));
+        assert!(native_command(&big_id).unwrap_err().contains("4 bytes"));
+        let bad_transit = stored(13, CommandKind::Seal, Some("not a transit id!"), json!({}));
+        assert!(
+            native_command(&bad_transit)
+                .unwrap_err()
+                .contains("cannot be carried")
+        );
+    }
 }
