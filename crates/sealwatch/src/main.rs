@@ -112,7 +112,7 @@ enum Command {
     /// owner alone (0600), to flash onto the device or hand to the emulator; what is printed
     /// is the stored record (public keys, dates). A running native gateway refuses keys that
     /// were replaced or revoked at the next hello, and ends a live session that uses them
-    /// within a minute (`gateway::NativeConfig::key_check_interval`).
+    /// within `gateway.native_key_check_s` (default a minute).
     DeviceKey {
         #[command(subcommand)]
         command: DeviceKeyCommand,
@@ -250,25 +250,24 @@ fn init_logs(settings: &config::LogSettings) -> Result<(), String> {
     done.map_err(|e| format!("cannot set up logging: {e}"))
 }
 
-/// Waits for Ctrl-C or, under a service manager, SIGTERM.
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or, under a service manager, SIGTERM. The SIGTERM handler is installed
+/// when this is called, not when the future is first polled: call it before the service
+/// announces that it listens, so that a SIGTERM sent as soon as it does stops it cleanly
+/// instead of killing the process (the default action).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                tokio::signal::ctrl_c().await.ok();
-            }
+            return;
         }
+        tokio::signal::ctrl_c().await.ok();
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await.ok();
 }
 
 /// The service's configuration from the settings.
@@ -366,7 +365,7 @@ fn device_key(command: DeviceKeyCommand, args: StoreArgs) -> ExitCode {
             device_key::provision(store, &device, source, Replace::Yes, now).map(|r| {
                 println!("{}", device_key::json(&r));
                 eprintln!(
-                    "keys of device {} replaced: the old ones are refused at the next hello, and a live session using them ends within a minute",
+                    "keys of device {} replaced: the old ones are refused at the next hello, and a live session using them ends within gateway.native_key_check_s (default 60 s)",
                     r.device
                 );
             })
@@ -376,7 +375,7 @@ fn device_key(command: DeviceKeyCommand, args: StoreArgs) -> ExitCode {
             .map(|r| {
                 println!("{}", device_key::json(&r));
                 eprintln!(
-                    "keys of device {} revoked: the device is refused at its next hello, and a live session ends within a minute",
+                    "keys of device {} revoked: the device is refused at its next hello, and a live session ends within gateway.native_key_check_s (default 60 s)",
                     r.device
                 );
             })
@@ -509,6 +508,7 @@ fn serve(
         );
     }
     let result = runtime().block_on(async {
+        let shutdown = shutdown_signal();
         let running = server::start(config).await?;
         eprintln!("sealwatch: listening on http://{}", running.addr);
         let gateway = match jt808 {
@@ -565,7 +565,7 @@ fn serve(
             }
             None => None,
         };
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("stopping; committing what was accepted");
         // Devices first: each connection finishes (and answers) what it submitted.
         if let Some(g) = gateway {
