@@ -112,7 +112,7 @@ enum Command {
     /// owner alone (0600), to flash onto the device or hand to the emulator; what is printed
     /// is the stored record (public keys, dates). A running native gateway refuses keys that
     /// were replaced or revoked at the next hello, and ends a live session that uses them
-    /// within `gateway.native_key_check_s` (default a minute).
+    /// within `gateway.native_key_check_s` (default 60 s).
     DeviceKey {
         #[command(subcommand)]
         command: DeviceKeyCommand,
