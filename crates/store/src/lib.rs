@@ -885,6 +885,8 @@ pub trait Store: Send {
     /// Revokes a device's keys from `at` on (revoking twice keeps the first time); not found
     /// when none were provisioned.
     fn revoke_device_keys(&mut self, device: &str, at: Timestamp) -> Result<DeviceKeysRecord>;
+    /// Every device's native-protocol keys, revoked or not, by device id.
+    fn list_device_keys(&mut self) -> Result<Vec<DeviceKeysRecord>>;
 
     /// Provisions a reader's Ed25519 public key (hex), replacing any earlier one and clearing
     /// its revocation (rotation); the stored record is returned.
@@ -915,6 +917,10 @@ pub trait Store: Send {
     fn command(&mut self, id: i64) -> Result<DeviceCommand>;
     /// A device's queued commands, oldest first.
     fn pending_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>>;
+    /// A device's commands that have no answer yet (queued or sent), oldest first: what a
+    /// gateway whose protocol lets a device recognise a resent command (the native protocol)
+    /// sends again on a new connection.
+    fn unanswered_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>>;
     /// A queued command has been sent at `at`; a conflict when it is not queued.
     fn mark_sent(&mut self, id: i64, at: Timestamp) -> Result<DeviceCommand>;
     /// The device's answer to a command (or the gateway's refusal to send it): `state` is

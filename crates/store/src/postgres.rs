@@ -484,6 +484,24 @@ impl Store for PgStore {
         self.device_keys(device)
     }
 
+    fn list_device_keys(&mut self) -> Result<Vec<DeviceKeysRecord>> {
+        let rows = self.client.query(
+            "SELECT device, signing_public, agreement_public, created_at, revoked_at
+             FROM device_keys ORDER BY device",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| DeviceKeysRecord {
+                device: r.get(0),
+                signing_public: r.get(1),
+                agreement_public: r.get(2),
+                created_at: Timestamp::from_unix_ms(r.get(3)),
+                revoked_at: r.get::<_, Option<i64>>(4).map(Timestamp::from_unix_ms),
+            })
+            .collect())
+    }
+
     fn add_device_log(&mut self, entry: &DeviceLogEntry) -> Result<DeviceLogEntry> {
         let id: i64 = self
             .client
@@ -643,6 +661,17 @@ impl Store for PgStore {
             &format!(
                 "SELECT {COMMAND_COLUMNS} FROM device_commands
                  WHERE device = $1 AND state = 'queued' ORDER BY id"
+            ),
+            &[&device],
+        )?;
+        rows.iter().map(|r| command_row(r).command()).collect()
+    }
+
+    fn unanswered_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT {COMMAND_COLUMNS} FROM device_commands
+                 WHERE device = $1 AND state IN ('queued', 'sent') ORDER BY id"
             ),
             &[&device],
         )?;

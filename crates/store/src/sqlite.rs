@@ -422,6 +422,23 @@ impl Store for SqliteStore {
         self.device_keys(device)
     }
 
+    fn list_device_keys(&mut self) -> Result<Vec<DeviceKeysRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device, signing_public, agreement_public, created_at, revoked_at
+             FROM device_keys ORDER BY device",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DeviceKeysRecord {
+                device: r.get(0)?,
+                signing_public: r.get(1)?,
+                agreement_public: r.get(2)?,
+                created_at: Timestamp::from_unix_ms(r.get(3)?),
+                revoked_at: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_unix_ms),
+            })
+        })?;
+        rows.map(|r| r.map_err(Error::from)).collect()
+    }
+
     fn add_device_log(&mut self, entry: &DeviceLogEntry) -> Result<DeviceLogEntry> {
         let id = self.conn.query_row(
             "INSERT INTO device_log (device, at, source, kind, text) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
@@ -589,6 +606,15 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COMMAND_COLUMNS} FROM device_commands
              WHERE device = ?1 AND state = 'queued' ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![device], command_row)?;
+        rows.map(|r| r?.command()).collect()
+    }
+
+    fn unanswered_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COMMAND_COLUMNS} FROM device_commands
+             WHERE device = ?1 AND state IN ('queued', 'sent') ORDER BY id"
         ))?;
         let rows = stmt.query_map(params![device], command_row)?;
         rows.map(|r| r?.command()).collect()

@@ -689,6 +689,15 @@ fn device_keys_provisioned_rotated_revoked(s: &mut dyn Store) {
     assert_eq!(rotated.created_at, t("2026-11-25T11:00:00Z"));
     assert_eq!(rotated.revoked_at, None);
     assert_eq!(s.device_keys("LOCK-7").unwrap(), rotated);
+
+    // Listed by device id, revoked ones too.
+    let other = s
+        .put_device_keys("LOCK-1", "ee55", "ff66", t("2026-11-25T12:00:00Z"))
+        .unwrap();
+    let other = s
+        .revoke_device_keys(&other.device, t("2026-11-25T12:30:00Z"))
+        .unwrap();
+    assert_eq!(s.list_device_keys().unwrap(), vec![other, rotated]);
 }
 
 fn reader_keys_and_signed_reads(s: &mut dyn Store) {
@@ -1382,6 +1391,7 @@ fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
     // Pending: queued ones of the device, oldest first.
     let pending = s.pending_commands("013912345678").unwrap();
     assert_eq!(pending, vec![a.clone(), b.clone()]);
+    assert_eq!(s.unanswered_commands("013912345678").unwrap(), pending);
 
     // Sent once; sending again is a conflict.
     let sent = s.mark_sent(a.id, t("2026-11-25T08:01:00Z")).unwrap();
@@ -1398,6 +1408,11 @@ fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
             .is_not_found()
     );
     assert_eq!(s.pending_commands("013912345678").unwrap(), vec![b.clone()]);
+    // Unanswered: sent and queued ones alike.
+    assert_eq!(
+        s.unanswered_commands("013912345678").unwrap(),
+        vec![sent.clone(), b.clone()]
+    );
 
     // A queued command is not answered, only refused.
     assert!(
@@ -1420,6 +1435,7 @@ fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
             .is_conflict()
     );
     assert!(s.pending_commands("013912345678").unwrap().is_empty());
+    assert_eq!(s.unanswered_commands("013912345678").unwrap(), vec![sent]);
 
     // Answered, then a late text result appended.
     let done = s
@@ -1445,6 +1461,7 @@ fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
         Some("general response: success\n(740190311185,1,001,ELOCK,3,529439)")
     );
     assert_eq!(s.command(a.id).unwrap(), late);
+    assert!(s.unanswered_commands("013912345678").unwrap().is_empty());
     assert!(
         s.record_result(a.id, CommandState::Sent, t("2026-11-25T08:01:07Z"), None)
             .unwrap_err()
