@@ -5,7 +5,8 @@
 //! closing its own connection and nothing else; remote commands queued while the device is
 //! offline or online delivered after the handshake, their results recorded, an unauthorised
 //! unseal never reaching the device, a resent command not executed twice; a live session
-//! ended after its keys are revoked or rotated.
+//! ended after its keys are revoked or rotated; reports held across a reconnect sent again
+//! and stored once.
 
 mod common;
 
@@ -868,5 +869,69 @@ async fn a_live_session_ends_once_its_keys_are_rotated_or_revoked() {
         "revoked keys refused at the hello"
     );
     assert_eq!(n.native.stats().refused_revoked, 1);
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_held_across_a_reconnect_are_sent_again_and_stored_once() {
+    let n = Native::start("native-reconnect").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NT1", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let device = Device::new(keys, n.platform);
+
+    // A first report, acknowledged.
+    let mut c = Client::connect(n.native.addr(), device).await;
+    assert!(c.handshake().await, "welcomed");
+    let first = c
+        .device
+        .report(reading(300, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    c.send_outgoing().await;
+    c.acknowledged(first).await;
+
+    // A report sent, then the connection lost before its acknowledgement is read: the
+    // gateway may well have stored it; the device cannot know and keeps it.
+    let in_flight = c
+        .device
+        .report(reading(240, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    c.send_outgoing().await;
+    let Client { stream, mut device } = c;
+    drop(stream);
+    device.disconnect();
+    assert_eq!(device.unacknowledged(), 1);
+
+    // Offline: the device goes on reading and holds what it reads.
+    let mut held = Vec::new();
+    for seconds_ago in [180, 120, 60] {
+        held.push(
+            device
+                .report(reading(seconds_ago, LockState::Locked, RopeState::Intact))
+                .unwrap(),
+        );
+    }
+    assert_eq!(device.unacknowledged(), 4);
+
+    // Reconnected: everything unacknowledged goes again, and is acknowledged.
+    let mut c = Client::connect(n.native.addr(), device).await;
+    assert!(c.handshake().await, "welcomed again");
+    c.send_outgoing().await;
+    c.acknowledged(*held.last().unwrap()).await;
+    assert_eq!(c.device.unacknowledged(), 0);
+
+    // Each report is stored once, in order, whether it arrived once or twice.
+    let stored = n.observations(LOCK).await;
+    let seqs: Vec<u64> = stored.iter().filter_map(|o| o.seq).collect();
+    let mut want = vec![first, in_flight];
+    want.extend(&held);
+    assert_eq!(seqs, want, "{stored:?}");
+    let stats = n.native.stats();
+    assert_eq!(stats.handshakes, 2);
+    assert_eq!(stats.observations_accepted, 5, "{stats:?}");
+    // The in-flight report, if the gateway read it before the connection went, came again
+    // as a duplicate: acknowledged, not stored twice.
+    assert!(stats.observations_duplicate <= 1, "{stats:?}");
     n.stop().await;
 }
