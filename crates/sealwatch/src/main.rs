@@ -4,6 +4,7 @@ mod config;
 mod decode;
 mod demo;
 mod device_key;
+mod emulate;
 mod verify;
 
 use std::io::Write;
@@ -88,6 +89,11 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Be a device: connect to a running gateway as a JT/T 808 e-lock or a native-protocol
+    /// device, report readings (from a scenario or a JSON array of observations), and carry
+    /// out the remote commands that come. Prints JSON lines; exit 1 when the device cannot do
+    /// its job (refused, connection lost), 2 for bad input.
+    Emulate(emulate::EmulateArgs),
     /// Verify signed device evidence (a seal, unseal or tamper record of the native protocol)
     /// with the device's public key alone; prints what the device signed. Exit 1 when the
     /// signature does not hold, 2 when the input is not valid.
@@ -600,6 +606,17 @@ fn main() -> ExitCode {
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
         Command::DeviceKey { command, store } => device_key(command, store),
+        Command::Emulate(args) => match runtime().block_on(emulate::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(emulate::Failure::Input(why)) => {
+                eprintln!("sealwatch emulate: {why}");
+                ExitCode::from(2)
+            }
+            Err(emulate::Failure::Device(why)) => {
+                eprintln!("sealwatch emulate: {why}");
+                ExitCode::from(1)
+            }
+        },
         Command::VerifyEvent { key, record } => {
             let text = if record.as_os_str() == "-" {
                 let mut text = String::new();
