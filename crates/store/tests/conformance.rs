@@ -693,7 +693,7 @@ fn device_keys_provisioned_rotated_revoked(s: &mut dyn Store) {
 
 fn container_pairings_embedded_for_life_affixed_in_windows(s: &mut dyn Store) {
     use store::PairingKind::{Affixed, Embedded};
-    let (c1, c2) = ("CSQU3054383", "MSKU0000018");
+    let (c1, c2) = ("CSQU3054383", "MSKU0000011");
     assert!(s.container_pairings(c1).unwrap().is_empty());
     assert!(
         s.container_pairings_at(c1, t("2026-11-25T08:00:00Z"))
