@@ -2,7 +2,8 @@
 //! starts it): DCSA and UN/CEFACT messages published by a vendor are attributed to the device
 //! paired to their container, stored and supervised (a door opened after sealing raises
 //! `illegal_opening`); garbage is counted and does not stop ingestion; messages published
-//! while sealwatch is away are delivered to its next session.
+//! while sealwatch is away are delivered to its next session; the client reconnects when the
+//! broker comes back (a broker of the test's own, stopped and started again).
 //!
 //! Each run uses its own topic prefix and client ids, so runs in parallel do not collide.
 
@@ -46,7 +47,11 @@ struct Publisher {
 
 impl Publisher {
     async fn connect(id: &str) -> Publisher {
-        let options = MqttOptions::new(id, BROKER.0, BROKER.1);
+        Publisher::connect_to(BROKER.1, id).await
+    }
+
+    async fn connect_to(port: u16, id: &str) -> Publisher {
+        let options = MqttOptions::new(id, BROKER.0, port);
         let (client, mut events) = AsyncClient::new(options, 64);
         let task = tokio::spawn(async move { while events.poll().await.is_ok() {} });
         Publisher { client, task }
@@ -211,5 +216,109 @@ async fn container_messages_are_attributed_stored_supervised_and_garbage_is_surv
         }
     })
     .await;
+    h.stop().await;
+}
+
+/// A Mosquitto of the test's own, on a port of its own, so that it can be stopped and
+/// started again without disturbing the shared one. Killed when dropped.
+struct OwnBroker {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnBroker {
+    fn start(port: u16) -> OwnBroker {
+        let child = std::process::Command::new("mosquitto")
+            .args(["-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (.ci/run installs it)");
+        OwnBroker { child, port }
+    }
+
+    async fn listening(&self) {
+        eventually("the test's own broker listens", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+        })
+        .await;
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_reconnects_when_the_broker_comes_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broker = OwnBroker::start(port);
+    broker.listening().await;
+    let h = common::start("mqtt-reconnect", |_| {}).await;
+    common::declare_sealed_transit(h.api(), "T1", "SC-2").await;
+    let (status, body) = common::api(
+        h.api(),
+        "POST",
+        &format!("/api/v1/containers/{CONTAINER}/pairings"),
+        Some(json!({"device": "SC-2", "kind": "affixed", "at": at(-60)})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let mut config = MqttConfig::new("127.0.0.1", port);
+    config.topic_prefix = unique("sealwatch-test");
+    let topic = format!("{}/acme/{CONTAINER}/uncefact", config.topic_prefix);
+    let client = MqttClient::start(config, h.running.ingest.clone()).unwrap();
+    let stats = client.stats();
+    let subscribed = |n: u64| {
+        let s = stats.clone();
+        move || {
+            let ok = s.subscribed.load(Ordering::Relaxed) >= n;
+            async move { ok }
+        }
+    };
+    eventually("subscribed at the broker", subscribed(1)).await;
+    let publish = |minutes: i64| {
+        let topic = topic.clone();
+        async move {
+            let publisher = Publisher::connect_to(port, &unique("vendor")).await;
+            let reading =
+                json!({"equipmentId": CONTAINER, "eventTime": at(minutes), "temperature": 4});
+            publisher.publish(&topic, reading.to_string()).await;
+            publisher.close().await;
+        }
+    };
+    publish(-5).await;
+    eventually("the first report stored", || async {
+        stored(&h.running, "SC-2").await.len() == 1
+    })
+    .await;
+
+    // The broker goes away, and comes back on the same port.
+    drop(broker);
+    eventually("the client notices the broker is gone", || {
+        let down = !stats.connected.load(Ordering::Relaxed);
+        async move { down }
+    })
+    .await;
+    let broker = OwnBroker::start(port);
+    broker.listening().await;
+    eventually("reconnected and subscribed again", subscribed(2)).await;
+    assert!(stats.connection_errors.load(Ordering::Relaxed) >= 1);
+    publish(-2).await;
+    eventually("the report after the reconnection stored", || async {
+        stored(&h.running, "SC-2").await.len() == 2
+    })
+    .await;
+    client.stop().await;
+    drop(broker);
     h.stop().await;
 }
