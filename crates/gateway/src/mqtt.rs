@@ -84,7 +84,8 @@ impl MqttConfig {
         format!("{}/+/+/+", self.topic_prefix)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Whether the configuration can work: the error names the field.
+    pub fn check(&self) -> Result<(), String> {
         if self.client_id.is_empty() || self.client_id.len() > 64 {
             return Err("client_id: 1 to 64 characters".into());
         }
