@@ -362,13 +362,13 @@ fn str_here_or_in(
 const DCSA_CODES: &str = "DRO (door opened), DRC (door closed), LOC (location update)";
 
 fn dcsa(f: Fields<'_>) -> Result<ContainerReport, ParseError> {
-    if let Some(t) = f.str("eventType")? {
-        if t != "IOT" {
-            return Err(f.err(
-                "eventType",
-                format!("{t:?} is not a device report; expected IOT"),
-            ));
-        }
+    if let Some(t) = f.str("eventType")?
+        && t != "IOT"
+    {
+        return Err(f.err(
+            "eventType",
+            format!("{t:?} is not a device report; expected IOT"),
+        ));
     }
     // Only actual events are reports: planned and estimated ones say nothing about a door.
     let classification = Nested::of(&f, "eventClassification")?;
@@ -376,13 +376,13 @@ fn dcsa(f: Fields<'_>) -> Result<ContainerReport, ParseError> {
         Some(c) => Some((c.to_owned(), f.path("eventClassifierCode"))),
         None => str_here_or_in(&f, &classification, "eventClassifierCode")?,
     };
-    if let Some((code, path)) = classifier {
-        if code != "ACT" {
-            return Err(ParseError::new(
-                path,
-                format!("{code:?}: only actual (ACT) events are device reports"),
-            ));
-        }
+    if let Some((code, path)) = classifier
+        && code != "ACT"
+    {
+        return Err(ParseError::new(
+            path,
+            format!("{code:?}: only actual (ACT) events are device reports"),
+        ));
     }
     let t = f
         .timestamp("eventDateTime")?

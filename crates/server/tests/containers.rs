@@ -184,7 +184,9 @@ async fn signed_reports_are_attributed_by_pairing_stored_and_supervised() {
     let bytes = dcsa.to_string().into_bytes();
     let now_s = now.unix_ms() / 1000;
     let good = server::containers::sign(SECRET.as_bytes(), now_s, &bytes);
-    let refusals: [(Vec<(&str, String)>, &str, u16, &str); 6] = [
+    // (headers, path after /containers/, status, words of the detail)
+    type Refusal<'a> = (Vec<(&'a str, String)>, &'a str, u16, &'a str);
+    let refusals: [Refusal; 6] = [
         (vec![], "acme?format=dcsa", 401, "missing"),
         (
             vec![("Sealwatch-Signature", "v1=abc".into())],
