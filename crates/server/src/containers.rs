@@ -297,6 +297,42 @@ fn container_number(number: &str) -> Result<ContainerNumber, Problem> {
         .map_err(|e: model::IdError| Problem::new(StatusCode::BAD_REQUEST, format!("number: {e}")))
 }
 
+/// A registered device's kind and container must agree with a pairing: an embedded unit is
+/// paired as embedded, to the container the registry says it is built into; an affixed unit
+/// as affixed. Other kinds (an e-lock on a container's door) may be paired either way.
+fn registry_agrees(
+    device: &model::Device,
+    container: &ContainerNumber,
+    kind: PairingKind,
+) -> store::Result<()> {
+    use model::DeviceKind;
+    let conflict = |why: String| Err(store::Error::Conflict(why));
+    match (device.kind, kind) {
+        (DeviceKind::SmartContainerEmbedded, PairingKind::Affixed) => {
+            return conflict(format!(
+                "kind: {} is registered as smart_container_embedded; pair it as embedded",
+                device.id
+            ));
+        }
+        (DeviceKind::SmartContainerAffixed, PairingKind::Embedded) => {
+            return conflict(format!(
+                "kind: {} is registered as smart_container_affixed; pair it as affixed",
+                device.id
+            ));
+        }
+        _ => {}
+    }
+    match &device.container {
+        Some(built_into) if kind == PairingKind::Embedded && built_into != container => {
+            conflict(format!(
+                "device: {} is registered as built into container {built_into}",
+                device.id
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PairBody {
@@ -325,7 +361,15 @@ pub(crate) async fn pair(
     let at = b.at.unwrap_or_else(|| s.clock.now());
     let device = b.device.to_string();
     let pairing = s
-        .query(move |store| store.pair_container(container.as_str(), &device, b.kind, at))
+        .query(move |store| {
+            match store.device(&device) {
+                Ok(registered) => registry_agrees(&registered.device, &container, b.kind)?,
+                // A vendor's unit need not be in the registry.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+            store.pair_container(container.as_str(), &device, b.kind, at)
+        })
         .await?
         .map_err(store_problem)?;
     tracing::info!(container = %pairing.container, device = %pairing.device, kind = pairing.kind.as_str(), "device paired to container");

@@ -357,6 +357,46 @@ async fn pairings_through_the_api() {
         .collect();
     assert_eq!(devices, ["EMB-1", "TAG-1"], "{list}");
 
+    // A registered unit's kind and container must agree with the pairing.
+    let register = |id: &str, kind: &str, container: Option<&str>| {
+        let mut d = json!({"id": id, "kind": kind, "state": "in_stock"});
+        if let Some(c) = container {
+            d["container"] = json!(c);
+        }
+        d
+    };
+    for d in [
+        register("UNIT-E", "smart_container_embedded", Some(OTHER)),
+        register("UNIT-A", "smart_container_affixed", None),
+    ] {
+        let (status, body) = api(addr, "POST", "/api/v1/devices", Some(d)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let refused = [
+        (json!({"device": "UNIT-E", "kind": "affixed"}), "kind"),
+        (json!({"device": "UNIT-E", "kind": "embedded"}), "device"),
+        (json!({"device": "UNIT-A", "kind": "embedded"}), "kind"),
+    ];
+    for (body, field) in refused {
+        let (status, problem) = api(addr, "POST", &path, Some(body.clone())).await;
+        assert_eq!(
+            (status, problem["field"].as_str()),
+            (409, Some(field)),
+            "{body}: {problem}"
+        );
+    }
+    let (status, body) = api(
+        addr,
+        "POST",
+        &other,
+        Some(json!({"device": "UNIT-E", "kind": "embedded"})),
+    )
+    .await;
+    assert_eq!(
+        status, 201,
+        "built into the container the registry names: {body}"
+    );
+
     // Bad input names the field.
     let (status, body) = api(addr, "GET", "/api/v1/containers/CSQU3054384/pairings", None).await;
     assert_eq!(
