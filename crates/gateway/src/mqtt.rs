@@ -30,9 +30,19 @@ use tokio::task::JoinHandle;
 /// Messages committed together at most.
 pub const BATCH_MAX_MESSAGES: usize = 256;
 
-/// The largest message read, in bytes: a payload carries at most
-/// `containers::MAX_REPORTS_PER_PAYLOAD` reports.
-pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The largest message read, in bytes (a payload carries at most
+/// `containers::MAX_REPORTS_PER_PAYLOAD` reports). A larger one breaks the connection and the
+/// broker would send it again on the next: set the broker's own limit at or below this
+/// (Mosquitto's `message_size_limit`).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Payload bytes read from the broker and not yet acknowledged, at most: beyond it the client
+/// stops reading and TCP pushes back on the broker, so memory stays bounded however fast
+/// vendors publish.
+pub const MAX_QUEUED_BYTES: usize = 32 * 1024 * 1024;
+
+/// A message and its share of [`MAX_QUEUED_BYTES`], given back once it is acknowledged.
+type Queued = (Publish, tokio::sync::OwnedSemaphorePermit);
 
 /// Where the broker is and what to subscribe to.
 #[derive(Clone)]
@@ -168,7 +178,8 @@ impl MqttClient {
         }
         let (client, mut events) = AsyncClient::new(options, 1024);
         let stats = Arc::new(MqttStats::default());
-        let (tx, rx) = mpsc::channel::<Publish>(BATCH_MAX_MESSAGES * 4);
+        let (tx, rx) = mpsc::channel::<Queued>(BATCH_MAX_MESSAGES * 4);
+        let budget = Arc::new(tokio::sync::Semaphore::new(MAX_QUEUED_BYTES));
         let filter = config.topic_filter();
         let poller = {
             let (client, stats, mut stopping) = (client.clone(), stats.clone(), ingest.stopping());
@@ -197,7 +208,12 @@ impl MqttClient {
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) => {
                             stats.messages.fetch_add(1, Ordering::Relaxed);
-                            if tx.send(p).await.is_err() {
+                            // Empty messages still take a permit: the count is bounded too.
+                            let bytes = p.payload.len().clamp(1, MAX_QUEUED_BYTES) as u32;
+                            let Ok(permit) = budget.clone().acquire_many_owned(bytes).await else {
+                                break;
+                            };
+                            if tx.send((p, permit)).await.is_err() {
                                 break;
                             }
                         }
@@ -274,13 +290,13 @@ fn read(prefix: &str, p: &Publish) -> Result<Vec<ContainerReport>, ParseError> {
 
 /// Reads, submits and acknowledges messages in arrival order, a batch at a time.
 async fn work(
-    mut rx: mpsc::Receiver<Publish>,
+    mut rx: mpsc::Receiver<Queued>,
     client: AsyncClient,
     ingest: Ingest,
     stats: Arc<MqttStats>,
     prefix: String,
 ) {
-    let mut batch: Vec<Publish> = Vec::with_capacity(BATCH_MAX_MESSAGES);
+    let mut batch: Vec<Queued> = Vec::with_capacity(BATCH_MAX_MESSAGES);
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < BATCH_MAX_MESSAGES {
@@ -290,7 +306,7 @@ async fn work(
             }
         }
         let mut reports = Vec::new();
-        for p in &batch {
+        for (p, _) in &batch {
             match read(&prefix, p) {
                 Ok(r) => reports.extend(r),
                 Err(e) => {
@@ -306,7 +322,7 @@ async fn work(
             // Stopping: leave the batch unacknowledged for the broker to send again.
             return;
         }
-        for p in batch.drain(..) {
+        for (p, _permit) in batch.drain(..) {
             if let Err(e) = client.ack(&p).await {
                 tracing::warn!(error = %e, "cannot acknowledge an MQTT message");
                 return;
