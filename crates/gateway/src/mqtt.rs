@@ -119,6 +119,8 @@ pub struct MqttStats {
     pub messages: AtomicU64,
     pub malformed: AtomicU64,
     pub acknowledged: AtomicU64,
+    /// Submissions that failed (the store unavailable): tried again, nothing acknowledged.
+    pub submit_failures: AtomicU64,
     pub connections: AtomicU64,
     pub connection_errors: AtomicU64,
     pub connected: AtomicBool,
@@ -136,6 +138,9 @@ impl MqttStats {
              sealwatch_mqtt_messages_total{{outcome=\"received\"}} {}\n\
              sealwatch_mqtt_messages_total{{outcome=\"malformed\"}} {}\n\
              sealwatch_mqtt_messages_total{{outcome=\"acknowledged\"}} {}\n\
+             # HELP sealwatch_mqtt_submit_failures_total Submissions of MQTT reports that failed and were tried again.\n\
+             # TYPE sealwatch_mqtt_submit_failures_total counter\n\
+             sealwatch_mqtt_submit_failures_total {}\n\
              # HELP sealwatch_mqtt_connections_total Connections made to the broker, and those that failed or broke.\n\
              # TYPE sealwatch_mqtt_connections_total counter\n\
              sealwatch_mqtt_connections_total{{outcome=\"connected\"}} {}\n\
@@ -146,6 +151,7 @@ impl MqttStats {
             load(&self.messages),
             load(&self.malformed),
             load(&self.acknowledged),
+            load(&self.submit_failures),
             load(&self.connections),
             load(&self.connection_errors),
             u8::from(self.connected.load(Ordering::Relaxed)),
@@ -318,7 +324,7 @@ async fn work(
                 }
             }
         }
-        if !reports.is_empty() && !submit(&ingest, reports).await {
+        if !reports.is_empty() && !submit(&ingest, &stats, reports).await {
             // Stopping: leave the batch unacknowledged for the broker to send again.
             return;
         }
@@ -333,7 +339,7 @@ async fn work(
 }
 
 /// Submits until the reports are committed (true) or the service stops (false).
-async fn submit(ingest: &Ingest, reports: Vec<ContainerReport>) -> bool {
+async fn submit(ingest: &Ingest, stats: &MqttStats, reports: Vec<ContainerReport>) -> bool {
     let mut pause = Duration::from_millis(100);
     loop {
         match ingest
@@ -350,6 +356,7 @@ async fn submit(ingest: &Ingest, reports: Vec<ContainerReport>) -> bool {
             }
             Err(server::IngestError::Stopping) => return false,
             Err(e) => {
+                stats.submit_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "MQTT reports not stored; trying again");
                 let mut stopping = ingest.stopping();
                 tokio::select! {

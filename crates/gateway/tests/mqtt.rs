@@ -3,7 +3,8 @@
 //! paired to their container, stored and supervised (a door opened after sealing raises
 //! `illegal_opening`); garbage is counted and does not stop ingestion; messages published
 //! while sealwatch is away are delivered to its next session; the client reconnects when the
-//! broker comes back (a broker of the test's own, stopped and started again).
+//! broker comes back (a broker of the test's own, stopped and started again); a message is
+//! acknowledged only once stored (the PostgreSQL connection cut under it).
 //!
 //! Each run uses its own topic prefix and client ids, so runs in parallel do not collide.
 
@@ -321,4 +322,105 @@ async fn the_client_reconnects_when_the_broker_comes_back() {
     client.stop().await;
     drop(broker);
     h.stop().await;
+}
+
+/// Cuts every connection of the service to PostgreSQL (they carry its application name).
+fn cut(url: &str, app: &str) -> i64 {
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_acknowledged_only_once_stored() {
+    broker_is_up().await;
+    // The local PostgreSQL of .ci/run; a database that is not there fails the test.
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let app = format!("sealwatch_mqtt_{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let mut config = server::Config::new("127.0.0.1:0".parse().unwrap(), std::env::temp_dir());
+    config.database_url = Some(format!("{url}{sep}application_name={app}"));
+    config.database_schema = Some(app.clone());
+    // No clock ticks: nothing but the test touches the store while it is cut.
+    config.tick_interval = Duration::from_secs(3600);
+    let running = server::start(config).await.unwrap();
+    common::declare_sealed_transit(running.addr, "T1", "SC-3").await;
+    let (status, body) = common::api(
+        running.addr,
+        "POST",
+        &format!("/api/v1/containers/{CONTAINER}/pairings"),
+        Some(json!({"device": "SC-3", "kind": "affixed", "at": at(-60)})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let mut mqtt = MqttConfig::new(BROKER.0, BROKER.1);
+    mqtt.topic_prefix = unique("sealwatch-test");
+    mqtt.client_id = unique("sealwatch");
+    mqtt.clean_session = true;
+    let topic = format!("{}/acme/{CONTAINER}/dcsa", mqtt.topic_prefix);
+    let client = MqttClient::start(mqtt, running.ingest.clone()).unwrap();
+    let stats = client.stats();
+    eventually("subscribed at the broker", || {
+        let n = stats.subscribed.load(Ordering::Relaxed);
+        async move { n >= 1 }
+    })
+    .await;
+
+    // The database goes away; a door opening is published meanwhile.
+    let (u, a) = (url.clone(), app.clone());
+    let n = tokio::task::spawn_blocking(move || cut(&u, &a))
+        .await
+        .unwrap();
+    assert!(n >= 1, "the service's connection was found and cut");
+    let publisher = Publisher::connect(&unique("vendor")).await;
+    let opened = json!({"eventType": "IOT", "eventDateTime": at(-2), "iotEventCode": "DRO",
+        "equipmentReference": CONTAINER});
+    publisher.publish(&topic, opened.to_string()).await;
+    eventually("the submission fails while the database is gone", || {
+        let n = stats.submit_failures.load(Ordering::Relaxed);
+        async move { n >= 1 }
+    })
+    .await;
+    assert_eq!(stats.messages.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        stats.acknowledged.load(Ordering::Relaxed),
+        0,
+        "acknowledged while nothing was stored"
+    );
+
+    // A commit meets the cut connection (503) and the service connects again; the client,
+    // still holding the message, stores it and only then acknowledges it.
+    let (status, _) = common::api(
+        running.addr,
+        "POST",
+        "/api/v1/observations",
+        Some(json!([{"device": "SC-3", "t": at(-8), "lat": 29.31, "lon": 120.07}])),
+    )
+    .await;
+    assert_eq!(status, 503, "the commit met the cut connection");
+    eventually("the message acknowledged", || {
+        let n = stats.acknowledged.load(Ordering::Relaxed);
+        async move { n == 1 }
+    })
+    .await;
+    let observations = stored(&running, "SC-3").await;
+    assert_eq!(observations.len(), 1, "stored once: {observations:?}");
+    assert_eq!(observations[0].door, Some(DoorState::Open));
+    publisher.close().await;
+    client.stop().await;
+    running.stop().await.unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {app} CASCADE"))
+            .unwrap();
+    })
+    .await
+    .unwrap();
 }
