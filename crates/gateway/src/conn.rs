@@ -16,7 +16,6 @@ use sha2::{Digest, Sha256};
 use store::{CommandState, DeviceCommand, DeviceLogEntry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, watch};
 
 use crate::{Config, Counters};
@@ -240,12 +239,10 @@ impl Conn {
                 biased;
                 _ = crate::turned_true(closing) => return Close::Stopping,
                 notice = self.commands_rx.recv(), if self.authed.is_some() => {
-                    self.check_commands = match notice {
-                        Ok(device) => self.authed.as_ref().is_some_and(|a| a.device.as_str() == device),
-                        // Missed some: look, to be sure.
-                        Err(RecvError::Lagged(_)) => true,
-                        Err(RecvError::Closed) => false,
-                    };
+                    self.check_commands = self
+                        .authed
+                        .as_ref()
+                        .is_some_and(|a| crate::commands::concerns(notice, a.device.as_str()));
                     continue;
                 }
                 read = tokio::time::timeout(wait, stream.read(&mut buf)) => match read {
@@ -651,19 +648,14 @@ impl Conn {
         let Some(authed) = &self.authed else {
             return Ok(());
         };
-        let id = authed.device.to_string();
-        let pending = match self.ingest.query(move |s| s.pending_commands(&id)).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                tracing::warn!(peer = %self.peer, error = %e, "queued commands not read: the store failed");
-                return Ok(());
-            }
-            Err(IngestError::Stopping) => return Err(Close::Stopping),
-            Err(e) => {
-                tracing::warn!(peer = %self.peer, error = %e, "queued commands not read");
-                return Ok(());
-            }
-        };
+        let pending = crate::commands::read(
+            &self.ingest,
+            self.peer,
+            authed.device.as_str(),
+            crate::commands::Which::Queued,
+        )
+        .await
+        .map_err(|_| Close::Stopping)?;
         if pending.is_empty() {
             return Ok(());
         }
@@ -696,31 +688,10 @@ impl Conn {
         self.flush(stream).await?;
         Counters::add(&self.counters.commands_sent, sent.len() as u64);
         Counters::add(&self.counters.commands_refused, refused.len() as u64);
-        let now = self.ingest.now();
         let ids: Vec<i64> = sent.iter().map(|(_, id)| *id).collect();
-        let marked = self
-            .ingest
-            .query(move |s| -> Vec<store::Result<DeviceCommand>> {
-                let mut done: Vec<_> = ids.iter().map(|id| s.mark_sent(*id, now)).collect();
-                for (id, why) in &refused {
-                    done.push(s.record_result(*id, CommandState::Refused, now, Some(why)));
-                }
-                done
-            })
-            .await;
-        match marked {
-            Ok(results) => {
-                for r in results {
-                    if let Err(e) = r {
-                        tracing::warn!(peer = %self.peer, error = %e, "command state not recorded");
-                    }
-                }
-            }
-            Err(IngestError::Stopping) => return Err(Close::Stopping),
-            Err(e) => {
-                tracing::warn!(peer = %self.peer, error = %e, "commands sent but not marked sent")
-            }
-        }
+        crate::commands::mark(&self.ingest, self.peer, ids, refused)
+            .await
+            .map_err(|_| Close::Stopping)?;
         for (serial, id) in sent {
             if self.sent.len() >= MAX_UNANSWERED
                 && let Some(oldest) = self.sent.iter().min_by_key(|(_, id)| **id).map(|(s, _)| *s)
@@ -750,27 +721,20 @@ impl Conn {
             "general response to 0x{:04x}: {word} ({})",
             g.reply_id, g.result
         );
-        let now = self.ingest.now();
-        match self
-            .ingest
-            .query(move |s| s.record_result(id, state, now, Some(&text)))
-            .await
-        {
-            Ok(Ok(c)) => {
-                Counters::add(&self.counters.command_answers, 1);
-                tracing::info!(peer = %self.peer, device = %c.device, command = c.id, state = c.state.as_str(), "command answered");
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(peer = %self.peer, command = id, error = %e, "command answer not recorded");
-                Ok(())
-            }
-            Err(IngestError::Stopping) => Err(Close::Stopping),
-            Err(e) => {
-                tracing::warn!(peer = %self.peer, command = id, error = %e, "command answer not recorded");
-                Ok(())
-            }
+        let recorded = crate::commands::record(
+            &self.ingest,
+            self.peer,
+            id,
+            crate::commands::AnswerOf::Matched,
+            state,
+            text,
+        )
+        .await
+        .map_err(|_| Close::Stopping)?;
+        if recorded.is_some() {
+            Counters::add(&self.counters.command_answers, 1);
         }
+        Ok(())
     }
 
     /// 0x0100: an auth code for a device in the registry, "no such terminal" otherwise.

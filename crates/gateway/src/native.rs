@@ -18,7 +18,19 @@
 //! - **Evidence** (seal, unseal and tamper reports, signed by the device and verified by the
 //!   session) is kept in the device log (`add_device_log`, source `native`, kind `evidence`,
 //!   the record's JSON as text, payload and signature in hex) before the acknowledgement.
-//! - **Command results** are logged (remote commands over this protocol are not wired yet).
+//! - **Remote commands** (queued through `POST /api/v1/devices/{id}/commands`) go out once the
+//!   session is established (the device's first record authenticated): every command of the
+//!   device with no answer yet, queued or sent on an earlier connection, oldest first, under
+//!   its store id as the protocol's command id; and at once when one is queued while the
+//!   device is connected ([`server::Ingest::commands_queued`]). A command sent again is
+//!   answered by the device without being executed again (it remembers the ids it executed),
+//!   so a command sent just before a connection broke is not lost. The device's **command
+//!   result** makes the command done or failed, with the result as text; a result for a
+//!   command that is not this device's, or already answered, changes nothing. The store calls
+//!   and their order are the JT/T 808 gateway's (`crate::commands`).
+//! - **Keys** are read again every [`NativeConfig::key_check_interval`] while a session lives:
+//!   a device whose keys were revoked or rotated since its hello is disconnected then, so a
+//!   live session outlasts a revocation or rotation by at most that long.
 //!
 //! Limits: [`NativeConfig::max_connections`], [`NativeConfig::idle_timeout`] (no byte for that
 //! long closes a connection, and a device must complete the handshake within that time),
@@ -40,10 +52,12 @@ use sealproto::{
     VerifyingKey,
 };
 use server::{Ingest, IngestError, Submission, Verdict};
-use store::DeviceLogEntry;
+use store::{CommandKind, CommandState, DeviceCommand, DeviceKeysRecord, DeviceLogEntry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, watch};
+
+use crate::commands::{self, AnswerOf, Which};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 4096;
@@ -65,6 +79,9 @@ pub struct NativeConfig {
     /// Records refused after the handshake (forged, replayed, unreadable) before the
     /// connection is closed.
     pub max_errors: u32,
+    /// How often an established session reads its device's keys again; keys revoked or
+    /// rotated since the hello end the session at the next check.
+    pub key_check_interval: Duration,
 }
 
 impl NativeConfig {
@@ -77,6 +94,7 @@ impl NativeConfig {
             idle_timeout: Duration::from_secs(300),
             max_unframed_bytes: 64 * 1024,
             max_errors: 16,
+            key_check_interval: Duration::from_secs(60),
         }
     }
 }
@@ -184,6 +202,14 @@ pub struct NativeStats {
     pub evidence: u64,
     /// Submissions that failed (nothing acknowledged; the connection closed).
     pub submit_failures: u64,
+    /// Commands written to a device (again after a reconnection included).
+    pub commands_sent: u64,
+    /// Commands refused, never sent (arguments the protocol cannot carry).
+    pub commands_refused: u64,
+    /// Command results recorded against their command.
+    pub command_results: u64,
+    /// Sessions ended because the device's keys were revoked or rotated during them.
+    pub closed_keys_changed: u64,
 }
 
 impl NativeStats {
@@ -209,6 +235,10 @@ impl NativeStats {
             ("observations_rejected", self.observations_rejected),
             ("evidence", self.evidence),
             ("submit_failures", self.submit_failures),
+            ("commands_sent", self.commands_sent),
+            ("commands_refused", self.commands_refused),
+            ("command_results", self.command_results),
+            ("closed_keys_changed", self.closed_keys_changed),
         ]
     }
 }
@@ -234,6 +264,10 @@ struct Counters {
     observations_rejected: AtomicU64,
     evidence: AtomicU64,
     submit_failures: AtomicU64,
+    commands_sent: AtomicU64,
+    commands_refused: AtomicU64,
+    command_results: AtomicU64,
+    closed_keys_changed: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -263,6 +297,10 @@ impl Counters {
             observations_rejected: g(&self.observations_rejected),
             evidence: g(&self.evidence),
             submit_failures: g(&self.submit_failures),
+            commands_sent: g(&self.commands_sent),
+            commands_refused: g(&self.commands_refused),
+            command_results: g(&self.command_results),
+            closed_keys_changed: g(&self.closed_keys_changed),
         }
     }
 }
@@ -384,6 +422,8 @@ enum Close {
     Session,
     Unknown(DeviceId),
     Revoked(DeviceId),
+    /// The device's keys were revoked or replaced during the session.
+    KeysChanged(DeviceId),
     /// Nothing answered: the store or the randomness failed.
     Unavailable(String),
     Io(std::io::Error),
@@ -400,6 +440,10 @@ impl std::fmt::Display for Close {
             Close::Session => f.write_str("the handshake failed"),
             Close::Unknown(d) => write!(f, "device {d} has no keys provisioned"),
             Close::Revoked(d) => write!(f, "device {d}'s keys are revoked"),
+            Close::KeysChanged(d) => write!(
+                f,
+                "device {d}'s keys were revoked or rotated during the session"
+            ),
             Close::Unavailable(why) => write!(f, "{why}"),
             Close::Io(e) => write!(f, "{e}"),
         }
@@ -437,6 +481,9 @@ async fn run(
     let _ = stream.set_nodelay(true);
     let mut conn = Conn {
         peer,
+        commands_rx: ingest.commands_queued(),
+        check_commands: None,
+        keys: None,
         session: Session::new(config.platform_keys.clone()),
         config,
         ingest,
@@ -464,6 +511,12 @@ struct Conn {
     errors: u32,
     /// Bytes read since the last good frame.
     unframed: usize,
+    /// Devices with commands newly queued (from the API).
+    commands_rx: broadcast::Receiver<String>,
+    /// Which of the device's commands to send before reading on, if any.
+    check_commands: Option<Which>,
+    /// The keys the session was accepted with, to notice a revocation or a rotation.
+    keys: Option<DeviceKeysRecord>,
 }
 
 /// A report waiting for its submission's verdict.
@@ -482,10 +535,24 @@ impl Conn {
         let mut buf = vec![0u8; READ_CHUNK];
         let idle = self.config.idle_timeout;
         let handshake_by = Instant::now() + idle;
+        let mut last_read = Instant::now();
+        let key_check = self
+            .config
+            .key_check_interval
+            .max(Duration::from_millis(10));
+        let mut next_key_check = tokio::time::Instant::now() + key_check;
         loop {
             if *closing.borrow() {
                 return Close::Stopping;
             }
+            if let Some(which) = self.check_commands.take() {
+                let sent = self.deliver(which, stream).await;
+                if let Err(reason) = sent {
+                    return reason;
+                }
+            }
+            // Idle counts from the last byte read (a command sent meanwhile does not reset it).
+            let idle = idle.saturating_sub(last_read.elapsed());
             let wait = if self.session.is_established() {
                 idle
             } else {
@@ -499,6 +566,21 @@ impl Conn {
             let n = tokio::select! {
                 biased;
                 _ = crate::turned_true(closing) => return Close::Stopping,
+                notice = self.commands_rx.recv(), if self.session.is_established() => {
+                    if let Some(device) = self.session.device()
+                        && commands::concerns(notice, device.as_str())
+                    {
+                        self.check_commands = Some(Which::Queued);
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(next_key_check), if self.keys.is_some() => {
+                    next_key_check = tokio::time::Instant::now() + key_check;
+                    if let Err(reason) = self.keys_unchanged().await {
+                        return reason;
+                    }
+                    continue;
+                }
                 read = tokio::time::timeout(wait, stream.read(&mut buf)) => match read {
                     Err(_) => {
                         add(&self.counters.closed_idle, 1);
@@ -509,6 +591,7 @@ impl Conn {
                     Ok(Err(e)) => return Close::Io(e),
                 },
             };
+            last_read = Instant::now();
             self.unframed += n;
             let result = self.chunk(&buf[..n]).await;
             // What was answered goes out even when the connection is about to close.
@@ -538,6 +621,9 @@ impl Conn {
                     self.unframed = 0;
                     add(&self.counters.established, 1);
                     tracing::info!(peer = %self.peer, device = %device, "native session established");
+                    // Everything not answered yet goes out now, sent before or not: the
+                    // device recognises a command it already executed.
+                    self.check_commands = Some(Which::Unanswered);
                 }
                 Ok(Received::Report {
                     observation,
@@ -557,7 +643,7 @@ impl Conn {
                 }
                 Ok(Received::CommandResult(result)) => {
                     self.unframed = 0;
-                    tracing::info!(peer = %self.peer, device = ?self.session.device().map(|d| d.to_string()), result = ?result, "command result");
+                    self.answered(result).await?;
                 }
                 Err(e) => self.error(e)?,
             }
@@ -617,6 +703,7 @@ impl Conn {
             .map_err(|e| Close::Unavailable(format!("no randomness from the system: {e}")))?;
         match self.session.accept(&keys, Entropy::from_bytes(random)) {
             Ok(()) => {
+                self.keys = Some(record);
                 add(&self.counters.handshakes, 1);
                 tracing::debug!(peer = %self.peer, device = %device, "hello answered");
                 Ok(())
@@ -713,6 +800,119 @@ impl Conn {
         Ok(())
     }
 
+    /// Sends the device's commands (`which`), oldest first, and marks the queued ones sent once
+    /// written. A command the protocol cannot carry is refused, never sent.
+    async fn deliver(&mut self, which: Which, stream: &mut TcpStream) -> Result<(), Close> {
+        let Some(device) = self.session.device().map(|d| d.to_string()) else {
+            return Ok(());
+        };
+        let found = commands::read(&self.ingest, self.peer, &device, which)
+            .await
+            .map_err(|_| Close::Stopping)?;
+        let mut newly_sent = Vec::new();
+        let mut refused = Vec::new();
+        let mut written = 0;
+        for c in found {
+            let (id, command) = match native_command(&c) {
+                Ok(carried) => carried,
+                Err(why) => {
+                    // Only a queued command is refused: one sent before was carried then.
+                    tracing::warn!(peer = %self.peer, device, command = c.id, kind = c.kind.as_str(), why, "command refused");
+                    if c.state == CommandState::Queued {
+                        refused.push((c.id, why));
+                    }
+                    continue;
+                }
+            };
+            match self.session.send_command(id, command) {
+                Ok(()) => {
+                    written += 1;
+                    tracing::info!(peer = %self.peer, device, command = c.id, kind = c.kind.as_str(), again = c.state == CommandState::Sent, "command sent");
+                    if c.state == CommandState::Queued {
+                        newly_sent.push(c.id);
+                    }
+                }
+                // The session failed, not the command: it waits for the next connection.
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer, device, command = c.id, error = %e, "command not sent");
+                    break;
+                }
+            }
+        }
+        self.flush(stream).await?;
+        add(&self.counters.commands_sent, written);
+        add(&self.counters.commands_refused, refused.len() as u64);
+        commands::mark(&self.ingest, self.peer, newly_sent, refused)
+            .await
+            .map_err(|_| Close::Stopping)
+    }
+
+    /// A command result: recorded against the command, if it is this device's and not
+    /// answered yet.
+    async fn answered(&mut self, result: sealproto::CommandResult) -> Result<(), Close> {
+        let Some(device) = self.session.device().map(|d| d.to_string()) else {
+            return Ok(());
+        };
+        use sealproto::CommandStatus as S;
+        let (state, word) = match result.status {
+            S::Done => (CommandState::Done, "done"),
+            S::Refused => (CommandState::Failed, "refused by the device in its state"),
+            S::Failed => (CommandState::Failed, "failed on the device"),
+            S::Unsupported => (CommandState::Failed, "not supported by the device"),
+        };
+        let text = match result.report_seq {
+            Some(seq) => format!("native command result: {word} (report seq {seq})"),
+            None => format!("native command result: {word}"),
+        };
+        let recorded = commands::record(
+            &self.ingest,
+            self.peer,
+            i64::from(result.id),
+            AnswerOf::Device(&device),
+            state,
+            text,
+        )
+        .await
+        .map_err(|_| Close::Stopping)?;
+        if recorded.is_some() {
+            add(&self.counters.command_results, 1);
+        }
+        Ok(())
+    }
+
+    /// Reads the device's keys again: revoked, rotated or gone since the hello ends the
+    /// session. A store failure is logged and lets the session go on to the next check.
+    async fn keys_unchanged(&mut self) -> Result<(), Close> {
+        let (Some(accepted), Some(device)) = (&self.keys, self.session.device()) else {
+            return Ok(());
+        };
+        let device = device.clone();
+        let id = device.to_string();
+        let now = match self.ingest.query(move |s| s.device_keys(&id)).await {
+            Ok(Ok(r)) => Some(r),
+            Ok(Err(e)) if e.is_not_found() => None,
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %self.peer, device = %device, error = %e, "keys not checked: the store failed");
+                return Ok(());
+            }
+            Err(IngestError::Stopping) => return Err(Close::Stopping),
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, device = %device, error = %e, "keys not checked");
+                return Ok(());
+            }
+        };
+        let unchanged = now.is_some_and(|r| {
+            r.revoked_at.is_none()
+                && r.signing_public == accepted.signing_public
+                && r.agreement_public == accepted.agreement_public
+        });
+        if unchanged {
+            return Ok(());
+        }
+        add(&self.counters.closed_keys_changed, 1);
+        Err(Close::KeysChanged(device))
+    }
+
     async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
         let out = self.session.take_outgoing();
         if out.is_empty() {
@@ -729,6 +929,50 @@ impl Conn {
     }
 }
 
+/// A stored command as the native protocol carries it: its id (the store's) and the message;
+/// or why it cannot be carried.
+fn native_command(c: &DeviceCommand) -> Result<(u32, sealproto::Command), String> {
+    use sealproto::Command;
+    let id = u32::try_from(c.id)
+        .map_err(|_| format!("command id {} does not fit the protocol's 4 bytes", c.id))?;
+    let transit = || -> Result<Option<model::TransitId>, String> {
+        c.transit
+            .as_deref()
+            .map(|t| {
+                t.parse()
+                    .map_err(|e| format!("transit {t:?} cannot be carried: {e}"))
+            })
+            .transpose()
+    };
+    let command = match c.kind {
+        CommandKind::Seal => Command::Seal {
+            transit: transit()?,
+        },
+        CommandKind::Unseal => Command::Unseal {
+            transit: transit()?,
+        },
+        CommandKind::SetInterval => {
+            let seconds = c
+                .args
+                .get("seconds")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or("set_interval needs args.seconds, and there is none")?;
+            let seconds = u32::try_from(seconds)
+                .ok()
+                .filter(|s| (1..=sealproto::MAX_REPORT_INTERVAL_S).contains(s))
+                .ok_or_else(|| {
+                    format!(
+                        "args.seconds {seconds} is outside 1 to {}",
+                        sealproto::MAX_REPORT_INTERVAL_S
+                    )
+                })?;
+            Command::SetReportInterval { seconds }
+        }
+        CommandKind::QueryStatus => Command::QueryStatus,
+    };
+    Ok((id, command))
+}
+
 /// Public keys from their stored hex.
 fn public_keys(signing: &str, agreement: &str) -> Option<PublicKeys> {
     let bytes = |s: &str| sealproto::from_hex(s).and_then(|b| <[u8; 32]>::try_from(b).ok());
@@ -736,4 +980,86 @@ fn public_keys(signing: &str, agreement: &str) -> Option<PublicKeys> {
         signing: VerifyingKey::from_bytes(&bytes(signing)?).ok()?,
         agreement: AgreementKey::from_bytes(bytes(agreement)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealproto::Command;
+    use serde_json::json;
+
+    fn stored(
+        id: i64,
+        kind: CommandKind,
+        transit: Option<&str>,
+        args: serde_json::Value,
+    ) -> DeviceCommand {
+        DeviceCommand {
+            id,
+            device: "LOCK-7".into(),
+            transit: transit.map(str::to_owned),
+            kind,
+            args,
+            created_at: model::Timestamp::from_unix_ms(0),
+            actor: "officer-1".into(),
+            state: CommandState::Queued,
+            sent_at: None,
+            result_at: None,
+            result: None,
+        }
+    }
+
+    /// Each kind maps to its protocol command under the store id; what the protocol cannot
+    /// carry is refused with the reason.
+    #[test]
+    fn stored_commands_map_to_protocol_commands_or_are_refused() {
+        let unseal = stored(7, CommandKind::Unseal, Some("T-1"), json!({}));
+        assert_eq!(
+            native_command(&unseal).unwrap(),
+            (
+                7,
+                Command::Unseal {
+                    transit: Some("T-1".parse().unwrap())
+                }
+            )
+        );
+        let seal = stored(8, CommandKind::Seal, None, json!({}));
+        assert_eq!(
+            native_command(&seal).unwrap(),
+            (8, Command::Seal { transit: None })
+        );
+        let interval = stored(9, CommandKind::SetInterval, None, json!({"seconds": 30}));
+        assert_eq!(
+            native_command(&interval).unwrap(),
+            (9, Command::SetReportInterval { seconds: 30 })
+        );
+        let status = stored(10, CommandKind::QueryStatus, None, json!({}));
+        assert_eq!(native_command(&status).unwrap(), (10, Command::QueryStatus));
+
+        let too_long = stored(
+            11,
+            CommandKind::SetInterval,
+            None,
+            json!({"seconds": 86_401}),
+        );
+        assert!(
+            native_command(&too_long)
+                .unwrap_err()
+                .contains("outside 1 to 86400")
+        );
+        let missing = stored(12, CommandKind::SetInterval, None, json!({}));
+        assert!(
+            native_command(&missing)
+                .unwrap_err()
+                .contains("args.seconds")
+        );
+        let big_id = stored(1 << 32, CommandKind::QueryStatus, None, json!({}));
+        assert!(native_command(&big_id).unwrap_err().contains("4 bytes"));
+        let bad_transit = stored(13, CommandKind::Seal, Some("not a transit id!"), json!({}));
+        assert!(
+            native_command(&bad_transit)
+                .unwrap_err()
+                .contains("cannot be carried")
+        );
+    }
 }

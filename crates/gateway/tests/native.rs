@@ -2,7 +2,11 @@
 //! temporary SQLite directory and the reference device (`sealproto::Device`) as the client:
 //! keys provisioned over the API; a report acknowledged only once stored, an opened lock
 //! raising the alarm, tamper evidence kept; unknown and revoked devices refused; garbage
-//! closing its own connection and nothing else.
+//! closing its own connection and nothing else; remote commands queued while the device is
+//! offline or online delivered after the handshake, their results recorded, an unauthorised
+//! unseal never reaching the device, a resent command not executed twice; a live session
+//! ended after its keys are revoked or rotated; reports held across a reconnect sent again
+//! and stored once.
 
 mod common;
 
@@ -26,11 +30,16 @@ struct Native {
 
 impl Native {
     async fn start(name: &str) -> Native {
+        Native::start_with(name, |_| {}).await
+    }
+
+    async fn start_with(name: &str, configure: impl FnOnce(&mut gateway::NativeConfig)) -> Native {
         let h = common::start(name, |_| {}).await;
         let keys = PlatformKeys::from_secrets([1; 32], [2; 32]);
         let platform = keys.public();
         let mut config = gateway::NativeConfig::new("127.0.0.1:0".parse().unwrap(), keys);
         config.idle_timeout = Duration::from_secs(10);
+        configure(&mut config);
         let native = gateway::NativeGateway::start(config, h.running.ingest.clone())
             .await
             .unwrap();
@@ -156,6 +165,39 @@ impl Client {
             }
         }
         panic!("report {seq} not acknowledged within 5 s");
+    }
+
+    /// Reads once (within `within`) and writes back what the device answered; what it made of
+    /// it, or None when the connection closed.
+    async fn pump(&mut self, within: Duration) -> Option<Vec<DeviceOutput>> {
+        let out = self.read(within).await?;
+        self.send_outgoing().await;
+        Some(out)
+    }
+
+    /// Handshake, then a first report (a device sends nothing else before it, and the gateway
+    /// sends commands only once a record has proven the device), acknowledged; the commands
+    /// that came meanwhile are executed, answered and returned.
+    async fn establish(&mut self) -> Vec<DeviceOutput> {
+        assert!(self.handshake().await, "welcomed");
+        let seq = self
+            .device
+            .report(reading(90, LockState::Locked, RopeState::Intact))
+            .unwrap();
+        self.send_outgoing().await;
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !seen
+            .iter()
+            .any(|o| matches!(o, DeviceOutput::Acknowledged { seq: s, .. } if *s >= seq))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "first report not acknowledged within 5 s"
+            );
+            seen.extend(self.pump(Duration::from_secs(1)).await.expect("open"));
+        }
+        seen
     }
 
     /// Whether the gateway closes the connection within `within`.
@@ -492,4 +534,404 @@ async fn a_report_the_stopping_service_cannot_take_is_not_acknowledged() {
     let stored = store.observations(LOCK, TimeRange::default(), 10).unwrap();
     assert!(stored.is_empty(), "{stored:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Polls the device's commands until command `id` is `state`; that command.
+async fn command_becomes(
+    h: &common::Harness,
+    device: &str,
+    id: i64,
+    state: &str,
+) -> serde_json::Value {
+    let path = format!("/api/v1/devices/{device}/commands");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = common::api(h.api(), "GET", &path, None).await;
+        assert_eq!(status, 200, "{body}");
+        let c = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("command {id} not in {body}"));
+        if c["state"] == state {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "command never became {state}: {c}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn queue(
+    h: &common::Harness,
+    device: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    common::api(
+        h.api(),
+        "POST",
+        &format!("/api/v1/devices/{device}/commands"),
+        Some(body),
+    )
+    .await
+}
+
+/// The ids of the commands the device executed (not those it answered again).
+fn executed(outputs: &[DeviceOutput]) -> Vec<u32> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            DeviceOutput::Executed { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_queued_while_offline_go_out_after_the_handshake_and_their_results_are_recorded() {
+    let n = Native::start("native-cmd-offline").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NC1", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    let public = keys.public();
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let (status, body) = common::api(
+        n.h.api(),
+        "POST",
+        "/api/v1/transits/NC1/actions",
+        Some(json!({"action": "seal"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+
+    // Sealed, not authorised: the API refuses the unseal and queues nothing.
+    let unseal = json!({"kind": "unseal", "actor": "officer-1", "transit": "NC1"});
+    let (status, problem) = queue(&n.h, LOCK, unseal.clone()).await;
+    assert_eq!(status, 409, "{problem}");
+    let (_, listed) = common::api(
+        n.h.api(),
+        "GET",
+        &format!("/api/v1/devices/{LOCK}/commands"),
+        None,
+    )
+    .await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
+
+    // Queued while the device is offline: an interval, then the unseal once authorised.
+    let (status, interval) = queue(
+        &n.h,
+        LOCK,
+        json!({"kind": "set_interval", "actor": "officer-1", "args": {"seconds": 30}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{interval}");
+    let (status, body) = common::api(
+        n.h.api(),
+        "POST",
+        "/api/v1/transits/NC1/actions",
+        Some(json!({"action": "authorize_unseal", "reason": "release granted"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, unseal) = queue(&n.h, LOCK, unseal).await;
+    assert_eq!(status, 202, "{unseal}");
+    let interval_id = interval["id"].as_i64().unwrap();
+    let unseal_id = unseal["id"].as_i64().unwrap();
+
+    // The device connects and proves itself: both commands come, oldest first, and it
+    // executes them (the API's refused unseal never existed for it).
+    let mut c = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    let mut outputs = c.establish().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while executed(&outputs).len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "commands not delivered: {outputs:?}"
+        );
+        outputs.extend(c.pump(Duration::from_secs(1)).await.expect("open"));
+    }
+    assert_eq!(
+        executed(&outputs),
+        vec![interval_id as u32, unseal_id as u32]
+    );
+    assert_eq!(c.device.report_interval_s(), 30);
+    assert_eq!(c.device.lock(), Some(LockState::Unlocked));
+
+    // The results make the commands done; the unseal's signed report is acknowledged once
+    // stored, its evidence kept.
+    let done = command_becomes(&n.h, LOCK, interval_id, "done").await;
+    assert_eq!(done["result"], "native command result: done", "{done}");
+    let done = command_becomes(&n.h, LOCK, unseal_id, "done").await;
+    assert!(
+        done["result"]
+            .as_str()
+            .unwrap()
+            .contains("done (report seq"),
+        "{done}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while c.device.unacknowledged() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "unseal report not acknowledged"
+        );
+        c.pump(Duration::from_secs(1)).await.expect("open");
+    }
+    let log =
+        n.h.running
+            .ingest
+            .query(|s| s.device_log(LOCK, PageRequest::default()))
+            .await
+            .unwrap()
+            .unwrap();
+    let record: sealproto::EvidenceRecord = serde_json::from_str(&log[0].text).unwrap();
+    let content = sealproto::verify_evidence(&record, &public.signing).unwrap();
+    assert_eq!(content.kind, sealproto::EvidenceKind::Unseal);
+    assert_eq!(content.command, Some(unseal_id as u32));
+    // The counters follow the store (the test may read the store first).
+    assert!(
+        common::eventually(Duration::from_secs(5), || {
+            let stats = n.native.stats();
+            stats.commands_sent == 2 && stats.command_results == 2
+        })
+        .await,
+        "{:?}",
+        n.native.stats()
+    );
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_queued_while_online_goes_out_at_once_and_a_resent_one_runs_once() {
+    let n = Native::start("native-cmd-online").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NC2", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let mut c = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    let outputs = c.establish().await;
+    assert!(executed(&outputs).is_empty(), "{outputs:?}");
+
+    // Queued while connected: it comes without the device sending anything.
+    let (status, queued) = queue(
+        &n.h,
+        LOCK,
+        json!({"kind": "query_status", "actor": "officer-1"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{queued}");
+    let status_id = queued["id"].as_i64().unwrap();
+    let mut outputs = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while executed(&outputs).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command did not come: {outputs:?}"
+        );
+        outputs.extend(c.pump(Duration::from_secs(1)).await.expect("open"));
+    }
+    assert_eq!(executed(&outputs), vec![status_id as u32]);
+    command_becomes(&n.h, LOCK, status_id, "done").await;
+
+    // An interval reaches the device, which executes it but loses the connection before its
+    // result goes out: the command stays sent.
+    let (status, queued) = queue(
+        &n.h,
+        LOCK,
+        json!({"kind": "set_interval", "actor": "officer-1", "args": {"seconds": 45}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{queued}");
+    let interval_id = queued["id"].as_i64().unwrap();
+    let mut outputs = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while executed(&outputs).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command did not come: {outputs:?}"
+        );
+        // Read without answering.
+        outputs.extend(c.read(Duration::from_secs(1)).await.expect("open"));
+    }
+    assert_eq!(executed(&outputs), vec![interval_id as u32]);
+    assert_eq!(c.device.report_interval_s(), 45);
+    command_becomes(&n.h, LOCK, interval_id, "sent").await;
+    let Client { stream, mut device } = c;
+    device.disconnect();
+    drop(stream);
+
+    // On the next connection the gateway sends it again; the device answers without
+    // executing it a second time, and the answer makes it done.
+    let mut c = Client::connect(n.native.addr(), device).await;
+    let mut outputs = c.establish().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = common::api(
+            n.h.api(),
+            "GET",
+            &format!("/api/v1/devices/{LOCK}/commands"),
+            None,
+        )
+        .await;
+        let c_ = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == interval_id)
+            .cloned()
+            .unwrap();
+        if c_["state"] == "done" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resent command was not answered: {c_}"
+        );
+        outputs.extend(c.pump(Duration::from_millis(200)).await.expect("open"));
+    }
+    assert!(executed(&outputs).is_empty(), "executed again: {outputs:?}");
+    assert!(
+        common::eventually(Duration::from_secs(5), || {
+            let stats = n.native.stats();
+            stats.commands_sent == 3 && stats.command_results == 2
+        })
+        .await,
+        "{:?}",
+        n.native.stats()
+    );
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_ends_once_its_keys_are_rotated_or_revoked() {
+    let n = Native::start_with("native-keys-live", |c| {
+        c.key_check_interval = Duration::from_millis(200);
+    })
+    .await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NC3", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let mut c = Client::connect(n.native.addr(), Device::new(keys.clone(), n.platform)).await;
+    c.establish().await;
+
+    // Rotated (through the store, as `sealwatch device-key rotate` does): the live session
+    // ends; the old keys are refused at the next hello, the new ones welcomed.
+    let rotated = device_keys(LOCK, 9);
+    let public = rotated.public();
+    n.h.running
+        .ingest
+        .query(move |s| {
+            s.put_device_keys(
+                LOCK,
+                &sealproto::to_hex(&public.signing.to_bytes()),
+                &sealproto::to_hex(&public.agreement.to_bytes()),
+                Timestamp::from_unix_ms(server::wall_clock().unix_ms()),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        c.closed_within(Duration::from_secs(5)).await,
+        "session ended"
+    );
+    assert_eq!(n.native.stats().closed_keys_changed, 1);
+    let mut old = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    assert!(!old.handshake().await, "old keys refused at the hello");
+    let mut new = Client::connect(n.native.addr(), Device::new(rotated.clone(), n.platform)).await;
+    new.establish().await;
+
+    // Revoked: the live session ends, and the next hello is refused.
+    n.h.running
+        .ingest
+        .query(|s| {
+            s.revoke_device_keys(
+                LOCK,
+                Timestamp::from_unix_ms(server::wall_clock().unix_ms()),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        new.closed_within(Duration::from_secs(5)).await,
+        "session ended"
+    );
+    assert_eq!(n.native.stats().closed_keys_changed, 2);
+    let mut again = Client::connect(n.native.addr(), Device::new(rotated, n.platform)).await;
+    assert!(
+        !again.handshake().await,
+        "revoked keys refused at the hello"
+    );
+    assert_eq!(n.native.stats().refused_revoked, 1);
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_held_across_a_reconnect_are_sent_again_and_stored_once() {
+    let n = Native::start("native-reconnect").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NT1", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let device = Device::new(keys, n.platform);
+
+    // A first report, acknowledged.
+    let mut c = Client::connect(n.native.addr(), device).await;
+    assert!(c.handshake().await, "welcomed");
+    let first = c
+        .device
+        .report(reading(300, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    c.send_outgoing().await;
+    c.acknowledged(first).await;
+
+    // A report sent, then the connection lost before its acknowledgement is read: the
+    // gateway may well have stored it; the device cannot know and keeps it.
+    let in_flight = c
+        .device
+        .report(reading(240, LockState::Locked, RopeState::Intact))
+        .unwrap();
+    c.send_outgoing().await;
+    let Client { stream, mut device } = c;
+    drop(stream);
+    device.disconnect();
+    assert_eq!(device.unacknowledged(), 1);
+
+    // Offline: the device goes on reading and holds what it reads.
+    let mut held = Vec::new();
+    for seconds_ago in [180, 120, 60] {
+        held.push(
+            device
+                .report(reading(seconds_ago, LockState::Locked, RopeState::Intact))
+                .unwrap(),
+        );
+    }
+    assert_eq!(device.unacknowledged(), 4);
+
+    // Reconnected: everything unacknowledged goes again, and is acknowledged.
+    let mut c = Client::connect(n.native.addr(), device).await;
+    assert!(c.handshake().await, "welcomed again");
+    c.send_outgoing().await;
+    c.acknowledged(*held.last().unwrap()).await;
+    assert_eq!(c.device.unacknowledged(), 0);
+
+    // Each report is stored once, in order, whether it arrived once or twice.
+    let stored = n.observations(LOCK).await;
+    let seqs: Vec<u64> = stored.iter().filter_map(|o| o.seq).collect();
+    let mut want = vec![first, in_flight];
+    want.extend(&held);
+    assert_eq!(seqs, want, "{stored:?}");
+    let stats = n.native.stats();
+    assert_eq!(stats.handshakes, 2);
+    assert_eq!(stats.observations_accepted, 5, "{stats:?}");
+    // The in-flight report, if the gateway read it before the connection went, came again
+    // as a duplicate: acknowledged, not stored twice.
+    assert!(stats.observations_duplicate <= 1, "{stats:?}");
+    n.stop().await;
 }

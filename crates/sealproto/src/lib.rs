@@ -119,6 +119,6 @@ pub use message::{
     Command, CommandResult, CommandStatus, DecodeError, EVENT_BITS, MAX_REPORT_INTERVAL_S, Message,
     Report,
 };
-pub use record::{MAX_MESSAGE_LEN, RECORD_OVERHEAD};
+pub use record::{MAX_MESSAGE_LEN, RECORD_OVERHEAD, open_record};
 pub use session::{Received, Session};
 pub use wire::{from_hex, to_hex};

@@ -108,3 +108,17 @@ impl Receiver {
         Ok(message)
     }
 }
+
+/// Opens one record frame with a traffic key outside any session, for tools that inspect
+/// captured traffic (`sealwatch decode`): its counter and message. There is no session, so
+/// no counter order is checked; the tag is, so a wrong key or an altered record is refused.
+pub fn open_record(key: &[u8; 32], frame: &Frame) -> Result<(u64, Vec<u8>), Error> {
+    let body = frame.body();
+    if body.len() < RECORD_OVERHEAD {
+        return Err(Error::ShortRecord { len: body.len() });
+    }
+    let mut counter = [0u8; 8];
+    counter.copy_from_slice(&body[..8]);
+    let message = Receiver::new(key).open(frame)?;
+    Ok((u64::from_be_bytes(counter), message))
+}

@@ -117,6 +117,9 @@ pub struct GatewaySettings {
     /// The platform's secret keys for the native protocol (hex); created on first start when
     /// missing. Unset: `native_platform.key` in the data directory.
     pub native_platform_key_file: Option<std::path::PathBuf>,
+    /// How often a native session's device keys are read again, in seconds: a session whose
+    /// keys were rotated or revoked ends at the next reading.
+    pub native_key_check_s: u64,
 }
 
 /// The wire form of each command kind for one model; unset kinds keep the default.
@@ -195,6 +198,12 @@ impl Default for GatewaySettings {
             jt808_commands: Default::default(),
             native_listen: None,
             native_platform_key_file: None,
+            native_key_check_s: gateway::NativeConfig::new(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                sealproto::PlatformKeys::from_secrets([0; 32], [0; 32]),
+            )
+            .key_check_interval
+            .as_secs(),
         }
     }
 }
@@ -228,6 +237,7 @@ impl GatewaySettings {
         let mut c = gateway::NativeConfig::new(self.native_listen?, platform_keys);
         c.max_connections = self.max_connections.max(1);
         c.idle_timeout = std::time::Duration::from_secs(self.idle_timeout_s.max(1));
+        c.key_check_interval = std::time::Duration::from_secs(self.native_key_check_s.max(1));
         Some(c)
     }
 }

@@ -3,6 +3,7 @@
 mod config;
 mod decode;
 mod demo;
+mod device_key;
 mod verify;
 
 use std::io::Write;
@@ -35,6 +36,12 @@ enum Command {
     Validate { scenario: PathBuf },
     /// Decode a device's bytes (hex) and print what sealwatch makes of them: per frame, the
     /// observations as a JSON array, or a JSON object for a frame that reports none.
+    ///
+    /// Native protocol: after the handshake every frame is encrypted. Without keys each frame
+    /// is described (hello: device id, ephemeral key, nonce, signature; welcome; record: its
+    /// counter and sealed length), with its CRC checked. --session-key opens records (reports
+    /// print as observations, other messages as objects); --plaintext reads one message as it
+    /// is before encryption. Bad hex, a bad CRC or a truncated frame exits 2, naming it.
     Decode {
         #[arg(long, value_enum)]
         protocol: decode::Protocol,
@@ -50,6 +57,18 @@ enum Command {
         /// Accept frames whose check code is wrong.
         #[arg(long)]
         accept_bad_check_code: bool,
+        /// Native: the traffic key of the records' direction (64 hex digits; device to
+        /// platform for reports and command results, platform to device for acknowledgements
+        /// and commands). Keys exist per session only; a test harness or the test vectors of
+        /// docs/protocol.md give them.
+        #[arg(long, conflicts_with = "plaintext")]
+        session_key: Option<String>,
+        /// Native: the bytes are one message before encryption (a firmware log), not frames.
+        #[arg(long)]
+        plaintext: bool,
+        /// Native: the device that sent the reports, when no hello comes before them.
+        #[arg(long)]
+        device: Option<String>,
     },
     /// Run the service: HTTP API under /api/v1, live stream, metrics.
     ///
@@ -83,6 +102,20 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Provision, rotate, revoke and list devices' native-protocol keys (docs/protocol.md).
+    ///
+    /// Works on the store directly, beside a running service or not. Secret keys are never
+    /// printed: `generate` and `rotate --out` write them only into a new file readable by its
+    /// owner alone (0600), to flash onto the device or hand to the emulator; what is printed
+    /// is the stored record (public keys, dates). A running native gateway refuses keys that
+    /// were replaced or revoked at the next hello, and ends a live session that uses them
+    /// within `gateway.native_key_check_s` (default 60 s).
+    DeviceKey {
+        #[command(subcommand)]
+        command: DeviceKeyCommand,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -135,6 +168,51 @@ enum TokenCommand {
     Revoke { id: String },
 }
 
+#[derive(Debug, Subcommand)]
+enum DeviceKeyCommand {
+    /// Make a device's Ed25519 signing key and X25519 agreement key, write the secrets into
+    /// FILE (created 0600, never overwritten: 128 hex digits, signing then agreement) and
+    /// register the public keys. The device must be in the registry and have no valid keys.
+    Generate {
+        device: String,
+        /// The new secret key file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Register public keys made on the device itself (its secrets never leave it). The
+    /// device must be in the registry and have no valid keys.
+    Set {
+        device: String,
+        /// The Ed25519 public signing key, 64 hex digits.
+        #[arg(long)]
+        signing: String,
+        /// The X25519 public agreement key, 64 hex digits.
+        #[arg(long)]
+        agreement: String,
+    },
+    /// Replace a device's keys, with new ones made here (--out FILE) or on the device
+    /// (--signing and --agreement). The old keys stop working at once for new sessions.
+    Rotate {
+        device: String,
+        /// Make the new keys here and write their secrets into this new file (0600).
+        #[arg(long, conflicts_with_all = ["signing", "agreement"], required_unless_present_all = ["signing", "agreement"])]
+        out: Option<PathBuf>,
+        /// The new Ed25519 public signing key, 64 hex digits.
+        #[arg(long, requires = "agreement")]
+        signing: Option<String>,
+        /// The new X25519 public agreement key, 64 hex digits.
+        #[arg(long, requires = "signing")]
+        agreement: Option<String>,
+    },
+    /// Revoke a device's keys: the gateway refuses the device until new keys are provisioned.
+    /// The keys are kept, so that evidence signed with them can still be verified.
+    Revoke { device: String },
+    /// Print a device's key record (JSON: public keys, provisioned and revoked times).
+    Show { device: String },
+    /// List every device's keys: device, state, provisioned, signing key, agreement key.
+    List,
+}
+
 /// Exit status for input that is not valid (as clap uses for bad arguments).
 const EXIT_INVALID: u8 = 2;
 
@@ -172,25 +250,24 @@ fn init_logs(settings: &config::LogSettings) -> Result<(), String> {
     done.map_err(|e| format!("cannot set up logging: {e}"))
 }
 
-/// Waits for Ctrl-C or, under a service manager, SIGTERM.
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or, under a service manager, SIGTERM. The SIGTERM handler is installed
+/// when this is called, not when the future is first polled: call it before the service
+/// announces that it listens, so that a SIGTERM sent as soon as it does stops it cleanly
+/// instead of killing the process (the default action).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                tokio::signal::ctrl_c().await.ok();
-            }
+            return;
         }
+        tokio::signal::ctrl_c().await.ok();
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await.ok();
 }
 
 /// The service's configuration from the settings.
@@ -210,13 +287,13 @@ fn service_config(settings: config::Settings) -> server::Config {
     config
 }
 
-/// `sealwatch token ...`: works on the store directly, beside a running service or not.
-fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
+/// The store as `serve` would open it, or the exit status that says why not.
+fn open_store(args: StoreArgs) -> Result<Box<dyn store::Store>, ExitCode> {
     let mut settings = match config::load(args.config.as_deref(), |n| std::env::var(n).ok()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Err(ExitCode::from(EXIT_INVALID));
         }
     };
     if let Some(d) = args.data_dir {
@@ -225,12 +302,115 @@ fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
     if args.database_url.is_some() {
         settings.store.database_url = args.database_url;
     }
-    let mut store = match server::open_store(&service_config(settings)) {
+    server::open_store(&service_config(settings)).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `sealwatch device-key ...`: works on the store directly, beside a running service or not.
+fn device_key(command: DeviceKeyCommand, args: StoreArgs) -> ExitCode {
+    use device_key::{Failure, Replace, Source};
+    let mut store = match open_store(args) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+        Err(code) => return code,
+    };
+    let now = server::wall_clock();
+    let store = &mut *store;
+    let result = match command {
+        DeviceKeyCommand::Generate { device, out } => device_key::provision(
+            store,
+            &device,
+            Source::Generate { out: &out },
+            Replace::No,
+            now,
+        )
+        .map(|r| {
+            println!("{}", device_key::json(&r));
+            eprintln!(
+                "keys of device {} made; the secrets are in {} (owner-only), nowhere else",
+                r.device,
+                out.display()
+            );
+        }),
+        DeviceKeyCommand::Set {
+            device,
+            signing,
+            agreement,
+        } => device_key::provision(
+            store,
+            &device,
+            Source::Given {
+                signing: &signing,
+                agreement: &agreement,
+            },
+            Replace::No,
+            now,
+        )
+        .map(|r| println!("{}", device_key::json(&r))),
+        DeviceKeyCommand::Rotate {
+            device,
+            out,
+            signing,
+            agreement,
+        } => {
+            let source = match (&out, &signing, &agreement) {
+                (Some(out), _, _) => Source::Generate { out },
+                (None, Some(signing), Some(agreement)) => Source::Given { signing, agreement },
+                _ => {
+                    eprintln!("error: rotate needs --out FILE, or --signing and --agreement");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            device_key::provision(store, &device, source, Replace::Yes, now).map(|r| {
+                println!("{}", device_key::json(&r));
+                eprintln!(
+                    "keys of device {} replaced: the old ones are refused at the next hello, and a live session using them ends within gateway.native_key_check_s (default 60 s)",
+                    r.device
+                );
+            })
         }
+        DeviceKeyCommand::Revoke { device } => store
+            .revoke_device_keys(&device, now)
+            .map(|r| {
+                println!("{}", device_key::json(&r));
+                eprintln!(
+                    "keys of device {} revoked: the device is refused at its next hello, and a live session ends within gateway.native_key_check_s (default 60 s)",
+                    r.device
+                );
+            })
+            .map_err(Failure::from),
+        DeviceKeyCommand::Show { device } => store
+            .device_keys(&device)
+            .map(|r| println!("{}", device_key::json(&r)))
+            .map_err(Failure::from),
+        DeviceKeyCommand::List => store
+            .list_device_keys()
+            .map(|all| {
+                for r in &all {
+                    println!("{}", device_key::line(r));
+                }
+            })
+            .map_err(Failure::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invalid(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sealwatch token ...`: works on the store directly, beside a running service or not.
+fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
+    let mut store = match open_store(args) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let now = server::wall_clock();
     let result = match command {
@@ -341,6 +521,7 @@ fn serve(
         );
     }
     let result = runtime().block_on(async {
+        let shutdown = shutdown_signal();
         let running = server::start(config).await?;
         eprintln!("sealwatch: listening on http://{}", running.addr);
         let gateway = match jt808 {
@@ -421,7 +602,7 @@ fn serve(
             }
             None => None,
         };
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("stopping; committing what was accepted");
         if let Some(m) = mqtt {
             m.stop().await;
@@ -458,6 +639,7 @@ fn main() -> ExitCode {
             database_url,
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
+        Command::DeviceKey { command, store } => device_key(command, store),
         Command::VerifyEvent { key, record } => {
             let text = if record.as_os_str() == "-" {
                 let mut text = String::new();
@@ -493,6 +675,9 @@ fn main() -> ExitCode {
             model,
             utc_offset_minutes,
             accept_bad_check_code,
+            session_key,
+            plaintext,
+            device,
         } => {
             let hex = if hex == "-" {
                 let mut text = String::new();
@@ -508,6 +693,9 @@ fn main() -> ExitCode {
                 model,
                 utc_offset_minutes,
                 accept_bad_check_code,
+                session_key,
+                plaintext,
+                device,
             };
             match decode::decode(protocol, &hex, &opts) {
                 Ok(values) => {

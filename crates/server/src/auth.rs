@@ -138,13 +138,19 @@ fn unauthorized(detail: &str) -> Response {
     r
 }
 
-/// Paths that need no bearer token: the service's own health and metrics, the API's
-/// documentation, and the signed webhooks.
+/// Paths anyone may read: the service's own health and metrics, and the API's documentation;
+/// and the paths that authenticate by signature instead of a token: a reader's signed reads
+/// (`readers::post_reads` checks the signature with the reader's key) and vendors' signed
+/// webhooks (`containers::webhook` checks an HMAC with the vendor's secret).
 fn is_open(path: &str) -> bool {
     matches!(
         path,
         "/healthz" | "/readyz" | "/metrics" | "/api/v1/openapi.json" | "/api/v1/docs"
     ) || !path.starts_with("/api/")
+        || path
+            .strip_prefix("/api/v1/readers/")
+            .and_then(|rest| rest.strip_suffix("/reads"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
         // Vendor webhooks are authenticated by the signature of their body instead
         // (containers.rs): a vendor cloud holds a shared secret, not an API token.
         || path.starts_with("/api/v1/webhooks/")

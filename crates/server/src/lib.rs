@@ -12,6 +12,7 @@ pub mod containers;
 mod keys;
 mod metrics;
 pub mod openapi;
+pub mod readers;
 mod reference;
 mod registry;
 mod writer;
@@ -388,22 +389,33 @@ pub enum IngestError {
     Unavailable(String),
 }
 
+/// Hands inputs to the writer and waits for their verdicts: the one way in for the API and
+/// the gateways alike. `jobs` is dropped once the job is sent, so a caller holding a weak
+/// sender does not keep the writer alive while it waits.
+async fn submit_to(
+    jobs: mpsc::Sender<Job>,
+    clock: &Clock,
+    items: Vec<Submission>,
+) -> Result<Vec<Verdict>, IngestError> {
+    let (reply, rx) = oneshot::channel();
+    let job = Job::Submit {
+        items,
+        now: clock.now(),
+        received: Instant::now(),
+        reply,
+    };
+    jobs.send(job).await.map_err(|_| IngestError::Stopping)?;
+    drop(jobs);
+    rx.await
+        .map_err(|_| IngestError::Stopping)?
+        .map_err(IngestError::Unavailable)
+}
+
 impl Ingest {
     /// Submits inputs together; a verdict per input, once the accepted ones are committed.
     pub async fn submit(&self, items: Vec<Submission>) -> Result<Vec<Verdict>, IngestError> {
         let jobs = self.jobs.upgrade().ok_or(IngestError::Stopping)?;
-        let (reply, rx) = oneshot::channel();
-        let job = Job::Submit {
-            items,
-            now: self.clock.now(),
-            received: Instant::now(),
-            reply,
-        };
-        jobs.send(job).await.map_err(|_| IngestError::Stopping)?;
-        drop(jobs);
-        rx.await
-            .map_err(|_| IngestError::Stopping)?
-            .map_err(IngestError::Unavailable)
+        submit_to(jobs, &self.clock, items).await
     }
 
     /// Runs `f` with the store on the writer thread (the only place the store is touched) and
@@ -536,6 +548,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/observations", post(observations))
         .route("/api/v1/reads", post(read))
+        .route(
+            "/api/v1/readers/{id}/key",
+            put(readers::put_key)
+                .get(readers::get_key)
+                .delete(readers::revoke_key),
+        )
+        .route("/api/v1/readers/{id}/reads", post(readers::post_reads))
+        .route("/api/v1/readers/{id}/posts", get(readers::posts))
         .route("/api/v1/alarms", get(list_alarms))
         .route("/api/v1/alarms/{id}", get(get_alarm))
         .route("/api/v1/alarms/{id}/{step}", post(handle_alarm))
@@ -731,20 +751,12 @@ impl AppState {
     }
 
     async fn submit(&self, items: Vec<Submission>) -> Result<Vec<Verdict>, Problem> {
-        let (reply, rx) = oneshot::channel();
-        let job = Job::Submit {
-            items,
-            now: self.clock.now(),
-            received: Instant::now(),
-            reply,
-        };
-        self.jobs
-            .send(job)
+        submit_to(self.jobs.clone(), &self.clock, items)
             .await
-            .map_err(|_| Problem::unavailable())?;
-        rx.await
-            .map_err(|_| Problem::unavailable())?
-            .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e))
+            .map_err(|e| match e {
+                IngestError::Stopping => Problem::unavailable(),
+                IngestError::Unavailable(why) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, why),
+            })
     }
 
     async fn submit_one(&self, item: Submission) -> Result<(), Problem> {
@@ -1020,7 +1032,7 @@ async fn read(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Stat
 
 /// One item's result in a batch of observations.
 #[derive(Debug, Serialize)]
-struct ItemResult {
+pub(crate) struct ItemResult {
     index: usize,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1035,30 +1047,60 @@ async fn observations(
         detail: format!("expected a JSON array of observations: {}", p.detail),
         ..p
     })?;
-    // Each item is read on its own: one bad item is reported, the others are taken.
-    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
-    let mut good = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<model::Observation>(item) {
-            Ok(o) => {
-                good.push((index, Submission::Observation(o)));
-                results.push(None);
+    let (accepted, results) = s
+        .submit_items(items, |item| {
+            serde_json::from_value::<model::Observation>(item)
+                .map(Submission::Observation)
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "accepted": accepted, "results": results }),
+    ))
+}
+
+impl AppState {
+    /// Submits a batch whose items are read one by one (`read` names what is wrong with an
+    /// item): one bad item is reported, the others are taken. Returns how many were accepted
+    /// and a result per item, in the order of the batch.
+    pub(crate) async fn submit_items(
+        &self,
+        items: Vec<serde_json::Value>,
+        read: impl Fn(serde_json::Value) -> Result<Submission, String>,
+    ) -> Result<(usize, Vec<ItemResult>), Problem> {
+        let mut rejected = Vec::new();
+        let mut indices = Vec::new();
+        let mut subs = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            match read(item) {
+                Ok(sub) => {
+                    indices.push(index);
+                    subs.push(sub);
+                }
+                Err(why) => rejected.push((index, why)),
             }
-            Err(e) => results.push(Some(ItemResult {
-                index,
-                status: "rejected",
-                error: Some(e.to_string()),
-            })),
         }
+        let verdicts = if subs.is_empty() {
+            Vec::new()
+        } else {
+            self.submit(subs).await?
+        };
+        Ok(item_results(indices, verdicts, rejected))
     }
-    let (indices, subs): (Vec<usize>, Vec<Submission>) = good.into_iter().unzip();
-    let verdicts = if subs.is_empty() {
-        Vec::new()
-    } else {
-        s.submit(subs).await?
-    };
-    for (index, v) in indices.into_iter().zip(verdicts) {
-        results[index] = Some(match v {
+}
+
+/// Each item's result in a batch, in the order of the batch: the submitted ones (`indices`)
+/// with their verdicts, the ones refused before submission with why. Returns how many were
+/// accepted and the results.
+fn item_results(
+    indices: Vec<usize>,
+    verdicts: Vec<Verdict>,
+    rejected: Vec<(usize, String)>,
+) -> (usize, Vec<ItemResult>) {
+    let mut results: Vec<ItemResult> = indices
+        .into_iter()
+        .zip(verdicts)
+        .map(|(index, v)| match v {
             Verdict::Accepted => ItemResult {
                 index,
                 status: "accepted",
@@ -1074,13 +1116,16 @@ async fn observations(
                 status: "rejected",
                 error: Some(why),
             },
-        });
-    }
-    let results: Vec<ItemResult> = results.into_iter().flatten().collect();
+        })
+        .chain(rejected.into_iter().map(|(index, why)| ItemResult {
+            index,
+            status: "rejected",
+            error: Some(why),
+        }))
+        .collect();
+    results.sort_by_key(|r| r.index);
     let accepted = results.iter().filter(|r| r.status == "accepted").count();
-    Ok(Json(
-        serde_json::json!({ "accepted": accepted, "results": results }),
-    ))
+    (accepted, results)
 }
 
 async fn list_alarms(

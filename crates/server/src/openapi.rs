@@ -240,6 +240,46 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &[],
     },
     RouteDoc {
+        method: "put",
+        path: "/api/v1/readers/{id}/key",
+        summary: "Provision a registered reader's Ed25519 public key (hex), replacing any earlier one and clearing a revocation",
+        body: Some("reader_key"),
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/readers/{id}/key",
+        summary: "A reader's public key, with when it was provisioned and revoked",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/api/v1/readers/{id}/key",
+        summary: "Revoke a reader's key: its posts are refused from now on",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/readers/{id}/reads",
+        summary: "A reader's checkpoint reads, signed with its own key in the Sealwatch-Reader-Signature header (ed25519=<hex> over \"sealwatch-reader-post-v1\\n\" + id + \"\\n\" + body); no bearer token. A result per read; a replayed post is answered with replay: true and not taken again",
+        body: Some("reader_post"),
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/readers/{id}/posts",
+        summary: "What a reader posted, exactly as signed, with the key that checked it, oldest first (evidence anyone with the key can verify)",
+        body: None,
+        ok: 200,
+        query: &["after", "limit"],
+    },
+    RouteDoc {
         method: "get",
         path: "/api/v1/transits/{id}/track",
         summary: "A transit's track as GeoJSON: a LineString Feature, or with format=points a FeatureCollection of Points",
@@ -424,6 +464,8 @@ pub fn document() -> Value {
         {
             // Open to anyone: health, metrics and the documentation.
             op["security"] = json!([]);
+        } else if r.path == "/api/v1/readers/{id}/reads" {
+            op["security"] = json!([{"reader_signature": []}]);
         }
         if r.path.starts_with("/api/v1/webhooks/") {
             // Signed by the vendor instead (docs/containers.md).
@@ -446,7 +488,10 @@ pub fn document() -> Value {
         "security": [{"bearer": []}],
         "components": {
             "schemas": schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token from `sealwatch token create` (swt_...)."}}
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API token from `sealwatch token create` (swt_...)."},
+                "reader_signature": {"type": "apiKey", "in": "header", "name": "Sealwatch-Reader-Signature", "description": "ed25519=<128 hex digits>: the reader's signature over \"sealwatch-reader-post-v1\\n\" + reader id + \"\\n\" + the body (docs/readers.md)."}
+            }
         }
     })
 }
@@ -536,6 +581,19 @@ fn schemas() -> Value {
             "actor": {"type": "string", "minLength": 1},
             "transit": {"$ref": "#/components/schemas/id", "description": "required for unseal"}
         }
+    }));
+    defs.insert("reader_key".into(), json!({
+        "type": "object", "required": ["public_key"],
+        "additionalProperties": false,
+        "properties": {
+            "public_key": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "Ed25519 public key, 32 bytes hex"}
+        }
+    }));
+    defs.insert("reader_post".into(), json!({
+        "oneOf": [
+            {"$ref": "#/components/schemas/read"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/read"}, "maxItems": crate::readers::MAX_READS_PER_POST}
+        ]
     }));
     defs.insert("device_keys".into(), json!({
         "type": "object", "required": ["signing_public", "agreement_public"],

@@ -53,7 +53,7 @@ fn path_id<T: std::str::FromStr<Err = model::IdError>>(id: &str) -> Result<T, Pr
 }
 
 /// A page of a registry list: keyset paging as everywhere in the API.
-fn page(after: Option<i64>, limit: Option<u32>) -> Result<PageRequest, Problem> {
+pub(crate) fn page(after: Option<i64>, limit: Option<u32>) -> Result<PageRequest, Problem> {
     let limit = limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(bad_request("limit: must be 1 to 1000".into()));

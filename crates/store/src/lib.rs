@@ -233,6 +233,35 @@ pub struct DeviceKeysRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A reader's Ed25519 public key (hex), as provisioned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReaderKeyRecord {
+    pub reader: String,
+    /// The Ed25519 public key (32 bytes, hex).
+    pub public_key: String,
+    /// When this key was provisioned.
+    pub created_at: Timestamp,
+    /// When it was revoked: the service refuses the reader's posts from then on.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A post a reader signed, kept as evidence exactly as it was checked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignedReadRecord {
+    /// Assigned by the store; ignored when adding.
+    pub id: i64,
+    pub reader: String,
+    /// SHA-256 of the signed message (hex): the same post twice has the same digest.
+    pub digest: String,
+    /// The key the signature was checked with (hex).
+    pub public_key: String,
+    /// The Ed25519 signature (64 bytes, hex).
+    pub signature: String,
+    /// The body as posted (UTF-8 JSON).
+    pub body: String,
+    pub received_at: Timestamp,
+}
+
 /// How a device is fixed to a container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -955,6 +984,30 @@ pub trait Store: Send {
     /// Revokes a device's keys from `at` on (revoking twice keeps the first time); not found
     /// when none were provisioned.
     fn revoke_device_keys(&mut self, device: &str, at: Timestamp) -> Result<DeviceKeysRecord>;
+    /// Every device's native-protocol keys, revoked or not, by device id.
+    fn list_device_keys(&mut self) -> Result<Vec<DeviceKeysRecord>>;
+
+    /// Provisions a reader's Ed25519 public key (hex), replacing any earlier one and clearing
+    /// its revocation (rotation); the stored record is returned.
+    fn put_reader_key(
+        &mut self,
+        reader: &str,
+        public_key: &str,
+        at: Timestamp,
+    ) -> Result<ReaderKeyRecord>;
+    /// A reader's key, revoked or not; not found when none was provisioned.
+    fn reader_key(&mut self, reader: &str) -> Result<ReaderKeyRecord>;
+    /// Revokes a reader's key from `at` on (revoking twice keeps the first time); not found
+    /// when none was provisioned.
+    fn revoke_reader_key(&mut self, reader: &str, at: Timestamp) -> Result<ReaderKeyRecord>;
+    /// Keeps a signed post (`record.id` is ignored). `None` when the reader's post with that
+    /// digest is already kept (a replay), else the stored record.
+    fn add_signed_read(&mut self, record: &SignedReadRecord) -> Result<Option<SignedReadRecord>>;
+    /// The reader's kept post with that digest; not found when there is none.
+    fn signed_read(&mut self, reader: &str, digest: &str) -> Result<SignedReadRecord>;
+    /// A reader's kept posts, oldest first, `page.after` being the id of the last one of the
+    /// previous page.
+    fn signed_reads(&mut self, reader: &str, page: PageRequest) -> Result<Vec<SignedReadRecord>>;
 
     /// Pairs `device` to `container` from `at` on; a conflict when the device is embedded in
     /// a container, is paired now, or was paired after `at` (windows never overlap). The
@@ -1027,6 +1080,10 @@ pub trait Store: Send {
     fn command(&mut self, id: i64) -> Result<DeviceCommand>;
     /// A device's queued commands, oldest first.
     fn pending_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>>;
+    /// A device's commands that have no answer yet (queued or sent), oldest first: what a
+    /// gateway whose protocol lets a device recognise a resent command (the native protocol)
+    /// sends again on a new connection.
+    fn unanswered_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>>;
     /// A queued command has been sent at `at`; a conflict when it is not queued.
     fn mark_sent(&mut self, id: i64, at: Timestamp) -> Result<DeviceCommand>;
     /// The device's answer to a command (or the gateway's refusal to send it): `state` is

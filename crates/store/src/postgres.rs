@@ -10,11 +10,11 @@ use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
     CommandState, CommandsOf, Commit, ContainerPairing, DeviceCommand, DeviceFilter,
     DeviceKeysRecord, DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep,
-    LoggedInput, PAIRING_COLUMNS, PageRequest, PairingKind, Result, SQL_DAY, Store, StoredTransit,
-    TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter, alarm_counts, attach_feed, attach_note,
-    feed_item, output_feed, pairing_from_row, parse_outcome, parse_state, parse_transit_state,
-    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
-    with_result,
+    LoggedInput, PAIRING_COLUMNS, PageRequest, PairingKind, ReaderKeyRecord, Result, SQL_DAY,
+    SignedReadRecord, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter,
+    alarm_counts, attach_feed, attach_note, feed_item, output_feed, pairing_from_row,
+    parse_outcome, parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name, with_result,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         include_str!("../migrations/postgres/010_container_pairings.sql"),
+    ),
+    (
+        11,
+        include_str!("../migrations/postgres/011_reader_keys.sql"),
     ),
 ];
 
@@ -485,6 +489,24 @@ impl Store for PgStore {
         self.device_keys(device)
     }
 
+    fn list_device_keys(&mut self) -> Result<Vec<DeviceKeysRecord>> {
+        let rows = self.client.query(
+            "SELECT device, signing_public, agreement_public, created_at, revoked_at
+             FROM device_keys ORDER BY device",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| DeviceKeysRecord {
+                device: r.get(0),
+                signing_public: r.get(1),
+                agreement_public: r.get(2),
+                created_at: Timestamp::from_unix_ms(r.get(3)),
+                revoked_at: r.get::<_, Option<i64>>(4).map(Timestamp::from_unix_ms),
+            })
+            .collect())
+    }
+
     fn insert_container_pairing(
         &mut self,
         container: &str,
@@ -566,6 +588,90 @@ impl Store for PgStore {
             .collect())
     }
 
+    fn put_reader_key(
+        &mut self,
+        reader: &str,
+        public_key: &str,
+        at: Timestamp,
+    ) -> Result<ReaderKeyRecord> {
+        self.client.execute(
+            "INSERT INTO reader_keys (reader, public_key, created_at, revoked_at)
+             VALUES ($1, $2, $3, NULL)
+             ON CONFLICT (reader) DO UPDATE SET public_key = excluded.public_key,
+               created_at = excluded.created_at, revoked_at = NULL",
+            &[&reader, &public_key, &at.unix_ms()],
+        )?;
+        self.reader_key(reader)
+    }
+
+    fn reader_key(&mut self, reader: &str) -> Result<ReaderKeyRecord> {
+        let row = self.client.query_opt(
+            "SELECT reader, public_key, created_at, revoked_at FROM reader_keys WHERE reader = $1",
+            &[&reader],
+        )?;
+        let r = row.ok_or_else(|| Error::NotFound {
+            what: "reader key",
+            id: reader.to_owned(),
+        })?;
+        Ok(ReaderKeyRecord {
+            reader: r.get(0),
+            public_key: r.get(1),
+            created_at: Timestamp::from_unix_ms(r.get(2)),
+            revoked_at: r.get::<_, Option<i64>>(3).map(Timestamp::from_unix_ms),
+        })
+    }
+
+    fn revoke_reader_key(&mut self, reader: &str, at: Timestamp) -> Result<ReaderKeyRecord> {
+        self.client.execute(
+            "UPDATE reader_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE reader = $1",
+            &[&reader, &at.unix_ms()],
+        )?;
+        self.reader_key(reader)
+    }
+
+    fn add_signed_read(&mut self, r: &SignedReadRecord) -> Result<Option<SignedReadRecord>> {
+        let row = self.client.query_opt(
+            "INSERT INTO signed_reads (reader, digest, public_key, signature, body, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (reader, digest) DO NOTHING RETURNING id",
+            &[
+                &r.reader,
+                &r.digest,
+                &r.public_key,
+                &r.signature,
+                &r.body,
+                &r.received_at.unix_ms(),
+            ],
+        )?;
+        Ok(row.map(|row| SignedReadRecord {
+            id: row.get(0),
+            ..r.clone()
+        }))
+    }
+
+    fn signed_read(&mut self, reader: &str, digest: &str) -> Result<SignedReadRecord> {
+        let row = self.client.query_opt(
+            "SELECT id, reader, digest, public_key, signature, body, received_at FROM signed_reads
+             WHERE reader = $1 AND digest = $2",
+            &[&reader, &digest],
+        )?;
+        row.as_ref()
+            .map(signed_read_row)
+            .ok_or_else(|| Error::NotFound {
+                what: "signed read",
+                id: format!("{reader}/{digest}"),
+            })
+    }
+
+    fn signed_reads(&mut self, reader: &str, page: PageRequest) -> Result<Vec<SignedReadRecord>> {
+        let rows = self.client.query(
+            "SELECT id, reader, digest, public_key, signature, body, received_at FROM signed_reads
+             WHERE reader = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&reader, &page.after.unwrap_or(0), &i64::from(page.limit)],
+        )?;
+        Ok(rows.iter().map(signed_read_row).collect())
+    }
+
     fn queue_command(&mut self, c: &DeviceCommand) -> Result<DeviceCommand> {
         let id: i64 = self
             .client
@@ -602,6 +708,17 @@ impl Store for PgStore {
             &format!(
                 "SELECT {COMMAND_COLUMNS} FROM device_commands
                  WHERE device = $1 AND state = 'queued' ORDER BY id"
+            ),
+            &[&device],
+        )?;
+        rows.iter().map(|r| command_row(r).command()).collect()
+    }
+
+    fn unanswered_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT {COMMAND_COLUMNS} FROM device_commands
+                 WHERE device = $1 AND state IN ('queued', 'sent') ORDER BY id"
             ),
             &[&device],
         )?;
@@ -1301,6 +1418,18 @@ fn command_row(r: &::postgres::Row) -> CommandRow {
         sent_at: r.get(8),
         result_at: r.get(9),
         result: r.get(10),
+    }
+}
+
+fn signed_read_row(r: &::postgres::Row) -> SignedReadRecord {
+    SignedReadRecord {
+        id: r.get(0),
+        reader: r.get(1),
+        digest: r.get(2),
+        public_key: r.get(3),
+        signature: r.get(4),
+        body: r.get(5),
+        received_at: Timestamp::from_unix_ms(r.get(6)),
     }
 }
 

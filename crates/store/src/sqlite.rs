@@ -14,11 +14,11 @@ use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
     CommandState, CommandsOf, Commit, ContainerPairing, DeviceCommand, DeviceFilter,
     DeviceKeysRecord, DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep,
-    LoggedInput, PAIRING_COLUMNS, PageRequest, PairingKind, Result, SQL_DAY, Store, StoredTransit,
-    TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter, alarm_counts, attach_feed, attach_note,
-    feed_item, output_feed, pairing_from_row, parse_outcome, parse_state, parse_transit_state,
-    step_feed, token_from_row, transit_counts, transit_state_name, transition, wire_name,
-    with_result,
+    LoggedInput, PAIRING_COLUMNS, PageRequest, PairingKind, ReaderKeyRecord, Result, SQL_DAY,
+    SignedReadRecord, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter,
+    alarm_counts, attach_feed, attach_note, feed_item, output_feed, pairing_from_row,
+    parse_outcome, parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name, with_result,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../migrations/sqlite/010_container_pairings.sql"),
     ),
+    (11, include_str!("../migrations/sqlite/011_reader_keys.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -426,6 +427,23 @@ impl Store for SqliteStore {
         self.device_keys(device)
     }
 
+    fn list_device_keys(&mut self) -> Result<Vec<DeviceKeysRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device, signing_public, agreement_public, created_at, revoked_at
+             FROM device_keys ORDER BY device",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DeviceKeysRecord {
+                device: r.get(0)?,
+                signing_public: r.get(1)?,
+                agreement_public: r.get(2)?,
+                created_at: Timestamp::from_unix_ms(r.get(3)?),
+                revoked_at: r.get::<_, Option<i64>>(4)?.map(Timestamp::from_unix_ms),
+            })
+        })?;
+        rows.map(|r| r.map_err(Error::from)).collect()
+    }
+
     fn insert_container_pairing(
         &mut self,
         container: &str,
@@ -505,6 +523,100 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn put_reader_key(
+        &mut self,
+        reader: &str,
+        public_key: &str,
+        at: Timestamp,
+    ) -> Result<ReaderKeyRecord> {
+        self.conn.execute(
+            "INSERT INTO reader_keys (reader, public_key, created_at, revoked_at)
+             VALUES (?1, ?2, ?3, NULL)
+             ON CONFLICT (reader) DO UPDATE SET public_key = excluded.public_key,
+               created_at = excluded.created_at, revoked_at = NULL",
+            params![reader, public_key, at.unix_ms()],
+        )?;
+        self.reader_key(reader)
+    }
+
+    fn reader_key(&mut self, reader: &str) -> Result<ReaderKeyRecord> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT reader, public_key, created_at, revoked_at FROM reader_keys
+                 WHERE reader = ?1",
+                params![reader],
+                |r| {
+                    Ok(ReaderKeyRecord {
+                        reader: r.get(0)?,
+                        public_key: r.get(1)?,
+                        created_at: Timestamp::from_unix_ms(r.get(2)?),
+                        revoked_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_unix_ms),
+                    })
+                },
+            )
+            .optional()?;
+        row.ok_or_else(|| Error::NotFound {
+            what: "reader key",
+            id: reader.to_owned(),
+        })
+    }
+
+    fn revoke_reader_key(&mut self, reader: &str, at: Timestamp) -> Result<ReaderKeyRecord> {
+        self.conn.execute(
+            "UPDATE reader_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE reader = ?1",
+            params![reader, at.unix_ms()],
+        )?;
+        self.reader_key(reader)
+    }
+
+    fn add_signed_read(&mut self, r: &SignedReadRecord) -> Result<Option<SignedReadRecord>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "INSERT INTO signed_reads (reader, digest, public_key, signature, body, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (reader, digest) DO NOTHING RETURNING id",
+                params![
+                    r.reader,
+                    r.digest,
+                    r.public_key,
+                    r.signature,
+                    r.body,
+                    r.received_at.unix_ms()
+                ],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(id.map(|id| SignedReadRecord { id, ..r.clone() }))
+    }
+
+    fn signed_read(&mut self, reader: &str, digest: &str) -> Result<SignedReadRecord> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, reader, digest, public_key, signature, body, received_at FROM signed_reads
+             WHERE reader = ?1 AND digest = ?2",
+        )?;
+        let row = stmt
+            .query_row(params![reader, digest], signed_read_row)
+            .optional()?;
+        row.ok_or_else(|| Error::NotFound {
+            what: "signed read",
+            id: format!("{reader}/{digest}"),
+        })
+    }
+
+    fn signed_reads(&mut self, reader: &str, page: PageRequest) -> Result<Vec<SignedReadRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, reader, digest, public_key, signature, body, received_at FROM signed_reads
+             WHERE reader = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![reader, page.after.unwrap_or(0), page.limit],
+            signed_read_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn queue_command(&mut self, c: &DeviceCommand) -> Result<DeviceCommand> {
         let id: i64 = self.conn.query_row(
             "INSERT INTO device_commands (device, transit, kind, args, created_at, actor, state)
@@ -542,6 +654,15 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COMMAND_COLUMNS} FROM device_commands
              WHERE device = ?1 AND state = 'queued' ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![device], command_row)?;
+        rows.map(|r| r?.command()).collect()
+    }
+
+    fn unanswered_commands(&mut self, device: &str) -> Result<Vec<DeviceCommand>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COMMAND_COLUMNS} FROM device_commands
+             WHERE device = ?1 AND state IN ('queued', 'sent') ORDER BY id"
         ))?;
         let rows = stmt.query_map(params![device], command_row)?;
         rows.map(|r| r?.command()).collect()
@@ -1347,6 +1468,18 @@ fn command_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
         sent_at: r.get(8)?,
         result_at: r.get(9)?,
         result: r.get(10)?,
+    })
+}
+
+fn signed_read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignedReadRecord> {
+    Ok(SignedReadRecord {
+        id: r.get(0)?,
+        reader: r.get(1)?,
+        digest: r.get(2)?,
+        public_key: r.get(3)?,
+        signature: r.get(4)?,
+        body: r.get(5)?,
+        received_at: Timestamp::from_unix_ms(r.get(6)?),
     })
 }
 

@@ -7,8 +7,8 @@ use model::{
 };
 use store::{
     AlarmCount, AlarmFilter, CommandKind, CommandState, CommandsOf, Commit, DeviceCommand,
-    DeviceFilter, LoggedInput, PageRequest, PgStore, Position, SqliteStore, Store, TimeRange,
-    TransitFilter,
+    DeviceFilter, LoggedInput, PageRequest, PgStore, Position, SignedReadRecord, SqliteStore,
+    Store, TimeRange, TransitFilter,
 };
 
 fn t(s: &str) -> Timestamp {
@@ -689,6 +689,81 @@ fn device_keys_provisioned_rotated_revoked(s: &mut dyn Store) {
     assert_eq!(rotated.created_at, t("2026-11-25T11:00:00Z"));
     assert_eq!(rotated.revoked_at, None);
     assert_eq!(s.device_keys("LOCK-7").unwrap(), rotated);
+
+    // Listed by device id, revoked ones too.
+    let other = s
+        .put_device_keys("LOCK-1", "ee55", "ff66", t("2026-11-25T12:00:00Z"))
+        .unwrap();
+    let other = s
+        .revoke_device_keys(&other.device, t("2026-11-25T12:30:00Z"))
+        .unwrap();
+    assert_eq!(s.list_device_keys().unwrap(), vec![other, rotated]);
+}
+
+fn reader_keys_and_signed_reads(s: &mut dyn Store) {
+    assert!(s.reader_key("R-GATE-1").unwrap_err().is_not_found());
+    assert!(
+        s.revoke_reader_key("R-GATE-1", t("2026-11-25T08:00:00Z"))
+            .unwrap_err()
+            .is_not_found()
+    );
+    let first = s
+        .put_reader_key("R-GATE-1", "aa11", t("2026-11-25T08:00:00Z"))
+        .unwrap();
+    assert_eq!(first.reader, "R-GATE-1");
+    assert_eq!(first.public_key, "aa11");
+    assert_eq!(first.revoked_at, None);
+    assert_eq!(s.reader_key("R-GATE-1").unwrap(), first);
+    let revoked = s
+        .revoke_reader_key("R-GATE-1", t("2026-11-25T09:00:00Z"))
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(t("2026-11-25T09:00:00Z")));
+    assert_eq!(revoked.public_key, "aa11", "a revoked key is kept");
+    let again = s
+        .revoke_reader_key("R-GATE-1", t("2026-11-25T10:00:00Z"))
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(t("2026-11-25T09:00:00Z")));
+    let rotated = s
+        .put_reader_key("R-GATE-1", "cc33", t("2026-11-25T11:00:00Z"))
+        .unwrap();
+    assert_eq!(rotated.public_key, "cc33");
+    assert_eq!(rotated.revoked_at, None);
+
+    let post = |digest: &str, body: &str| SignedReadRecord {
+        id: 0,
+        reader: "R-GATE-1".into(),
+        digest: digest.into(),
+        public_key: "cc33".into(),
+        signature: "5151".into(),
+        body: body.into(),
+        received_at: t("2026-11-25T12:00:00Z"),
+    };
+    assert!(s.signed_read("R-GATE-1", "d1").unwrap_err().is_not_found());
+    let kept = s.add_signed_read(&post("d1", "[1]")).unwrap().unwrap();
+    assert!(kept.id > 0);
+    assert_eq!(
+        kept,
+        SignedReadRecord {
+            id: kept.id,
+            ..post("d1", "[1]")
+        }
+    );
+    // The same post again is a replay: recognised, not kept twice.
+    assert_eq!(s.add_signed_read(&post("d1", "[1]")).unwrap(), None);
+    let second = s.add_signed_read(&post("d2", "[2]")).unwrap().unwrap();
+    assert_eq!(s.signed_read("R-GATE-1", "d1").unwrap(), kept);
+    // Digests are per reader.
+    let other = SignedReadRecord {
+        reader: "R-HAND-2".into(),
+        ..post("d1", "[1]")
+    };
+    assert!(s.add_signed_read(&other).unwrap().is_some());
+    let all = s.signed_reads("R-GATE-1", page(None, 10)).unwrap();
+    assert_eq!(all, vec![kept.clone(), second.clone()]);
+    assert_eq!(
+        s.signed_reads("R-GATE-1", page(Some(kept.id), 10)).unwrap(),
+        vec![second]
+    );
 }
 
 fn container_pairings_embedded_for_life_affixed_in_windows(s: &mut dyn Store) {
@@ -1407,6 +1482,7 @@ fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
     // Pending: queued ones of the device, oldest first.
     let pending = s.pending_commands("013912345678").unwrap();
     assert_eq!(pending, vec![a.clone(), b.clone()]);
+    assert_eq!(s.unanswered_commands("013912345678").unwrap(), pending);
 
     // Sent once; sending again is a conflict.
     let sent = s.mark_sent(a.id, t("2026-11-25T08:01:00Z")).unwrap();
@@ -1423,6 +1499,11 @@ fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
             .is_not_found()
     );
     assert_eq!(s.pending_commands("013912345678").unwrap(), vec![b.clone()]);
+    // Unanswered: sent and queued ones alike.
+    assert_eq!(
+        s.unanswered_commands("013912345678").unwrap(),
+        vec![sent.clone(), b.clone()]
+    );
 
     // A queued command is not answered, only refused.
     assert!(
@@ -1445,6 +1526,7 @@ fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
             .is_conflict()
     );
     assert!(s.pending_commands("013912345678").unwrap().is_empty());
+    assert_eq!(s.unanswered_commands("013912345678").unwrap(), vec![sent]);
 
     // Answered, then a late text result appended.
     let done = s
@@ -1470,6 +1552,7 @@ fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
         Some("general response: success\n(740190311185,1,001,ELOCK,3,529439)")
     );
     assert_eq!(s.command(a.id).unwrap(), late);
+    assert!(s.unanswered_commands("013912345678").unwrap().is_empty());
     assert!(
         s.record_result(a.id, CommandState::Sent, t("2026-11-25T08:01:07Z"), None)
             .unwrap_err()
@@ -1558,6 +1641,13 @@ macro_rules! conformance {
             fn device_keys_provisioned_rotated_revoked() {
                 if let Some(mut s) = open("device_keys") {
                     super::device_keys_provisioned_rotated_revoked(&mut *s);
+                }
+            }
+
+            #[test]
+            fn reader_keys_and_signed_reads() {
+                if let Some(mut s) = open("reader_keys") {
+                    super::reader_keys_and_signed_reads(&mut *s);
                 }
             }
 
