@@ -466,14 +466,9 @@ pub fn document() -> Value {
             op["security"] = json!([]);
         } else if r.path == "/api/v1/readers/{id}/reads" {
             op["security"] = json!([{"reader_signature": []}]);
-        }
-        if r.path.starts_with("/api/v1/webhooks/") {
-            // Signed by the vendor instead (docs/containers.md).
-            op["security"] = json!([]);
-            op["parameters"]
-                .as_array_mut()
-                .expect("parameters are a list")
-                .push(json!({"name": "Sealwatch-Signature", "in": "header", "required": true, "schema": {"type": "string"}}));
+        } else if r.path.starts_with("/api/v1/webhooks/") {
+            // Signed by the vendor instead of a token (docs/containers.md).
+            op["security"] = json!([{"vendor_signature": []}]);
         }
         paths.entry(r.path).or_insert_with(|| json!({}))[r.method] = op;
     }
@@ -490,7 +485,8 @@ pub fn document() -> Value {
             "schemas": schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API token from `sealwatch token create` (swt_...)."},
-                "reader_signature": {"type": "apiKey", "in": "header", "name": "Sealwatch-Reader-Signature", "description": "ed25519=<128 hex digits>: the reader's signature over \"sealwatch-reader-post-v1\\n\" + reader id + \"\\n\" + the body (docs/readers.md)."}
+                "reader_signature": {"type": "apiKey", "in": "header", "name": "Sealwatch-Reader-Signature", "description": "ed25519=<128 hex digits>: the reader's signature over \"sealwatch-reader-post-v1\\n\" + reader id + \"\\n\" + the body (docs/readers.md)."},
+                "vendor_signature": {"type": "apiKey", "in": "header", "name": "Sealwatch-Signature", "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 with the vendor's secret of \"<t>.\" + the body>; t within five minutes of the service's clock (docs/containers.md)."}
             }
         }
     })
