@@ -52,9 +52,11 @@
 
 mod commands;
 mod conn;
+pub mod mqtt;
 pub mod native;
 
 pub use commands::{CommandSet, Wire};
+pub use mqtt::{MqttClient, MqttConfig, MqttStats};
 pub use native::{NativeConfig, NativeGateway, NativeStats, load_or_create_platform_keys};
 
 use std::net::SocketAddr;

@@ -22,6 +22,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub ingest: IngestSettings,
     pub gateway: GatewaySettings,
+    pub containers: ContainerSettings,
     pub log: LogSettings,
 }
 
@@ -238,6 +239,77 @@ impl GatewaySettings {
         c.idle_timeout = std::time::Duration::from_secs(self.idle_timeout_s.max(1));
         c.key_check_interval = std::time::Duration::from_secs(self.native_key_check_s.max(1));
         Some(c)
+    }
+}
+
+/// Smart containers (docs/containers.md): the MQTT client of an external broker, and the
+/// vendors allowed to post to the webhook.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainerSettings {
+    /// The broker's host name or address; unset, there is no MQTT client.
+    pub mqtt_host: Option<String>,
+    pub mqtt_port: u16,
+    /// Stable across restarts, so that the broker keeps the session.
+    pub mqtt_client_id: String,
+    pub mqtt_username: Option<String>,
+    pub mqtt_password: Option<String>,
+    /// Topics are `{prefix}/{vendor}/{container}/{format}`.
+    pub mqtt_topic_prefix: String,
+    pub mqtt_keep_alive_s: u64,
+    /// Whether the broker forgets the session (and unacknowledged messages) on disconnect.
+    pub mqtt_clean_session: bool,
+    /// Vendor name to webhook secret.
+    pub webhook_secrets: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ContainerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password and the secrets are never printed.
+        f.debug_struct("ContainerSettings")
+            .field("mqtt_host", &self.mqtt_host)
+            .field("mqtt_port", &self.mqtt_port)
+            .field("mqtt_client_id", &self.mqtt_client_id)
+            .field("mqtt_topic_prefix", &self.mqtt_topic_prefix)
+            .field("webhook_vendors", &self.webhook_secrets.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ContainerSettings {
+    fn default() -> ContainerSettings {
+        let d = gateway::MqttConfig::new("", 1883);
+        ContainerSettings {
+            mqtt_host: None,
+            mqtt_port: d.port,
+            mqtt_client_id: d.client_id,
+            mqtt_username: None,
+            mqtt_password: None,
+            mqtt_topic_prefix: d.topic_prefix,
+            mqtt_keep_alive_s: d.keep_alive.as_secs(),
+            mqtt_clean_session: d.clean_session,
+            webhook_secrets: Default::default(),
+        }
+    }
+}
+
+impl ContainerSettings {
+    /// The MQTT client's configuration, when it is to run.
+    pub fn mqtt(&self) -> Option<gateway::MqttConfig> {
+        let mut c = gateway::MqttConfig::new(self.mqtt_host.clone()?, self.mqtt_port);
+        c.client_id = self.mqtt_client_id.clone();
+        c.username = self.mqtt_username.clone();
+        c.password = self.mqtt_password.clone();
+        c.topic_prefix = self.mqtt_topic_prefix.clone();
+        c.keep_alive = std::time::Duration::from_secs(self.mqtt_keep_alive_s.max(5));
+        c.clean_session = self.mqtt_clean_session;
+        Some(c)
+    }
+
+    /// The webhook's vendors and secrets, checked.
+    pub fn webhook_secrets(&self) -> Result<server::WebhookSecrets, String> {
+        server::WebhookSecrets::new(self.webhook_secrets.clone())
+            .map_err(|e| format!("containers.webhook_secrets: {e}"))
     }
 }
 
@@ -566,5 +638,37 @@ mod tests {
             );
         }
         assert_eq!(example_settings.server.listen.port(), 8480);
+    }
+
+    #[test]
+    fn containers_from_the_file_and_the_environment() {
+        let f = file(
+            "[containers]\nmqtt_host = \"broker.example\"\nmqtt_username = \"sw\"\n\
+             mqtt_password = \"pw-never-printed\"\n\
+             [containers.webhook_secrets]\nacme = \"acme-secret-never-printed\"\n",
+        );
+        let env =
+            |name: &str| (name == "SEALWATCH_CONTAINERS_MQTT_PORT").then(|| "1884".to_owned());
+        let s = load(Some(&f.0), env).unwrap();
+        let mqtt = s.containers.mqtt().unwrap();
+        assert_eq!((mqtt.host.as_str(), mqtt.port), ("broker.example", 1884));
+        assert_eq!(mqtt.topic_filter(), "sealwatch/containers/+/+/+");
+        assert!(!mqtt.clean_session);
+        assert!(s.containers.webhook_secrets().is_ok());
+        let printed = format!(
+            "{:?} {:?} {mqtt:?}",
+            s.containers,
+            s.containers.webhook_secrets().unwrap()
+        );
+        assert!(!printed.contains("never-printed"), "{printed}");
+        assert!(printed.contains("acme"), "{printed}");
+        assert!(Settings::default().containers.mqtt().is_none());
+        let short = file("[containers.webhook_secrets]\nacme = \"short\"\n");
+        let e = load(Some(&short.0), no_env)
+            .unwrap()
+            .containers
+            .webhook_secrets()
+            .unwrap_err();
+        assert!(e.starts_with("containers.webhook_secrets: acme"), "{e}");
     }
 }

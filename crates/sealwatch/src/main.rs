@@ -507,7 +507,20 @@ fn serve(
         .native_listen
         .map(|_| settings.gateway.native_key_file(&settings.store.data_dir));
     let gateway_settings = settings.gateway.clone();
-    let config = service_config(settings);
+    let mqtt = settings.containers.mqtt();
+    if let Some(Err(e)) = mqtt.as_ref().map(gateway::MqttConfig::check) {
+        eprintln!("error: containers.mqtt_{e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let webhook_secrets = match settings.containers.webhook_secrets() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let mut config = service_config(settings);
+    config.webhook_secrets = webhook_secrets;
     if !config.auth_required {
         tracing::warn!(
             "server.auth_required is false: anyone who can reach the port can use the API"
@@ -571,8 +584,35 @@ fn serve(
             }
             None => None,
         };
+        let mqtt = match mqtt {
+            Some(c) => {
+                let broker = format!("{}:{}", c.host, c.port);
+                match gateway::MqttClient::start(c, running.ingest.clone()) {
+                    Ok(client) => {
+                        let stats = client.stats();
+                        running.add_metrics(move || stats.render());
+                        eprintln!("sealwatch: smart-container MQTT client of {broker}");
+                        Some(client)
+                    }
+                    Err(e) => {
+                        for g in gateway.into_iter() {
+                            g.stop().await;
+                        }
+                        for g in native.into_iter() {
+                            g.stop().await;
+                        }
+                        let _ = running.stop().await;
+                        return Err(anyhow::anyhow!("MQTT client: {e}"));
+                    }
+                }
+            }
+            None => None,
+        };
         shutdown.await;
         tracing::info!("stopping; committing what was accepted");
+        if let Some(m) = mqtt {
+            m.stop().await;
+        }
         // Devices first: each connection finishes (and answers) what it submitted.
         if let Some(g) = gateway {
             g.stop().await;

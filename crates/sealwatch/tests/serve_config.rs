@@ -256,3 +256,126 @@ fn serves_native_devices_when_configured() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&file);
 }
+
+/// With `[containers]` set, `sealwatch serve` runs the MQTT client (connected to the real
+/// Mosquitto on 127.0.0.1:1883) and takes the vendors' signed webhook without a token, while
+/// the rest of the API still needs one; mistakes in the section stop the start naming the key.
+#[cfg(unix)]
+#[test]
+fn serves_smart_containers_when_configured() {
+    for (text, key) in [
+        (
+            "[containers]\nmqtt_host = \"127.0.0.1\"\nmqtt_topic_prefix = \"a/#\"\n",
+            "containers.mqtt_topic_prefix",
+        ),
+        (
+            "[containers]\nwebhook_secrets = { acme = \"short\" }\n",
+            "containers.webhook_secrets: acme",
+        ),
+    ] {
+        let file = temp("containers-bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+            .args(["serve", "--config"])
+            .arg(&file)
+            .env("SEALWATCH_STORE_DATA_DIR", temp("containers-bad-data"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(key), "{stderr}");
+        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_dir_all(temp("containers-bad-data"));
+    }
+
+    let dir = temp("containers-data");
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = temp("containers.toml");
+    let secret = "acme-serve-secret-000000001";
+    // Its own client id and prefix; a clean session leaves nothing on the shared broker.
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[containers]\nmqtt_host = \"127.0.0.1\"\n\
+             mqtt_client_id = \"sealwatch-serve-{pid}\"\nmqtt_topic_prefix = \"sealwatch-serve-test/{pid}\"\n\
+             mqtt_clean_session = true\nwebhook_secrets = {{ acme = \"{secret}\" }}\n\
+             [log]\nformat = \"json\"\n",
+            pid = std::process::id()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("SEALWATCH_STORE_DATA_DIR", &dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut addr, mut connected) = (None, false);
+    let mut line = String::new();
+    while addr.is_none() || !connected {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no listening line, or no MQTT connection (is Mosquitto on 127.0.0.1:1883?)"
+        );
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            if v["fields"]["message"] == "listening" {
+                addr = v["fields"]["addr"].as_str().map(str::to_owned);
+            }
+            connected |= v["fields"]["message"] == "MQTT connected";
+        }
+    }
+    let addr = addr.unwrap();
+    let post = |path: &str, headers: &str, body: &str| -> String {
+        let mut conn = TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            conn,
+            "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        conn.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    let body = r#"{"equipmentId": "MSKU0000011", "eventTime": "2026-01-01T00:00:00Z"}"#;
+    let now_s = server::wall_clock().unix_ms() / 1000;
+    let signature = server::containers::sign(secret.as_bytes(), now_s, body.as_bytes());
+    let webhook = "/api/v1/webhooks/containers/acme?format=uncefact";
+    let raw = post(
+        webhook,
+        &format!("Sealwatch-Signature: {signature}\r\n"),
+        body,
+    );
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("\"status\":\"unattributed\""), "{raw}");
+    let raw = post(webhook, "", body);
+    assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+    assert!(raw.contains("Sealwatch-Signature: missing"), "{raw}");
+    let raw = post(
+        "/api/v1/containers/MSKU0000011/pairings",
+        "",
+        r#"{"device": "D1", "kind": "affixed"}"#,
+    );
+    assert!(
+        raw.starts_with("HTTP/1.1 401"),
+        "a token is still needed: {raw}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}\n{rest}");
+    assert!(!rest.contains(secret), "the secret is never logged: {rest}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&file);
+}

@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod commands;
+pub mod containers;
 mod keys;
 mod metrics;
 pub mod openapi;
@@ -40,6 +41,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
+pub use containers::{ContainerMetrics, ReportOutcome, ReportSource, WebhookSecrets};
 use metrics::Metrics;
 pub use supervisor::Output;
 use writer::Job;
@@ -71,6 +73,8 @@ pub struct Config {
     /// Whether `/api/v1` needs a bearer token. `Config::new` leaves it off, for tests and
     /// embedding; `sealwatch serve` and `sealwatch demo` turn it on (`server.auth_required`).
     pub auth_required: bool,
+    /// Vendor clouds allowed to post to the container webhook, with their secrets.
+    pub webhook_secrets: WebhookSecrets,
     pub clock: Clock,
 }
 
@@ -91,6 +95,7 @@ impl Config {
             retention: None,
             purge_every: Duration::from_secs(60),
             auth_required: false,
+            webhook_secrets: WebhookSecrets::default(),
             clock: Clock::real(),
         }
     }
@@ -149,6 +154,9 @@ pub struct AppState {
     /// Turns true when the service stops: live streams end, so shutdown does not wait on them.
     stopping: watch::Receiver<bool>,
     clock: Clock,
+    webhook_secrets: WebhookSecrets,
+    /// Smart-container reports by source and outcome.
+    containers: Arc<ContainerMetrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -264,6 +272,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         commands: commands.clone(),
         stopping: stopping_rx,
         clock: config.clock,
+        webhook_secrets: config.webhook_secrets.clone(),
+        containers: Arc::default(),
     };
     // The clock: timers fire even when no report comes. It stops with the service, so that
     // the writer sees its last sender go and finishes.
@@ -324,6 +334,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         clock: config.clock,
         stopping: state.stopping.clone(),
         commands,
+        containers: state.containers.clone(),
     };
     drop(jobs);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -366,6 +377,7 @@ pub struct Ingest {
     clock: Clock,
     stopping: watch::Receiver<bool>,
     commands: broadcast::Sender<String>,
+    containers: Arc<ContainerMetrics>,
 }
 
 /// Why a submission could not be taken; nothing of it was stored.
@@ -423,6 +435,31 @@ impl Ingest {
         // The writer drops queries while it reconnects to a store that is gone.
         rx.await
             .map_err(|_| IngestError::Unavailable("the store is unavailable".into()))
+    }
+
+    /// Submits smart-container reports: each is attributed to the device paired to its
+    /// container at its time (`containers`), and the attributed ones are submitted together;
+    /// an outcome per report, once what was accepted is committed.
+    pub async fn submit_container_reports(
+        &self,
+        source: ReportSource,
+        reports: Vec<::containers::ContainerReport>,
+    ) -> Result<Vec<ReportOutcome>, IngestError> {
+        let jobs = self.jobs.upgrade().ok_or(IngestError::Stopping)?;
+        let now = self.clock.now();
+        containers::submit_reports(&jobs, now, &self.containers, source, reports)
+            .await
+            .map_err(IngestError::Unavailable)
+    }
+
+    /// Counts a container message that could not be read (`/metrics`).
+    pub fn container_message_malformed(&self, source: ReportSource) {
+        self.containers.malformed(source);
+    }
+
+    /// The smart-container counters.
+    pub fn container_metrics(&self) -> &ContainerMetrics {
+        &self.containers
     }
 
     /// The service's clock (the demo's runs faster).
@@ -528,6 +565,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/alarms/{id}/attachments/{n}", get(get_attachment))
         .route("/api/v1/stream", get(stream))
+        .route(
+            "/api/v1/containers/{number}/pairings",
+            post(containers::pair).get(containers::pairings),
+        )
+        .route(
+            "/api/v1/containers/{number}/pairings/{device}/unpair",
+            post(containers::unpair),
+        )
+        .route(
+            "/api/v1/webhooks/containers/{vendor}",
+            post(containers::webhook),
+        )
         .merge(registry::routes())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
         .layer(axum::middleware::from_fn_with_state(
@@ -767,6 +816,7 @@ async fn readyz(State(s): State<AppState>) -> Result<&'static str, Problem> {
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let queue_depth = s.jobs.max_capacity() - s.jobs.capacity();
     let mut text = s.metrics.render(queue_depth, s.live.receiver_count());
+    text.push_str(&s.containers.render());
     if let Ok(sources) = s.extra_metrics.read() {
         for source in sources.iter() {
             text.push_str(&source());

@@ -384,6 +384,38 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &["after", "limit"],
     },
     RouteDoc {
+        method: "post",
+        path: "/api/v1/containers/{number}/pairings",
+        summary: "Pair a device to an ISO 6346 container number: embedded (bound for life) or affixed (to one container at a time, until unpaired); `at` defaults to now; 409 when the device is embedded elsewhere, paired now, or was paired after `at`",
+        body: Some("container_pairing_request"),
+        ok: 201,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/containers/{number}/pairings",
+        summary: "A container's pairings, oldest first, with their windows (paired_at, unpaired_at)",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/containers/{number}/pairings/{device}/unpair",
+        summary: "End an affixed device's pairing to the container (optional body {\"at\": time}, now by default); 409 for an embedded device",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/webhooks/containers/{vendor}",
+        summary: "A vendor cloud's smart-container reports (DCSA IoT events or UN/CEFACT readings, docs/containers.md), signed with the Sealwatch-Signature header (t=<unix s>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">) instead of a bearer token; each report is attributed to the device paired to its container at its time; a result per report once committed",
+        body: Some("container_payload"),
+        ok: 200,
+        query: &["format"],
+    },
+    RouteDoc {
         method: "get",
         path: "/api/v1/stream",
         summary: "Live events, alarms and alarm handling steps (Server-Sent Events); resumes after Last-Event-ID (or `after`), across restarts",
@@ -434,6 +466,9 @@ pub fn document() -> Value {
             op["security"] = json!([]);
         } else if r.path == "/api/v1/readers/{id}/reads" {
             op["security"] = json!([{"reader_signature": []}]);
+        } else if r.path.starts_with("/api/v1/webhooks/") {
+            // Signed by the vendor instead of a token (docs/containers.md).
+            op["security"] = json!([{"vendor_signature": []}]);
         }
         paths.entry(r.path).or_insert_with(|| json!({}))[r.method] = op;
     }
@@ -450,7 +485,8 @@ pub fn document() -> Value {
             "schemas": schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API token from `sealwatch token create` (swt_...)."},
-                "reader_signature": {"type": "apiKey", "in": "header", "name": "Sealwatch-Reader-Signature", "description": "ed25519=<128 hex digits>: the reader's signature over \"sealwatch-reader-post-v1\\n\" + reader id + \"\\n\" + the body (docs/readers.md)."}
+                "reader_signature": {"type": "apiKey", "in": "header", "name": "Sealwatch-Reader-Signature", "description": "ed25519=<128 hex digits>: the reader's signature over \"sealwatch-reader-post-v1\\n\" + reader id + \"\\n\" + the body (docs/readers.md)."},
+                "vendor_signature": {"type": "apiKey", "in": "header", "name": "Sealwatch-Signature", "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 with the vendor's secret of \"<t>.\" + the body>; t within five minutes of the service's clock (docs/containers.md)."}
             }
         }
     })
@@ -518,6 +554,21 @@ fn schemas() -> Value {
             }
         }),
     );
+    defs.insert(
+        "container_pairing_request".into(),
+        json!({
+            "type": "object", "required": ["device", "kind"],
+            "properties": {
+                "device": {"$ref": "#/components/schemas/id"},
+                "kind": {"enum": ["embedded", "affixed"]},
+                "at": {"$ref": "#/components/schemas/time"}
+            }
+        }),
+    );
+    defs.insert("container_payload".into(), json!({
+        "description": "One report or an array of at most 1000: a DCSA IoT event (format=dcsa) or a UN/CEFACT smart-container reading (format=uncefact), as docs/containers.md describes",
+        "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 1000}]
+    }));
     defs.insert("device_command".into(), json!({
         "type": "object", "required": ["kind", "actor"],
         "properties": {

@@ -262,6 +262,105 @@ pub struct SignedReadRecord {
     pub received_at: Timestamp,
 }
 
+/// How a device is fixed to a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairingKind {
+    /// Built into the container: bound to that one container number for life.
+    Embedded,
+    /// Attached for a trip: paired and unpaired, to one container at a time.
+    Affixed,
+}
+
+impl PairingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairingKind::Embedded => "embedded",
+            PairingKind::Affixed => "affixed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<PairingKind> {
+        match s {
+            "embedded" => Ok(PairingKind::Embedded),
+            "affixed" => Ok(PairingKind::Affixed),
+            other => Err(Error::Conflict(format!(
+                "stored pairing kind {other:?} is not valid"
+            ))),
+        }
+    }
+}
+
+/// A device paired to a container (ISO 6346 number) from `paired_at` until `unpaired_at`
+/// (exclusive; `None` while it lasts, and for ever for an embedded device).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerPairing {
+    pub id: i64,
+    pub container: String,
+    pub device: String,
+    pub kind: PairingKind,
+    pub paired_at: Timestamp,
+    pub unpaired_at: Option<Timestamp>,
+}
+
+impl ContainerPairing {
+    /// Whether the device was paired to the container at `t`.
+    pub fn covers(&self, t: Timestamp) -> bool {
+        self.paired_at <= t && self.unpaired_at.is_none_or(|end| t < end)
+    }
+}
+
+pub(crate) const PAIRING_COLUMNS: &str = "id, container, device, kind, paired_at, unpaired_at";
+
+/// A pairing row as both backends read it: (id, container, device, kind, paired_at,
+/// unpaired_at).
+pub(crate) type PairingRow = (i64, String, String, String, i64, Option<i64>);
+
+pub(crate) fn pairing_from_row(r: PairingRow) -> Result<ContainerPairing> {
+    Ok(ContainerPairing {
+        id: r.0,
+        container: r.1,
+        device: r.2,
+        kind: PairingKind::parse(&r.3)?,
+        paired_at: Timestamp::from_unix_ms(r.4),
+        unpaired_at: r.5.map(Timestamp::from_unix_ms),
+    })
+}
+
+/// Whether `device` may be paired to `container` at `at`, given every pairing the device has
+/// had: an embedded device stays where it is; an affixed one is paired to one container at a
+/// time, and its windows do not overlap (a late pairing cannot rewrite history).
+pub(crate) fn check_pairing(
+    device_pairings: &[ContainerPairing],
+    device: &str,
+    at: Timestamp,
+) -> Result<()> {
+    for p in device_pairings {
+        if p.kind == PairingKind::Embedded {
+            return Err(Error::Conflict(format!(
+                "device: {device} is embedded in container {} (since {}) and bound to it for life",
+                p.container, p.paired_at
+            )));
+        }
+        match p.unpaired_at {
+            None => {
+                return Err(Error::Conflict(format!(
+                    "device: {device} is paired to container {} since {}; unpair it first",
+                    p.container, p.paired_at
+                )));
+            }
+            Some(end) if at < end => {
+                return Err(Error::Conflict(format!(
+                    "paired_at: {at} falls within the pairing of {device} to container {} from {} to {end}",
+                    p.container, p.paired_at
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// What a remote command asks of a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -909,6 +1008,70 @@ pub trait Store: Send {
     /// A reader's kept posts, oldest first, `page.after` being the id of the last one of the
     /// previous page.
     fn signed_reads(&mut self, reader: &str, page: PageRequest) -> Result<Vec<SignedReadRecord>>;
+
+    /// Pairs `device` to `container` from `at` on; a conflict when the device is embedded in
+    /// a container, is paired now, or was paired after `at` (windows never overlap). The
+    /// stored pairing is returned.
+    fn pair_container(
+        &mut self,
+        container: &str,
+        device: &str,
+        kind: PairingKind,
+        at: Timestamp,
+    ) -> Result<ContainerPairing> {
+        let history = self.device_pairings(device)?;
+        check_pairing(&history, device, at)?;
+        self.insert_container_pairing(container, device, kind, at)
+    }
+    /// Ends the open pairing of an affixed `device` to `container` at `at`; not found when
+    /// there is none, a conflict for an embedded device or a time before the pairing.
+    fn unpair_container(
+        &mut self,
+        container: &str,
+        device: &str,
+        at: Timestamp,
+    ) -> Result<ContainerPairing> {
+        let open = self
+            .device_pairings(device)?
+            .into_iter()
+            .find(|p| p.container == container && p.unpaired_at.is_none())
+            .ok_or_else(|| Error::NotFound {
+                what: "open pairing of device",
+                id: format!("{device} to container {container}"),
+            })?;
+        if open.kind == PairingKind::Embedded {
+            return Err(Error::Conflict(format!(
+                "device: {device} is embedded in container {container}; embedded devices are bound for life"
+            )));
+        }
+        if at < open.paired_at {
+            return Err(Error::Conflict(format!(
+                "unpaired_at: {at} is before the pairing began ({})",
+                open.paired_at
+            )));
+        }
+        self.end_container_pairing(open.id, at)
+    }
+    /// Inserts a pairing as it is, unchecked: use [`Store::pair_container`].
+    fn insert_container_pairing(
+        &mut self,
+        container: &str,
+        device: &str,
+        kind: PairingKind,
+        at: Timestamp,
+    ) -> Result<ContainerPairing>;
+    /// Sets a pairing's end, unchecked: use [`Store::unpair_container`].
+    fn end_container_pairing(&mut self, id: i64, at: Timestamp) -> Result<ContainerPairing>;
+    /// Every pairing of a container, oldest first.
+    fn container_pairings(&mut self, container: &str) -> Result<Vec<ContainerPairing>>;
+    /// Every pairing of a device, oldest first.
+    fn device_pairings(&mut self, device: &str) -> Result<Vec<ContainerPairing>>;
+    /// The pairings of a container in force at `t` (oldest first): who reported for it then.
+    fn container_pairings_at(
+        &mut self,
+        container: &str,
+        t: Timestamp,
+    ) -> Result<Vec<ContainerPairing>>;
 
     /// Queues a remote command: `command.id`, `state`, `sent_at`, `result_at` and `result`
     /// are ignored (it is `queued`); the stored command is returned.

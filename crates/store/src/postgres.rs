@@ -8,12 +8,13 @@ use model::{
 use crate::pairings;
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
-    CommandState, CommandsOf, Commit, DeviceCommand, DeviceFilter, DeviceKeysRecord,
-    DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
-    PageRequest, ReaderKeyRecord, Result, SQL_DAY, SignedReadRecord, Store, StoredTransit,
-    TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter, alarm_counts, attach_feed, attach_note,
-    feed_item, output_feed, parse_outcome, parse_state, parse_transit_state, step_feed,
-    token_from_row, transit_counts, transit_state_name, transition, wire_name, with_result,
+    CommandState, CommandsOf, Commit, ContainerPairing, DeviceCommand, DeviceFilter,
+    DeviceKeysRecord, DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep,
+    LoggedInput, PAIRING_COLUMNS, PageRequest, PairingKind, ReaderKeyRecord, Result, SQL_DAY,
+    SignedReadRecord, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter,
+    alarm_counts, attach_feed, attach_note, feed_item, output_feed, pairing_from_row,
+    parse_outcome, parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name, with_result,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -40,6 +41,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         9,
         include_str!("../migrations/postgres/009_device_keys.sql"),
+    ),
+    (
+        10,
+        include_str!("../migrations/postgres/010_container_pairings.sql"),
     ),
     (
         11,
@@ -500,6 +505,48 @@ impl Store for PgStore {
                 revoked_at: r.get::<_, Option<i64>>(4).map(Timestamp::from_unix_ms),
             })
             .collect())
+    }
+
+    fn insert_container_pairing(
+        &mut self,
+        container: &str,
+        device: &str,
+        kind: PairingKind,
+        at: Timestamp,
+    ) -> Result<ContainerPairing> {
+        let row = self.client.query_one(
+            "INSERT INTO container_pairings (container, device, kind, paired_at, unpaired_at)
+             VALUES ($1, $2, $3, $4, NULL) RETURNING id",
+            &[&container, &device, &kind.as_str(), &at.unix_ms()],
+        )?;
+        self.container_pairing(row.get(0))
+    }
+
+    fn end_container_pairing(&mut self, id: i64, at: Timestamp) -> Result<ContainerPairing> {
+        self.client.execute(
+            "UPDATE container_pairings SET unpaired_at = $2 WHERE id = $1",
+            &[&id, &at.unix_ms()],
+        )?;
+        self.container_pairing(id)
+    }
+
+    fn container_pairings(&mut self, container: &str) -> Result<Vec<ContainerPairing>> {
+        self.pairings_where("container = $1", &[&container])
+    }
+
+    fn device_pairings(&mut self, device: &str) -> Result<Vec<ContainerPairing>> {
+        self.pairings_where("device = $1", &[&device])
+    }
+
+    fn container_pairings_at(
+        &mut self,
+        container: &str,
+        t: Timestamp,
+    ) -> Result<Vec<ContainerPairing>> {
+        self.pairings_where(
+            "container = $1 AND paired_at <= $2 AND (unpaired_at IS NULL OR $2 < unpaired_at)",
+            &[&container, &t.unix_ms()],
+        )
     }
 
     fn add_device_log(&mut self, entry: &DeviceLogEntry) -> Result<DeviceLogEntry> {
@@ -1383,5 +1430,32 @@ fn signed_read_row(r: &::postgres::Row) -> SignedReadRecord {
         signature: r.get(4),
         body: r.get(5),
         received_at: Timestamp::from_unix_ms(r.get(6)),
+    }
+}
+
+impl PgStore {
+    fn container_pairing(&mut self, id: i64) -> Result<ContainerPairing> {
+        self.pairings_where("id = $1", &[&id])?
+            .pop()
+            .ok_or_else(|| Error::NotFound {
+                what: "container pairing",
+                id: id.to_string(),
+            })
+    }
+
+    fn pairings_where(
+        &mut self,
+        condition: &str,
+        args: &[&(dyn ::postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<ContainerPairing>> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT {PAIRING_COLUMNS} FROM container_pairings WHERE {condition} ORDER BY paired_at, id"
+            ),
+            args,
+        )?;
+        rows.into_iter()
+            .map(|r| pairing_from_row((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))))
+            .collect()
     }
 }

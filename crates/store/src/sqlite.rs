@@ -12,12 +12,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::pairings;
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
-    CommandState, CommandsOf, Commit, DeviceCommand, DeviceFilter, DeviceKeysRecord,
-    DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep, LoggedInput,
-    PageRequest, ReaderKeyRecord, Result, SQL_DAY, SignedReadRecord, Store, StoredTransit,
-    TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter, alarm_counts, attach_feed, attach_note,
-    feed_item, output_feed, parse_outcome, parse_state, parse_transit_state, step_feed,
-    token_from_row, transit_counts, transit_state_name, transition, wire_name, with_result,
+    CommandState, CommandsOf, Commit, ContainerPairing, DeviceCommand, DeviceFilter,
+    DeviceKeysRecord, DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep,
+    LoggedInput, PAIRING_COLUMNS, PageRequest, PairingKind, ReaderKeyRecord, Result, SQL_DAY,
+    SignedReadRecord, Store, StoredTransit, TELEMETRY_EVERY, Telemetry, TimeRange, TransitFilter,
+    alarm_counts, attach_feed, attach_note, feed_item, output_feed, pairing_from_row,
+    parse_outcome, parse_state, parse_transit_state, step_feed, token_from_row, transit_counts,
+    transit_state_name, transition, wire_name, with_result,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -36,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/008_device_commands.sql"),
     ),
     (9, include_str!("../migrations/sqlite/009_device_keys.sql")),
+    (
+        10,
+        include_str!("../migrations/sqlite/010_container_pairings.sql"),
+    ),
     (11, include_str!("../migrations/sqlite/011_reader_keys.sql")),
 ];
 
@@ -437,6 +442,49 @@ impl Store for SqliteStore {
             })
         })?;
         rows.map(|r| r.map_err(Error::from)).collect()
+    }
+
+    fn insert_container_pairing(
+        &mut self,
+        container: &str,
+        device: &str,
+        kind: PairingKind,
+        at: Timestamp,
+    ) -> Result<ContainerPairing> {
+        let id: i64 = self.conn.query_row(
+            "INSERT INTO container_pairings (container, device, kind, paired_at, unpaired_at)
+             VALUES (?1, ?2, ?3, ?4, NULL) RETURNING id",
+            params![container, device, kind.as_str(), at.unix_ms()],
+            |r| r.get(0),
+        )?;
+        self.container_pairing(id)
+    }
+
+    fn end_container_pairing(&mut self, id: i64, at: Timestamp) -> Result<ContainerPairing> {
+        self.conn.execute(
+            "UPDATE container_pairings SET unpaired_at = ?2 WHERE id = ?1",
+            params![id, at.unix_ms()],
+        )?;
+        self.container_pairing(id)
+    }
+
+    fn container_pairings(&mut self, container: &str) -> Result<Vec<ContainerPairing>> {
+        self.pairings_where("container = ?1", params![container])
+    }
+
+    fn device_pairings(&mut self, device: &str) -> Result<Vec<ContainerPairing>> {
+        self.pairings_where("device = ?1", params![device])
+    }
+
+    fn container_pairings_at(
+        &mut self,
+        container: &str,
+        t: Timestamp,
+    ) -> Result<Vec<ContainerPairing>> {
+        self.pairings_where(
+            "container = ?1 AND paired_at <= ?2 AND (unpaired_at IS NULL OR ?2 < unpaired_at)",
+            params![container, t.unix_ms()],
+        )
     }
 
     fn add_device_log(&mut self, entry: &DeviceLogEntry) -> Result<DeviceLogEntry> {
@@ -1433,4 +1481,36 @@ fn signed_read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignedReadRecord> 
         body: r.get(5)?,
         received_at: Timestamp::from_unix_ms(r.get(6)?),
     })
+}
+
+impl SqliteStore {
+    fn container_pairing(&mut self, id: i64) -> Result<ContainerPairing> {
+        self.pairings_where("id = ?1", params![id])?
+            .pop()
+            .ok_or_else(|| Error::NotFound {
+                what: "container pairing",
+                id: id.to_string(),
+            })
+    }
+
+    fn pairings_where(
+        &mut self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<ContainerPairing>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {PAIRING_COLUMNS} FROM container_pairings WHERE {condition} ORDER BY paired_at, id"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?;
+        rows.map(|r| pairing_from_row(r?)).collect()
+    }
 }

@@ -766,6 +766,97 @@ fn reader_keys_and_signed_reads(s: &mut dyn Store) {
     );
 }
 
+fn container_pairings_embedded_for_life_affixed_in_windows(s: &mut dyn Store) {
+    use store::PairingKind::{Affixed, Embedded};
+    let (c1, c2) = ("CSQU3054383", "MSKU0000011");
+    assert!(s.container_pairings(c1).unwrap().is_empty());
+    assert!(
+        s.container_pairings_at(c1, t("2026-11-25T08:00:00Z"))
+            .unwrap()
+            .is_empty()
+    );
+
+    // Embedded: bound for life, never unpaired, never paired elsewhere.
+    let embedded = s
+        .pair_container(c1, "SC-EMB", Embedded, t("2026-01-01T00:00:00Z"))
+        .unwrap();
+    assert_eq!(
+        (embedded.container.as_str(), embedded.device.as_str()),
+        (c1, "SC-EMB")
+    );
+    assert_eq!(embedded.kind, Embedded);
+    assert_eq!(embedded.unpaired_at, None);
+    let e = s
+        .unpair_container(c1, "SC-EMB", t("2026-02-01T00:00:00Z"))
+        .unwrap_err();
+    assert!(e.is_conflict() && e.to_string().contains("for life"), "{e}");
+    let e = s
+        .pair_container(c2, "SC-EMB", Affixed, t("2026-02-01T00:00:00Z"))
+        .unwrap_err();
+    assert!(e.is_conflict() && e.to_string().contains("embedded"), "{e}");
+
+    // Affixed: one container at a time, windows that do not overlap.
+    let first = s
+        .pair_container(c1, "TAG-1", Affixed, t("2026-11-25T08:00:00Z"))
+        .unwrap();
+    let e = s
+        .pair_container(c2, "TAG-1", Affixed, t("2026-11-25T09:00:00Z"))
+        .unwrap_err();
+    assert!(
+        e.is_conflict() && e.to_string().contains("unpair it first"),
+        "{e}"
+    );
+    let e = s
+        .unpair_container(c1, "TAG-1", t("2026-11-25T07:00:00Z"))
+        .unwrap_err();
+    assert!(e.is_conflict(), "{e}");
+    assert!(
+        s.unpair_container(c2, "TAG-1", t("2026-11-25T10:00:00Z"))
+            .unwrap_err()
+            .is_not_found()
+    );
+    let ended = s
+        .unpair_container(c1, "TAG-1", t("2026-11-25T12:00:00Z"))
+        .unwrap();
+    assert_eq!(ended.id, first.id);
+    assert_eq!(ended.unpaired_at, Some(t("2026-11-25T12:00:00Z")));
+    assert!(
+        s.unpair_container(c1, "TAG-1", t("2026-11-25T13:00:00Z"))
+            .unwrap_err()
+            .is_not_found(),
+        "an ended pairing cannot be ended again"
+    );
+    let e = s
+        .pair_container(c2, "TAG-1", Affixed, t("2026-11-25T11:00:00Z"))
+        .unwrap_err();
+    assert!(
+        e.is_conflict() && e.to_string().contains("falls within"),
+        "{e}"
+    );
+    let second = s
+        .pair_container(c2, "TAG-1", Affixed, t("2026-11-25T12:00:00Z"))
+        .unwrap();
+
+    // Who reported for a container at a time: the window's end is exclusive.
+    let at = |s: &mut dyn Store, c: &str, when: &str| -> Vec<String> {
+        s.container_pairings_at(c, t(when))
+            .unwrap()
+            .into_iter()
+            .map(|p| p.device)
+            .collect()
+    };
+    assert_eq!(at(s, c1, "2026-11-25T07:59:59Z"), ["SC-EMB"]);
+    assert_eq!(at(s, c1, "2026-11-25T08:00:00Z"), ["SC-EMB", "TAG-1"]);
+    assert_eq!(at(s, c1, "2026-11-25T12:00:00Z"), ["SC-EMB"]);
+    assert!(at(s, c2, "2026-11-25T11:59:59Z").is_empty());
+    assert_eq!(at(s, c2, "2026-11-25T12:00:00Z"), ["TAG-1"]);
+
+    let history = s.container_pairings(c1).unwrap();
+    assert_eq!(history, vec![embedded, ended.clone()]);
+    let of_device = s.device_pairings("TAG-1").unwrap();
+    assert_eq!(of_device, vec![ended, second]);
+}
+
 fn station(id: &str, name: &str) -> Station {
     serde_json::from_value(serde_json::json!({"id": id, "name": name, "zone": "CN-YIWU"})).unwrap()
 }
@@ -1536,6 +1627,13 @@ macro_rules! conformance {
             fn device_commands_queued_sent_and_answered() {
                 if let Some(mut s) = open("commands") {
                     super::device_commands_queued_sent_and_answered(&mut *s);
+                }
+            }
+
+            #[test]
+            fn container_pairings_embedded_for_life_affixed_in_windows() {
+                if let Some(mut s) = open("container_pairings") {
+                    super::container_pairings_embedded_for_life_affixed_in_windows(&mut *s);
                 }
             }
 
