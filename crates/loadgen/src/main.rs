@@ -314,7 +314,15 @@ async fn ingest(args: &Args, fleet: Arc<Fleet>, data_dir: PathBuf) -> Result<Run
     // In two halves: the growth over the second half is the marginal cost of a transit, free
     // of what fills once (caches, buffers, the live bus's ring).
     let half = args.transits / 2;
-    declare(addr, &fleet, 0..half, args.setup_connections, &mut conn, false).await?;
+    declare(
+        addr,
+        &fleet,
+        0..half,
+        args.setup_connections,
+        &mut conn,
+        false,
+    )
+    .await?;
     run.rss_half = resident_bytes()?;
     declare(
         addr,

@@ -160,7 +160,10 @@ pub async fn run(
     ensure!(spec.devices > 0, "--devices must be at least 1");
     ensure!(spec.batch > 0, "--batch-reports must be at least 1");
     if spec.protocol == Protocol::Native {
-        ensure!(spec.platform.is_some(), "the native protocol needs --platform-public");
+        ensure!(
+            spec.platform.is_some(),
+            "the native protocol needs --platform-public"
+        );
     }
     let shared = Arc::new(Shared::default());
     let (go_tx, go_rx) = watch::channel(None::<Instant>);
@@ -380,7 +383,9 @@ async fn device(
         let p = fleet.next_point(&mut d).context("no report to make")?;
         let (ok, refused) = link.send_and_wait(&[p]).await?;
         shared.refused.fetch_add(refused as u64, Ordering::Relaxed);
-        shared.acknowledged_in_all.fetch_add(ok as u64, Ordering::Relaxed);
+        shared
+            .acknowledged_in_all
+            .fetch_add(ok as u64, Ordering::Relaxed);
         let _ = close.wait_for(|c| *c).await;
         return Ok(());
     }

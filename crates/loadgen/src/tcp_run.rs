@@ -27,11 +27,12 @@ pub fn run_tcp(args: &Args) -> Result<()> {
     ensure!(args.devices > 0, "--devices must be at least 1");
     ensure!(args.batch_reports > 0, "--batch-reports must be at least 1");
     ensure!(args.rate >= 0.0, "--rate must be 0 or more");
-    ensure!(args.zones >= 2 && args.routes > 0, "--zones 2 or more, --routes 1 or more");
+    ensure!(
+        args.zones >= 2 && args.routes > 0,
+        "--zones 2 or more, --routes 1 or more"
+    );
     let now = server::wall_clock().unix_ms();
-    let t0_ms = args
-        .t0_ms
-        .unwrap_or(now - now % 1000 - 2 * 3_600_000);
+    let t0_ms = args.t0_ms.unwrap_or(now - now % 1000 - 2 * 3_600_000);
     let fleet = Arc::new(Fleet::new(Shape {
         transits: args.devices,
         zones: args.zones,
@@ -56,23 +57,7 @@ pub fn run_tcp(args: &Args) -> Result<()> {
             .map(tcp::parse_public_hex)
             .transpose()?;
         let spec = spec(args, target, platform);
-        let figures = runtime.block_on(tcp::run(
-            spec,
-            fleet,
-            |ready| {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "ready {ready}");
-                let _ = out.flush();
-            },
-            async {
-                // Released by a line on standard input (or its end).
-                let _ = tokio::task::spawn_blocking(|| {
-                    let mut line = String::new();
-                    let _ = std::io::stdin().lock().read_line(&mut line);
-                })
-                .await;
-            },
-        ))?;
+        let figures = runtime.block_on(tcp::run(spec, fleet, print_ready, stdin_line()))?;
         println!("result {figures}");
         return Ok(());
     }
@@ -91,8 +76,15 @@ pub fn run_tcp(args: &Args) -> Result<()> {
                     )?;
                     setup(api, &fleet, args).await?;
                 }
+                // Held connections are released by a line on standard input.
+                let hold = args.hold;
+                let ready = move |v: &Value| {
+                    if hold {
+                        print_ready(v)
+                    }
+                };
                 let figures =
-                    tcp::run(spec(args, target, platform), fleet, |_| {}, async {}).await?;
+                    tcp::run(spec(args, target, platform), fleet, ready, stdin_line()).await?;
                 anyhow::Ok(json!({ "fleet": figures }))
             })?
         }
@@ -104,6 +96,22 @@ pub fn run_tcp(args: &Args) -> Result<()> {
         print_table(&figures);
     }
     Ok(())
+}
+
+/// Says on standard output that the fleet is logged in (held: and reported), with figures.
+fn print_ready(ready: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready {ready}");
+    let _ = out.flush();
+}
+
+/// Resolves on a line on standard input, or its end.
+async fn stdin_line() {
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    })
+    .await;
 }
 
 fn spec(args: &Args, target: SocketAddr, platform: Option<sealproto::PublicKeys>) -> tcp::Spec {
