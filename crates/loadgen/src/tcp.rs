@@ -350,7 +350,7 @@ async fn device(
             match spec.protocol {
                 Protocol::Jt808 => Link::jt808(stream, &id).await,
                 Protocol::Native => {
-                    let platform = spec.platform.clone().context("no platform keys")?;
+                    let platform = spec.platform.context("no platform keys")?;
                     Link::native(stream, device_keys(&id, i)?, platform).await
                 }
                 Protocol::Http => bail!("HTTP has no device fleet"),
@@ -438,7 +438,7 @@ async fn device(
 /// A device's logged-in connection.
 enum Link {
     Jt808(Jt808Link),
-    Native(NativeLink),
+    Native(Box<NativeLink>),
 }
 
 impl Link {
@@ -463,7 +463,7 @@ impl Link {
             buf: vec![0; 4096],
         };
         l.login().await?;
-        Ok(Link::Native(l))
+        Ok(Link::Native(Box::new(l)))
     }
 
     /// Sends `points` as one batch and waits for its acknowledgement: how many were accepted
