@@ -274,10 +274,12 @@ pub async fn run(
     tokio::time::sleep(spec.warmup).await;
     shared.measuring.store(true, Ordering::Relaxed);
     let from = Instant::now();
+    let cpu_from = cpu_seconds();
     let at_start = shared.acknowledged_in_all.load(Ordering::Relaxed);
     tokio::time::sleep(spec.duration).await;
     shared.measuring.store(false, Ordering::Relaxed);
     let seconds = from.elapsed().as_secs_f64();
+    let fleet_cores = (cpu_seconds() - cpu_from) / seconds.max(1e-9);
     let in_window_all = shared.acknowledged_in_all.load(Ordering::Relaxed) - at_start;
     shared.stop.store(true, Ordering::Relaxed);
     let _ = close_tx.send(true);
@@ -322,9 +324,28 @@ pub async fn run(
         "ack_ms_p99": pct(0.99),
         "ack_ms_max": pct(1.0),
         "devices_exhausted": shared.exhausted.load(Ordering::Relaxed),
+        // CPU time of this process (the generator) per second of the window.
+        "fleet_cpu_cores": fleet_cores,
         "device_errors": errors,
         "first_device_error": error,
     }))
+}
+
+/// CPU time (user and system) this process has used, in seconds: fields 14 and 15 of
+/// `/proc/self/stat`, in clock ticks of 1/100 s (Linux's `USER_HZ` on every common
+/// platform). 0 where there is no /proc.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // `rest` starts at field 3, so fields 14 and 15 are at 11 and 12.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -257,12 +257,18 @@ async fn in_process(args: &Args, t0_ms: i64, fleet: Arc<Fleet>) -> Result<Value>
     });
     let before = stats.fields();
     let (mut rss_connected, mut open_connected, mut figures) = (0, 0, None);
+    let mut cpu_from = (Instant::now(), tcp::cpu_seconds());
+    let mut service_cores = None;
     while let Some(line) = lines.recv().await {
         if line.starts_with("ready ") {
             rss_connected = resident_bytes()?;
             open_connected = stats.open();
+            cpu_from = (Instant::now(), tcp::cpu_seconds());
         } else if let Some(json) = line.strip_prefix("result ") {
             figures = Some(serde_json::from_str::<Value>(json)?);
+            service_cores = Some(
+                (tcp::cpu_seconds() - cpu_from.1) / cpu_from.0.elapsed().as_secs_f64().max(1e-9),
+            );
         }
     }
     let status = reader.await??;
@@ -293,6 +299,9 @@ async fn in_process(args: &Args, t0_ms: i64, fleet: Arc<Fleet>) -> Result<Value>
     Ok(json!({
         "setup_seconds": setup_seconds,
         "fleet": figures,
+        // CPU time of the service's process per second, from every device logged in to the
+        // fleet's end (warm-up included).
+        "service_cpu_cores": service_cores,
         "gateway": {
             "connections_open_when_logged_in": open_connected,
             "counters_during_the_run": delta,
@@ -372,6 +381,13 @@ fn print_table(r: &Value) {
         num(&f["ack_ms_p50"]),
         num(&f["ack_ms_p99"])
     );
+    if r["service_cpu_cores"].is_number() {
+        println!(
+            "| CPU: service / fleet (cores busy, of 2) | {:.2} / {:.2} |",
+            num(&r["service_cpu_cores"]),
+            num(&f["fleet_cpu_cores"])
+        );
+    }
     if let Some(m) = r["service_memory"].as_object() {
         println!(
             "| service memory per connection | {:.1} KiB |",
