@@ -151,10 +151,11 @@ async fn setup(api: SocketAddr, fleet: &Arc<Fleet>, args: &Args) -> Result<()> {
     .await
 }
 
-/// The soft limit on open files must hold `devices` sockets and some. It is not raised here
-/// (that needs `unsafe` or a dependency for one call): `ulimit -n` raises it up to the hard
-/// limit (`ulimit -Hn`) in the shell that starts the run.
+/// Raises the soft limit on open files to the hard limit, which must then hold `devices`
+/// sockets and some (`ulimit -Hn`; raising the hard limit takes privileges).
 fn check_fd_limit(devices: usize, what: &str) -> Result<()> {
+    // Where this fails the check below says what is wrong.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
         return Ok(());
     };
@@ -167,7 +168,7 @@ fn check_fd_limit(devices: usize, what: &str) -> Result<()> {
         && soft < devices + 256
     {
         bail!(
-            "{what} needs {} open files for {devices} connections, and the limit is {soft}: raise it with `ulimit -n` (up to `ulimit -Hn`)",
+            "{what} needs {} open files for {devices} connections, and the limit is {soft} (the hard limit, `ulimit -Hn`, bounds it)",
             devices + 256
         );
     }
