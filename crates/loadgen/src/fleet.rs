@@ -52,6 +52,33 @@ pub struct Shape {
     pub violations: f64,
     /// When the reports start (each device's first report); sealing is an hour before.
     pub t0_ms: i64,
+    /// How devices are named.
+    pub ids: Ids,
+}
+
+/// How the fleet's devices are named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// `D{i}` (HTTP and the native protocol).
+    Letter,
+    /// A 12-digit terminal phone number, `9` and the index on 11 digits: JT/T 808 names a
+    /// device by the BCD phone number in every frame header.
+    Phone,
+}
+
+/// One report of a device, before it is put on a wire (JSON, JT/T 808 or native).
+#[derive(Clone, Copy, Debug)]
+pub struct Point {
+    pub kind: Kind,
+    /// Report time, ms since the epoch.
+    pub t_ms: i64,
+    /// The device's report counter, from 1.
+    pub seq: u32,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: f64,
+    pub speed_kmh: f64,
+    pub battery_pct: f64,
 }
 
 /// The zones, the corridors, and per device what it needs to report.
@@ -144,11 +171,20 @@ impl Fleet {
             .map(|k| format!("\"Z{}\"", (i * 7 + k * 131) % nz))
             .collect();
         format!(
-            r#"{{"id":"T{i}","device":"D{i}","departure":"Z{}","destination":"Z{}","route":{{"type":"LineString","coordinates":[{route}]}},"sealed_at":"{sealed}","deadline":"{deadline}","stop_zones":[{}]}}"#,
+            r#"{{"id":"T{i}","device":"{}","departure":"Z{}","destination":"Z{}","route":{{"type":"LineString","coordinates":[{route}]}},"sealed_at":"{sealed}","deadline":"{deadline}","stop_zones":[{}]}}"#,
+            self.device_id(i),
             r % nz,
             (r + nz / 2) % nz,
             stops.join(",")
         )
+    }
+
+    /// The id of device `i`.
+    pub fn device_id(&self, i: usize) -> String {
+        match self.shape.ids {
+            Ids::Letter => format!("D{i}"),
+            Ids::Phone => format!("9{i:011}"),
+        }
     }
 
     pub fn device(&self, index: u32) -> Device {
@@ -166,6 +202,33 @@ impl Fleet {
     /// The device's next report, appended to `out` as JSON; says what kind of report it is and
     /// its time (ms). `None` when the device has made all the reports it can.
     pub fn next_report(&self, d: &mut Device, out: &mut String) -> Option<(Kind, i64)> {
+        let p = self.next_point(d)?;
+        let _ = write!(
+            out,
+            r#"{{"device":"{}","t":"{}","seq":{},"lat":{:.6},"lon":{:.6},"accuracy_m":{:.1},"speed_kmh":{:.1},"battery_pct":{:.2},"lock":"{}""#,
+            self.device_id(d.index as usize),
+            Timestamp::from_unix_ms(p.t_ms),
+            p.seq,
+            p.lat,
+            p.lon,
+            p.accuracy_m,
+            p.speed_kmh,
+            p.battery_pct,
+            if p.kind == Kind::Opening {
+                "unlocked"
+            } else {
+                "locked"
+            },
+        );
+        if p.kind == Kind::WrongPassword {
+            out.push_str(r#","events":["wrong_password"]"#);
+        }
+        out.push('}');
+        Some((p.kind, p.t_ms))
+    }
+
+    /// The device's next report. `None` when the device has made all the reports it can.
+    pub fn next_point(&self, d: &mut Device) -> Option<Point> {
         if d.k >= MAX_REPORTS {
             return None;
         }
@@ -200,27 +263,16 @@ impl Fleet {
             lon += away;
             d.excursion -= 1;
         }
-        let t = self.shape.t0_ms + i64::from(k) * REPORT_EVERY_MS + i64::from(d.index % 1000);
-        let accuracy = 5.0 + (k % 10) as f64;
-        let speed = 60.0 + d.rng.range(0.0, 20.0);
-        let battery = 90.0 - f64::from(k) * 0.01;
-        let _ = write!(
-            out,
-            r#"{{"device":"D{}","t":"{}","seq":{},"lat":{lat:.6},"lon":{lon:.6},"accuracy_m":{accuracy:.1},"speed_kmh":{speed:.1},"battery_pct":{battery:.2},"lock":"{}""#,
-            d.index,
-            Timestamp::from_unix_ms(t),
-            k + 1,
-            if kind == Kind::Opening {
-                "unlocked"
-            } else {
-                "locked"
-            },
-        );
-        if kind == Kind::WrongPassword {
-            out.push_str(r#","events":["wrong_password"]"#);
-        }
-        out.push('}');
-        Some((kind, t))
+        Some(Point {
+            kind,
+            t_ms: self.shape.t0_ms + i64::from(k) * REPORT_EVERY_MS + i64::from(d.index % 1000),
+            seq: k + 1,
+            lat,
+            lon,
+            accuracy_m: 5.0 + (k % 10) as f64,
+            speed_kmh: 60.0 + d.rng.range(0.0, 20.0),
+            battery_pct: 90.0 - f64::from(k) * 0.01,
+        })
     }
 }
 
@@ -236,6 +288,7 @@ mod tests {
             routes: 3,
             violations: 0.2,
             t0_ms: 1_795_600_000_000,
+            ids: Ids::Letter,
         });
         let _: model::Zone = serde_json::from_str(&fleet.zone_json(3)).unwrap();
         let _: model::Transit = serde_json::from_str(&fleet.transit_json(7)).unwrap();

@@ -2,6 +2,12 @@
 //! many active transits, against SQLite or PostgreSQL, beside a baseline of plain inserts of
 //! the same rows with the same driver (docs/benchmarks.md).
 //!
+//! With `--protocol jt808|native`, a fleet of devices instead, each on its own TCP connection
+//! to a device gateway (tcp.rs; `run_tcp` below): against a running service (`--target`), or
+//! by default with the service and the gateway in this process and the fleet in a child
+//! process (this binary again), since both ends of 10,000 connections do not fit in one
+//! process's file descriptors.
+//!
 //! One process: the service runs in it (`server::start`), so the accept-to-alarm latency is
 //! read off the service's own live bus (`Running::live`) with one clock, and resident memory
 //! is the whole service's. The load generator's own work (making reports, reading answers)
@@ -10,6 +16,8 @@
 mod baseline;
 mod fleet;
 mod http;
+mod tcp;
+mod tcp_run;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,8 +30,9 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use serde_json::{Value, json};
 
-use fleet::{Fleet, Kind, Shape};
+use fleet::{Fleet, Ids, Kind, Shape};
 use http::Conn;
+use tcp::Protocol;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,10 +89,58 @@ struct Args {
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// `http`: the ingest benchmark above. `jt808` or `native`: a fleet of `--devices`
+    /// devices, each on its own TCP connection to the gateway of that protocol.
+    #[arg(long, value_enum, default_value = "http")]
+    protocol: Protocol,
+    /// TCP fleet: devices, each registered, with an active sealed transit (and for `native`
+    /// its keys provisioned), on its own connection.
+    #[arg(long, default_value_t = 10_000)]
+    devices: usize,
+    /// TCP fleet: observations per second for the whole fleet, spread evenly over the devices;
+    /// 0 sends each device's next batch as soon as the last is acknowledged.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// TCP fleet: reports per batch: locations per 0x0704 frame (a plain 0x0200 when 1), or
+    /// native report records per write. Each device has one batch in flight.
+    #[arg(long, default_value_t = 10)]
+    batch_reports: usize,
+    /// TCP fleet against a running service: its gateway's address. Without it, the service
+    /// and the gateway run in this process (SQLite in a temporary directory) and the fleet in
+    /// a child process.
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// With `--target`: the service's HTTP address, for the setup (zones, devices, transits,
+    /// keys). The API must not require a token.
+    #[arg(long)]
+    api: Option<SocketAddr>,
+    /// With `--target` and `native`: the platform's public keys, `SIGNING_HEX:AGREEMENT_HEX`
+    /// (`sealwatch serve` prints them).
+    #[arg(long)]
+    platform_public: Option<String>,
+    /// With `--target`: the setup was done by an earlier run.
+    #[arg(long)]
+    no_setup: bool,
+    /// TCP fleet: connections being opened and logged in at once.
+    #[arg(long, default_value_t = 256)]
+    connecting: usize,
+    /// Internal: be the fleet only (the child process of a run with the service in process).
+    #[arg(long, hide = true)]
+    fleet_child: bool,
+    /// Internal: the fleet's first report time (ms), as the parent set it up.
+    #[arg(long, hide = true)]
+    t0_ms: Option<i64>,
+    /// Internal: each device reports once, then all hold their connections until a line
+    /// comes on standard input (the connection test).
+    #[arg(long, hide = true)]
+    hold: bool,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.protocol != Protocol::Http {
+        return tcp_run::run_tcp(&args);
+    }
     ensure!(args.transits > 0, "--transits must be at least 1");
     ensure!(args.zones >= 2, "--zones must be at least 2");
     ensure!(args.routes > 0, "--routes must be at least 1");
@@ -135,6 +192,7 @@ fn main() -> Result<()> {
         // Reports from two hours ago on, ten seconds apart per device: a device's 700th report
         // is still in the past.
         t0_ms: now - now % 1000 - 2 * 3_600_000,
+        ids: Ids::Letter,
     }));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -256,7 +314,15 @@ async fn ingest(args: &Args, fleet: Arc<Fleet>, data_dir: PathBuf) -> Result<Run
     // In two halves: the growth over the second half is the marginal cost of a transit, free
     // of what fills once (caches, buffers, the live bus's ring).
     let half = args.transits / 2;
-    declare(addr, &fleet, 0..half, args.setup_connections, &mut conn).await?;
+    declare(
+        addr,
+        &fleet,
+        0..half,
+        args.setup_connections,
+        &mut conn,
+        false,
+    )
+    .await?;
     run.rss_half = resident_bytes()?;
     declare(
         addr,
@@ -264,6 +330,7 @@ async fn ingest(args: &Args, fleet: Arc<Fleet>, data_dir: PathBuf) -> Result<Run
         half..args.transits,
         args.setup_connections,
         &mut conn,
+        false,
     )
     .await?;
     run.setup_seconds = setup.elapsed().as_secs_f64();
@@ -402,6 +469,7 @@ async fn declare(
     range: std::ops::Range<usize>,
     connections: usize,
     conn: &mut Conn,
+    native_keys: bool,
 ) -> Result<()> {
     let mut declaring = tokio::task::JoinSet::new();
     for c in 0..connections.min(range.len()) {
@@ -411,13 +479,28 @@ async fn declare(
             for i in range.skip(c).step_by(connections) {
                 // Registered, as a deployment's devices are: each commit then keeps its last
                 // report, battery and position.
-                let device = format!(r#"{{"id":"D{i}","kind":"active","state":"sealed"}}"#);
+                let id = fleet.device_id(i);
+                let device = format!(r#"{{"id":"{id}","kind":"active","state":"sealed"}}"#);
                 expect(
                     conn.request("POST", "/api/v1/devices", device.as_bytes())
                         .await?,
                     200,
                     "device",
                 )?;
+                if native_keys {
+                    let public = tcp::device_keys(&id, i)?.public();
+                    let body = json!({
+                        "signing_public": sealproto::to_hex(&public.signing.to_bytes()),
+                        "agreement_public": sealproto::to_hex(&public.agreement.to_bytes()),
+                    })
+                    .to_string();
+                    let path = format!("/api/v1/devices/{id}/keys");
+                    expect(
+                        conn.request("PUT", &path, body.as_bytes()).await?,
+                        200,
+                        "device keys",
+                    )?;
+                }
                 let body = fleet.transit_json(i);
                 expect(
                     conn.request("POST", "/api/v1/transits", body.as_bytes())
