@@ -104,6 +104,12 @@ impl Jt808Device {
     pub async fn connect(target: SocketAddr, phone: &str) -> Result<Jt808Device> {
         let stream = TcpStream::connect(target).await?;
         stream.set_nodelay(true)?;
+        Jt808Device::on(stream, phone).await
+    }
+
+    /// Registers and authenticates on a connection already made (the load generator makes
+    /// its own, to pace them).
+    pub async fn on(stream: TcpStream, phone: &str) -> Result<Jt808Device> {
         let phone = Phone::new(phone)
             .map_err(|e| Error::Protocol(format!("phone number {phone:?}: {e}")))?;
         let mut d = Jt808Device {

@@ -17,11 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use jt808::{
-    Authentication, Body, Deframed, Deframer, DeviceTime, Header, Location, LocationBatch,
-    LocationItem, LockRecord, Message, Options, Phone, Properties, Registration,
-    RegistrationLayout,
-};
 use model::{DeviceEvent, LockState, Reading, Timestamp};
 use sealproto::{DeviceKeys, DeviceOutput, Entropy, PublicKeys};
 use serde_json::{Value, json};
@@ -463,23 +458,14 @@ async fn device(
 
 /// A device's logged-in connection.
 enum Link {
-    Jt808(Jt808Link),
+    Jt808(Box<emulator::Jt808Device>),
     Native(Box<NativeLink>),
 }
 
 impl Link {
     async fn jt808(stream: TcpStream, id: &str) -> Result<Link> {
-        let mut l = Jt808Link {
-            stream,
-            phone: Phone::new(id).map_err(|e| anyhow::anyhow!("phone {id}: {e}"))?,
-            deframer: Deframer::new(),
-            serial: 0,
-            inbox: std::collections::VecDeque::new(),
-            buf: vec![0; 2048],
-            out: Vec::with_capacity(2048),
-        };
-        l.login().await?;
-        Ok(Link::Jt808(l))
+        let d = emulator::Jt808Device::on(stream, id).await?;
+        Ok(Link::Jt808(Box::new(d)))
     }
 
     async fn native(stream: TcpStream, keys: DeviceKeys, platform: PublicKeys) -> Result<Link> {
@@ -496,181 +482,13 @@ impl Link {
     /// and how many answered with a failure.
     async fn send_and_wait(&mut self, points: &[Point]) -> Result<(usize, usize)> {
         match self {
-            Link::Jt808(l) => l.report(points).await,
+            Link::Jt808(l) => {
+                let readings: Vec<Reading> = points.iter().map(reading).collect();
+                let ack = l.report(&readings).await?;
+                Ok((ack.accepted, ack.refused))
+            }
             Link::Native(l) => l.report(points).await,
         }
-    }
-}
-
-struct Jt808Link {
-    stream: TcpStream,
-    phone: Phone,
-    deframer: Deframer,
-    serial: u16,
-    inbox: std::collections::VecDeque<Message>,
-    buf: Vec<u8>,
-    out: Vec<u8>,
-}
-
-impl Jt808Link {
-    fn frame(&mut self, message_id: u16, body: Body) -> Result<u16> {
-        self.serial = self.serial.wrapping_add(1);
-        let header = Header {
-            message_id,
-            properties: Properties(0),
-            version: None,
-            phone: self.phone.clone(),
-            serial: self.serial,
-            subpackage: None,
-        };
-        let bytes = Message { header, body }
-            .encode()
-            .map_err(|e| anyhow::anyhow!("encoding 0x{message_id:04x}: {e}"))?;
-        self.out.extend_from_slice(&bytes);
-        Ok(self.serial)
-    }
-
-    async fn flush(&mut self) -> Result<()> {
-        self.stream.write_all(&self.out).await?;
-        self.out.clear();
-        Ok(())
-    }
-
-    async fn next(&mut self) -> Result<Message> {
-        loop {
-            if let Some(m) = self.inbox.pop_front() {
-                return Ok(m);
-            }
-            let n = self.stream.read(&mut self.buf).await?;
-            if n == 0 {
-                bail!("the gateway closed the connection");
-            }
-            for item in self.deframer.push(&self.buf[..n]) {
-                if let Ok(Deframed::Frame(f)) = item {
-                    let m = f
-                        .decode(&Options::default())
-                        .map_err(|e| anyhow::anyhow!("a frame from the gateway: {e}"))?;
-                    self.inbox.push_back(m);
-                }
-            }
-        }
-    }
-
-    /// The platform general response (0x8001) to `serial`: its result.
-    async fn response_to(&mut self, serial: u16) -> Result<u8> {
-        loop {
-            let m = self.next().await?;
-            if let Body::GeneralResponse(g) = m.body
-                && m.header.message_id == 0x8001
-                && g.reply_serial == serial
-            {
-                return Ok(g.result);
-            }
-        }
-    }
-
-    async fn login(&mut self) -> Result<()> {
-        let serial = self.frame(
-            0x0100,
-            Body::Registration(Registration {
-                layout: RegistrationLayout::V2013,
-                province: 33,
-                city: 7,
-                manufacturer: b"SWLDG".to_vec(),
-                model: b"JT701".to_vec(),
-                terminal_id: b"0000001".to_vec(),
-                plate_color: 1,
-                plate: b"ZJA12345".to_vec(),
-            }),
-        )?;
-        self.flush().await?;
-        let code = loop {
-            let m = self.next().await?;
-            if let Body::RegistrationResponse(r) = m.body
-                && r.reply_serial == serial
-            {
-                ensure!(
-                    r.result == 0,
-                    "registration refused (result {}): is the device registered?",
-                    r.result
-                );
-                break r.auth_code;
-            }
-        };
-        let serial = self.frame(
-            0x0102,
-            Body::Authentication(Authentication {
-                auth_code: code,
-                imei: None,
-                software_version: None,
-            }),
-        )?;
-        self.flush().await?;
-        let result = self.response_to(serial).await?;
-        ensure!(result == 0, "authentication refused (result {result})");
-        Ok(())
-    }
-
-    async fn report(&mut self, points: &[Point]) -> Result<(usize, usize)> {
-        let locations: Vec<Location> = points.iter().map(location).collect();
-        let serial = if locations.len() == 1 {
-            let l = locations.into_iter().next().context("one location")?;
-            self.frame(0x0200, Body::Location(l))?
-        } else {
-            self.frame(
-                0x0704,
-                Body::LocationBatch(LocationBatch { kind: 0, locations }),
-            )?
-        };
-        self.flush().await?;
-        // The gateway answers a frame with one result for all its locations.
-        Ok(match self.response_to(serial).await? {
-            0 => (points.len(), 0),
-            _ => (0, points.len()),
-        })
-    }
-}
-
-/// A point as a JT/T 808 location with one lock (0xD5), on a device clock at GMT+8.
-fn location(p: &Point) -> Location {
-    let mut status = Location::STATUS_FIX;
-    if p.lat < 0.0 {
-        status |= Location::STATUS_SOUTH;
-    }
-    if p.lon < 0.0 {
-        status |= Location::STATUS_WEST;
-    }
-    Location {
-        alarm: 0,
-        status,
-        latitude: (p.lat.abs() * 1e6).round() as u32,
-        longitude: (p.lon.abs() * 1e6).round() as u32,
-        altitude_m: 150,
-        speed: (p.speed_kmh * 10.0).round() as u16,
-        course: 90,
-        time: device_time(p.t_ms),
-        items: vec![LocationItem::Locks(vec![LockRecord {
-            id: [0x01, 0x02, 0x03, 0x04, 0x05],
-            card: [0; 5],
-            battery: p.battery_pct.round() as u8,
-            status: if p.kind == Kind::Opening { 1 << 5 } else { 0 },
-        }])],
-        trailing: Vec::new(),
-    }
-}
-
-/// `t_ms` on a clock eight hours ahead of UTC (the codec's default device clock), to the
-/// second.
-fn device_time(t_ms: i64) -> DeviceTime {
-    let local = Timestamp::from_unix_ms(t_ms + 8 * 3_600_000).to_string();
-    let n = |r: std::ops::Range<usize>| local.get(r).and_then(|s| s.parse::<u16>().ok());
-    DeviceTime {
-        year: n(0..4).unwrap_or(2000),
-        month: n(5..7).unwrap_or(1) as u8,
-        day: n(8..10).unwrap_or(1) as u8,
-        hour: n(11..13).unwrap_or(0) as u8,
-        minute: n(14..16).unwrap_or(0) as u8,
-        second: n(17..19).unwrap_or(0) as u8,
     }
 }
 
