@@ -2,7 +2,9 @@
 //! a JT/T 808 e-lock and a native-protocol device (its key file made by `sealwatch device-key
 //! generate`) each report a journey that ends with the lock opened; every report is
 //! acknowledged, the opening raises `illegal_opening` on the device's transit, and a command
-//! queued through the API before the device connects is carried out by it and recorded done.
+//! queued through the API before the device connects is carried out by it and recorded done;
+//! the native device's seal is signed evidence that `sealwatch verify-event` checks with the
+//! device's public key alone.
 //! Bad input exits 2 naming what is wrong; a device the gateway refuses exits 1.
 
 #![cfg(unix)]
@@ -255,14 +257,19 @@ fn emulated_devices_report_journeys_and_carry_out_commands() {
         data,
     ]);
     assert_eq!(code, Some(0), "{stderr}");
-    let (status, body) = api(
-        &at.http,
-        &token,
-        "POST",
-        &format!("/api/v1/devices/{NATIVE}/commands"),
-        Some(json!({"kind": "query_status", "actor": "officer-7"})),
-    );
-    assert_eq!(status, 202, "{body}");
+    for command in [
+        json!({"kind": "query_status", "actor": "officer-7"}),
+        json!({"kind": "seal", "transit": "ET2", "actor": "officer-7"}),
+    ] {
+        let (status, body) = api(
+            &at.http,
+            &token,
+            "POST",
+            &format!("/api/v1/devices/{NATIVE}/commands"),
+            Some(command),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
     let native_journey = journey(&dir, NATIVE);
     let native_args = [
         "emulate",
@@ -319,7 +326,7 @@ fn emulated_devices_report_journeys_and_carry_out_commands() {
             "{transit}: {alarms}"
         );
         // The result is recorded once the device's answer has been read: poll briefly.
-        let mut state = Value::Null;
+        let mut states = Vec::new();
         for _ in 0..50 {
             let (_, commands) = api(
                 &at.http,
@@ -328,14 +335,60 @@ fn emulated_devices_report_journeys_and_carry_out_commands() {
                 &format!("/api/v1/devices/{device}/commands"),
                 None,
             );
-            state = commands["items"][0]["state"].clone();
-            if state == "done" {
+            states = commands["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["state"].clone())
+                .collect();
+            if !states.is_empty() && states.iter().all(|s| s == "done") {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        assert_eq!(state, "done", "{device}");
+        assert!(
+            !states.is_empty() && states.iter().all(|s| s == "done"),
+            "{device}: {states:?}"
+        );
     }
+
+    // The seal the native device carried out is signed evidence that verifies with the
+    // device's public key alone (`sealwatch verify-event`), and not with another key.
+    let (status, log) = api(
+        &at.http,
+        &token,
+        "GET",
+        &format!("/api/v1/devices/{NATIVE}/log?kind=evidence"),
+        None,
+    );
+    assert_eq!(status, 200, "{log}");
+    let (_, keys) = api(
+        &at.http,
+        &token,
+        "GET",
+        &format!("/api/v1/devices/{NATIVE}/keys"),
+        None,
+    );
+    let public = keys["signing_public"].as_str().unwrap().to_owned();
+    let mut kinds = Vec::new();
+    for (i, entry) in log["items"].as_array().unwrap().iter().enumerate() {
+        let record = dir.join(format!("evidence-{i}.json"));
+        std::fs::write(&record, entry["record"].to_string()).unwrap();
+        let (code, stdout, stderr) =
+            sealwatch(&["verify-event", "--key", &public, record.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let verified: Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(verified["device"], NATIVE, "{verified}");
+        kinds.push(verified["kind"].as_str().unwrap().to_owned());
+        let (code, _, stderr) = sealwatch(&[
+            "verify-event",
+            "--key",
+            &at.platform_signing,
+            record.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(1), "another key: {stderr}");
+    }
+    assert!(kinds.iter().any(|k| k == "seal"), "{kinds:?} in {log}");
 
     // Bad input exits 2 naming it; a device the gateway refuses exits 1.
     let (code, _, stderr) = sealwatch(&[

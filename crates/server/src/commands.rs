@@ -206,6 +206,39 @@ pub(crate) async fn of_device(
     Ok(listed(rows))
 }
 
+/// `GET /api/v1/devices/{id}/log`: what a device sent that is not an observation, oldest
+/// first: signed seal, unseal and tamper evidence of the native protocol (`kind: evidence`,
+/// with the record parsed under `record`, checkable with `sealwatch verify-event`) and JT/T
+/// 808 text command results. `kind` keeps one kind; a page may then hold fewer than `limit`
+/// entries: go on with `next_after` until a page is empty.
+pub(crate) async fn log_of_device(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Value>, Problem> {
+    let page = page(&p)?;
+    let rows = s
+        .query(move |store| store.device_log(&id, page))
+        .await?
+        .map_err(store_problem)?;
+    let next = rows.last().map(|e| e.id);
+    let items: Vec<Value> = rows
+        .into_iter()
+        .filter(|e| p.kind.as_deref().is_none_or(|k| k == e.kind))
+        .map(|e| {
+            let record = (e.kind == "evidence")
+                .then(|| serde_json::from_str::<Value>(&e.text).ok())
+                .flatten();
+            let mut v = json!(e);
+            if let Some(record) = record {
+                v["record"] = record;
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "next_after": next })))
+}
+
 /// `GET /api/v1/transits/{id}/commands`.
 pub(crate) async fn of_transit(
     State(s): State<AppState>,

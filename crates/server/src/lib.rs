@@ -542,6 +542,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/devices/{id}/commands",
             post(commands::queue).get(commands::of_device),
         )
+        .route("/api/v1/devices/{id}/log", get(commands::log_of_device))
         .route(
             "/api/v1/devices/{id}/keys",
             put(keys::put).get(keys::get).delete(keys::revoke),

@@ -377,6 +377,14 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "get",
+        path: "/api/v1/devices/{id}/log",
+        summary: "What a device sent that is not an observation, oldest first: signed seal, unseal and tamper evidence (kind evidence, the record under `record`, checkable with the device's public key alone) and text command results; paged, filtered by kind",
+        body: None,
+        ok: 200,
+        query: &["kind", "after", "limit"],
+    },
+    RouteDoc {
+        method: "get",
         path: "/api/v1/transits/{id}/commands",
         summary: "The commands sent for a transit, oldest first, with their state and result",
         body: None,
