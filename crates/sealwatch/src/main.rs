@@ -1,5 +1,6 @@
 //! `sealwatch`: the command line.
 
+mod backup;
 mod config;
 mod decode;
 mod demo;
@@ -88,6 +89,28 @@ enum Command {
         /// A PostgreSQL URL, instead of the embedded database [store.database_url].
         #[arg(long)]
         database_url: Option<String>,
+    },
+    /// Take a consistent backup of the store while the service runs, into a new directory:
+    /// the data and a manifest of hashes and row counts (docs/security.md). PostgreSQL needs
+    /// `pg_dump` on the PATH.
+    Backup {
+        /// The new directory the backup goes into.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Restore a backup into the configured store after checking its manifest; every table's
+    /// row count is checked against the manifest afterwards. Stop the service first.
+    Restore {
+        /// The backup directory (with its manifest.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// Set aside (SQLite) or drop (PostgreSQL schema) data already at the target.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Be a device: connect to a running gateway as a JT/T 808 e-lock or a native-protocol
     /// device, report readings (from a scenario or a JSON array of observations), and carry
@@ -293,8 +316,9 @@ fn service_config(settings: config::Settings) -> server::Config {
     config
 }
 
-/// The store as `serve` would open it, or the exit status that says why not.
-fn open_store(args: StoreArgs) -> Result<Box<dyn store::Store>, ExitCode> {
+/// The service's configuration as `serve` would read it, with the store flags applied, or
+/// the exit status that says why not.
+fn store_config(args: StoreArgs) -> Result<server::Config, ExitCode> {
     let mut settings = match config::load(args.config.as_deref(), |n| std::env::var(n).ok()) {
         Ok(s) => s,
         Err(e) => {
@@ -308,10 +332,33 @@ fn open_store(args: StoreArgs) -> Result<Box<dyn store::Store>, ExitCode> {
     if args.database_url.is_some() {
         settings.store.database_url = args.database_url;
     }
-    server::open_store(&service_config(settings)).map_err(|e| {
+    Ok(service_config(settings))
+}
+
+/// The store as `serve` would open it, or the exit status that says why not.
+fn open_store(args: StoreArgs) -> Result<Box<dyn store::Store>, ExitCode> {
+    server::open_store(&store_config(args)?).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })
+}
+
+/// Prints a backup's or a restore's manifest, or says why it failed.
+fn report(result: Result<backup::Manifest, backup::Failure>) -> ExitCode {
+    match result {
+        Ok(manifest) => {
+            println!("{}", serde_json::to_string(&manifest).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(backup::Failure::Input(why)) => {
+            eprintln!("error: {why}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(backup::Failure::Failed(why)) => {
+            eprintln!("error: {why}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `sealwatch device-key ...`: works on the store directly, beside a running service or not.
@@ -646,6 +693,22 @@ fn main() -> ExitCode {
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
         Command::DeviceKey { command, store } => device_key(command, store),
+        Command::Backup { out, store } => match store_config(store) {
+            Ok(config) => report(backup::backup(&backup::Target::of(&config), &out)),
+            Err(code) => code,
+        },
+        Command::Restore {
+            from,
+            replace,
+            store,
+        } => match store_config(store) {
+            Ok(config) => report(backup::restore(
+                &from,
+                &backup::Target::of(&config),
+                replace,
+            )),
+            Err(code) => code,
+        },
         Command::Emulate(args) => match runtime().block_on(emulate::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(emulate::Failure::Input(why)) => {

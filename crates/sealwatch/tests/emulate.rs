@@ -9,13 +9,13 @@
 
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+mod common;
+use common::{Serving, api, sealwatch};
 
 const ELOCK: &str = "013900000042";
 const NATIVE: &str = "LOCK-N1";
@@ -27,48 +27,6 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn sealwatch(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
-        .args(args)
-        .env_remove("SEALWATCH_STORE_DATABASE_URL")
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-/// One HTTP request with a bearer token; status and JSON body.
-fn api(addr: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        conn,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    conn.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-/// The service, stopped however the test ends.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 struct Addresses {
     http: String,
     jt808: String,
@@ -78,65 +36,38 @@ struct Addresses {
 }
 
 fn serve(dir: &Path) -> (Serving, Addresses) {
-    let mut serving = Serving(
-        Command::new(env!("CARGO_BIN_EXE_sealwatch"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            .env("SEALWATCH_SERVER_LISTEN", "127.0.0.1:0")
-            .env("SEALWATCH_GATEWAY_JT808_LISTEN", "127.0.0.1:0")
-            .env("SEALWATCH_GATEWAY_NATIVE_LISTEN", "127.0.0.1:0")
-            .env_remove("SEALWATCH_STORE_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let data_dir = dir.to_str().unwrap();
+    let serving = Serving::start(
+        &["--data-dir", data_dir],
+        &[
+            ("SEALWATCH_GATEWAY_JT808_LISTEN", "127.0.0.1:0"),
+            ("SEALWATCH_GATEWAY_NATIVE_LISTEN", "127.0.0.1:0"),
+        ],
+        |l| l.starts_with("sealwatch: native-protocol gateway on "),
     );
-    let mut stderr = BufReader::new(serving.0.stderr.take().unwrap());
-    let (mut http, mut jt808, mut native) = (None, None, None);
-    let mut line = String::new();
-    while native.is_none() {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "serve ended before its gateways started"
-        );
-        let l = line.trim();
-        if let Some(a) = l.strip_prefix("sealwatch: listening on http://") {
-            http = Some(a.to_owned());
-        } else if let Some(a) = l.strip_prefix("sealwatch: JT/T 808 gateway on ") {
-            jt808 = Some(a.to_owned());
-        } else if let Some(rest) = l.strip_prefix("sealwatch: native-protocol gateway on ") {
-            // ADDR (platform signing key S, agreement key A)
-            let words: Vec<&str> = rest
-                .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
-                .filter(|w| !w.is_empty())
-                .collect();
-            native = Some((
-                words[0].to_owned(),
-                words[4].to_owned(),
-                words[7].to_owned(),
-            ));
-        }
-    }
-    // Keep reading the service's log so that it never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-            sink.clear();
-        }
-    });
-    let (native, platform_signing, platform_agreement) = native.unwrap();
-    (
-        serving,
-        Addresses {
-            http: http.expect("the API's address"),
-            jt808: jt808.expect("the JT/T 808 gateway's address"),
-            native,
-            platform_signing,
-            platform_agreement,
-        },
-    )
+    let find = |prefix: &str| {
+        serving
+            .lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?}: {:?}", serving.lines))
+            .to_owned()
+    };
+    let jt808 = find("sealwatch: JT/T 808 gateway on ");
+    // ADDR (platform signing key S, agreement key A)
+    let native = find("sealwatch: native-protocol gateway on ");
+    let words: Vec<&str> = native
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let addresses = Addresses {
+        http: serving.http(),
+        jt808,
+        native: words[0].to_owned(),
+        platform_signing: words[4].to_owned(),
+        platform_agreement: words[7].to_owned(),
+    };
+    (serving, addresses)
 }
 
 /// Three reports along the contract example's route, the last with the lock open, dated by

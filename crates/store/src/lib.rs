@@ -987,6 +987,10 @@ pub trait Store: Send {
     /// Every device's native-protocol keys, revoked or not, by device id.
     fn list_device_keys(&mut self) -> Result<Vec<DeviceKeysRecord>>;
 
+    /// How many rows each of sealwatch's tables holds, by table name in name order: what a
+    /// backup manifest records and a restore checks.
+    fn table_counts(&mut self) -> Result<Vec<(String, i64)>>;
+
     /// Provisions a reader's Ed25519 public key (hex), replacing any earlier one and clearing
     /// its revocation (rotation); the stored record is returned.
     fn put_reader_key(

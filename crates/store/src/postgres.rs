@@ -156,6 +156,63 @@ impl PgStore {
         PgStore::init(connect(url)?, Some(schema))
     }
 
+    /// The schema the store works in.
+    pub fn current_schema(&mut self) -> Result<String> {
+        Ok(self
+            .client
+            .query_one("SELECT current_schema()::text", &[])?
+            .get(0))
+    }
+
+    /// Runs `dump` while a read-only repeatable-read transaction holds an exported snapshot
+    /// (its name is what `dump` gets, for `pg_dump --snapshot`), and counts every table in that
+    /// same snapshot: a backup and the counts in its manifest see one moment, however busy the
+    /// service is meanwhile.
+    pub fn with_exported_snapshot<R>(
+        &mut self,
+        dump: impl FnOnce(&str) -> R,
+    ) -> Result<(Vec<(String, i64)>, R)> {
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let snapshot: String = tx.query_one("SELECT pg_export_snapshot()", &[])?.get(0);
+        let counts = count_tables(&mut tx)?;
+        let r = dump(&snapshot);
+        tx.commit()?;
+        Ok((counts, r))
+    }
+
+    /// How many tables `schema` holds (0 when it does not exist), without creating it or
+    /// running migrations: a restore checks its target is empty first.
+    pub fn tables_in_schema(url: &str, schema: &str) -> Result<i64> {
+        let mut client = connect(url)?;
+        Ok(client
+            .query_one(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1",
+                &[&schema],
+            )?
+            .get(0))
+    }
+
+    /// Drops `schema` with everything in it: a restore with `--replace` only.
+    pub fn drop_schema(url: &str, schema: &str) -> Result<()> {
+        let mut client = connect(url)?;
+        let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {quoted} CASCADE"))?;
+        Ok(())
+    }
+
+    /// Creates `schema`, empty.
+    pub fn create_schema(url: &str, schema: &str) -> Result<()> {
+        let mut client = connect(url)?;
+        let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+        client.batch_execute(&format!("CREATE SCHEMA {quoted}"))?;
+        Ok(())
+    }
+
     fn init(mut client: Client, schema: Option<&str>) -> Result<PgStore> {
         if let Some(schema) = schema {
             client.batch_execute(&format!(
@@ -586,6 +643,10 @@ impl Store for PgStore {
                 text: r.get(5),
             })
             .collect())
+    }
+
+    fn table_counts(&mut self) -> Result<Vec<(String, i64)>> {
+        count_tables(&mut self.client)
     }
 
     fn put_reader_key(
@@ -1458,4 +1519,27 @@ impl PgStore {
             .map(|r| pairing_from_row((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))))
             .collect()
     }
+}
+
+/// Rows per table of the current schema, by name.
+fn count_tables(c: &mut impl ::postgres::GenericClient) -> Result<Vec<(String, i64)>> {
+    let names: Vec<String> = c
+        .query(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+             ORDER BY table_name",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    names
+        .into_iter()
+        .map(|name| {
+            // The name comes from the catalog; quoted all the same.
+            let sql = format!("SELECT COUNT(*) FROM \"{}\"", name.replace('"', "\"\""));
+            let n: i64 = c.query_one(&sql, &[])?.get(0);
+            Ok((name, n))
+        })
+        .collect()
 }

@@ -209,6 +209,16 @@ impl SqliteStore {
     }
 
     /// A private in-memory database.
+    /// A consistent copy of the whole database, taken while the service runs, into a new file
+    /// at `path` (`VACUUM INTO`: one read transaction, compacted, no WAL to carry along).
+    pub fn snapshot_into(&self, path: &Path) -> Result<()> {
+        let target = path
+            .to_str()
+            .ok_or_else(|| Error::Conflict(format!("{}: not a UTF-8 path", path.display())))?;
+        self.conn.execute("VACUUM INTO ?1", params![target])?;
+        Ok(())
+    }
+
     pub fn open_in_memory() -> Result<SqliteStore> {
         let conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -521,6 +531,29 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn table_counts(&mut self) -> Result<Vec<(String, i64)>> {
+        let names: Vec<String> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+                 ORDER BY name",
+            )?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                // The name comes from the catalog; quoted all the same.
+                let n: i64 = self.conn.query_row(
+                    &format!("SELECT COUNT(*) FROM \"{}\"", name.replace('"', "\"\"")),
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok((name, n))
+            })
+            .collect()
     }
 
     fn put_reader_key(

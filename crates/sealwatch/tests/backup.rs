@@ -1,0 +1,207 @@
+//! The restore drill, through the real binary on SQLite and on the real PostgreSQL: a service
+//! takes observations; `sealwatch backup` runs while it serves; more observations are
+//! acknowledged; the service is killed and its data destroyed; `sealwatch restore` brings the
+//! backup back, and every observation acknowledged before the backup is there again, row
+//! counts equal to the manifest's. A damaged backup and a non-empty target are refused.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+mod common;
+use common::{Serving, api, sealwatch_with};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sealwatch-bk-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn at(ms: i64) -> String {
+    model::Timestamp::from_unix_ms(ms).to_string()
+}
+
+/// Posts observations `from..to` of the journey (one every 100 ms of report time along the
+/// example's first leg, from `start_ms`, after the declaration: a track starts there); every
+/// one must be accepted.
+fn post(addr: &str, token: &str, start_ms: i64, from: usize, to: usize) {
+    let items: Vec<Value> = (from..to)
+        .map(|i| {
+            let f = i as f64 / 40.0;
+            json!({
+                "device": "D1",
+                "t": at(start_ms + i as i64 * 100),
+                "lat": 29.31 + f * (29.6 - 29.31),
+                "lon": 120.07 + f * (120.9 - 120.07),
+                "lock": "locked",
+            })
+        })
+        .collect();
+    let (status, body) = api(
+        addr,
+        token,
+        "POST",
+        "/api/v1/observations",
+        Some(json!(items)),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], to - from, "{body}");
+}
+
+fn track_times(addr: &str, token: &str) -> Vec<String> {
+    let (status, track) = api(
+        addr,
+        token,
+        "GET",
+        "/api/v1/transits/T1/track?format=points",
+        None,
+    );
+    assert_eq!(status, 200, "{track}");
+    track["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["t"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The whole drill against the store that `store_args` and `env` name; `destroy` removes its
+/// data once the service is killed.
+fn drill(name: &str, store_args: &[&str], env: &[(&str, &str)], destroy: impl FnOnce()) {
+    let dir = temp_dir(name);
+    let backup = dir.join("backup");
+    let backup_dir = backup.to_str().unwrap();
+    let with = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(store_args);
+        sealwatch_with(&all, env)
+    };
+    let (code, token, stderr) = with(&["token", "create", "--role", "administrator"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let token = token.trim().to_owned();
+    let ready = |l: &str| l.starts_with("sealwatch: listening on");
+
+    let start_ms;
+    {
+        let serving = Serving::start(store_args, env, ready);
+        let addr = serving.http();
+        let example: Value =
+            serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
+        for z in example["zones"].as_array().unwrap() {
+            assert_eq!(
+                api(&addr, &token, "POST", "/api/v1/zones", Some(z.clone())).0,
+                204
+            );
+        }
+        let mut t = example["transits"][0].clone();
+        t["sealed_at"] = json!(at(now_ms() - 60_000));
+        t["deadline"] = json!(at(now_ms() + 6 * 3_600_000));
+        let (status, body) = api(&addr, &token, "POST", "/api/v1/transits", Some(t));
+        assert!(status == 200 || status == 201, "{status} {body}");
+        // Reports dated after the declaration and none in the future: 30 of them 100 ms
+        // apart, once 3 s have passed.
+        start_ms = now_ms() + 1000;
+        std::thread::sleep(std::time::Duration::from_millis(4100));
+        post(&addr, &token, start_ms, 0, 10);
+        post(&addr, &token, start_ms, 10, 20);
+
+        // The backup, taken while the service serves.
+        let (code, stdout, stderr) = with(&["backup", "--out", backup_dir]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let manifest: Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(manifest["tables"]["observations"], 20, "{manifest}");
+        assert_eq!(manifest["tables"]["transits"], 1, "{manifest}");
+        let (code, _, stderr) = with(&["backup", "--out", backup_dir]);
+        assert_eq!(code, Some(2), "a backup never overwrites one: {stderr}");
+
+        // Acknowledged after the backup point: not in it.
+        post(&addr, &token, start_ms, 20, 30);
+        assert_eq!(track_times(&addr, &token).len(), 30);
+        // Killed, not stopped: the drill starts from a crash.
+    }
+    destroy();
+
+    // A damaged copy of the backup is refused before anything is touched.
+    let damaged = dir.join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    for entry in std::fs::read_dir(&backup).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), damaged.join(entry.file_name())).unwrap();
+    }
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(backup.join("manifest.json")).unwrap())
+            .unwrap();
+    let data = damaged.join(manifest["files"][0]["name"].as_str().unwrap());
+    let mut bytes = std::fs::read(&data).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&data, bytes).unwrap();
+    let (code, _, stderr) = with(&["restore", "--from", damaged.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("does not match the manifest"), "{stderr}");
+
+    let (code, stdout, stderr) = with(&["restore", "--from", backup_dir]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).unwrap(),
+        manifest
+    );
+    // Restoring again over the restored data needs --replace.
+    let (code, _, stderr) = with(&["restore", "--from", backup_dir]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, _, stderr) = with(&["restore", "--from", backup_dir, "--replace"]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // The service starts on the restored data with every observation acknowledged before the
+    // backup, and none after.
+    let serving = Serving::start(store_args, env, ready);
+    let times = track_times(&serving.http(), &token);
+    let want: Vec<String> = (0..20).map(|i| at(start_ms + i * 100)).collect();
+    assert_eq!(times, want);
+    drop(serving);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn restore_drill_on_sqlite() {
+    let data = temp_dir("sqlite-data");
+    let data_dir = data.to_str().unwrap().to_owned();
+    let destroy_dir: PathBuf = data.clone();
+    drill("sqlite", &["--data-dir", &data_dir], &[], move || {
+        std::fs::remove_dir_all(&destroy_dir).unwrap()
+    });
+    assert!(Path::new(&data_dir).join("sealwatch.db").exists());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn restore_drill_on_postgresql() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("TEST_DATABASE_URL is not set: the PostgreSQL drill is skipped");
+        return;
+    };
+    let schema = format!("sealwatch_backup_{}", std::process::id());
+    store::PgStore::drop_schema(&url, &schema).unwrap();
+    let destroy = {
+        let (url, schema) = (url.clone(), schema.clone());
+        move || store::PgStore::drop_schema(&url, &schema).unwrap()
+    };
+    drill(
+        "postgresql",
+        &[],
+        &[
+            ("SEALWATCH_STORE_DATABASE_URL", &url),
+            ("SEALWATCH_STORE_DATABASE_SCHEMA", &schema),
+        ],
+        destroy,
+    );
+    store::PgStore::drop_schema(&url, &schema).unwrap();
+}
