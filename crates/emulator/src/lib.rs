@@ -340,6 +340,13 @@ impl Jt808Device {
         })
     }
 
+    /// Sends a heartbeat (0x0002) and returns the platform's answer (0 when taken).
+    pub async fn heartbeat(&mut self) -> Result<u8> {
+        let serial = self.frame(0x0002, Body::Heartbeat { bytes: Vec::new() })?;
+        self.flush().await?;
+        with_timeout(self.response_to(serial)).await
+    }
+
     /// Stays on the line for `within`, carrying out and answering the commands that come.
     pub async fn listen(&mut self, within: Duration) -> Result<()> {
         match tokio::time::timeout(within, self.next()).await {

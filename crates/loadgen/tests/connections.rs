@@ -14,10 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use jt808::{
-    Authentication, Body, Deframed, Deframer, Header, Message, Options, Phone, Properties,
-    Registration, RegistrationLayout,
-};
 use model::{Device, DeviceKind, DeviceState, Timestamp, Transit};
 use serde_json::{Value, json};
 use server::Submission;
@@ -189,9 +185,10 @@ async fn run() {
     assert_eq!(stats.observations_accepted, DEVICES as u64, "{stats:?}");
 
     // With all of them connected, the gateway serves one more device and the API answers.
-    let mut control = Control::connect(gateway.addr(), CONTROL).await;
-    control.log_in().await;
-    assert_eq!(control.heartbeat().await, 0, "heartbeat answered");
+    let mut control = emulator::Jt808Device::connect(gateway.addr(), CONTROL)
+        .await
+        .expect("the control device logs in while 10,000 others are connected");
+    assert_eq!(control.heartbeat().await.unwrap(), 0, "heartbeat answered");
     let (status, body) = get(running.addr, "/api/v1/transits?limit=1").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(gateway.stats().connections_open, DEVICES as u64 + 1);
@@ -257,108 +254,4 @@ async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16
         head.split(' ').nth(1).unwrap().parse().unwrap(),
         body.to_owned(),
     )
-}
-
-/// The control device: a JT/T 808 terminal on its own socket.
-struct Control {
-    stream: TcpStream,
-    phone: Phone,
-    deframer: Deframer,
-    serial: u16,
-    inbox: std::collections::VecDeque<Message>,
-}
-
-impl Control {
-    async fn connect(addr: SocketAddr, phone: &str) -> Control {
-        Control {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            phone: Phone::new(phone).unwrap(),
-            deframer: Deframer::new(),
-            serial: 0,
-            inbox: Default::default(),
-        }
-    }
-
-    async fn send(&mut self, message_id: u16, body: Body) -> u16 {
-        self.serial += 1;
-        let header = Header {
-            message_id,
-            properties: Properties(0),
-            version: None,
-            phone: self.phone.clone(),
-            serial: self.serial,
-            subpackage: None,
-        };
-        let bytes = Message { header, body }.encode().unwrap();
-        self.stream.write_all(&bytes).await.unwrap();
-        self.serial
-    }
-
-    async fn next(&mut self) -> Message {
-        let mut buf = [0u8; 2048];
-        loop {
-            if let Some(m) = self.inbox.pop_front() {
-                return m;
-            }
-            let n = tokio::time::timeout(Duration::from_secs(30), self.stream.read(&mut buf))
-                .await
-                .expect("the gateway answers the control device within 30 s")
-                .unwrap();
-            assert!(n > 0, "the gateway closed the control device's connection");
-            for item in self.deframer.push(&buf[..n]) {
-                if let Ok(Deframed::Frame(f)) = item {
-                    self.inbox.push_back(f.decode(&Options::default()).unwrap());
-                }
-            }
-        }
-    }
-
-    async fn response_to(&mut self, serial: u16) -> u8 {
-        let m = self.next().await;
-        match m.body {
-            Body::GeneralResponse(g) if g.reply_serial == serial => g.result,
-            _ => panic!("expected 0x8001 to serial {serial}, got {m:?}"),
-        }
-    }
-
-    async fn log_in(&mut self) {
-        let serial = self
-            .send(
-                0x0100,
-                Body::Registration(Registration {
-                    layout: RegistrationLayout::V2013,
-                    province: 33,
-                    city: 7,
-                    manufacturer: b"SWTST".to_vec(),
-                    model: b"JT701".to_vec(),
-                    terminal_id: b"0000001".to_vec(),
-                    plate_color: 1,
-                    plate: b"ZJA12345".to_vec(),
-                }),
-            )
-            .await;
-        let m = self.next().await;
-        let Body::RegistrationResponse(r) = m.body else {
-            panic!("expected 0x8100, got {m:?}")
-        };
-        assert_eq!((r.reply_serial, r.result), (serial, 0), "registration");
-        let serial = self
-            .send(
-                0x0102,
-                Body::Authentication(Authentication {
-                    auth_code: r.auth_code,
-                    imei: None,
-                    software_version: None,
-                }),
-            )
-            .await;
-        assert_eq!(self.response_to(serial).await, 0, "authentication");
-    }
-
-    async fn heartbeat(&mut self) -> u8 {
-        let serial = self
-            .send(0x0002, Body::Heartbeat { bytes: Vec::new() })
-            .await;
-        self.response_to(serial).await
-    }
 }
