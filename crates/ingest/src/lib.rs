@@ -289,6 +289,7 @@ impl Pipeline {
             events: &events,
             alarms: &alarms,
             states: &states,
+            audit: &[],
         };
         match self.store.commit(&commit) {
             Ok(ids) => {
