@@ -382,7 +382,7 @@ impl Verifier {
         }
         Ok(Head {
             count: u64::try_from(last).unwrap_or_default(),
-            last: (last > 0).then(|| (last, self.prev_hash)),
+            last: (last > 0).then_some((last, self.prev_hash)),
             checkpoints: self.checkpoints.len(),
         })
     }
@@ -401,7 +401,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Bytes from hex (either case); `None` when it is not hex.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.as_bytes()

@@ -12,8 +12,14 @@ use store::{AuditRecord, Store};
 
 /// Where one case's chain lives.
 enum Db {
-    Sqlite { dir: PathBuf },
-    Postgres { dir: PathBuf, url: String, schema: String },
+    Sqlite {
+        dir: PathBuf,
+    },
+    Postgres {
+        dir: PathBuf,
+        url: String,
+        schema: String,
+    },
 }
 
 impl Db {
@@ -25,7 +31,9 @@ impl Db {
 
     fn store(&self) -> Box<dyn Store> {
         match self {
-            Db::Sqlite { dir } => Box::new(store::SqliteStore::open(&dir.join("sealwatch.db")).unwrap()),
+            Db::Sqlite { dir } => {
+                Box::new(store::SqliteStore::open(&dir.join("sealwatch.db")).unwrap())
+            }
             Db::Postgres { url, schema, .. } => {
                 Box::new(store::PgStore::connect_in_schema(url, schema).unwrap())
             }
@@ -51,7 +59,10 @@ impl Db {
     /// `sealwatch audit ARGS` on this database: exit code, stdout, stderr.
     fn sealwatch(&self, args: &[&str]) -> (Option<i32>, String, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealwatch"));
-        cmd.arg("audit").args(args).arg("--data-dir").arg(self.dir());
+        cmd.arg("audit")
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.dir());
         // Settings from the environment would change where the store is.
         cmd.env_remove("SEALWATCH_STORE_DATABASE_URL")
             .env_remove("SEALWATCH_STORE_DATABASE_SCHEMA")
@@ -177,10 +188,17 @@ fn an_intact_chain_verifies_and_is_listed() {
 
         // A public key that is not the platform's: the checkpoint is refused.
         let other = server::audit_chain::AuditKey::from_secret([3u8; 32]).public_hex();
-        caught(&db, &["--public-key", &other], "checkpoint of seq 6 is not valid: public_key");
+        caught(
+            &db,
+            &["--public-key", &other],
+            "checkpoint of seq 6 is not valid: public_key",
+        );
         let (code, _, stderr) = db.sealwatch(&["verify", "--public-key", "xyz"]);
         assert_eq!(code, Some(2), "{stderr}");
-        assert!(stderr.contains("--public-key: expected 64 hex digits"), "{stderr}");
+        assert!(
+            stderr.contains("--public-key: expected 64 hex digits"),
+            "{stderr}"
+        );
     }
 }
 

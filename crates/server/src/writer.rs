@@ -206,6 +206,7 @@ fn refuse(job: Job) {
 }
 
 /// Runs the writer until every sender of `jobs` is gone.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     mut pipeline: Pipeline,
     open: Opener,

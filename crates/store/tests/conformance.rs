@@ -1704,7 +1704,7 @@ fn audit_chain_appended_in_transactions_and_verified(s: &mut dyn Store) {
     // Kept once per seq: a second one for the same seq changes nothing.
     s.add_audit_checkpoint(&AuditCheckpoint::sign(&key, head.seq, &head.hash, 6_000))
         .unwrap();
-    assert_eq!(s.audit_checkpoints().unwrap(), [cp.clone()]);
+    assert_eq!(s.audit_checkpoints().unwrap(), std::slice::from_ref(&cp));
     let mut v = audit::Verifier::new(&[cp], Some(&key.verifying_key())).unwrap();
     for e in &all {
         v.push(e).unwrap();
