@@ -45,6 +45,9 @@ async fn officers_actions_and_alarm_steps_are_chained_with_their_caller() {
     config.auth_required = true;
     let key = server::audit_chain::AuditKey::from_secret([5u8; 32]);
     config.audit.key = Some(key.clone());
+    // A checkpoint as soon as an entry is added, looked at every clock tick.
+    config.audit.checkpoint_every_entries = 1;
+    config.tick_interval = std::time::Duration::from_millis(20);
     let now = server::wall_clock();
     let officer = {
         let mut store = server::open_store(&config).unwrap();
@@ -166,7 +169,26 @@ async fn officers_actions_and_alarm_steps_are_chained_with_their_caller() {
     let (status, problem) = call(addr, token, "GET", "/api/v1/audit?limit=0", None).await;
     assert_eq!(status, 422, "{problem}");
 
-    // Stopping signs a checkpoint of the head, which verifies with the audit key.
+    // The writer signs a checkpoint of the head on a tick (read beside the service, as an
+    // auditor's tool would; bounded wait).
+    let mut beside = server::open_store(&store_config).unwrap();
+    let mut ticked = None;
+    for _ in 0..500 {
+        ticked = beside.audit_checkpoints().unwrap().last().cloned();
+        if ticked
+            .as_ref()
+            .is_some_and(|c| c.seq == entries.len() as i64)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let ticked = ticked.expect("a checkpoint signed on a tick");
+    assert_eq!(ticked.seq, entries.len() as i64);
+    assert_eq!(ticked.public_key, key.public_hex());
+    drop(beside);
+
+    // Stopping keeps the head checkpointed; the checkpoints verify with the audit key.
     running.stop().await.unwrap();
     let mut store = server::open_store(&store_config).unwrap();
     let checkpoints = store.audit_checkpoints().unwrap();
