@@ -1145,6 +1145,24 @@ fn step_audit(id: i64, transit: &str, t: &Transition, actor: &str, at: Timestamp
     )
 }
 
+/// The audit record of an attachment: what was attached, by its digest (the bytes stay in
+/// `alarm_attachments`).
+fn attach_audit(meta: &Attachment, transit: &str, size_bytes: usize) -> AuditRecord {
+    AuditRecord::new(
+        meta.at.unix_ms(),
+        meta.actor.as_str(),
+        "alarm.attach",
+        format!("alarm:{}", meta.alarm),
+        &serde_json::json!({
+            "transit": transit,
+            "name": meta.name,
+            "content_type": meta.content_type,
+            "size_bytes": size_bytes,
+            "sha256": meta.sha256,
+        }),
+    )
+}
+
 /// The columns an audit entry is read from, in [`audit_entry`]'s order.
 pub(crate) const AUDIT_COLUMNS: &str = "seq, at, actor, action, subject, detail, prev_hash, hash";
 

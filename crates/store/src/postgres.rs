@@ -6,7 +6,9 @@ use model::{
 };
 
 use crate::pairings;
-use crate::{AUDIT_COLUMNS, AuditCheckpoint, AuditEntry, AuditRecord, audit_entry, step_audit};
+use crate::{
+    AUDIT_COLUMNS, AuditCheckpoint, AuditEntry, AuditRecord, attach_audit, audit_entry, step_audit,
+};
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
     CommandState, CommandsOf, Commit, ContainerPairing, DeviceCommand, DeviceFilter,
@@ -444,6 +446,7 @@ impl Store for PgStore {
             "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES ($1, $2, $3, 'attach', NULL, $4)",
             &[&meta.alarm, &meta.at.unix_ms(), &meta.actor, &attach_note(meta)],
         )?;
+        append_audit_tx(&mut tx, &[attach_audit(meta, &transit, bytes.len())])?;
         tx.execute(
             "INSERT INTO feed (t, transit, kind, doc) VALUES ($1, $2, $3, $4)",
             &[&ft, &transit, &fkind, &doc],

@@ -11,7 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::pairings;
 use crate::{
-    AUDIT_COLUMNS, AuditCheckpoint, AuditEntry, AuditRecord, AuditRow, audit_entry, step_audit,
+    AUDIT_COLUMNS, AuditCheckpoint, AuditEntry, AuditRecord, AuditRow, attach_audit, audit_entry,
+    step_audit,
 };
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
@@ -373,6 +374,7 @@ impl Store for SqliteStore {
             "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES (?1, ?2, ?3, 'attach', NULL, ?4)",
             params![meta.alarm, meta.at.unix_ms(), meta.actor, attach_note(meta)],
         )?;
+        append_audit_tx(&tx, &[attach_audit(meta, &transit, bytes.len())])?;
         tx.execute(
             "INSERT INTO feed (t, transit, kind, doc) VALUES (?1, ?2, ?3, ?4)",
             params![ft, transit, fkind, doc],

@@ -1370,6 +1370,17 @@ fn attachments_are_kept_with_the_history(s: &mut dyn Store) {
         s.feed_after(0, 100).unwrap().last().unwrap().kind,
         "alarm_update"
     );
+    // In the audit chain too, by its digest, with who attached it.
+    let audited = s.audit_head().unwrap().unwrap();
+    assert_eq!(
+        (audited.action.as_str(), audited.actor.as_str()),
+        ("alarm.attach", "patrol.7")
+    );
+    assert!(
+        audited.detail.contains(&"ab".repeat(32)),
+        "{}",
+        audited.detail
+    );
     assert!(
         s.attachment(ids[0], stored.id + 1)
             .unwrap_err()
