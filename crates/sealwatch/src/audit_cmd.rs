@@ -138,8 +138,8 @@ pub fn verify(
 
 /// `sealwatch audit checkpoint`: the latest signed checkpoint, as JSON to keep elsewhere.
 pub fn checkpoint(store: &mut dyn Store) -> ExitCode {
-    match store.audit_checkpoints() {
-        Ok(all) => match all.last() {
+    match store.last_audit_checkpoint() {
+        Ok(last) => match last {
             Some(c) => {
                 println!("{}", c.to_json());
                 eprintln!(

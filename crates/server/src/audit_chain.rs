@@ -135,8 +135,8 @@ pub(crate) struct Checkpointer {
 impl Checkpointer {
     pub(crate) fn new(config: AuditConfig, store: &mut dyn Store) -> Checkpointer {
         let last_seq = match config.key {
-            Some(_) => match store.audit_checkpoints() {
-                Ok(all) => all.last().map_or(0, |c| c.seq),
+            Some(_) => match store.last_audit_checkpoint() {
+                Ok(last) => last.map_or(0, |c| c.seq),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the audit checkpoints; signing a new one at the next tick");
                     0

@@ -1124,6 +1124,8 @@ pub trait Store: Send {
     fn add_audit_checkpoint(&mut self, checkpoint: &AuditCheckpoint) -> Result<()>;
     /// Every checkpoint kept, in `seq` order.
     fn audit_checkpoints(&mut self) -> Result<Vec<AuditCheckpoint>>;
+    /// The checkpoint with the highest `seq`, if any (without reading them all).
+    fn last_audit_checkpoint(&mut self) -> Result<Option<AuditCheckpoint>>;
 
     /// Attaches a file to an alarm not yet closed, recorded in its handling history (step
     /// `attach`) and on the feed. `meta.id` is ignored; the stored attachment is returned.

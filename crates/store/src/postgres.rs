@@ -385,6 +385,16 @@ fn append_audit_tx(tx: &mut Transaction<'_>, records: &[AuditRecord]) -> Result<
     Ok(entries)
 }
 
+fn checkpoint_row(r: &::postgres::Row) -> AuditCheckpoint {
+    AuditCheckpoint {
+        seq: r.get(0),
+        hash: r.get(1),
+        at_ms: r.get(2),
+        public_key: r.get(3),
+        signature: r.get(4),
+    }
+}
+
 fn audit_row(r: &::postgres::Row) -> AuditEntry {
     audit_entry((
         r.get(0),
@@ -1451,16 +1461,15 @@ impl Store for PgStore {
             "SELECT seq, hash, at, public_key, signature FROM audit_checkpoints ORDER BY seq",
             &[],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditCheckpoint {
-                seq: r.get(0),
-                hash: r.get(1),
-                at_ms: r.get(2),
-                public_key: r.get(3),
-                signature: r.get(4),
-            })
-            .collect())
+        Ok(rows.iter().map(checkpoint_row).collect())
+    }
+
+    fn last_audit_checkpoint(&mut self) -> Result<Option<AuditCheckpoint>> {
+        let row = self.client.query_opt(
+            "SELECT seq, hash, at, public_key, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+            &[],
+        )?;
+        Ok(row.as_ref().map(checkpoint_row))
     }
 
     fn handle_alarm(

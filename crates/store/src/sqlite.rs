@@ -151,6 +151,16 @@ fn append_audit_tx(
     Ok(entries)
 }
 
+fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditCheckpoint> {
+    Ok(AuditCheckpoint {
+        seq: r.get(0)?,
+        hash: r.get(1)?,
+        at_ms: r.get(2)?,
+        public_key: r.get(3)?,
+        signature: r.get(4)?,
+    })
+}
+
 fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok((
         r.get(0)?,
@@ -1483,17 +1493,20 @@ impl Store for SqliteStore {
             "SELECT seq, hash, at, public_key, signature FROM audit_checkpoints ORDER BY seq",
         )?;
         let rows = q
-            .query_map([], |r| {
-                Ok(AuditCheckpoint {
-                    seq: r.get(0)?,
-                    hash: r.get(1)?,
-                    at_ms: r.get(2)?,
-                    public_key: r.get(3)?,
-                    signature: r.get(4)?,
-                })
-            })?
+            .query_map([], checkpoint_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    fn last_audit_checkpoint(&mut self) -> Result<Option<AuditCheckpoint>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq, hash, at, public_key, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+                [],
+                checkpoint_row,
+            )
+            .optional()?)
     }
 
     fn handle_alarm(

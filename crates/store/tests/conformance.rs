@@ -1615,6 +1615,7 @@ fn audit_chain_appended_in_transactions_and_verified(s: &mut dyn Store) {
         )
     };
     assert_eq!(s.audit_head().unwrap(), None);
+    assert_eq!(s.last_audit_checkpoint().unwrap(), None);
     let first = s
         .append_audit(&[rec(1, "token.create"), rec(2, "device_keys.put")])
         .unwrap();
@@ -1716,6 +1717,7 @@ fn audit_chain_appended_in_transactions_and_verified(s: &mut dyn Store) {
     s.add_audit_checkpoint(&AuditCheckpoint::sign(&key, head.seq, &head.hash, 6_000))
         .unwrap();
     assert_eq!(s.audit_checkpoints().unwrap(), std::slice::from_ref(&cp));
+    assert_eq!(s.last_audit_checkpoint().unwrap(), Some(cp.clone()));
     let mut v = audit::Verifier::new(&[cp], Some(&key.verifying_key())).unwrap();
     for e in &all {
         v.push(e).unwrap();
