@@ -2,7 +2,8 @@
 //! with by direct SQL on the real SQLite file and the real PostgreSQL schema (edit, delete,
 //! reorder, truncate), each caught by `sealwatch audit verify` naming the right seq; an intact
 //! chain verifies; a truncation that also removed the database's checkpoints is caught with a
-//! checkpoint kept outside (`sealwatch audit checkpoint`). PostgreSQL runs when
+//! checkpoint kept outside (`sealwatch audit checkpoint`); token changes made on the command
+//! line are recorded with the login that made them. PostgreSQL runs when
 //! `TEST_DATABASE_URL` is set, each case in its own schema.
 
 use std::path::{Path, PathBuf};
@@ -277,4 +278,59 @@ fn a_checkpoint_kept_outside_catches_what_the_database_no_longer_shows() {
         assert_eq!(code, Some(2), "{stderr}");
         assert!(stderr.contains("hash: required"), "{stderr}");
     }
+}
+
+#[test]
+fn command_line_changes_are_recorded_and_verify() {
+    let dir = temp_dir("cli");
+    let sealwatch = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env_remove("SEALWATCH_STORE_DATABASE_URL")
+            .env_remove("SEALWATCH_AUDIT_KEY_FILE")
+            .env("USER", "auditor.li")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, token, stderr) =
+        sealwatch(&["token", "create", "--role", "officer", "--label", "desk 4"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let id = token.trim().split('_').nth(1).unwrap().to_owned();
+    let (code, _, stderr) = sealwatch(&["token", "revoke", &id]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, stdout, stderr) = sealwatch(&["audit", "list"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let entries: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["token.create", "token.revoke"], "{stdout}");
+    for e in &entries {
+        assert_eq!(e["actor"], "cli (user auditor.li)", "{e}");
+        assert_eq!(e["subject"], format!("token:{id}"), "{e}");
+    }
+    // The secret is never in the chain.
+    let secret = token.trim().rsplit('_').next().unwrap();
+    assert!(!stdout.contains(secret), "{stdout}");
+    assert_eq!(entries[0]["detail"]["label"], "desk 4");
+
+    // No checkpoint yet (the service signs them): verify still checks the chain's links.
+    let (code, stdout, stderr) = sealwatch(&["audit", "verify"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("intact: 2 entries"), "{stdout}");
+    let (code, _, stderr) = sealwatch(&["audit", "checkpoint"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no checkpoint yet"), "{stderr}");
 }
