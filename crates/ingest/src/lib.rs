@@ -20,7 +20,9 @@ use model::{
     Action, Alarm, CheckpointRead, Event, EventKind, Observation, Timestamp, Transit, TransitId,
     TransitState,
 };
-use store::{Commit, LoggedInput, Store};
+use std::sync::Arc;
+
+use store::{AuditRecord, Commit, LoggedInput, Store};
 use supervisor::{Admission, Input, Output, Supervisor};
 
 /// Why the pipeline could not do its job (not why an input was refused: see [`Verdict`]).
@@ -142,6 +144,17 @@ impl Pipeline {
     /// Takes a batch of inputs. `now` is the ingest clock, used to refuse reports dated in the
     /// future. Returns once everything accepted is durable.
     pub fn submit(&mut self, batch: Vec<Submission>, now: Timestamp) -> Result<Step> {
+        self.submit_as(batch.into_iter().map(|s| (s, None)).collect(), now)
+    }
+
+    /// [`Pipeline::submit`] with who submitted each input (the API's caller): every accepted
+    /// declaration and officer's action gets an audit entry naming them (`unattributed` when
+    /// `None`), committed in the same transaction as the input itself.
+    pub fn submit_as(
+        &mut self,
+        batch: Vec<(Submission, Option<Arc<str>>)>,
+        now: Timestamp,
+    ) -> Result<Step> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -153,10 +166,12 @@ impl Pipeline {
             seq += 1;
             logged.push((seq, LoggedInput::Tick { at }));
         }
-        for item in batch {
+        let mut audit = Vec::new();
+        for (item, actor) in batch {
             let verdict = self.take(&item, now, &mut outputs);
             if verdict == Verdict::Accepted {
                 seq += 1;
+                audit.extend(audit_record(&item, actor.as_deref(), now));
                 logged.push((seq, logged_input(item, now)));
             }
             verdicts.push(verdict);
@@ -169,7 +184,7 @@ impl Pipeline {
                 alarm_ids: Vec::new(),
             });
         }
-        let alarm_ids = self.commit(&logged, &outputs, seq)?;
+        let alarm_ids = self.commit(&logged, &outputs, &audit, seq)?;
         self.unlogged_tick = None;
         Ok(Step {
             verdicts,
@@ -191,7 +206,7 @@ impl Pipeline {
             return Ok(Step::default());
         }
         let seq = self.last_seq + 1;
-        let alarm_ids = self.commit(&[(seq, LoggedInput::Tick { at: now })], &outputs, seq)?;
+        let alarm_ids = self.commit(&[(seq, LoggedInput::Tick { at: now })], &outputs, &[], seq)?;
         self.unlogged_tick = None;
         Ok(Step {
             verdicts: Vec::new(),
@@ -265,6 +280,7 @@ impl Pipeline {
         &mut self,
         inputs: &[(i64, LoggedInput)],
         outputs: &[Output],
+        audit: &[AuditRecord],
         last_seq: i64,
     ) -> Result<Vec<i64>> {
         if inputs.is_empty() && outputs.is_empty() {
@@ -289,6 +305,7 @@ impl Pipeline {
             events: &events,
             alarms: &alarms,
             states: &states,
+            audit,
         };
         match self.store.commit(&commit) {
             Ok(ids) => {
@@ -324,6 +341,47 @@ fn state_after(event: EventKind) -> Option<TransitState> {
         EventKind::Closed => TransitState::Closed,
         _ => return None,
     })
+}
+
+/// Who an audit entry names when the source did not say.
+pub const UNATTRIBUTED: &str = "unattributed";
+
+/// The audit record of an accepted input: declarations and officers' actions are recorded
+/// (`transit.declare`, `transit.seal`, ...); devices' reports and checkpoint reads are not
+/// (they are in the input log, and are not anyone's decision).
+fn audit_record(item: &Submission, actor: Option<&str>, now: Timestamp) -> Option<AuditRecord> {
+    let actor = actor.unwrap_or(UNATTRIBUTED);
+    match item {
+        Submission::Declare(t) => Some(AuditRecord::new(
+            now.unix_ms(),
+            actor,
+            "transit.declare",
+            format!("transit:{}", t.id),
+            &serde_json::json!({ "device": t.device.as_str() }),
+        )),
+        Submission::Action(a) => {
+            let mut detail = serde_json::json!({ "t": a.t.to_string() });
+            if let Some(o) = detail.as_object_mut() {
+                if let Some(d) = &a.device {
+                    o.insert("device".into(), d.as_str().into());
+                }
+                if let Some(d) = a.deadline {
+                    o.insert("deadline".into(), d.to_string().into());
+                }
+                if let Some(r) = &a.reason {
+                    o.insert("reason".into(), r.as_str().into());
+                }
+            }
+            Some(AuditRecord::new(
+                now.unix_ms(),
+                actor,
+                format!("transit.{}", a.action.as_str()),
+                format!("transit:{}", a.transit),
+                &detail,
+            ))
+        }
+        Submission::Read(_) | Submission::Observation(_) => None,
+    }
 }
 
 fn logged_input(item: Submission, now: Timestamp) -> LoggedInput {

@@ -24,6 +24,7 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub containers: ContainerSettings,
     pub log: LogSettings,
+    pub audit: AuditSettings,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +72,40 @@ impl Default for StoreSettings {
             database_schema: None,
             retention_days: 0,
         }
+    }
+}
+
+/// The audit chain (docs/security.md, "Audit chain"): its signing key and how often the head
+/// of the chain gets a signed checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// The platform's audit signing key (Ed25519 secret, hex); created 0600 on first start when
+    /// missing. Unset: `audit.key` in the data directory.
+    pub key_file: Option<PathBuf>,
+    /// A checkpoint once this many entries were added since the last one (checked every
+    /// clock tick).
+    pub checkpoint_every_entries: u64,
+    /// A checkpoint once this many seconds have passed with entries added.
+    pub checkpoint_every_s: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> AuditSettings {
+        AuditSettings {
+            key_file: None,
+            checkpoint_every_entries: 1000,
+            checkpoint_every_s: 60,
+        }
+    }
+}
+
+impl AuditSettings {
+    /// Where the audit key is: the setting, or `audit.key` in the data directory.
+    pub fn key_file(&self, data_dir: &Path) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("audit.key"))
     }
 }
 

@@ -1,5 +1,6 @@
 //! `sealwatch`: the command line.
 
+mod audit_cmd;
 mod backup;
 mod config;
 mod decode;
@@ -148,6 +149,14 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The tamper-evident audit chain (docs/security.md): verify it, print its latest signed
+    /// checkpoint to keep elsewhere, list recent entries. Works on the store directly.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Run the service with a simulated fleet on real corridors (THIS IS A DEMO).
     Demo {
         #[arg(long, default_value = "127.0.0.1:8480")]
@@ -195,6 +204,29 @@ enum TokenCommand {
     List,
     /// Revoke a token by its id (effective within ten seconds in a running service).
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the whole chain against its signed checkpoints: exit 0 printing the count and
+    /// the head, 1 naming the first altered, missing or reordered entry, or a truncation.
+    Verify {
+        /// A checkpoint kept outside the database (`sealwatch audit checkpoint`'s output);
+        /// repeatable.
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+        /// The audit public key (64 hex digits) checkpoints must be signed with; by default
+        /// the public half of `audit.key_file` when it exists.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Print the latest signed checkpoint as JSON, to keep outside the database.
+    Checkpoint,
+    /// Print the newest entries, oldest first, one JSON object a line.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -313,7 +345,65 @@ fn service_config(settings: config::Settings) -> server::Config {
     config.batch_max_items = settings.ingest.batch_max_items.max(1);
     config.tick_interval =
         std::time::Duration::from_millis(settings.ingest.tick_interval_ms.max(10));
+    config.audit.checkpoint_every_entries = settings.audit.checkpoint_every_entries.max(1);
+    config.audit.checkpoint_every =
+        std::time::Duration::from_secs(settings.audit.checkpoint_every_s.max(1));
     config
+}
+
+/// `sealwatch audit ...`.
+fn audit(command: AuditCommand, args: StoreArgs) -> ExitCode {
+    let settings = match config::load(args.config.as_deref(), |n| std::env::var(n).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| settings.store.data_dir.clone());
+    let key_file = settings.audit.key_file(&data_dir);
+    // Bad input is refused before the store is opened.
+    let verify_with = match &command {
+        AuditCommand::Verify {
+            checkpoint,
+            public_key,
+        } => {
+            let trusted = match audit_cmd::trusted_key(public_key.as_deref(), &key_file) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let outside: Result<Vec<_>, String> = checkpoint
+                .iter()
+                .map(|p| audit_cmd::read_checkpoint(p))
+                .collect();
+            match outside {
+                Ok(o) => Some((trusted, o)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            }
+        }
+        _ => None,
+    };
+    let mut store = match open_store(args) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match command {
+        AuditCommand::Verify { .. } => {
+            let (trusted, outside) = verify_with.unwrap_or_default();
+            audit_cmd::verify(&mut *store, trusted, outside)
+        }
+        AuditCommand::Checkpoint => audit_cmd::checkpoint(&mut *store),
+        AuditCommand::List { limit } => audit_cmd::list(&mut *store, limit.clamp(1, 10_000)),
+    }
 }
 
 /// The service's configuration as `serve` would read it, with the store flags applied, or
@@ -370,6 +460,15 @@ fn device_key(command: DeviceKeyCommand, args: StoreArgs) -> ExitCode {
     };
     let now = server::wall_clock();
     let store = &mut *store;
+    // What the audit chain records once the command has done it.
+    let audited = match &command {
+        DeviceKeyCommand::Generate { device, .. } | DeviceKeyCommand::Set { device, .. } => {
+            Some(("device_keys.put", device.clone()))
+        }
+        DeviceKeyCommand::Rotate { device, .. } => Some(("device_keys.rotate", device.clone())),
+        DeviceKeyCommand::Revoke { device } => Some(("device_keys.revoke", device.clone())),
+        DeviceKeyCommand::Show { .. } | DeviceKeyCommand::List => None,
+    };
     let result = match command {
         DeviceKeyCommand::Generate { device, out } => device_key::provision(
             store,
@@ -446,6 +545,16 @@ fn device_key(command: DeviceKeyCommand, args: StoreArgs) -> ExitCode {
             })
             .map_err(Failure::from),
     };
+    let result = result.and_then(|()| match audited {
+        Some((action, device)) => audit_cmd::record(
+            store,
+            action,
+            format!("device:{device}"),
+            serde_json::json!({}),
+        )
+        .map_err(Failure::from),
+        None => Ok(()),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Invalid(e)) => {
@@ -481,7 +590,21 @@ fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            store.put_token(&made.record, &made.secret_hash).map(|()| {
+            store
+                .put_token(&made.record, &made.secret_hash)
+                .and_then(|()| {
+                    audit_cmd::record(
+                        &mut *store,
+                        "token.create",
+                        format!("token:{}", made.record.id),
+                        serde_json::json!({
+                            "role": role.to_string(),
+                            "label": label,
+                            "expires_at": expires_at.map(|e| e.to_string()),
+                        }),
+                    )
+                })
+                .map(|()| {
                 println!("{}", made.token);
                 eprintln!(
                     "token {} for role {} made{}; it is shown this once. Use it as: Authorization: Bearer <token>",
@@ -505,9 +628,20 @@ fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
                 );
             }
         }),
-        TokenCommand::Revoke { id } => store.revoke_token(&id, now).map(|t| {
-            println!("token {} revoked at {}", t.id, t.revoked_at.unwrap_or(now));
-        }),
+        TokenCommand::Revoke { id } => store
+            .revoke_token(&id, now)
+            .and_then(|t| {
+                audit_cmd::record(
+                    &mut *store,
+                    "token.revoke",
+                    format!("token:{}", t.id),
+                    serde_json::json!({}),
+                )?;
+                Ok(t)
+            })
+            .map(|t| {
+                println!("token {} revoked at {}", t.id, t.revoked_at.unwrap_or(now));
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -566,8 +700,21 @@ fn serve(
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    let audit_key_file = settings.audit.key_file(&settings.store.data_dir);
     let mut config = service_config(settings);
     config.webhook_secrets = webhook_secrets;
+    match server::audit_chain::load_or_create_audit_key(&audit_key_file) {
+        Ok((key, created)) => {
+            if created {
+                tracing::info!(path = %audit_key_file.display(), public_key = %key.public_hex(), "audit signing key created (0600)");
+            }
+            config.audit.key = Some(key);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if !config.auth_required {
         tracing::warn!(
             "server.auth_required is false: anyone who can reach the port can use the API"
@@ -692,6 +839,7 @@ fn main() -> ExitCode {
             database_url,
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
+        Command::Audit { command, store } => audit(command, store),
         Command::DeviceKey { command, store } => device_key(command, store),
         Command::Backup { out, store } => match store_config(store) {
             Ok(config) => report(backup::backup(&backup::Target::of(&config), &out)),

@@ -173,7 +173,22 @@ pub(crate) async fn queue(
         result: None,
     };
     let queued = s
-        .query(move |store| check_and_queue(store, command))
+        .query(move |store| {
+            let queued = check_and_queue(store, command)?;
+            crate::audit_chain::record(
+                store,
+                &queued.actor,
+                "command.queue",
+                format!("device:{}", queued.device),
+                json!({
+                    "command": queued.id,
+                    "kind": queued.kind.as_str(),
+                    "transit": queued.transit,
+                }),
+            )
+            .map_err(store_problem)?;
+            Ok(queued)
+        })
         .await??;
     tracing::info!(
         device = %queued.device,

@@ -230,6 +230,7 @@ pub(crate) async fn submit_reports(
         let (reply, rx) = oneshot::channel();
         let job = Job::Submit {
             items,
+            actor: None,
             now,
             received: Instant::now(),
             reply,
@@ -353,6 +354,7 @@ struct UnpairBody {
 /// `POST /api/v1/containers/{number}/pairings`.
 pub(crate) async fn pair(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(number): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<ContainerPairing>), Problem> {
@@ -360,6 +362,7 @@ pub(crate) async fn pair(
     let b: PairBody = parse(&body)?;
     let at = b.at.unwrap_or_else(|| s.clock.now());
     let device = b.device.to_string();
+    let actor = crate::audit_chain::caller_actor(caller.as_deref());
     let pairing = s
         .query(move |store| {
             match store.device(&device) {
@@ -368,7 +371,20 @@ pub(crate) async fn pair(
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
-            store.pair_container(container.as_str(), &device, b.kind, at)
+            let pairing = store.pair_container(container.as_str(), &device, b.kind, at)?;
+            crate::audit_chain::record(
+                store,
+                &actor,
+                "container.pair",
+                format!("container:{}", pairing.container),
+                serde_json::json!({
+                    "pairing": pairing.id,
+                    "device": pairing.device,
+                    "kind": pairing.kind.as_str(),
+                    "paired_at": pairing.paired_at.to_string(),
+                }),
+            )?;
+            Ok(pairing)
         })
         .await?
         .map_err(store_problem)?;
@@ -379,6 +395,7 @@ pub(crate) async fn pair(
 /// `POST /api/v1/containers/{number}/pairings/{device}/unpair`.
 pub(crate) async fn unpair(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path((number, device)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<ContainerPairing>, Problem> {
@@ -392,8 +409,23 @@ pub(crate) async fn unpair(
         parse(&body)?
     };
     let at = b.at.unwrap_or_else(|| s.clock.now());
+    let actor = crate::audit_chain::caller_actor(caller.as_deref());
     let pairing = s
-        .query(move |store| store.unpair_container(container.as_str(), device.as_str(), at))
+        .query(move |store| {
+            let pairing = store.unpair_container(container.as_str(), device.as_str(), at)?;
+            crate::audit_chain::record(
+                store,
+                &actor,
+                "container.unpair",
+                format!("container:{}", pairing.container),
+                serde_json::json!({
+                    "pairing": pairing.id,
+                    "device": pairing.device,
+                    "unpaired_at": pairing.unpaired_at.map(|t| t.to_string()),
+                }),
+            )?;
+            Ok(pairing)
+        })
         .await?
         .map_err(store_problem)?;
     tracing::info!(container = %pairing.container, device = %pairing.device, "device unpaired from container");

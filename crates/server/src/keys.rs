@@ -44,6 +44,7 @@ fn key_hex(field: &str, text: &str) -> Result<[u8; 32], Problem> {
 /// `PUT /api/v1/devices/{id}/keys`.
 pub(crate) async fn put(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<DeviceKeysRecord>, Problem> {
@@ -59,10 +60,22 @@ pub(crate) async fn put(
     }
     let (signing, agreement) = (sealproto::to_hex(&signing), sealproto::to_hex(&agreement));
     let now = s.clock.now();
+    let actor = crate::audit_chain::caller_actor(caller.as_deref());
     let record = s
         .query(move |store| {
             store.device(&device)?;
-            store.put_device_keys(&device, &signing, &agreement, now)
+            let record = store.put_device_keys(&device, &signing, &agreement, now)?;
+            crate::audit_chain::record(
+                store,
+                &actor,
+                "device_keys.put",
+                format!("device:{device}"),
+                serde_json::json!({
+                    "signing_public": record.signing_public,
+                    "agreement_public": record.agreement_public,
+                }),
+            )?;
+            Ok(record)
         })
         .await?
         .map_err(store_problem)?;
@@ -86,12 +99,24 @@ pub(crate) async fn get(
 /// `DELETE /api/v1/devices/{id}/keys`.
 pub(crate) async fn revoke(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(id): Path<String>,
 ) -> Result<Json<DeviceKeysRecord>, Problem> {
     let device = device_id(&id)?.to_string();
     let now = s.clock.now();
+    let actor = crate::audit_chain::caller_actor(caller.as_deref());
     let record = s
-        .query(move |store| store.revoke_device_keys(&device, now))
+        .query(move |store| {
+            let record = store.revoke_device_keys(&device, now)?;
+            crate::audit_chain::record(
+                store,
+                &actor,
+                "device_keys.revoke",
+                format!("device:{device}"),
+                serde_json::json!({}),
+            )?;
+            Ok(record)
+        })
         .await?
         .map_err(store_problem)?;
     tracing::info!(device = %record.device, "native-protocol device keys revoked");

@@ -6,6 +6,7 @@
 //! the outputs, acknowledge. Queries run on the writer thread too, with the store; a read
 //! replica is a later step.
 
+pub mod audit_chain;
 pub mod auth;
 mod commands;
 pub mod containers;
@@ -76,6 +77,8 @@ pub struct Config {
     /// Vendor clouds allowed to post to the container webhook, with their secrets.
     pub webhook_secrets: WebhookSecrets,
     pub clock: Clock,
+    /// The audit chain's checkpoints: the key that signs them and how often.
+    pub audit: audit_chain::AuditConfig,
 }
 
 /// The default largest request body: 8 MiB, about 25,000 observations in one batch.
@@ -97,6 +100,7 @@ impl Config {
             auth_required: false,
             webhook_secrets: WebhookSecrets::default(),
             clock: Clock::real(),
+            audit: audit_chain::AuditConfig::default(),
         }
     }
 }
@@ -241,6 +245,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         let (live, metrics, max) = (live.clone(), metrics.clone(), config.batch_max_items);
         let store_up = store_up.clone();
         let open_config = config.clone();
+        let audit = config.audit.clone();
         let open: writer::Opener =
             Box::new(move || open_store(&open_config).map_err(|e| e.to_string()));
         std::thread::Builder::new()
@@ -254,6 +259,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                     (metrics, store_up),
                     max,
                     last_feed,
+                    audit,
                 )
             })
             .expect("a thread can be started")
@@ -396,10 +402,12 @@ async fn submit_to(
     jobs: mpsc::Sender<Job>,
     clock: &Clock,
     items: Vec<Submission>,
+    actor: Option<Arc<str>>,
 ) -> Result<Vec<Verdict>, IngestError> {
     let (reply, rx) = oneshot::channel();
     let job = Job::Submit {
         items,
+        actor,
         now: clock.now(),
         received: Instant::now(),
         reply,
@@ -415,7 +423,7 @@ impl Ingest {
     /// Submits inputs together; a verdict per input, once the accepted ones are committed.
     pub async fn submit(&self, items: Vec<Submission>) -> Result<Vec<Verdict>, IngestError> {
         let jobs = self.jobs.upgrade().ok_or(IngestError::Stopping)?;
-        submit_to(jobs, &self.clock, items).await
+        submit_to(jobs, &self.clock, items, None).await
     }
 
     /// Runs `f` with the store on the writer thread (the only place the store is touched) and
@@ -566,6 +574,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/alarms/{id}/attachments/{n}", get(get_attachment))
         .route("/api/v1/stream", get(stream))
+        .route("/api/v1/audit", get(audit_chain::list))
         .route(
             "/api/v1/containers/{number}/pairings",
             post(containers::pair).get(containers::pairings),
@@ -752,7 +761,16 @@ impl AppState {
     }
 
     async fn submit(&self, items: Vec<Submission>) -> Result<Vec<Verdict>, Problem> {
-        submit_to(self.jobs.clone(), &self.clock, items)
+        self.submit_as(items, None).await
+    }
+
+    /// Submits with who submitted, for the audit chain (declarations and actions).
+    async fn submit_as(
+        &self,
+        items: Vec<Submission>,
+        actor: Option<Arc<str>>,
+    ) -> Result<Vec<Verdict>, Problem> {
+        submit_to(self.jobs.clone(), &self.clock, items, actor)
             .await
             .map_err(|e| match e {
                 IngestError::Stopping => Problem::unavailable(),
@@ -761,7 +779,15 @@ impl AppState {
     }
 
     async fn submit_one(&self, item: Submission) -> Result<(), Problem> {
-        match self.submit(vec![item]).await?.pop() {
+        self.submit_one_as(item, None).await
+    }
+
+    async fn submit_one_as(
+        &self,
+        item: Submission,
+        actor: Option<Arc<str>>,
+    ) -> Result<(), Problem> {
+        match self.submit_as(vec![item], actor).await?.pop() {
             Some(Verdict::Accepted) => Ok(()),
             Some(Verdict::Duplicate) => Err(Problem::new(StatusCode::CONFLICT, "already taken")),
             Some(Verdict::Rejected(why)) => {
@@ -828,15 +854,26 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn put_zone(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<auth::Caller>>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, Problem> {
     let zone: Zone = parse(&body)?;
     zone.validate().map_err(|(field, why)| {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: {why}"))
     })?;
-    s.query(move |store| store.put_zone(&zone))
-        .await?
-        .map_err(store_problem)?;
+    let actor = audit_chain::caller_actor(caller.as_deref());
+    s.query(move |store| {
+        store.put_zone(&zone)?;
+        audit_chain::record(
+            store,
+            &actor,
+            "zone.put",
+            format!("zone:{}", zone.id),
+            serde_json::json!({}),
+        )
+    })
+    .await?
+    .map_err(store_problem)?;
     // New zones change what the supervisor measures against: it is rebuilt with them.
     s.jobs
         .send(Job::Reopen)
@@ -855,11 +892,14 @@ async fn list_zones(State(s): State<AppState>) -> Result<Json<Vec<Zone>>, Proble
 
 async fn declare(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<auth::Caller>>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     let transit: Transit = parse(&body)?;
     let id = transit.id.to_string();
-    s.submit_one(Submission::Declare(Box::new(transit))).await?;
+    let actor = audit_chain::caller_actor(caller.as_deref());
+    s.submit_one_as(Submission::Declare(Box::new(transit)), Some(actor.into()))
+        .await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id }))))
 }
 
@@ -993,6 +1033,7 @@ struct ActionBody {
 /// the caller sees that at once.
 async fn act(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<auth::Caller>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
@@ -1009,7 +1050,9 @@ async fn act(
         reason: b.reason,
     };
     let kind = action.action;
-    s.submit_one(Submission::Action(action)).await?;
+    let actor = audit_chain::caller_actor(caller.as_deref());
+    s.submit_one_as(Submission::Action(action), Some(actor.into()))
+        .await?;
     let stored = s
         .query(move |store| store.transit(&id))
         .await?

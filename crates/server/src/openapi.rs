@@ -431,6 +431,14 @@ pub const ROUTES: &[RouteDoc] = &[
         ok: 200,
         query: &["only", "transit", "after"],
     },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/audit",
+        summary: "The audit chain in seq order, for auditors (docs/security.md): who did what, each entry hash-chained to the one before; `after` is the last seq of the previous page",
+        body: None,
+        ok: 200,
+        query: &["after", "limit"],
+    },
 ];
 
 /// The document.

@@ -59,6 +59,7 @@ struct KeyBody {
 /// `PUT /api/v1/readers/{id}/key`: provisions (or rotates) a registered reader's key.
 pub(crate) async fn put_key(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<ReaderKeyRecord>, Problem> {
@@ -80,10 +81,19 @@ pub(crate) async fn put_key(
     }
     let hex = sealproto::to_hex(&key);
     let now = s.clock.now();
+    let actor = crate::audit_chain::caller_actor(caller.as_deref());
     let record = s
         .query(move |store| {
             store.reader(&reader)?;
-            store.put_reader_key(&reader, &hex, now)
+            let record = store.put_reader_key(&reader, &hex, now)?;
+            crate::audit_chain::record(
+                store,
+                &actor,
+                "reader_key.put",
+                format!("reader:{reader}"),
+                serde_json::json!({ "public_key": record.public_key }),
+            )?;
+            Ok(record)
         })
         .await?
         .map_err(store_problem)?;
@@ -107,12 +117,24 @@ pub(crate) async fn get_key(
 /// `DELETE /api/v1/readers/{id}/key`: the reader's posts are refused from now on.
 pub(crate) async fn revoke_key(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(id): Path<String>,
 ) -> Result<Json<ReaderKeyRecord>, Problem> {
     let reader = reader_id(&id)?.to_string();
     let now = s.clock.now();
+    let actor = crate::audit_chain::caller_actor(caller.as_deref());
     let record = s
-        .query(move |store| store.revoke_reader_key(&reader, now))
+        .query(move |store| {
+            let record = store.revoke_reader_key(&reader, now)?;
+            crate::audit_chain::record(
+                store,
+                &actor,
+                "reader_key.revoke",
+                format!("reader:{reader}"),
+                serde_json::json!({ "public_key": record.public_key }),
+            )?;
+            Ok(record)
+        })
         .await?
         .map_err(store_problem)?;
     tracing::info!(reader = %record.reader, "reader key revoked");

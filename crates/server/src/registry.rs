@@ -121,17 +121,26 @@ fn registration_problem(e: store::Error) -> Problem {
 
 async fn put_station(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     body: axum::body::Bytes,
 ) -> Result<Json<Station>, Problem> {
     let station: Station = parse(&body)?;
     station
         .validate()
         .map_err(|(field, why)| unprocessable(format!("{field}: {why}")))?;
+    let actor = crate::audit_chain::caller_actor(caller.as_deref());
     s.query(move |store| {
         if !zone_exists(store, &station.zone)? {
             return Err(missing("zone", station.zone.as_str()));
         }
         store.put_station(&station)?;
+        crate::audit_chain::record(
+            store,
+            &actor,
+            "station.put",
+            format!("station:{}", station.id),
+            serde_json::json!({}),
+        )?;
         store.station(station.id.as_str())
     })
     .await?
@@ -165,9 +174,11 @@ async fn get_station(
 
 async fn put_device(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     body: axum::body::Bytes,
 ) -> Result<Json<store::DeviceRecord>, Problem> {
     let device: Device = parse(&body)?;
+    let actor = crate::audit_chain::caller_actor(caller.as_deref());
     device
         .validate()
         .map_err(|(field, why)| unprocessable(format!("{field}: {why}")))?;
@@ -186,6 +197,13 @@ async fn put_device(
             return Err(missing("station", station.as_str()));
         }
         store.put_device(&device, now)?;
+        crate::audit_chain::record(
+            store,
+            &actor,
+            "device.put",
+            format!("device:{}", device.id),
+            serde_json::json!({}),
+        )?;
         store.device(device.id.as_str())
     })
     .await?
@@ -254,9 +272,11 @@ async fn get_device(
 
 async fn put_reader(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     body: axum::body::Bytes,
 ) -> Result<Json<Reader>, Problem> {
     let reader: Reader = parse(&body)?;
+    let actor = crate::audit_chain::caller_actor(caller.as_deref());
     s.query(move |store| {
         if let Some(station) = &reader.station
             && !exists(store.station(station.as_str()))?
@@ -269,6 +289,13 @@ async fn put_reader(
             return Err(missing("zone", zone.as_str()));
         }
         store.put_reader(&reader)?;
+        crate::audit_chain::record(
+            store,
+            &actor,
+            "reader.put",
+            format!("reader:{}", reader.id),
+            serde_json::json!({}),
+        )?;
         store.reader(reader.id.as_str())
     })
     .await?

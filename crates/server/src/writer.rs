@@ -16,6 +16,7 @@ use store::{FeedItem, Store};
 use supervisor::Output;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::audit_chain::{AuditConfig, Checkpointer};
 use crate::metrics::Metrics;
 
 /// A query runs on the writer thread, with the store.
@@ -27,6 +28,8 @@ pub type Opener = Box<dyn Fn() -> Result<Box<dyn Store>, String> + Send>;
 pub enum Job {
     Submit {
         items: Vec<Submission>,
+        /// Who submitted them (the API's caller), for the audit chain; `None` for devices.
+        actor: Option<Arc<str>>,
         now: Timestamp,
         /// When the submission reached the service (for the alarm latency metric).
         received: Instant,
@@ -203,6 +206,7 @@ fn refuse(job: Job) {
 }
 
 /// Runs the writer until every sender of `jobs` is gone.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     mut pipeline: Pipeline,
     open: Opener,
@@ -211,7 +215,12 @@ pub fn run(
     (metrics, store_up): (Arc<Metrics>, Arc<AtomicBool>),
     batch_max_items: usize,
     last_feed: i64,
+    audit: AuditConfig,
 ) {
+    let mut checkpoints = Checkpointer::new(audit, pipeline.store());
+    // Observations deleted by the current retention round, recorded in the audit chain when
+    // the round ends.
+    let mut purged_this_round: u64 = 0;
     let mut publisher = Publisher {
         last: last_feed,
         behind: false,
@@ -223,7 +232,10 @@ pub fn run(
     while let Some(job) = pending.pop_front().or_else(|| jobs.blocking_recv()) {
         match job {
             Job::Tick(now) => match pipeline.tick(now) {
-                Ok(step) => publisher.step(pipeline.store(), &step),
+                Ok(step) => {
+                    publisher.step(pipeline.store(), &step);
+                    checkpoints.maybe(pipeline.store(), false);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "tick failed; reopening the store");
                     pipeline = match recover(pipeline, &open, &mut jobs, &mut pending, &store_up) {
@@ -243,6 +255,23 @@ pub fn run(
             {
                 Ok((n, next)) => {
                     metrics.observations_purged.fetch_add(n, Ordering::Relaxed);
+                    purged_this_round += n;
+                    if next.is_none() && purged_this_round > 0 {
+                        let record = store::AuditRecord::new(
+                            crate::wall_clock().unix_ms(),
+                            "retention",
+                            "observations.purge",
+                            "observations".to_owned(),
+                            &serde_json::json!({
+                                "before": before.to_string(),
+                                "deleted": purged_this_round,
+                            }),
+                        );
+                        if let Err(e) = pipeline.store().append_audit(&[record]) {
+                            tracing::warn!(error = %e, "cannot record the retention round in the audit chain");
+                        }
+                        purged_this_round = 0;
+                    }
                     match next {
                         Some(after) => {
                             // More to look at: let what arrived meanwhile go first, then go
@@ -282,6 +311,7 @@ pub fn run(
             }
             Job::Submit {
                 items,
+                actor,
                 now,
                 received,
                 reply,
@@ -289,7 +319,7 @@ pub fn run(
                 // Group commit: take the submissions already waiting, then commit them together.
                 let started = Instant::now();
                 let mut oldest = received;
-                let mut group = vec![(items, reply)];
+                let mut group = vec![(attributed(items, &actor), reply)];
                 let mut n: usize = group[0].0.len();
                 let mut later = Vec::new();
                 while n < batch_max_items {
@@ -303,13 +333,14 @@ pub fn run(
                     match next {
                         Ok(Job::Submit {
                             items,
+                            actor,
                             reply,
                             received,
                             ..
                         }) => {
                             n += items.len();
                             oldest = oldest.min(received);
-                            group.push((items, reply));
+                            group.push((attributed(items, &actor), reply));
                         }
                         Ok(other) => {
                             later.push(other);
@@ -319,8 +350,8 @@ pub fn run(
                     }
                 }
                 let sizes: Vec<usize> = group.iter().map(|(items, _)| items.len()).collect();
-                let (all, replies): (Vec<Vec<Submission>>, Vec<_>) = group.into_iter().unzip();
-                let result = pipeline.submit(all.into_iter().flatten().collect(), now);
+                let (all, replies): (Vec<Vec<_>>, Vec<_>) = group.into_iter().unzip();
+                let result = pipeline.submit_as(all.into_iter().flatten().collect(), now);
                 match result {
                     Ok(step) => {
                         metrics
@@ -365,4 +396,14 @@ pub fn run(
             }
         }
     }
+    // Stopping: the chain's head as it is now gets its checkpoint.
+    checkpoints.maybe(pipeline.store(), true);
+}
+
+/// Each input with who submitted it.
+fn attributed(
+    items: Vec<Submission>,
+    actor: &Option<Arc<str>>,
+) -> Vec<(Submission, Option<Arc<str>>)> {
+    items.into_iter().map(|i| (i, actor.clone())).collect()
 }

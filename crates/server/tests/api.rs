@@ -433,6 +433,17 @@ async fn retention_purges_only_what_no_live_transit_needs() {
             .len(),
         20
     );
+    // The round that deleted them is in the audit chain; rounds that deleted nothing are not.
+    let purges: Vec<store::AuditEntry> = store
+        .audit_entries(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "observations.purge")
+        .collect();
+    assert_eq!(purges.len(), 1, "{purges:?}");
+    assert_eq!(purges[0].actor, "retention");
+    let detail: Value = serde_json::from_str(&purges[0].detail).unwrap();
+    assert_eq!(detail["deleted"], 20, "{detail}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

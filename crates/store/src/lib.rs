@@ -18,6 +18,7 @@ mod sqlite;
 
 pub use crate::postgres::PgStore;
 pub use crate::sqlite::SqliteStore;
+pub use audit::{Checkpoint as AuditCheckpoint, Entry as AuditEntry, Record as AuditRecord};
 
 use std::collections::BTreeMap;
 
@@ -820,6 +821,9 @@ pub struct Commit<'a> {
     pub alarms: &'a [Alarm],
     /// New transit states: (transit, state, since).
     pub states: &'a [(TransitId, TransitState, Timestamp)],
+    /// Audit records of what the inputs did (officers' actions, declarations), chained in the
+    /// same transaction: an action is never stored without its audit entry.
+    pub audit: &'a [AuditRecord],
 }
 
 /// The storage interface. See the crate documentation.
@@ -940,7 +944,8 @@ pub trait Store: Send {
     fn alarms(&mut self, filter: &AlarmFilter, page: PageRequest) -> Result<Vec<AlarmRecord>>;
     /// Alarms raised in a time range, counted per UTC day, kind and grade, in that order.
     fn alarm_counts(&mut self, range: TimeRange) -> Result<Vec<AlarmCount>>;
-    /// Takes a handling step (checked against the lifecycle) and records who and when.
+    /// Takes a handling step (checked against the lifecycle) and records who and when, in the
+    /// alarm's history and, in the same transaction, in the audit chain (`alarm.<step>`).
     fn handle_alarm(
         &mut self,
         id: i64,
@@ -1111,6 +1116,21 @@ pub trait Store: Send {
     /// The id of the feed's last item (0 when empty).
     fn last_feed_id(&mut self) -> Result<i64>;
 
+    /// Appends records to the audit chain, in order, in one transaction: each gets the next
+    /// `seq` and is hashed onto the entry before it. The stored entries are returned. Commits
+    /// ([`Commit::audit`]) and handling steps append their own in their transaction.
+    fn append_audit(&mut self, records: &[AuditRecord]) -> Result<Vec<AuditEntry>>;
+    /// Up to `limit` audit entries after `seq`, in `seq` order, exactly as stored.
+    fn audit_entries(&mut self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// The audit entry with the highest `seq`, if any.
+    fn audit_head(&mut self) -> Result<Option<AuditEntry>>;
+    /// Keeps a signed checkpoint; one already kept for its `seq` is left as it is.
+    fn add_audit_checkpoint(&mut self, checkpoint: &AuditCheckpoint) -> Result<()>;
+    /// Every checkpoint kept, in `seq` order.
+    fn audit_checkpoints(&mut self) -> Result<Vec<AuditCheckpoint>>;
+    /// The checkpoint with the highest `seq`, if any (without reading them all).
+    fn last_audit_checkpoint(&mut self) -> Result<Option<AuditCheckpoint>>;
+
     /// Attaches a file to an alarm not yet closed, recorded in its handling history (step
     /// `attach`) and on the feed. `meta.id` is ignored; the stored attachment is returned.
     fn add_attachment(&mut self, meta: &Attachment, bytes: &[u8]) -> Result<Attachment>;
@@ -1118,6 +1138,54 @@ pub trait Store: Send {
     fn attachments(&mut self, alarm: i64) -> Result<Vec<Attachment>>;
     /// One attachment of an alarm, with its bytes.
     fn attachment(&mut self, alarm: i64, id: i64) -> Result<(Attachment, Vec<u8>)>;
+}
+
+/// The audit record of a handling step.
+fn step_audit(id: i64, transit: &str, t: &Transition, actor: &str, at: Timestamp) -> AuditRecord {
+    AuditRecord::new(
+        at.unix_ms(),
+        actor,
+        format!("alarm.{}", t.step_text),
+        format!("alarm:{id}"),
+        &serde_json::json!({ "transit": transit, "state": t.next.as_str(), "outcome": t.step_outcome }),
+    )
+}
+
+/// The audit record of an attachment: what was attached, by its digest (the bytes stay in
+/// `alarm_attachments`).
+fn attach_audit(meta: &Attachment, transit: &str, size_bytes: usize) -> AuditRecord {
+    AuditRecord::new(
+        meta.at.unix_ms(),
+        meta.actor.as_str(),
+        "alarm.attach",
+        format!("alarm:{}", meta.alarm),
+        &serde_json::json!({
+            "transit": transit,
+            "name": meta.name,
+            "content_type": meta.content_type,
+            "size_bytes": size_bytes,
+            "sha256": meta.sha256,
+        }),
+    )
+}
+
+/// The columns an audit entry is read from, in [`audit_entry`]'s order.
+pub(crate) const AUDIT_COLUMNS: &str = "seq, at, actor, action, subject, detail, prev_hash, hash";
+
+/// An `audit_log` row as both backends read it.
+pub(crate) type AuditRow = (i64, i64, String, String, String, String, String, String);
+
+pub(crate) fn audit_entry(r: AuditRow) -> AuditEntry {
+    AuditEntry {
+        seq: r.0,
+        at_ms: r.1,
+        actor: r.2,
+        action: r.3,
+        subject: r.4,
+        detail: r.5,
+        prev_hash: r.6,
+        hash: r.7,
+    }
 }
 
 fn token_from_row(

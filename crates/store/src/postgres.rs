@@ -7,6 +7,9 @@ use model::{
 
 use crate::pairings;
 use crate::{
+    AUDIT_COLUMNS, AuditCheckpoint, AuditEntry, AuditRecord, attach_audit, audit_entry, step_audit,
+};
+use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
     CommandState, CommandsOf, Commit, ContainerPairing, DeviceCommand, DeviceFilter,
     DeviceKeysRecord, DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep,
@@ -50,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/postgres/011_reader_keys.sql"),
     ),
+    (12, include_str!("../migrations/postgres/012_audit.sql")),
 ];
 
 /// A store in a PostgreSQL database.
@@ -400,6 +404,67 @@ fn insert_outputs(
     Ok(ids)
 }
 
+/// Chains `records` onto the audit log inside `tx`: the caller's transaction, so that they are
+/// durable exactly when what they record is. The table lock makes a second writer (the CLI
+/// while the service runs) wait for the head instead of failing on the `seq` key; reads go on.
+fn append_audit_tx(tx: &mut Transaction<'_>, records: &[AuditRecord]) -> Result<Vec<AuditEntry>> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    tx.batch_execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")?;
+    let head = tx.query_opt(
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        &[],
+    )?;
+    let head: Option<(i64, String)> = head.map(|r| (r.get(0), r.get(1)));
+    let entries = AuditEntry::chain(
+        head.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+        records.iter().cloned(),
+    );
+    let insert = tx.prepare(
+        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )?;
+    for e in &entries {
+        tx.execute(
+            &insert,
+            &[
+                &e.seq,
+                &e.at_ms,
+                &e.actor,
+                &e.action,
+                &e.subject,
+                &e.detail,
+                &e.prev_hash,
+                &e.hash,
+            ],
+        )?;
+    }
+    Ok(entries)
+}
+
+fn checkpoint_row(r: &::postgres::Row) -> AuditCheckpoint {
+    AuditCheckpoint {
+        seq: r.get(0),
+        hash: r.get(1),
+        at_ms: r.get(2),
+        public_key: r.get(3),
+        signature: r.get(4),
+    }
+}
+
+fn audit_row(r: &::postgres::Row) -> AuditEntry {
+    audit_entry((
+        r.get(0),
+        r.get(1),
+        r.get(2),
+        r.get(3),
+        r.get(4),
+        r.get(5),
+        r.get(6),
+        r.get(7),
+    ))
+}
+
 fn attachment_row(r: &::postgres::Row) -> Attachment {
     Attachment {
         id: r.get(0),
@@ -448,6 +513,7 @@ impl Store for PgStore {
             "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES ($1, $2, $3, 'attach', NULL, $4)",
             &[&meta.alarm, &meta.at.unix_ms(), &meta.actor, &attach_note(meta)],
         )?;
+        append_audit_tx(&mut tx, &[attach_audit(meta, &transit, bytes.len())])?;
         tx.execute(
             "INSERT INTO feed (t, transit, kind, doc) VALUES ($1, $2, $3, $4)",
             &[&ft, &transit, &fkind, &doc],
@@ -1043,6 +1109,7 @@ impl Store for PgStore {
                 }
             }
         }
+        append_audit_tx(&mut tx, c.audit)?;
         tx.commit()?;
         // Only what is committed is kept for later.
         if flush {
@@ -1418,6 +1485,54 @@ impl Store for PgStore {
         )
     }
 
+    fn append_audit(&mut self, records: &[AuditRecord]) -> Result<Vec<AuditEntry>> {
+        let mut tx = self.client.transaction()?;
+        let entries = append_audit_tx(&mut tx, records)?;
+        tx.commit()?;
+        Ok(entries)
+    }
+
+    fn audit_entries(&mut self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows = self.client.query(
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            &[&after, &i64::from(limit)],
+        )?;
+        Ok(rows.iter().map(audit_row).collect())
+    }
+
+    fn audit_head(&mut self) -> Result<Option<AuditEntry>> {
+        let row = self.client.query_opt(
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"),
+            &[],
+        )?;
+        Ok(row.as_ref().map(audit_row))
+    }
+
+    fn add_audit_checkpoint(&mut self, c: &AuditCheckpoint) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO audit_checkpoints (seq, hash, at, public_key, signature) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (seq) DO NOTHING",
+            &[&c.seq, &c.hash, &c.at_ms, &c.public_key, &c.signature],
+        )?;
+        Ok(())
+    }
+
+    fn audit_checkpoints(&mut self) -> Result<Vec<AuditCheckpoint>> {
+        let rows = self.client.query(
+            "SELECT seq, hash, at, public_key, signature FROM audit_checkpoints ORDER BY seq",
+            &[],
+        )?;
+        Ok(rows.iter().map(checkpoint_row).collect())
+    }
+
+    fn last_audit_checkpoint(&mut self) -> Result<Option<AuditCheckpoint>> {
+        let row = self.client.query_opt(
+            "SELECT seq, hash, at, public_key, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+            &[],
+        )?;
+        Ok(row.as_ref().map(checkpoint_row))
+    }
+
     fn handle_alarm(
         &mut self,
         id: i64,
@@ -1456,6 +1571,7 @@ impl Store for PgStore {
             at,
             note,
         )?;
+        append_audit_tx(&mut tx, &[step_audit(id, &transit, &t, actor, at)])?;
         tx.execute(
             "INSERT INTO feed (t, transit, kind, doc) VALUES ($1, $2, $3, $4)",
             &[&ft, &transit, &fkind, &doc],

@@ -11,6 +11,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::pairings;
 use crate::{
+    AUDIT_COLUMNS, AuditCheckpoint, AuditEntry, AuditRecord, AuditRow, attach_audit, audit_entry,
+    step_audit,
+};
+use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
     CommandState, CommandsOf, Commit, ContainerPairing, DeviceCommand, DeviceFilter,
     DeviceKeysRecord, DeviceLogEntry, DeviceRecord, DeviceRow, Error, FeedItem, HandlingStep,
@@ -42,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/010_container_pairings.sql"),
     ),
     (11, include_str!("../migrations/sqlite/011_reader_keys.sql")),
+    (12, include_str!("../migrations/sqlite/012_audit.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -107,6 +112,68 @@ impl Drop for Checkpointer {
 }
 
 /// Writes devices' latest reports; devices not registered match no row.
+/// Chains `records` onto the audit log inside `tx`: the caller's transaction, so that they are
+/// durable exactly when what they record is. The writer is the only writer; a second one (the
+/// CLI on the same file) waits for SQLite's lock, and the `seq` key refuses a fork.
+fn append_audit_tx(
+    tx: &rusqlite::Transaction<'_>,
+    records: &[AuditRecord],
+) -> Result<Vec<AuditEntry>> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let head: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let entries = AuditEntry::chain(
+        head.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+        records.iter().cloned(),
+    );
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for e in &entries {
+        insert.execute(params![
+            e.seq,
+            e.at_ms,
+            e.actor,
+            e.action,
+            e.subject,
+            e.detail,
+            e.prev_hash,
+            e.hash
+        ])?;
+    }
+    Ok(entries)
+}
+
+fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditCheckpoint> {
+    Ok(AuditCheckpoint {
+        seq: r.get(0)?,
+        hash: r.get(1)?,
+        at_ms: r.get(2)?,
+        public_key: r.get(3)?,
+        signature: r.get(4)?,
+    })
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
 fn write_telemetry<'a>(
     tx: &rusqlite::Transaction<'_>,
     reports: impl IntoIterator<Item = (&'a str, Telemetry)>,
@@ -327,6 +394,7 @@ impl Store for SqliteStore {
             "INSERT INTO alarm_history (alarm, at, actor, step, outcome, note) VALUES (?1, ?2, ?3, 'attach', NULL, ?4)",
             params![meta.alarm, meta.at.unix_ms(), meta.actor, attach_note(meta)],
         )?;
+        append_audit_tx(&tx, &[attach_audit(meta, &transit, bytes.len())])?;
         tx.execute(
             "INSERT INTO feed (t, transit, kind, doc) VALUES (?1, ?2, ?3, ?4)",
             params![ft, transit, fkind, doc],
@@ -981,6 +1049,7 @@ impl Store for SqliteStore {
                     });
                 }
             }
+            append_audit_tx(&tx, c.audit)?;
         }
         tx.commit()?;
         // Only what is committed is kept for later.
@@ -1414,6 +1483,65 @@ impl Store for SqliteStore {
         alarm_counts(rows)
     }
 
+    fn append_audit(&mut self, records: &[AuditRecord]) -> Result<Vec<AuditEntry>> {
+        let tx = self.conn.transaction()?;
+        let entries = append_audit_tx(&tx, records)?;
+        tx.commit()?;
+        Ok(entries)
+    }
+
+    fn audit_entries(&mut self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        let mut q = self.conn.prepare_cached(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
+        let rows = q
+            .query_map(params![after, limit], audit_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows.into_iter().map(audit_entry).collect())
+    }
+
+    fn audit_head(&mut self) -> Result<Option<AuditEntry>> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"),
+                [],
+                audit_row,
+            )
+            .optional()?;
+        Ok(row.map(audit_entry))
+    }
+
+    fn add_audit_checkpoint(&mut self, c: &AuditCheckpoint) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO audit_checkpoints (seq, hash, at, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (seq) DO NOTHING",
+            params![c.seq, c.hash, c.at_ms, c.public_key, c.signature],
+        )?;
+        Ok(())
+    }
+
+    fn audit_checkpoints(&mut self) -> Result<Vec<AuditCheckpoint>> {
+        let mut q = self.conn.prepare_cached(
+            "SELECT seq, hash, at, public_key, signature FROM audit_checkpoints ORDER BY seq",
+        )?;
+        let rows = q
+            .query_map([], checkpoint_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn last_audit_checkpoint(&mut self) -> Result<Option<AuditCheckpoint>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq, hash, at, public_key, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+                [],
+                checkpoint_row,
+            )
+            .optional()?)
+    }
+
     fn handle_alarm(
         &mut self,
         id: i64,
@@ -1452,6 +1580,7 @@ impl Store for SqliteStore {
             params![id, at.unix_ms(), actor, t.step_text, t.step_outcome, note],
         )?;
         let (ft, transit, fkind, doc) = step_feed(id, transit, &kind, grade, &t, actor, at, note)?;
+        append_audit_tx(&tx, &[step_audit(id, &transit, &t, actor, at)])?;
         tx.execute(
             "INSERT INTO feed (t, transit, kind, doc) VALUES (?1, ?2, ?3, ?4)",
             params![ft, transit, fkind, doc],

@@ -1370,6 +1370,17 @@ fn attachments_are_kept_with_the_history(s: &mut dyn Store) {
         s.feed_after(0, 100).unwrap().last().unwrap().kind,
         "alarm_update"
     );
+    // In the audit chain too, by its digest, with who attached it.
+    let audited = s.audit_head().unwrap().unwrap();
+    assert_eq!(
+        (audited.action.as_str(), audited.actor.as_str()),
+        ("alarm.attach", "patrol.7")
+    );
+    assert!(
+        audited.detail.contains(&"ab".repeat(32)),
+        "{}",
+        audited.detail
+    );
     assert!(
         s.attachment(ids[0], stored.id + 1)
             .unwrap_err()
@@ -1592,6 +1603,130 @@ fn device_commands_queued_sent_and_answered(s: &mut dyn Store) {
     );
 }
 
+fn audit_chain_appended_in_transactions_and_verified(s: &mut dyn Store) {
+    use store::{AuditCheckpoint, AuditRecord};
+    let rec = |i: i64, action: &str| {
+        AuditRecord::new(
+            1_000 + i,
+            "token abc (officer)",
+            action,
+            format!("transit:T{i}"),
+            &serde_json::json!({ "i": i }),
+        )
+    };
+    assert_eq!(s.audit_head().unwrap(), None);
+    assert_eq!(s.last_audit_checkpoint().unwrap(), None);
+    let first = s
+        .append_audit(&[rec(1, "token.create"), rec(2, "device_keys.put")])
+        .unwrap();
+    assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(first[0].prev_hash, audit::GENESIS);
+    assert_eq!(first[1].prev_hash, first[0].hash);
+
+    // A commit's audit records are chained in its transaction ...
+    let tr = transit("T1", "D1");
+    let inputs = [(
+        1,
+        LoggedInput::Declare {
+            at: t("2026-11-25T07:00:00Z"),
+            transit: Box::new(tr.clone()),
+        },
+    )];
+    let records = [rec(3, "transit.declare")];
+    s.commit(&Commit {
+        inputs: &inputs,
+        audit: &records,
+        ..Commit::default()
+    })
+    .unwrap();
+    // ... and a commit that fails leaves none behind.
+    let again = [(
+        2,
+        LoggedInput::Declare {
+            at: t("2026-11-25T07:00:00Z"),
+            transit: Box::new(tr),
+        },
+    )];
+    let refused = [rec(4, "transit.declare")];
+    assert!(
+        s.commit(&Commit {
+            inputs: &again,
+            audit: &refused,
+            ..Commit::default()
+        })
+        .unwrap_err()
+        .is_conflict()
+    );
+    assert_eq!(s.audit_head().unwrap().unwrap().seq, 3);
+
+    // A handling step records its actor in the chain, in its own transaction.
+    let alarms = [alarm(
+        "T1",
+        AlarmKind::RouteDeviation,
+        "2026-11-25T09:00:00Z",
+        3,
+    )];
+    let ids = s
+        .commit(&Commit {
+            alarms: &alarms,
+            ..Commit::default()
+        })
+        .unwrap();
+    s.handle_alarm(
+        ids[0],
+        AlarmStep::Acknowledge,
+        "officer.zhang (token abc, officer)",
+        t("2026-11-25T09:01:00Z"),
+        None,
+    )
+    .unwrap();
+    // A refused step records nothing.
+    assert!(
+        s.handle_alarm(
+            ids[0],
+            AlarmStep::Acknowledge,
+            "x",
+            t("2026-11-25T09:02:00Z"),
+            None
+        )
+        .is_err()
+    );
+    let head = s.audit_head().unwrap().unwrap();
+    assert_eq!(head.seq, 4);
+    assert_eq!(head.action, "alarm.acknowledge");
+    assert_eq!(head.subject, format!("alarm:{}", ids[0]));
+    assert_eq!(head.actor, "officer.zhang (token abc, officer)");
+
+    // Paging in seq order, exactly as stored: the whole chain verifies.
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s.audit_entries(after, 3).unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 4);
+    assert_eq!(&all[..2], &first[..]);
+    assert_eq!(all[3], head);
+
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let cp = AuditCheckpoint::sign(&key, head.seq, &head.hash, 5_000);
+    s.add_audit_checkpoint(&cp).unwrap();
+    // Kept once per seq: a second one for the same seq changes nothing.
+    s.add_audit_checkpoint(&AuditCheckpoint::sign(&key, head.seq, &head.hash, 6_000))
+        .unwrap();
+    assert_eq!(s.audit_checkpoints().unwrap(), std::slice::from_ref(&cp));
+    assert_eq!(s.last_audit_checkpoint().unwrap(), Some(cp.clone()));
+    let mut v = audit::Verifier::new(&[cp], Some(&key.verifying_key())).unwrap();
+    for e in &all {
+        v.push(e).unwrap();
+    }
+    let verified = v.finish().unwrap();
+    assert_eq!(verified.count, 4);
+    assert_eq!(verified.last, Some((4, head.hash)));
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -1600,6 +1735,13 @@ macro_rules! conformance {
             #[allow(clippy::redundant_closure_call)]
             fn open(test: &str) -> Option<Box<dyn Store>> {
                 ($open)(test)
+            }
+
+            #[test]
+            fn audit_chain_appended_in_transactions_and_verified() {
+                if let Some(mut s) = open("audit") {
+                    super::audit_chain_appended_in_transactions_and_verified(&mut *s);
+                }
             }
 
             #[test]
