@@ -15,9 +15,11 @@
 
 mod postgres;
 mod sqlite;
+mod users;
 
 pub use crate::postgres::PgStore;
 pub use crate::sqlite::SqliteStore;
+pub use crate::users::{Session, User, check_username, username_key};
 
 use std::collections::BTreeMap;
 
@@ -1118,6 +1120,39 @@ pub trait Store: Send {
     fn attachments(&mut self, alarm: i64) -> Result<Vec<Attachment>>;
     /// One attachment of an alarm, with its bytes.
     fn attachment(&mut self, alarm: i64, id: i64) -> Result<(Attachment, Vec<u8>)>;
+
+    // Users and sessions (migration 013; docs/security.md, "Authentication").
+
+    /// Adds a user (its `id` is ignored) and returns it as stored; a username already taken,
+    /// whatever its case, is a conflict.
+    fn create_user(&mut self, user: &User) -> Result<User>;
+    fn user(&mut self, id: i64) -> Result<User>;
+    /// The user of that username, whatever its case.
+    fn user_by_name(&mut self, username: &str) -> Result<User>;
+    /// Every user, by id.
+    fn users(&mut self) -> Result<Vec<User>>;
+    /// Sets a new password hash; failed sign-ins and the lockout are cleared with it.
+    fn set_user_password(&mut self, id: i64, password_hash: &str) -> Result<User>;
+    /// Enrols (or with `None` removes) the user's TOTP secret.
+    fn set_user_totp(&mut self, id: i64, secret: Option<&str>) -> Result<User>;
+    /// Records the sign-in failure count and lockout after an attempt.
+    fn set_user_lockout(
+        &mut self,
+        id: i64,
+        failed_logins: u32,
+        locked_until: Option<Timestamp>,
+    ) -> Result<User>;
+    /// Disables the user from `at` (disabling twice keeps the first time) and revokes every
+    /// session of theirs.
+    fn disable_user(&mut self, id: i64, at: Timestamp) -> Result<User>;
+    /// Records a new session; an id already used is a conflict.
+    fn put_session(&mut self, session: &Session) -> Result<()>;
+    /// The session whose id hashes to `id_hash`.
+    fn session(&mut self, id_hash: &str) -> Result<Session>;
+    /// Marks the session used at `at` (the idle timeout counts from the last use).
+    fn touch_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()>;
+    /// Ends a session from `at` (revoking twice keeps the first time).
+    fn revoke_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()>;
 }
 
 fn token_from_row(

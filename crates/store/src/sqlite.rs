@@ -10,6 +10,10 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::pairings;
+use crate::users::{
+    SESSION_COLUMNS, Session, SessionRow, USER_COLUMNS, User, UserRow, session_from_row,
+    user_from_row, username_key,
+};
 use crate::{
     AlarmCount, AlarmFilter, AlarmRecord, ApiToken, Attachment, COMMAND_COLUMNS, CommandRow,
     CommandState, CommandsOf, Commit, ContainerPairing, DeviceCommand, DeviceFilter,
@@ -42,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/010_container_pairings.sql"),
     ),
     (11, include_str!("../migrations/sqlite/011_reader_keys.sql")),
+    (13, include_str!("../migrations/sqlite/013_users.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -860,6 +865,168 @@ impl Store for SqliteStore {
         Ok(self.token(id)?.0)
     }
 
+    fn create_user(&mut self, user: &User) -> Result<User> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "INSERT INTO users (username, username_key, role, organisation, password_hash,
+                     totp_secret, failed_logins, locked_until, created_at, disabled_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (username_key) DO NOTHING RETURNING id",
+                params![
+                    user.username,
+                    username_key(&user.username),
+                    user.role.as_str(),
+                    user.organisation,
+                    user.password_hash,
+                    user.totp_secret,
+                    i64::from(user.failed_logins),
+                    user.locked_until.map(Timestamp::unix_ms),
+                    user.created_at.unix_ms(),
+                    user.disabled_at.map(Timestamp::unix_ms),
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else {
+            return Err(Error::Conflict(format!(
+                "username: {:?} is taken",
+                user.username
+            )));
+        };
+        self.user(id)
+    }
+
+    fn user(&mut self, id: i64) -> Result<User> {
+        self.user_where("id = ?1", &id, || id.to_string())
+    }
+
+    fn user_by_name(&mut self, username: &str) -> Result<User> {
+        self.user_where("username_key = ?1", &username_key(username), || {
+            username.to_owned()
+        })
+    }
+
+    fn users(&mut self) -> Result<Vec<User>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
+        let rows = stmt.query_map([], user_row)?;
+        rows.map(|r| user_from_row(r?)).collect()
+    }
+
+    fn set_user_password(&mut self, id: i64, password_hash: &str) -> Result<User> {
+        self.conn.execute(
+            "UPDATE users SET password_hash = ?2, failed_logins = 0, locked_until = NULL WHERE id = ?1",
+            params![id, password_hash],
+        )?;
+        self.user(id)
+    }
+
+    fn set_user_totp(&mut self, id: i64, secret: Option<&str>) -> Result<User> {
+        self.conn.execute(
+            "UPDATE users SET totp_secret = ?2 WHERE id = ?1",
+            params![id, secret],
+        )?;
+        self.user(id)
+    }
+
+    fn set_user_lockout(
+        &mut self,
+        id: i64,
+        failed_logins: u32,
+        locked_until: Option<Timestamp>,
+    ) -> Result<User> {
+        self.conn.execute(
+            "UPDATE users SET failed_logins = ?2, locked_until = ?3 WHERE id = ?1",
+            params![
+                id,
+                i64::from(failed_logins),
+                locked_until.map(Timestamp::unix_ms)
+            ],
+        )?;
+        self.user(id)
+    }
+
+    fn disable_user(&mut self, id: i64, at: Timestamp) -> Result<User> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, ?2) WHERE id = ?1",
+            params![id, at.unix_ms()],
+        )?;
+        tx.execute(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE user_id = ?1",
+            params![id, at.unix_ms()],
+        )?;
+        tx.commit()?;
+        self.user(id)
+    }
+
+    fn put_session(&mut self, session: &Session) -> Result<()> {
+        let n = self.conn.execute(
+            &format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id_hash) DO NOTHING"
+            ),
+            params![
+                session.id_hash,
+                session.user_id,
+                session.csrf_hash,
+                session.created_at.unix_ms(),
+                session.last_seen_at.unix_ms(),
+                session.expires_at.unix_ms(),
+                session.revoked_at.map(Timestamp::unix_ms),
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Conflict("session: the id is taken".into()));
+        }
+        Ok(())
+    }
+
+    fn session(&mut self, id_hash: &str) -> Result<Session> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = ?1"),
+                params![id_hash],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
+            .optional()?;
+        // The hash is not named: it is what stands for the cookie.
+        row.map(|r: SessionRow| session_from_row(r))
+            .ok_or_else(|| Error::NotFound {
+                what: "session",
+                id: "(given)".into(),
+            })
+    }
+
+    fn touch_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?2) WHERE id_hash = ?1",
+            params![id_hash, at.unix_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE id_hash = ?1",
+            params![id_hash, at.unix_ms()],
+        )?;
+        Ok(())
+    }
+
     fn put_zone(&mut self, zone: &Zone) -> Result<()> {
         self.conn.execute(
             "INSERT INTO zones (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
@@ -1545,5 +1712,47 @@ impl SqliteStore {
             ))
         })?;
         rows.map(|r| pairing_from_row(r?)).collect()
+    }
+}
+
+/// A `users` row, as [`user_from_row`] takes it.
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+impl SqliteStore {
+    /// The one user matching `condition` (on `?1`), or not found under `name()`.
+    fn user_where(
+        &mut self,
+        condition: &str,
+        value: &dyn rusqlite::ToSql,
+        name: impl FnOnce() -> String,
+    ) -> Result<User> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE {condition}"),
+                [value],
+                user_row,
+            )
+            .optional()?;
+        match row {
+            Some(row) => user_from_row(row),
+            None => Err(Error::NotFound {
+                what: "user",
+                id: name(),
+            }),
+        }
     }
 }
