@@ -237,6 +237,11 @@ impl Running {
 
 /// Starts the service on `config.listen` (port 0 picks a free one).
 pub async fn start(config: Config) -> Result<Running, Error> {
+    // The certificate is read before anything starts: a wrong file is said at once.
+    let acceptor = match &config.tls {
+        Some(files) => Some(tls::acceptor(files).map_err(Error::Tls)?),
+        None => None,
+    };
     // The PostgreSQL driver is blocking (it runs a runtime of its own): open off the runtime.
     let open_config = config.clone();
     let (pipeline, backend, last_feed) =
@@ -358,11 +363,6 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         containers: state.containers.clone(),
     };
     drop(jobs);
-    // The certificate is read before the port is taken: a wrong file is said at once.
-    let acceptor = match &config.tls {
-        Some(files) => Some(tls::acceptor(files).map_err(Error::Tls)?),
-        None => None,
-    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::Listen(config.listen, e))?;
