@@ -6,6 +6,7 @@ mod decode;
 mod demo;
 mod device_key;
 mod emulate;
+mod user;
 mod verify;
 
 use std::io::Write;
@@ -131,6 +132,14 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Add, list and disable the people who sign in, and reset their passwords
+    /// (docs/security.md).
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -310,6 +319,12 @@ fn service_config(settings: config::Settings) -> server::Config {
     config.max_body_bytes = settings.server.max_body_bytes;
     config.shutdown_grace = std::time::Duration::from_secs(settings.server.shutdown_grace_s);
     config.auth_required = settings.server.auth_required;
+    config.cookie_secure = settings.server.cookie_secure;
+    config.session_timeouts = server::users::SessionTimeouts {
+        idle: std::time::Duration::from_secs(settings.server.session_idle_timeout_s.max(1)),
+        absolute: std::time::Duration::from_secs(settings.server.session_absolute_timeout_s.max(1)),
+    };
+    config.tls = settings.server.tls();
     config.batch_max_items = settings.ingest.batch_max_items.max(1);
     config.tick_interval =
         std::time::Duration::from_millis(settings.ingest.tick_interval_ms.max(10));
@@ -566,17 +581,44 @@ fn serve(
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    if let Err(e) = settings.server.check_tls() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let initial_admin_password = settings.auth.initial_admin_password.clone();
     let mut config = service_config(settings);
     config.webhook_secrets = webhook_secrets;
+    // The first start makes the first administrator: never with a fixed password.
+    let admin = server::open_store(&config)
+        .map_err(|e| e.to_string())
+        .and_then(|mut s| {
+            server::users::ensure_admin(
+                &mut *s,
+                initial_admin_password.as_deref(),
+                server::wall_clock(),
+            )
+        });
+    match admin {
+        Ok(Some(password)) => eprintln!(
+            "sealwatch: first start: administrator `admin` created with the password\n\n    {password}\n\nIt is shown this once. Sign in and keep it safe; `sealwatch user reset-password admin` sets a new one."
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if !config.auth_required {
         tracing::warn!(
             "server.auth_required is false: anyone who can reach the port can use the API"
         );
     }
+    let tls = config.tls.is_some();
     let result = runtime().block_on(async {
         let shutdown = shutdown_signal();
         let running = server::start(config).await?;
-        eprintln!("sealwatch: listening on http://{}", running.addr);
+        let scheme = if tls { "https" } else { "http" };
+        eprintln!("sealwatch: listening on {scheme}://{}", running.addr);
         let gateway = match jt808 {
             Some(c) => match gateway::Gateway::start(c, running.ingest.clone()).await {
                 Ok(g) => {
@@ -692,6 +734,10 @@ fn main() -> ExitCode {
             database_url,
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
+        Command::User { command, store } => match open_store(store) {
+            Ok(mut s) => user::run(command, &mut *s),
+            Err(code) => code,
+        },
         Command::DeviceKey { command, store } => device_key(command, store),
         Command::Backup { out, store } => match store_config(store) {
             Ok(config) => report(backup::backup(&backup::Target::of(&config), &out)),
