@@ -15,6 +15,8 @@ fn temp(name: &str) -> PathBuf {
 
 /// Starts `sealwatch serve` on a free port; returns it, its address and what it printed to
 /// stderr before listening.
+// The child is handed to the caller, which stops and waits for it (`stop`).
+#[allow(clippy::zombie_processes)]
 fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -27,10 +29,11 @@ fn serve(dir: &Path, env: &[(&str, &str)]) -> (Child, String, String) {
     let mut before = String::new();
     loop {
         let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "ended before listening: {before}"
-        );
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ended before listening: {before}");
+        }
         if let Some(addr) = line.trim().strip_prefix("sealwatch: listening on http://") {
             let addr = addr.to_owned();
             // Keep draining stderr so the service never blocks on a full pipe.

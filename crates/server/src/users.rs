@@ -473,10 +473,10 @@ pub(crate) fn check_session(
     if user.disabled_at.is_some() {
         return Err(SessionRefused::Ended);
     }
-    if now.unix_ms() - session.last_seen_at.unix_ms() > 60_000 {
-        if let Err(e) = store.touch_session(&hash, now) {
-            tracing::warn!(error = %e, "cannot record a session's use");
-        }
+    if now.unix_ms() - session.last_seen_at.unix_ms() > 60_000
+        && let Err(e) = store.touch_session(&hash, now)
+    {
+        tracing::warn!(error = %e, "cannot record a session's use");
     }
     Ok((user, session))
 }
