@@ -199,6 +199,9 @@ enum TokenCommand {
         /// Days until the token expires; never when absent.
         #[arg(long)]
         expires_days: Option<u32>,
+        /// The organisation the token acts for (a carrier's integration, a partner customs).
+        #[arg(long)]
+        organisation: Option<String>,
     },
     /// List tokens (ids, roles, labels, validity; never secrets).
     List,
@@ -486,16 +489,18 @@ fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
             role,
             label,
             expires_days,
+            organisation,
         } => {
             let expires_at =
                 expires_days.map(|d| now.plus(model::Duration::from_hours(i64::from(d) * 24)));
-            let made = match server::auth::generate(role, &label, now, expires_at) {
+            let mut made = match server::auth::generate(role, &label, now, expires_at) {
                 Ok(t) => t,
                 Err(e) => {
                     eprintln!("error: no randomness from the system: {e}");
                     return ExitCode::FAILURE;
                 }
             };
+            made.record.organisation = organisation;
             store.put_token(&made.record, &made.secret_hash).map(|()| {
                 println!("{}", made.token);
                 eprintln!(
@@ -515,8 +520,13 @@ fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
                     (None, None) => "valid".to_owned(),
                 };
                 println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    t.id, t.role, t.created_at, state, t.label
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.role,
+                    t.organisation.as_deref().unwrap_or("-"),
+                    t.created_at,
+                    state,
+                    t.label
                 );
             }
         }),

@@ -218,3 +218,39 @@ fn users_are_created_listed_disabled_and_reset() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tokens_can_be_scoped_to_an_organisation() {
+    let dir = temp("token-org");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let token = run(&[
+        "create",
+        "--role",
+        "carrier",
+        "--label",
+        "tracking feed",
+        "--organisation",
+        "Ningbo Carriers Ltd",
+    ]);
+    assert!(token.trim().starts_with("swt_"), "{token}");
+    run(&["create", "--role", "gateway"]);
+    let list = run(&["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains("\tcarrier\tNingbo Carriers Ltd\t") && l.ends_with("tracking feed")),
+        "{list}"
+    );
+    assert!(list.lines().any(|l| l.contains("\tgateway\t-\t")), "{list}");
+    assert!(!list.contains(token.trim()), "secrets are never listed");
+    let _ = std::fs::remove_dir_all(&dir);
+}

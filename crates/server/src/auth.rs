@@ -60,6 +60,7 @@ pub fn generate(
             id,
             role,
             label: label.to_owned(),
+            organisation: None,
             created_at: now,
             expires_at,
             revoked_at: None,
@@ -98,6 +99,8 @@ pub struct Caller {
     /// The API token's id; empty for a signed-in session.
     pub token_id: String,
     pub role: Role,
+    /// The organisation of the token or of the signed-in user, if any.
+    pub organisation: Option<String>,
     /// The person, when the request came with a session cookie.
     pub user: Option<crate::users::SignedIn>,
 }
@@ -201,6 +204,7 @@ async fn authenticate_session(
     request.extensions_mut().insert(Caller {
         token_id: String::new(),
         role: user.role,
+        organisation: user.organisation.clone(),
         user: Some(users::SignedIn {
             user_id: user.id,
             username: user.username,
@@ -318,6 +322,7 @@ pub(crate) async fn authenticate(
     request.extensions_mut().insert(Caller {
         token_id: record.id,
         role: record.role,
+        organisation: record.organisation,
         user: None,
     });
     next.run(request).await

@@ -686,7 +686,11 @@ pub(crate) async fn who(caller: Option<axum::Extension<Caller>>) -> Response {
             "totp_enrolled": u.totp_enrolled,
             "expires_at": u.expires_at,
         })),
-        None => Json(json!({ "token": caller.token_id, "role": caller.role })),
+        None => Json(json!({
+            "token": caller.token_id,
+            "role": caller.role,
+            "organisation": caller.organisation,
+        })),
     }
     .into_response()
 }

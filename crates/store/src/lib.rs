@@ -42,6 +42,9 @@ pub struct ApiToken {
     pub role: Role,
     /// What the token is for (`gateway hall 3`, `nightly export`).
     pub label: String,
+    /// The organisation the token acts for, if any (migration 013).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
@@ -1160,11 +1163,13 @@ fn token_from_row(
     role: &str,
     label: String,
     times: (i64, Option<i64>, Option<i64>),
+    organisation: Option<String>,
 ) -> Result<ApiToken> {
     Ok(ApiToken {
         id,
         role: role.parse().map_err(Error::Conflict)?,
         label,
+        organisation,
         created_at: Timestamp::from_unix_ms(times.0),
         expires_at: times.1.map(Timestamp::from_unix_ms),
         revoked_at: times.2.map(Timestamp::from_unix_ms),

@@ -869,8 +869,8 @@ impl Store for PgStore {
 
     fn put_token(&mut self, token: &ApiToken, secret_hash: &str) -> Result<()> {
         let n = self.client.execute(
-            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at, organisation)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
             &[
                 &token.id,
                 &secret_hash,
@@ -879,6 +879,7 @@ impl Store for PgStore {
                 &token.created_at.unix_ms(),
                 &token.expires_at.map(Timestamp::unix_ms),
                 &token.revoked_at.map(Timestamp::unix_ms),
+                &token.organisation,
             ],
         )?;
         if n == 0 {
@@ -889,7 +890,7 @@ impl Store for PgStore {
 
     fn token(&mut self, id: &str) -> Result<(ApiToken, String)> {
         let row = self.client.query_opt(
-            "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash FROM api_tokens WHERE id = $1",
+            "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash, organisation FROM api_tokens WHERE id = $1",
             &[&id],
         )?;
         let Some(r) = row else {
@@ -903,13 +904,14 @@ impl Store for PgStore {
             r.get::<_, &str>(1),
             r.get(2),
             (r.get(3), r.get(4), r.get(5)),
+            r.get(7),
         )?;
         Ok((token, r.get(6)))
     }
 
     fn tokens(&mut self) -> Result<Vec<ApiToken>> {
         let rows = self.client.query(
-            "SELECT id, role, label, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id",
+            "SELECT id, role, label, created_at, expires_at, revoked_at, organisation FROM api_tokens ORDER BY created_at DESC, id",
             &[],
         )?;
         rows.iter()
@@ -919,6 +921,7 @@ impl Store for PgStore {
                     r.get::<_, &str>(1),
                     r.get(2),
                     (r.get(3), r.get(4), r.get(5)),
+                    r.get(6),
                 )
             })
             .collect()

@@ -794,8 +794,8 @@ impl Store for SqliteStore {
 
     fn put_token(&mut self, token: &ApiToken, secret_hash: &str) -> Result<()> {
         let n = self.conn.execute(
-            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at, organisation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
             params![
                 token.id,
                 secret_hash,
@@ -803,7 +803,8 @@ impl Store for SqliteStore {
                 token.label,
                 token.created_at.unix_ms(),
                 token.expires_at.map(Timestamp::unix_ms),
-                token.revoked_at.map(Timestamp::unix_ms)
+                token.revoked_at.map(Timestamp::unix_ms),
+                token.organisation
             ],
         )?;
         if n == 0 {
@@ -816,7 +817,7 @@ impl Store for SqliteStore {
         let row = self
             .conn
             .query_row(
-                "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash FROM api_tokens WHERE id = ?1",
+                "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash, organisation FROM api_tokens WHERE id = ?1",
                 params![id],
                 |r| {
                     Ok((
@@ -825,22 +826,23 @@ impl Store for SqliteStore {
                         r.get::<_, String>(2)?,
                         (r.get(3)?, r.get(4)?, r.get(5)?),
                         r.get::<_, String>(6)?,
+                        r.get::<_, Option<String>>(7)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((id, role, label, times, hash)) = row else {
+        let Some((id, role, label, times, hash, organisation)) = row else {
             return Err(Error::NotFound {
                 what: "token",
                 id: id.to_owned(),
             });
         };
-        Ok((token_from_row(id, &role, label, times)?, hash))
+        Ok((token_from_row(id, &role, label, times, organisation)?, hash))
     }
 
     fn tokens(&mut self) -> Result<Vec<ApiToken>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, role, label, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id",
+            "SELECT id, role, label, created_at, expires_at, revoked_at, organisation FROM api_tokens ORDER BY created_at DESC, id",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -848,11 +850,12 @@ impl Store for SqliteStore {
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 (r.get(3)?, r.get(4)?, r.get(5)?),
+                r.get::<_, Option<String>>(6)?,
             ))
         })?;
         rows.map(|row| {
-            let (id, role, label, times) = row?;
-            token_from_row(id, &role, label, times)
+            let (id, role, label, times, organisation) = row?;
+            token_from_row(id, &role, label, times, organisation)
         })
         .collect()
     }

@@ -564,6 +564,7 @@ fn api_tokens(s: &mut dyn Store) {
         id: "k7f3a9".into(),
         role: model::Role::Gateway,
         label: "gateway hall 3".into(),
+        organisation: Some("Ningbo Carriers Ltd".into()),
         created_at: t("2026-11-25T08:00:00Z"),
         expires_at: Some(t("2027-11-25T08:00:00Z")),
         revoked_at: None,
@@ -578,13 +579,16 @@ fn api_tokens(s: &mut dyn Store) {
         id: "b2c4d6".into(),
         role: model::Role::Auditor,
         label: "audit export".into(),
+        organisation: None,
         created_at: t("2026-11-26T08:00:00Z"),
         expires_at: None,
         revoked_at: None,
     };
     s.put_token(&newer, "hash-3").unwrap();
-    let ids: Vec<String> = s.tokens().unwrap().into_iter().map(|t| t.id).collect();
+    let all = s.tokens().unwrap();
+    let ids: Vec<&str> = all.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["b2c4d6", "k7f3a9"], "newest first");
+    assert_eq!(all, [newer.clone(), token.clone()], "organisations kept");
     let revoked = s.revoke_token("k7f3a9", t("2026-11-27T08:00:00Z")).unwrap();
     assert_eq!(revoked.revoked_at, Some(t("2026-11-27T08:00:00Z")));
     assert!(!revoked.is_valid_at(t("2026-11-28T00:00:00Z")));

@@ -35,3 +35,7 @@ CREATE TABLE sessions (
     revoked_at   BIGINT
 );
 CREATE INDEX sessions_by_user ON sessions (user_id);
+
+-- API tokens may be scoped to an organisation (a carrier's integration sees its own data once
+-- the permission matrix scopes data; unset, the token is the platform's own).
+ALTER TABLE api_tokens ADD COLUMN organisation TEXT;
