@@ -235,17 +235,18 @@ pub fn totp_code(secret: &[u8], unix_s: i64) -> String {
     )
 }
 
-/// Whether `code` is the code of `secret_b32` at `now`, or of the step before or after (clocks
-/// of phones drift, and a code typed at the end of its step arrives in the next).
-pub fn totp_matches(secret_b32: &str, code: &str, now: Timestamp) -> bool {
-    let Some(secret) = base32_decode(secret_b32) else {
-        return false;
-    };
+/// The time step whose code `code` is, for `secret_b32` at `now`: the current step, or the
+/// one before or after (clocks of phones drift, and a code typed at the end of its step
+/// arrives in the next). `None` when it is none of them.
+pub fn totp_step(secret_b32: &str, code: &str, now: Timestamp) -> Option<i64> {
+    let secret = base32_decode(secret_b32)?;
     let code = code.trim();
     let unix_s = now.unix_ms().div_euclid(1000);
     [-1, 0, 1]
         .iter()
-        .any(|d| crate::auth::same(&totp_code(&secret, unix_s + d * TOTP_STEP_SECONDS), code))
+        .map(|d| unix_s + d * TOTP_STEP_SECONDS)
+        .find(|&t| crate::auth::same(&totp_code(&secret, t), code))
+        .map(|t| t.div_euclid(TOTP_STEP_SECONDS))
 }
 
 /// The `otpauth://` URI an authenticator app reads (as a QR code or pasted).
@@ -570,19 +571,30 @@ pub(crate) async fn sign_in(
     let password_ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
         .await
         .unwrap_or(false);
-    let outcome = match &user {
+    let mut outcome = match &user {
         Some(u) if password_ok && u.disabled_at.is_none() => match (&u.totp_secret, &form.totp) {
-            (None, _) => Ok(()),
-            (Some(secret), Some(code)) if totp_matches(secret, code, now) => Ok(()),
+            (None, _) => Ok(None),
+            (Some(secret), Some(code)) => {
+                totp_step(secret, code, now).map(Some).ok_or("totp wrong")
+            }
             (Some(_), None) => Err("totp missing"),
-            (Some(_), Some(_)) => Err("totp wrong"),
         },
         Some(u) if password_ok && u.disabled_at.is_some() => Err("disabled"),
         Some(_) => Err("wrong password"),
         None => Err("unknown user"),
     };
+    // A code is taken once: one seen over a shoulder or in a log is no use afterwards.
+    if let (Ok(Some(step)), Some(u)) = (&outcome, &user) {
+        let (id, step) = (u.id, *step);
+        match s.query(move |st| st.take_totp_step(id, step)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => outcome = Err("totp reused"),
+            Ok(Err(e)) => return crate::store_problem(e).into_response(),
+            Err(p) => return p.into_response(),
+        }
+    }
     let user = match (outcome, user) {
-        (Ok(()), Some(user)) => user,
+        (Ok(_), Some(user)) => user,
         (Err(why), user) => {
             tracing::warn!(%username, %address, outcome = why, "sign-in refused");
             s.lockout.failed(&username, address, now);
@@ -605,7 +617,7 @@ pub(crate) async fn sign_in(
             }
             return refused();
         }
-        (Ok(()), None) => return refused(),
+        (Ok(_), None) => return refused(),
     };
     s.lockout.succeeded(&username);
     let (secret, csrf) = match (random_hex_256(), random_hex_256()) {
@@ -801,8 +813,13 @@ mod tests {
         assert_eq!(b32, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
         assert_eq!(base32_decode(&b32).unwrap(), secret);
         let at = Timestamp::from_unix_ms(59_000);
-        assert!(totp_matches(&b32, "287082", at));
-        assert!(!totp_matches(&b32, "287083", at));
+        assert_eq!(totp_step(&b32, "287082", at), Some(1));
+        // The code of the step before is still taken, as that step.
+        assert_eq!(
+            totp_step(&b32, "287082", Timestamp::from_unix_ms(75_000)),
+            Some(1)
+        );
+        assert_eq!(totp_step(&b32, "287083", at), None);
     }
 
     #[test]

@@ -451,6 +451,9 @@ async fn administrators_enrol_totp_and_then_need_it() {
     let good = sign_in(addr, "root", ALICE_PW, Some(&right)).await;
     assert_eq!(good.status, 201, "{}", good.body);
     assert_eq!(good.json()["totp_enrolled"], true);
+    // The same code again (seen over a shoulder): refused, it was taken.
+    let replayed = sign_in(addr, "root", ALICE_PW, Some(&right)).await;
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
     // A right code with a wrong password is still refused.
     let bad_pw = sign_in(addr, "root", "wrong-password-x", Some(&right)).await;
     assert_eq!(bad_pw.status, 401);

@@ -1138,6 +1138,9 @@ pub trait Store: Send {
     fn set_user_password(&mut self, id: i64, password_hash: &str) -> Result<User>;
     /// Enrols (or with `None` removes) the user's TOTP secret.
     fn set_user_totp(&mut self, id: i64, secret: Option<&str>) -> Result<User>;
+    /// Takes the TOTP code of time step `step` for the user: true only if no code of this or
+    /// a later step was taken before, so a code works once even when two sign-ins race.
+    fn take_totp_step(&mut self, id: i64, step: i64) -> Result<bool>;
     /// Records the sign-in failure count and lockout after an attempt.
     fn set_user_lockout(
         &mut self,

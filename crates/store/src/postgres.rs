@@ -1012,10 +1012,19 @@ impl Store for PgStore {
 
     fn set_user_totp(&mut self, id: i64, secret: Option<&str>) -> Result<User> {
         self.client.execute(
-            "UPDATE users SET totp_secret = $2 WHERE id = $1",
+            "UPDATE users SET totp_secret = $2, totp_last_step = NULL WHERE id = $1",
             &[&id, &secret],
         )?;
         self.user(id)
+    }
+
+    fn take_totp_step(&mut self, id: i64, step: i64) -> Result<bool> {
+        let n = self.client.execute(
+            "UPDATE users SET totp_last_step = $2
+             WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+            &[&id, &step],
+        )?;
+        Ok(n == 1)
     }
 
     fn set_user_lockout(

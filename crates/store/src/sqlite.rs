@@ -928,10 +928,19 @@ impl Store for SqliteStore {
 
     fn set_user_totp(&mut self, id: i64, secret: Option<&str>) -> Result<User> {
         self.conn.execute(
-            "UPDATE users SET totp_secret = ?2 WHERE id = ?1",
+            "UPDATE users SET totp_secret = ?2, totp_last_step = NULL WHERE id = ?1",
             params![id, secret],
         )?;
         self.user(id)
+    }
+
+    fn take_totp_step(&mut self, id: i64, step: i64) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE users SET totp_last_step = ?2
+             WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+            params![id, step],
+        )?;
+        Ok(n == 1)
     }
 
     fn set_user_lockout(

@@ -645,6 +645,15 @@ fn users_and_sessions(s: &mut dyn Store) {
     assert_eq!((reset.failed_logins, reset.locked_until), (0, None));
     let enrolled = s.set_user_totp(alice.id, Some("JBSWY3DPEHPK3PXP")).unwrap();
     assert_eq!(enrolled.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXP"));
+    // A code's step is taken once; an older one never after a newer.
+    assert!(s.take_totp_step(alice.id, 100).unwrap());
+    assert!(!s.take_totp_step(alice.id, 100).unwrap(), "replayed");
+    assert!(!s.take_totp_step(alice.id, 99).unwrap(), "older");
+    assert!(s.take_totp_step(alice.id, 101).unwrap());
+    assert!(s.take_totp_step(bob.id, 100).unwrap(), "per user");
+    // Enrolling again starts afresh.
+    s.set_user_totp(alice.id, Some("JBSWY3DPEHPK3PXP")).unwrap();
+    assert!(s.take_totp_step(alice.id, 50).unwrap());
     assert_eq!(s.set_user_totp(alice.id, None).unwrap().totp_secret, None);
 
     // Sessions: stored by the hash of their id, touched, revoked once.

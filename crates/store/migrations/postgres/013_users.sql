@@ -5,6 +5,7 @@
 -- sign-in finds a user whatever case is typed. password_hash is an Argon2id PHC string (its
 -- parameters and salt inside it). totp_secret is the base32 TOTP secret of an administrator who
 -- enrolled a second factor; it has to be kept as is, since codes are computed from it.
+-- totp_last_step is the time step of the last code accepted: a code is taken once.
 -- failed_logins and locked_until are the sign-in lockout, kept here so that it holds across a
 -- restart.
 CREATE TABLE users (
@@ -15,6 +16,7 @@ CREATE TABLE users (
     organisation  TEXT,
     password_hash TEXT NOT NULL,
     totp_secret   TEXT,
+    totp_last_step BIGINT,
     failed_logins BIGINT NOT NULL DEFAULT 0,
     locked_until  BIGINT,
     created_at    BIGINT NOT NULL,
