@@ -289,10 +289,23 @@ pub fn lock_for(failures: u32, threshold: u32) -> Option<Duration> {
 }
 
 /// Failures counted in memory, per username (existing or not, so that the answers do not
-/// tell which) and per client address.
-#[derive(Debug, Default)]
+/// tell which) and per client address; and the bound on password hashes computed at once.
+#[derive(Debug)]
 pub struct Lockout {
     entries: Mutex<HashMap<LockKey, Failures>>,
+    /// Each Argon2 verification takes 19 MiB and a core for a while: a flood of sign-ins waits
+    /// here instead of taking every blocking thread and their memory.
+    hashing: tokio::sync::Semaphore,
+}
+
+impl Default for Lockout {
+    fn default() -> Lockout {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Lockout {
+            entries: Mutex::default(),
+            hashing: tokio::sync::Semaphore::new(cores.clamp(1, 8)),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -568,9 +581,12 @@ pub(crate) async fn sign_in(
         .as_ref()
         .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
     let password = form.password;
-    let password_ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-        .await
-        .unwrap_or(false);
+    let password_ok = {
+        let _permit = s.lockout.hashing.acquire().await;
+        tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .unwrap_or(false)
+    };
     let mut outcome = match &user {
         Some(u) if password_ok && u.disabled_at.is_none() => match (&u.totp_secret, &form.totp) {
             (None, _) => Ok(None),

@@ -127,8 +127,10 @@ async fn sessions_cookies_and_csrf() {
     let dir = fresh_dir("session-csrf");
     let config = config(&dir);
     add_users(&config, &[("alice", Role::Officer, ALICE_PW)]);
-    // A session stored as if made yesterday, past its absolute timeout.
+    // A session stored as if made yesterday, past its absolute timeout; and one within its
+    // absolute timeout but unused for two hours (the idle timeout is 30 minutes).
     let old_secret = "ab".repeat(32);
+    let idle_secret = "cd".repeat(32);
     {
         let mut store = server::open_store(&config).unwrap();
         let alice = store.user_by_name("alice").unwrap();
@@ -144,8 +146,20 @@ async fn sessions_cookies_and_csrf() {
                 revoked_at: None,
             })
             .unwrap();
+        let now = server::wall_clock().unix_ms();
+        store
+            .put_session(&store::Session {
+                id_hash: users::sha256_hex(&idle_secret),
+                user_id: alice.id,
+                csrf_hash: users::sha256_hex("whatever"),
+                created_at: Timestamp::from_unix_ms(now - 7_200_000),
+                last_seen_at: Timestamp::from_unix_ms(now - 7_200_000),
+                expires_at: Timestamp::from_unix_ms(now + 3_600_000),
+                revoked_at: None,
+            })
+            .unwrap();
     }
-    let running = server::start(config).await.unwrap();
+    let running = server::start(config.clone()).await.unwrap();
     let addr = running.addr;
 
     // Bad password, unknown user, missing field: refused, with one answer for the first two.
@@ -215,6 +229,7 @@ async fn sessions_cookies_and_csrf() {
         ("not-hex".to_owned(), "not a sealwatch session"),
         (secret[..63].to_owned(), "not a sealwatch session"),
         (old_secret.clone(), "expired"),
+        (idle_secret.clone(), "expired"),
     ] {
         let a = call(
             addr,
@@ -299,6 +314,38 @@ async fn sessions_cookies_and_csrf() {
     .await;
     assert_eq!(after.status, 401, "{}", after.body);
     assert!(after.body.contains("signed out"), "{}", after.body);
+
+    // Disabling a user ends the sessions they have open.
+    let again = sign_in(addr, "alice", ALICE_PW, None).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    let session = cookie(&again.cookie());
+    let ok = call(
+        addr,
+        "GET",
+        "/api/v1/session",
+        &[("Cookie", &session)],
+        None,
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    {
+        let mut store = server::open_store(&config).unwrap();
+        let alice = store.user_by_name("alice").unwrap();
+        store.disable_user(alice.id, server::wall_clock()).unwrap();
+    }
+    let ended = call(
+        addr,
+        "GET",
+        "/api/v1/session",
+        &[("Cookie", &session)],
+        None,
+    )
+    .await;
+    assert_eq!(ended.status, 401, "{}", ended.body);
+    assert_eq!(
+        sign_in(addr, "alice", ALICE_PW, None).await.body,
+        wrong.body
+    );
     running.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
