@@ -25,6 +25,28 @@ pub struct Settings {
     pub containers: ContainerSettings,
     pub log: LogSettings,
     pub audit: AuditSettings,
+    pub auth: AuthSettings,
+}
+
+/// Signing in (docs/security.md, "Authentication").
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The password of the administrator `admin` made on the first start (no user yet);
+    /// unset, a random one is made and printed once.
+    pub initial_admin_password: Option<String>,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password is never printed.
+        f.debug_struct("AuthSettings")
+            .field(
+                "initial_admin_password",
+                &self.initial_admin_password.as_ref().map(|_| "(set)"),
+            )
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,8 +58,41 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long stopping waits for open connections, in seconds.
     pub shutdown_grace_s: u64,
-    /// Whether the API needs a bearer token (`sealwatch token create`).
+    /// Whether the API needs a bearer token (`sealwatch token create`) or a session.
     pub auth_required: bool,
+    /// A PEM certificate chain: with `tls_key_file`, the API is served over HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// Mark the session cookie `Secure` without `tls_*` (HTTPS ended by a proxy in front).
+    pub cookie_secure: bool,
+    /// A session unused this long ends, in seconds.
+    pub session_idle_timeout_s: u64,
+    /// A session ends this long after sign-in however active, in seconds.
+    pub session_absolute_timeout_s: u64,
+}
+
+impl ServerSettings {
+    /// Both TLS files or neither.
+    pub fn check_tls(&self) -> Result<(), String> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                Err("server.tls_key_file: required with server.tls_cert_file".into())
+            }
+            (None, Some(_)) => {
+                Err("server.tls_cert_file: required with server.tls_key_file".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The TLS files, when both are set.
+    pub fn tls(&self) -> Option<server::tls::TlsFiles> {
+        Some(server::tls::TlsFiles {
+            cert_file: self.tls_cert_file.clone()?,
+            key_file: self.tls_key_file.clone()?,
+        })
+    }
 }
 
 impl Default for ServerSettings {
@@ -47,6 +102,11 @@ impl Default for ServerSettings {
             max_body_bytes: server::DEFAULT_MAX_BODY_BYTES,
             shutdown_grace_s: 10,
             auth_required: true,
+            tls_cert_file: None,
+            tls_key_file: None,
+            cookie_secure: false,
+            session_idle_timeout_s: 30 * 60,
+            session_absolute_timeout_s: 12 * 3600,
         }
     }
 }

@@ -129,6 +129,10 @@ enum Send {
     Read(Value),
 }
 
+/// The demo's user, whose password is printed and known: `sealwatch serve` has none such.
+const DEMO_USERNAME: &str = "demo";
+const DEMO_PASSWORD: &str = "demo-password-not-secret";
+
 pub async fn run(opts: Options) -> Result<()> {
     // A fresh database each run: the demo's fleet starts now.
     let db = opts.data_dir.join("sealwatch.db");
@@ -146,6 +150,17 @@ pub async fn run(opts: Options) -> Result<()> {
     let (gateway, you) = {
         let mut store = server::open_store(&config).context("opening the demo's database")?;
         let now = server::wall_clock();
+        // A person to sign in as, with a password everyone knows: only ever in the demo,
+        // whose database is made afresh each run (and said loudly below).
+        let hash =
+            server::users::hash_password(DEMO_PASSWORD).map_err(|e| anyhow::anyhow!("{e}"))?;
+        store.create_user(&server::users::new_user(
+            DEMO_USERNAME,
+            model::Role::Administrator,
+            None,
+            hash,
+            now,
+        ))?;
         let mut make = |role, label| -> Result<String> {
             let t = server::auth::generate(role, label, now, None)
                 .context("no randomness from the system")?;
@@ -180,6 +195,10 @@ pub async fn run(opts: Options) -> Result<()> {
         "Sign in to the API with this demo token (administrator, valid for this demo's data):"
     );
     println!("  export SEALWATCH_TOKEN={you}");
+    println!(
+        "DEMO ONLY — KNOWN PASSWORD: sign in as `{DEMO_USERNAME}` with password `{DEMO_PASSWORD}` \
+         (POST /api/v1/session). `sealwatch serve` never has a default password."
+    );
     // Whole seconds, so the fleet's times read cleanly.
     let start = clock.now().unix_ms();
     let Fleet {

@@ -7,6 +7,7 @@ mod decode;
 mod demo;
 mod device_key;
 mod emulate;
+mod user;
 mod verify;
 
 use std::io::Write;
@@ -135,6 +136,14 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Add, list and disable the people who sign in, and reset their passwords
+    /// (docs/security.md).
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Provision, rotate, revoke and list devices' native-protocol keys (docs/protocol.md).
     ///
     /// Works on the store directly, beside a running service or not. Secret keys are never
@@ -199,6 +208,9 @@ enum TokenCommand {
         /// Days until the token expires; never when absent.
         #[arg(long)]
         expires_days: Option<u32>,
+        /// The organisation the token acts for (a carrier's integration, a partner customs).
+        #[arg(long)]
+        organisation: Option<String>,
     },
     /// List tokens (ids, roles, labels, validity; never secrets).
     List,
@@ -342,6 +354,12 @@ fn service_config(settings: config::Settings) -> server::Config {
     config.max_body_bytes = settings.server.max_body_bytes;
     config.shutdown_grace = std::time::Duration::from_secs(settings.server.shutdown_grace_s);
     config.auth_required = settings.server.auth_required;
+    config.cookie_secure = settings.server.cookie_secure;
+    config.session_timeouts = server::users::SessionTimeouts {
+        idle: std::time::Duration::from_secs(settings.server.session_idle_timeout_s.max(1)),
+        absolute: std::time::Duration::from_secs(settings.server.session_absolute_timeout_s.max(1)),
+    };
+    config.tls = settings.server.tls();
     config.batch_max_items = settings.ingest.batch_max_items.max(1);
     config.tick_interval =
         std::time::Duration::from_millis(settings.ingest.tick_interval_ms.max(10));
@@ -580,16 +598,18 @@ fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
             role,
             label,
             expires_days,
+            organisation,
         } => {
             let expires_at =
                 expires_days.map(|d| now.plus(model::Duration::from_hours(i64::from(d) * 24)));
-            let made = match server::auth::generate(role, &label, now, expires_at) {
+            let mut made = match server::auth::generate(role, &label, now, expires_at) {
                 Ok(t) => t,
                 Err(e) => {
                     eprintln!("error: no randomness from the system: {e}");
                     return ExitCode::FAILURE;
                 }
             };
+            made.record.organisation = organisation;
             store
                 .put_token(&made.record, &made.secret_hash)
                 .and_then(|()| {
@@ -623,8 +643,13 @@ fn token(command: TokenCommand, args: StoreArgs) -> ExitCode {
                     (None, None) => "valid".to_owned(),
                 };
                 println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    t.id, t.role, t.created_at, state, t.label
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.role,
+                    t.organisation.as_deref().unwrap_or("-"),
+                    t.created_at,
+                    state,
+                    t.label
                 );
             }
         }),
@@ -700,6 +725,11 @@ fn serve(
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    if let Err(e) = settings.server.check_tls() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let initial_admin_password = settings.auth.initial_admin_password.clone();
     let audit_key_file = settings.audit.key_file(&settings.store.data_dir);
     let mut config = service_config(settings);
     config.webhook_secrets = webhook_secrets;
@@ -715,15 +745,37 @@ fn serve(
             return ExitCode::FAILURE;
         }
     }
+    // The first start makes the first administrator: never with a fixed password.
+    let admin = server::open_store(&config)
+        .map_err(|e| e.to_string())
+        .and_then(|mut s| {
+            server::users::ensure_admin(
+                &mut *s,
+                initial_admin_password.as_deref(),
+                server::wall_clock(),
+            )
+        });
+    match admin {
+        Ok(Some(password)) => eprintln!(
+            "sealwatch: first start: administrator `admin` created with the password\n\n    {password}\n\nIt is shown this once. Sign in and keep it safe; `sealwatch user reset-password admin` sets a new one."
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if !config.auth_required {
         tracing::warn!(
             "server.auth_required is false: anyone who can reach the port can use the API"
         );
     }
+    let tls = config.tls.is_some();
     let result = runtime().block_on(async {
         let shutdown = shutdown_signal();
         let running = server::start(config).await?;
-        eprintln!("sealwatch: listening on http://{}", running.addr);
+        let scheme = if tls { "https" } else { "http" };
+        eprintln!("sealwatch: listening on {scheme}://{}", running.addr);
         let gateway = match jt808 {
             Some(c) => match gateway::Gateway::start(c, running.ingest.clone()).await {
                 Ok(g) => {
@@ -840,6 +892,10 @@ fn main() -> ExitCode {
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
         Command::Audit { command, store } => audit(command, store),
+        Command::User { command, store } => match open_store(store) {
+            Ok(mut s) => user::run(command, &mut *s),
+            Err(code) => code,
+        },
         Command::DeviceKey { command, store } => device_key(command, store),
         Command::Backup { out, store } => match store_config(store) {
             Ok(config) => report(backup::backup(&backup::Target::of(&config), &out)),

@@ -379,3 +379,37 @@ fn serves_smart_containers_when_configured() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn tls_needs_both_files_and_names_a_bad_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SEALWATCH_SERVER_TLS_CERT_FILE", "/nonexistent/cert.pem")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.tls_key_file: required with server.tls_cert_file"),
+        "{stderr}"
+    );
+    let dir = temp("tls-data");
+    let out = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("SEALWATCH_SERVER_TLS_CERT_FILE", "/nonexistent/cert.pem")
+        .env("SEALWATCH_SERVER_TLS_KEY_FILE", "/nonexistent/key.pem")
+        .env(
+            "SEALWATCH_AUTH_INITIAL_ADMIN_PASSWORD",
+            "an-operator-password",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.tls_cert_file") && stderr.contains("/nonexistent/cert.pem"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,10 @@
 //! document; `/healthz`, `/readyz` and `/metrics` are for the machine's own monitoring and
 //! stay open (bind the service to a private interface). What each role may do is the
 //! permission matrix of the security work: for now every valid token may use the whole API.
+//!
+//! People signed in through the interface present the `sealwatch_session` cookie instead
+//! (`users.rs`): with it, every state-changing request also needs the session's CSRF token in
+//! `X-CSRF-Token`. A request with both a bearer token and a cookie is judged by the token.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -56,6 +60,7 @@ pub fn generate(
             id,
             role,
             label: label.to_owned(),
+            organisation: None,
             created_at: now,
             expires_at,
             revoked_at: None,
@@ -72,7 +77,7 @@ fn hash(secret: &str) -> String {
 }
 
 /// Compares in time independent of where the first difference is.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -91,8 +96,13 @@ fn parse(token: &str) -> Option<(&str, &str)> {
 /// Who made a request, for handlers that record it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Caller {
+    /// The API token's id; empty for a signed-in session.
     pub token_id: String,
     pub role: Role,
+    /// The organisation of the token or of the signed-in user, if any.
+    pub organisation: Option<String>,
+    /// The person, when the request came with a session cookie.
+    pub user: Option<crate::users::SignedIn>,
 }
 
 /// How long a looked-up token is trusted before the store is asked again: revocation takes
@@ -130,6 +140,83 @@ impl TokenCache {
     }
 }
 
+/// Checks the session cookie of a request, and its CSRF token when the method changes state.
+async fn authenticate_session(
+    s: &AppState,
+    mut request: Request,
+    next: axum::middleware::Next,
+    secret: String,
+) -> Response {
+    use crate::users::{self, SessionRefused};
+    let session_problem = |detail: &str| {
+        Problem::new(StatusCode::UNAUTHORIZED, format!("session: {detail}")).into_response()
+    };
+    if !users::is_session_secret(&secret) {
+        return session_problem("not a sealwatch session; sign in again");
+    }
+    let now = wall_clock();
+    let timeouts = s.session_timeouts;
+    let checked = match s
+        .query(move |store| users::check_session(store, &secret, now, timeouts))
+        .await
+    {
+        Ok(c) => c,
+        Err(p) => return p.into_response(),
+    };
+    let (user, session) = match checked {
+        Ok(found) => found,
+        Err(SessionRefused::Unknown) => return session_problem("unknown; sign in again"),
+        Err(SessionRefused::Ended) => return session_problem("signed out; sign in again"),
+        Err(SessionRefused::Expired) => return session_problem("expired; sign in again"),
+        Err(SessionRefused::Store) => {
+            return Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store: cannot check sessions now; try again",
+            )
+            .into_response();
+        }
+    };
+    let safe = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe {
+        let presented = request
+            .headers()
+            .get(users::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let csrf_problem = |detail: &str| {
+            Problem::new(StatusCode::FORBIDDEN, format!("x-csrf-token: {detail}")).into_response()
+        };
+        match presented {
+            None => {
+                return csrf_problem(
+                    "required with a session cookie on POST, PUT, PATCH and DELETE \
+                     (the csrf_token given at sign-in)",
+                );
+            }
+            Some(token) if !same(&users::sha256_hex(token.trim()), &session.csrf_hash) => {
+                return csrf_problem("does not match the session's");
+            }
+            Some(_) => {}
+        }
+    }
+    request.extensions_mut().insert(Caller {
+        token_id: String::new(),
+        role: user.role,
+        organisation: user.organisation.clone(),
+        user: Some(users::SignedIn {
+            user_id: user.id,
+            username: user.username,
+            organisation: user.organisation,
+            totp_enrolled: user.totp_secret.is_some(),
+            session_hash: session.id_hash,
+            expires_at: session.expires_at,
+        }),
+    });
+    next.run(request).await
+}
+
 fn unauthorized(detail: &str) -> Response {
     let mut r =
         Problem::new(StatusCode::UNAUTHORIZED, format!("authorization: {detail}")).into_response();
@@ -162,7 +249,10 @@ pub(crate) async fn authenticate(
     mut request: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if is_open(request.uri().path()) {
+    // Signing in is how a session starts: it cannot need one.
+    let signing_in =
+        request.uri().path() == "/api/v1/session" && request.method() == axum::http::Method::POST;
+    if is_open(request.uri().path()) || signing_in {
         return next.run(request).await;
     }
     let presented = request
@@ -170,8 +260,15 @@ pub(crate) async fn authenticate(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or(""));
     let Some(value) = presented else {
+        // A cookie presented is checked even when none is required, as tokens are.
+        if let Some(secret) = crate::users::session_cookie(request.headers()) {
+            return authenticate_session(&s, request, next, secret).await;
+        }
         if s.auth_required {
-            return unauthorized("a bearer token is required (sealwatch token create)");
+            return unauthorized(
+                "a bearer token (sealwatch token create) or a session (POST /api/v1/session) \
+                 is required",
+            );
         }
         return next.run(request).await;
     };
@@ -225,6 +322,8 @@ pub(crate) async fn authenticate(
     request.extensions_mut().insert(Caller {
         token_id: record.id,
         role: record.role,
+        organisation: record.organisation,
+        user: None,
     });
     next.run(request).await
 }

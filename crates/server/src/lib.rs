@@ -16,6 +16,8 @@ pub mod openapi;
 pub mod readers;
 mod reference;
 mod registry;
+pub mod tls;
+pub mod users;
 mod writer;
 
 use std::convert::Infallible;
@@ -79,6 +81,12 @@ pub struct Config {
     pub clock: Clock,
     /// The audit chain's checkpoints: the key that signs them and how often.
     pub audit: audit_chain::AuditConfig,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<tls::TlsFiles>,
+    /// Mark the session cookie `Secure` even without `tls` (TLS ended by a proxy in front).
+    pub cookie_secure: bool,
+    /// How long signed-in sessions last.
+    pub session_timeouts: users::SessionTimeouts,
 }
 
 /// The default largest request body: 8 MiB, about 25,000 observations in one batch.
@@ -101,6 +109,9 @@ impl Config {
             webhook_secrets: WebhookSecrets::default(),
             clock: Clock::real(),
             audit: audit_chain::AuditConfig::default(),
+            tls: None,
+            cookie_secure: false,
+            session_timeouts: users::SessionTimeouts::default(),
         }
     }
 }
@@ -118,6 +129,8 @@ pub enum Error {
     Listen(SocketAddr, std::io::Error),
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Opens the configured store.
@@ -161,6 +174,11 @@ pub struct AppState {
     webhook_secrets: WebhookSecrets,
     /// Smart-container reports by source and outcome.
     containers: Arc<ContainerMetrics>,
+    /// Sign-in failures per username and client address.
+    lockout: Arc<users::Lockout>,
+    session_timeouts: users::SessionTimeouts,
+    /// Whether the session cookie is marked `Secure`.
+    cookie_secure: bool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -223,6 +241,11 @@ impl Running {
 
 /// Starts the service on `config.listen` (port 0 picks a free one).
 pub async fn start(config: Config) -> Result<Running, Error> {
+    // The certificate is read before anything starts: a wrong file is said at once.
+    let acceptor = match &config.tls {
+        Some(files) => Some(tls::acceptor(files).map_err(Error::Tls)?),
+        None => None,
+    };
     // The PostgreSQL driver is blocking (it runs a runtime of its own): open off the runtime.
     let open_config = config.clone();
     let (pipeline, backend, last_feed) =
@@ -280,6 +303,9 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         clock: config.clock,
         webhook_secrets: config.webhook_secrets.clone(),
         containers: Arc::default(),
+        lockout: Arc::default(),
+        session_timeouts: config.session_timeouts,
+        cookie_secure: config.cookie_secure || config.tls.is_some(),
     };
     // The clock: timers fire even when no report comes. It stops with the service, so that
     // the writer sees its last sender go and finishes.
@@ -347,17 +373,31 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         .await
         .map_err(|e| Error::Listen(config.listen, e))?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
-    tracing::info!(%addr, store = backend, "listening");
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, store = backend, "listening");
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = router(state);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
+    // Handlers see the client's address (the sign-in lockout counts per address).
+    let app = router(state).into_make_service_with_connect_info::<ClientAddr>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let task = match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor).map_err(Error::Serve)?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .map_err(Error::Serve)
             })
-            .await
-            .map_err(Error::Serve)
-    });
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(Error::Serve)
+        }),
+    };
     Ok(Running {
         addr,
         live,
@@ -369,6 +409,27 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         writer: Some(writer),
         shutdown_grace: config.shutdown_grace,
     })
+}
+
+/// The address a request came from (the TCP peer: a proxy's `X-Forwarded-For` is not trusted).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
 }
 
 /// The one ingest path, for sources other than the HTTP API (device gateways): the same
@@ -540,6 +601,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/docs", get(reference::page))
+        .route(
+            "/api/v1/session",
+            post(users::sign_in).get(users::who).delete(users::sign_out),
+        )
+        .route("/api/v1/session/totp", post(users::enrol_totp))
         .route("/api/v1/zones", post(put_zone).get(list_zones))
         .route("/api/v1/transits", post(declare).get(list_transits))
         .route("/api/v1/transits/{id}", get(get_transit))
@@ -1244,6 +1310,11 @@ struct StepBody {
 /// the history says which credential acted whatever name was typed.
 fn actor_of(actor: &str, caller: Option<&auth::Caller>) -> String {
     match caller {
+        Some(auth::Caller {
+            user: Some(u),
+            role,
+            ..
+        }) => format!("{} (user {}, {role})", actor.trim(), u.username),
         Some(c) => format!("{} (token {}, {})", actor.trim(), c.token_id, c.role),
         None => actor.trim().to_owned(),
     }

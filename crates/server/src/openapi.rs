@@ -73,6 +73,38 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "post",
+        path: "/api/v1/session",
+        summary: "Sign in: sets the sealwatch_session cookie and returns the CSRF token to send in X-CSRF-Token (429 with Retry-After while locked out)",
+        body: Some("sign_in"),
+        ok: 201,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/session",
+        summary: "Who the caller is (session or token)",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/api/v1/session",
+        summary: "Sign out: the session cookie stops working",
+        body: None,
+        ok: 204,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/session/totp",
+        summary: "An administrator enrols a TOTP second factor: returns the otpauth URI once; sign-in then needs a code",
+        body: None,
+        ok: 201,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
         path: "/api/v1/zones",
         summary: "Add or replace a zone",
         body: Some("zone"),
@@ -480,6 +512,11 @@ pub fn document() -> Value {
         {
             // Open to anyone: health, metrics and the documentation.
             op["security"] = json!([]);
+        } else if r.path == "/api/v1/session" && r.method == "post" {
+            // Signing in is how a session starts.
+            op["security"] = json!([]);
+        } else if r.path.starts_with("/api/v1/session") {
+            op["security"] = json!([{"bearer": []}, {"session": []}]);
         } else if r.path == "/api/v1/readers/{id}/reads" {
             op["security"] = json!([{"reader_signature": []}]);
         } else if r.path.starts_with("/api/v1/webhooks/") {
@@ -496,11 +533,12 @@ pub fn document() -> Value {
             "description": "Supervision of goods under customs control with Smart Security Devices. Errors are application/problem+json naming the field."
         },
         "paths": paths,
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"session": []}],
         "components": {
             "schemas": schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API token from `sealwatch token create` (swt_...)."},
+                "session": {"type": "apiKey", "in": "cookie", "name": "sealwatch_session", "description": "A session from POST /api/v1/session. POST, PUT, PATCH and DELETE with it also need the header X-CSRF-Token: the csrf_token given at sign-in."},
                 "reader_signature": {"type": "apiKey", "in": "header", "name": "Sealwatch-Reader-Signature", "description": "ed25519=<128 hex digits>: the reader's signature over \"sealwatch-reader-post-v1\\n\" + reader id + \"\\n\" + the body (docs/readers.md)."},
                 "vendor_signature": {"type": "apiKey", "in": "header", "name": "Sealwatch-Signature", "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 with the vendor's secret of \"<t>.\" + the body>; t within five minutes of the service's clock (docs/containers.md)."}
             }
@@ -522,6 +560,14 @@ fn schemas() -> Value {
             "t": {"$ref": "#/components/schemas/time"},
             "deadline": {"$ref": "#/components/schemas/time"},
             "reason": {"type": "string"}
+        }
+    }));
+    defs.insert("sign_in".into(), json!({
+        "type": "object", "required": ["username", "password"], "additionalProperties": false,
+        "properties": {
+            "username": {"type": "string"},
+            "password": {"type": "string"},
+            "totp": {"type": "string", "description": "the 6-digit code, for an administrator who enrolled a second factor"}
         }
     }));
     defs.insert("alarm_step".into(), json!({

@@ -33,7 +33,8 @@ async fn tokens_are_checked_on_every_api_route() {
     let (valid, expired, revoked) = {
         let mut store = server::open_store(&config).unwrap();
         let mut make = |role, expires: Option<Timestamp>| {
-            let t = server::auth::generate(role, "test", now, expires).unwrap();
+            let mut t = server::auth::generate(role, "test", now, expires).unwrap();
+            t.record.organisation = Some("Ningbo Carriers Ltd".into());
             store.put_token(&t.record, &t.secret_hash).unwrap();
             t
         };
@@ -80,6 +81,13 @@ async fn tokens_are_checked_on_every_api_route() {
 
     let (status, _, body) = get(addr, "/api/v1/transits", Some(&bearer(&valid.token))).await;
     assert_eq!(status, 200, "{body}");
+    // The token says who it is: its role and organisation.
+    let (status, _, body) = get(addr, "/api/v1/session", Some(&bearer(&valid.token))).await;
+    assert_eq!(status, 200, "{body}");
+    let who: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(who["token"], valid.record.id.as_str());
+    assert_eq!(who["role"], "officer");
+    assert_eq!(who["organisation"], "Ningbo Carriers Ltd");
     // Twice: the second time from the cache, same answer.
     let (status, _, _) = get(addr, "/api/v1/alarms", Some(&bearer(&valid.token))).await;
     assert_eq!(status, 200);

@@ -15,9 +15,11 @@
 
 mod postgres;
 mod sqlite;
+mod users;
 
 pub use crate::postgres::PgStore;
 pub use crate::sqlite::SqliteStore;
+pub use crate::users::{Session, User, check_username, username_key};
 pub use audit::{Checkpoint as AuditCheckpoint, Entry as AuditEntry, Record as AuditRecord};
 
 use std::collections::BTreeMap;
@@ -41,6 +43,9 @@ pub struct ApiToken {
     pub role: Role,
     /// What the token is for (`gateway hall 3`, `nightly export`).
     pub label: String,
+    /// The organisation the token acts for, if any (migration 013).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
@@ -1138,6 +1143,42 @@ pub trait Store: Send {
     fn attachments(&mut self, alarm: i64) -> Result<Vec<Attachment>>;
     /// One attachment of an alarm, with its bytes.
     fn attachment(&mut self, alarm: i64, id: i64) -> Result<(Attachment, Vec<u8>)>;
+
+    // Users and sessions (migration 013; docs/security.md, "Authentication").
+
+    /// Adds a user (its `id` is ignored) and returns it as stored; a username already taken,
+    /// whatever its case, is a conflict.
+    fn create_user(&mut self, user: &User) -> Result<User>;
+    fn user(&mut self, id: i64) -> Result<User>;
+    /// The user of that username, whatever its case.
+    fn user_by_name(&mut self, username: &str) -> Result<User>;
+    /// Every user, by id.
+    fn users(&mut self) -> Result<Vec<User>>;
+    /// Sets a new password hash; failed sign-ins and the lockout are cleared with it.
+    fn set_user_password(&mut self, id: i64, password_hash: &str) -> Result<User>;
+    /// Enrols (or with `None` removes) the user's TOTP secret.
+    fn set_user_totp(&mut self, id: i64, secret: Option<&str>) -> Result<User>;
+    /// Takes the TOTP code of time step `step` for the user: true only if no code of this or
+    /// a later step was taken before, so a code works once even when two sign-ins race.
+    fn take_totp_step(&mut self, id: i64, step: i64) -> Result<bool>;
+    /// Records the sign-in failure count and lockout after an attempt.
+    fn set_user_lockout(
+        &mut self,
+        id: i64,
+        failed_logins: u32,
+        locked_until: Option<Timestamp>,
+    ) -> Result<User>;
+    /// Disables the user from `at` (disabling twice keeps the first time) and revokes every
+    /// session of theirs.
+    fn disable_user(&mut self, id: i64, at: Timestamp) -> Result<User>;
+    /// Records a new session; an id already used is a conflict.
+    fn put_session(&mut self, session: &Session) -> Result<()>;
+    /// The session whose id hashes to `id_hash`.
+    fn session(&mut self, id_hash: &str) -> Result<Session>;
+    /// Marks the session used at `at` (the idle timeout counts from the last use).
+    fn touch_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()>;
+    /// Ends a session from `at` (revoking twice keeps the first time).
+    fn revoke_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()>;
 }
 
 /// The audit record of a handling step.
@@ -1193,11 +1234,13 @@ fn token_from_row(
     role: &str,
     label: String,
     times: (i64, Option<i64>, Option<i64>),
+    organisation: Option<String>,
 ) -> Result<ApiToken> {
     Ok(ApiToken {
         id,
         role: role.parse().map_err(Error::Conflict)?,
         label,
+        organisation,
         created_at: Timestamp::from_unix_ms(times.0),
         expires_at: times.1.map(Timestamp::from_unix_ms),
         revoked_at: times.2.map(Timestamp::from_unix_ms),

@@ -6,6 +6,10 @@ use model::{
 };
 
 use crate::pairings;
+use crate::users::{
+    SESSION_COLUMNS, Session, SessionRow, USER_COLUMNS, User, UserRow, session_from_row,
+    user_from_row, username_key,
+};
 use crate::{
     AUDIT_COLUMNS, AuditCheckpoint, AuditEntry, AuditRecord, attach_audit, audit_entry, step_audit,
 };
@@ -54,6 +58,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/011_reader_keys.sql"),
     ),
     (12, include_str!("../migrations/postgres/012_audit.sql")),
+    (13, include_str!("../migrations/postgres/013_users.sql")),
 ];
 
 /// A store in a PostgreSQL database.
@@ -930,8 +935,8 @@ impl Store for PgStore {
 
     fn put_token(&mut self, token: &ApiToken, secret_hash: &str) -> Result<()> {
         let n = self.client.execute(
-            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at, organisation)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
             &[
                 &token.id,
                 &secret_hash,
@@ -940,6 +945,7 @@ impl Store for PgStore {
                 &token.created_at.unix_ms(),
                 &token.expires_at.map(Timestamp::unix_ms),
                 &token.revoked_at.map(Timestamp::unix_ms),
+                &token.organisation,
             ],
         )?;
         if n == 0 {
@@ -950,7 +956,7 @@ impl Store for PgStore {
 
     fn token(&mut self, id: &str) -> Result<(ApiToken, String)> {
         let row = self.client.query_opt(
-            "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash FROM api_tokens WHERE id = $1",
+            "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash, organisation FROM api_tokens WHERE id = $1",
             &[&id],
         )?;
         let Some(r) = row else {
@@ -964,13 +970,14 @@ impl Store for PgStore {
             r.get::<_, &str>(1),
             r.get(2),
             (r.get(3), r.get(4), r.get(5)),
+            r.get(7),
         )?;
         Ok((token, r.get(6)))
     }
 
     fn tokens(&mut self) -> Result<Vec<ApiToken>> {
         let rows = self.client.query(
-            "SELECT id, role, label, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id",
+            "SELECT id, role, label, created_at, expires_at, revoked_at, organisation FROM api_tokens ORDER BY created_at DESC, id",
             &[],
         )?;
         rows.iter()
@@ -980,6 +987,7 @@ impl Store for PgStore {
                     r.get::<_, &str>(1),
                     r.get(2),
                     (r.get(3), r.get(4), r.get(5)),
+                    r.get(6),
                 )
             })
             .collect()
@@ -991,6 +999,191 @@ impl Store for PgStore {
             &[&id, &at.unix_ms()],
         )?;
         Ok(self.token(id)?.0)
+    }
+
+    fn create_user(&mut self, user: &User) -> Result<User> {
+        let row = self.client.query_opt(
+            "INSERT INTO users (username, username_key, role, organisation, password_hash,
+                 totp_secret, failed_logins, locked_until, created_at, disabled_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (username_key) DO NOTHING RETURNING id",
+            &[
+                &user.username,
+                &username_key(&user.username),
+                &user.role.as_str(),
+                &user.organisation,
+                &user.password_hash,
+                &user.totp_secret,
+                &i64::from(user.failed_logins),
+                &user.locked_until.map(Timestamp::unix_ms),
+                &user.created_at.unix_ms(),
+                &user.disabled_at.map(Timestamp::unix_ms),
+            ],
+        )?;
+        let Some(row) = row else {
+            return Err(Error::Conflict(format!(
+                "username: {:?} is taken",
+                user.username
+            )));
+        };
+        self.user(row.get(0))
+    }
+
+    fn user(&mut self, id: i64) -> Result<User> {
+        let row = self.client.query_opt(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+            &[&id],
+        )?;
+        match row {
+            Some(r) => user_from_row(user_row(&r)),
+            None => Err(Error::NotFound {
+                what: "user",
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    fn user_by_name(&mut self, username: &str) -> Result<User> {
+        let row = self.client.query_opt(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"),
+            &[&username_key(username)],
+        )?;
+        match row {
+            Some(r) => user_from_row(user_row(&r)),
+            None => Err(Error::NotFound {
+                what: "user",
+                id: username.to_owned(),
+            }),
+        }
+    }
+
+    fn users(&mut self) -> Result<Vec<User>> {
+        self.client
+            .query(
+                &format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"),
+                &[],
+            )?
+            .iter()
+            .map(|r| user_from_row(user_row(r)))
+            .collect()
+    }
+
+    fn set_user_password(&mut self, id: i64, password_hash: &str) -> Result<User> {
+        self.client.execute(
+            "UPDATE users SET password_hash = $2, failed_logins = 0, locked_until = NULL WHERE id = $1",
+            &[&id, &password_hash],
+        )?;
+        self.user(id)
+    }
+
+    fn set_user_totp(&mut self, id: i64, secret: Option<&str>) -> Result<User> {
+        self.client.execute(
+            "UPDATE users SET totp_secret = $2, totp_last_step = NULL WHERE id = $1",
+            &[&id, &secret],
+        )?;
+        self.user(id)
+    }
+
+    fn take_totp_step(&mut self, id: i64, step: i64) -> Result<bool> {
+        let n = self.client.execute(
+            "UPDATE users SET totp_last_step = $2
+             WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+            &[&id, &step],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn set_user_lockout(
+        &mut self,
+        id: i64,
+        failed_logins: u32,
+        locked_until: Option<Timestamp>,
+    ) -> Result<User> {
+        self.client.execute(
+            "UPDATE users SET failed_logins = $2, locked_until = $3 WHERE id = $1",
+            &[
+                &id,
+                &i64::from(failed_logins),
+                &locked_until.map(Timestamp::unix_ms),
+            ],
+        )?;
+        self.user(id)
+    }
+
+    fn disable_user(&mut self, id: i64, at: Timestamp) -> Result<User> {
+        let mut tx = self.client.transaction()?;
+        tx.execute(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE id = $1",
+            &[&id, &at.unix_ms()],
+        )?;
+        tx.execute(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE user_id = $1",
+            &[&id, &at.unix_ms()],
+        )?;
+        tx.commit()?;
+        self.user(id)
+    }
+
+    fn put_session(&mut self, session: &Session) -> Result<()> {
+        let n = self.client.execute(
+            &format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id_hash) DO NOTHING"
+            ),
+            &[
+                &session.id_hash,
+                &session.user_id,
+                &session.csrf_hash,
+                &session.created_at.unix_ms(),
+                &session.last_seen_at.unix_ms(),
+                &session.expires_at.unix_ms(),
+                &session.revoked_at.map(Timestamp::unix_ms),
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Conflict("session: the id is taken".into()));
+        }
+        Ok(())
+    }
+
+    fn session(&mut self, id_hash: &str) -> Result<Session> {
+        let row = self.client.query_opt(
+            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1"),
+            &[&id_hash],
+        )?;
+        // The hash is not named: it is what stands for the cookie.
+        row.map(|r| {
+            let row: SessionRow = (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            );
+            session_from_row(row)
+        })
+        .ok_or_else(|| Error::NotFound {
+            what: "session",
+            id: "(given)".into(),
+        })
+    }
+
+    fn touch_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()> {
+        self.client.execute(
+            "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $2) WHERE id_hash = $1",
+            &[&id_hash, &at.unix_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()> {
+        self.client.execute(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE id_hash = $1",
+            &[&id_hash, &at.unix_ms()],
+        )?;
+        Ok(())
     }
 
     fn put_zone(&mut self, zone: &Zone) -> Result<()> {
@@ -1658,4 +1851,20 @@ fn count_tables(c: &mut impl ::postgres::GenericClient) -> Result<Vec<(String, i
             Ok((name, n))
         })
         .collect()
+}
+
+/// A `users` row, as [`user_from_row`] takes it.
+fn user_row(r: &::postgres::Row) -> UserRow {
+    (
+        r.get(0),
+        r.get(1),
+        r.get(2),
+        r.get(3),
+        r.get(4),
+        r.get(5),
+        r.get(6),
+        r.get(7),
+        r.get(8),
+        r.get(9),
+    )
 }

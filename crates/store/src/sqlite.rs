@@ -10,6 +10,10 @@ use model::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::pairings;
+use crate::users::{
+    SESSION_COLUMNS, Session, SessionRow, USER_COLUMNS, User, UserRow, session_from_row,
+    user_from_row, username_key,
+};
 use crate::{
     AUDIT_COLUMNS, AuditCheckpoint, AuditEntry, AuditRecord, AuditRow, attach_audit, audit_entry,
     step_audit,
@@ -47,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (11, include_str!("../migrations/sqlite/011_reader_keys.sql")),
     (12, include_str!("../migrations/sqlite/012_audit.sql")),
+    (13, include_str!("../migrations/sqlite/013_users.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -857,8 +862,8 @@ impl Store for SqliteStore {
 
     fn put_token(&mut self, token: &ApiToken, secret_hash: &str) -> Result<()> {
         let n = self.conn.execute(
-            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO api_tokens (id, secret_hash, role, label, created_at, expires_at, revoked_at, organisation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
             params![
                 token.id,
                 secret_hash,
@@ -866,7 +871,8 @@ impl Store for SqliteStore {
                 token.label,
                 token.created_at.unix_ms(),
                 token.expires_at.map(Timestamp::unix_ms),
-                token.revoked_at.map(Timestamp::unix_ms)
+                token.revoked_at.map(Timestamp::unix_ms),
+                token.organisation
             ],
         )?;
         if n == 0 {
@@ -879,7 +885,7 @@ impl Store for SqliteStore {
         let row = self
             .conn
             .query_row(
-                "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash FROM api_tokens WHERE id = ?1",
+                "SELECT id, role, label, created_at, expires_at, revoked_at, secret_hash, organisation FROM api_tokens WHERE id = ?1",
                 params![id],
                 |r| {
                     Ok((
@@ -888,22 +894,23 @@ impl Store for SqliteStore {
                         r.get::<_, String>(2)?,
                         (r.get(3)?, r.get(4)?, r.get(5)?),
                         r.get::<_, String>(6)?,
+                        r.get::<_, Option<String>>(7)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((id, role, label, times, hash)) = row else {
+        let Some((id, role, label, times, hash, organisation)) = row else {
             return Err(Error::NotFound {
                 what: "token",
                 id: id.to_owned(),
             });
         };
-        Ok((token_from_row(id, &role, label, times)?, hash))
+        Ok((token_from_row(id, &role, label, times, organisation)?, hash))
     }
 
     fn tokens(&mut self) -> Result<Vec<ApiToken>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, role, label, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id",
+            "SELECT id, role, label, created_at, expires_at, revoked_at, organisation FROM api_tokens ORDER BY created_at DESC, id",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -911,11 +918,12 @@ impl Store for SqliteStore {
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 (r.get(3)?, r.get(4)?, r.get(5)?),
+                r.get::<_, Option<String>>(6)?,
             ))
         })?;
         rows.map(|row| {
-            let (id, role, label, times) = row?;
-            token_from_row(id, &role, label, times)
+            let (id, role, label, times, organisation) = row?;
+            token_from_row(id, &role, label, times, organisation)
         })
         .collect()
     }
@@ -926,6 +934,177 @@ impl Store for SqliteStore {
             params![id, at.unix_ms()],
         )?;
         Ok(self.token(id)?.0)
+    }
+
+    fn create_user(&mut self, user: &User) -> Result<User> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "INSERT INTO users (username, username_key, role, organisation, password_hash,
+                     totp_secret, failed_logins, locked_until, created_at, disabled_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (username_key) DO NOTHING RETURNING id",
+                params![
+                    user.username,
+                    username_key(&user.username),
+                    user.role.as_str(),
+                    user.organisation,
+                    user.password_hash,
+                    user.totp_secret,
+                    i64::from(user.failed_logins),
+                    user.locked_until.map(Timestamp::unix_ms),
+                    user.created_at.unix_ms(),
+                    user.disabled_at.map(Timestamp::unix_ms),
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else {
+            return Err(Error::Conflict(format!(
+                "username: {:?} is taken",
+                user.username
+            )));
+        };
+        self.user(id)
+    }
+
+    fn user(&mut self, id: i64) -> Result<User> {
+        self.user_where("id = ?1", &id, || id.to_string())
+    }
+
+    fn user_by_name(&mut self, username: &str) -> Result<User> {
+        self.user_where("username_key = ?1", &username_key(username), || {
+            username.to_owned()
+        })
+    }
+
+    fn users(&mut self) -> Result<Vec<User>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
+        let rows = stmt.query_map([], user_row)?;
+        rows.map(|r| user_from_row(r?)).collect()
+    }
+
+    fn set_user_password(&mut self, id: i64, password_hash: &str) -> Result<User> {
+        self.conn.execute(
+            "UPDATE users SET password_hash = ?2, failed_logins = 0, locked_until = NULL WHERE id = ?1",
+            params![id, password_hash],
+        )?;
+        self.user(id)
+    }
+
+    fn set_user_totp(&mut self, id: i64, secret: Option<&str>) -> Result<User> {
+        self.conn.execute(
+            "UPDATE users SET totp_secret = ?2, totp_last_step = NULL WHERE id = ?1",
+            params![id, secret],
+        )?;
+        self.user(id)
+    }
+
+    fn take_totp_step(&mut self, id: i64, step: i64) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE users SET totp_last_step = ?2
+             WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+            params![id, step],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn set_user_lockout(
+        &mut self,
+        id: i64,
+        failed_logins: u32,
+        locked_until: Option<Timestamp>,
+    ) -> Result<User> {
+        self.conn.execute(
+            "UPDATE users SET failed_logins = ?2, locked_until = ?3 WHERE id = ?1",
+            params![
+                id,
+                i64::from(failed_logins),
+                locked_until.map(Timestamp::unix_ms)
+            ],
+        )?;
+        self.user(id)
+    }
+
+    fn disable_user(&mut self, id: i64, at: Timestamp) -> Result<User> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, ?2) WHERE id = ?1",
+            params![id, at.unix_ms()],
+        )?;
+        tx.execute(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE user_id = ?1",
+            params![id, at.unix_ms()],
+        )?;
+        tx.commit()?;
+        self.user(id)
+    }
+
+    fn put_session(&mut self, session: &Session) -> Result<()> {
+        let n = self.conn.execute(
+            &format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id_hash) DO NOTHING"
+            ),
+            params![
+                session.id_hash,
+                session.user_id,
+                session.csrf_hash,
+                session.created_at.unix_ms(),
+                session.last_seen_at.unix_ms(),
+                session.expires_at.unix_ms(),
+                session.revoked_at.map(Timestamp::unix_ms),
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Conflict("session: the id is taken".into()));
+        }
+        Ok(())
+    }
+
+    fn session(&mut self, id_hash: &str) -> Result<Session> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = ?1"),
+                params![id_hash],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
+            .optional()?;
+        // The hash is not named: it is what stands for the cookie.
+        row.map(|r: SessionRow| session_from_row(r))
+            .ok_or_else(|| Error::NotFound {
+                what: "session",
+                id: "(given)".into(),
+            })
+    }
+
+    fn touch_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?2) WHERE id_hash = ?1",
+            params![id_hash, at.unix_ms()],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE id_hash = ?1",
+            params![id_hash, at.unix_ms()],
+        )?;
+        Ok(())
     }
 
     fn put_zone(&mut self, zone: &Zone) -> Result<()> {
@@ -1674,5 +1853,47 @@ impl SqliteStore {
             ))
         })?;
         rows.map(|r| pairing_from_row(r?)).collect()
+    }
+}
+
+/// A `users` row, as [`user_from_row`] takes it.
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+impl SqliteStore {
+    /// The one user matching `condition` (on `?1`), or not found under `name()`.
+    fn user_where(
+        &mut self,
+        condition: &str,
+        value: &dyn rusqlite::ToSql,
+        name: impl FnOnce() -> String,
+    ) -> Result<User> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE {condition}"),
+                [value],
+                user_row,
+            )
+            .optional()?;
+        match row {
+            Some(row) => user_from_row(row),
+            None => Err(Error::NotFound {
+                what: "user",
+                id: name(),
+            }),
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use model::{
     Alarm, AlarmKind, AlarmState, AlarmStep, Device, DeviceKind, DeviceState, Event, EventKind,
-    Observation, Outcome, Reader, Station, Timestamp, Transit, TransitState, Zone,
+    Observation, Outcome, Reader, Role, Station, Timestamp, Transit, TransitState, Zone,
 };
 use store::{
     AlarmCount, AlarmFilter, CommandKind, CommandState, CommandsOf, Commit, DeviceCommand,
@@ -564,6 +564,7 @@ fn api_tokens(s: &mut dyn Store) {
         id: "k7f3a9".into(),
         role: model::Role::Gateway,
         label: "gateway hall 3".into(),
+        organisation: Some("Ningbo Carriers Ltd".into()),
         created_at: t("2026-11-25T08:00:00Z"),
         expires_at: Some(t("2027-11-25T08:00:00Z")),
         revoked_at: None,
@@ -578,13 +579,16 @@ fn api_tokens(s: &mut dyn Store) {
         id: "b2c4d6".into(),
         role: model::Role::Auditor,
         label: "audit export".into(),
+        organisation: None,
         created_at: t("2026-11-26T08:00:00Z"),
         expires_at: None,
         revoked_at: None,
     };
     s.put_token(&newer, "hash-3").unwrap();
-    let ids: Vec<String> = s.tokens().unwrap().into_iter().map(|t| t.id).collect();
+    let all = s.tokens().unwrap();
+    let ids: Vec<&str> = all.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["b2c4d6", "k7f3a9"], "newest first");
+    assert_eq!(all, [newer.clone(), token.clone()], "organisations kept");
     let revoked = s.revoke_token("k7f3a9", t("2026-11-27T08:00:00Z")).unwrap();
     assert_eq!(revoked.revoked_at, Some(t("2026-11-27T08:00:00Z")));
     assert!(!revoked.is_valid_at(t("2026-11-28T00:00:00Z")));
@@ -599,6 +603,106 @@ fn api_tokens(s: &mut dyn Store) {
             .unwrap_err()
             .is_not_found()
     );
+}
+
+fn users_and_sessions(s: &mut dyn Store) {
+    let user = |name: &str, role: Role| store::User {
+        id: 0,
+        username: name.into(),
+        role,
+        organisation: Some("Yiwu office".into()),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        totp_secret: None,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: t("2026-11-25T08:00:00Z"),
+        disabled_at: None,
+    };
+    let alice = s.create_user(&user("Alice", Role::Administrator)).unwrap();
+    assert!(alice.id > 0);
+    assert_eq!(alice.username, "Alice", "kept as typed");
+    assert_eq!(alice.organisation.as_deref(), Some("Yiwu office"));
+    // Unique whatever the case; found whatever the case.
+    let taken = s.create_user(&user("ALICE", Role::Officer)).unwrap_err();
+    assert!(taken.is_conflict(), "{taken}");
+    assert_eq!(s.user_by_name("aLiCe").unwrap(), alice);
+    assert!(s.user_by_name("bob").unwrap_err().is_not_found());
+    assert!(s.user(alice.id + 1000).unwrap_err().is_not_found());
+    let bob = s.create_user(&user("bob", Role::Officer)).unwrap();
+    let names: Vec<String> = s.users().unwrap().into_iter().map(|u| u.username).collect();
+    assert_eq!(names, ["Alice", "bob"]);
+
+    // Lockout recorded, then cleared by a new password.
+    let locked = s
+        .set_user_lockout(bob.id, 5, Some(t("2026-11-25T08:01:00Z")))
+        .unwrap();
+    assert_eq!(
+        (locked.failed_logins, locked.locked_until),
+        (5, Some(t("2026-11-25T08:01:00Z")))
+    );
+    let reset = s.set_user_password(bob.id, "$argon2id$new").unwrap();
+    assert_eq!(reset.password_hash, "$argon2id$new");
+    assert_eq!((reset.failed_logins, reset.locked_until), (0, None));
+    let enrolled = s.set_user_totp(alice.id, Some("JBSWY3DPEHPK3PXP")).unwrap();
+    assert_eq!(enrolled.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXP"));
+    // A code's step is taken once; an older one never after a newer.
+    assert!(s.take_totp_step(alice.id, 100).unwrap());
+    assert!(!s.take_totp_step(alice.id, 100).unwrap(), "replayed");
+    assert!(!s.take_totp_step(alice.id, 99).unwrap(), "older");
+    assert!(s.take_totp_step(alice.id, 101).unwrap());
+    assert!(s.take_totp_step(bob.id, 100).unwrap(), "per user");
+    // Enrolling again starts afresh.
+    s.set_user_totp(alice.id, Some("JBSWY3DPEHPK3PXP")).unwrap();
+    assert!(s.take_totp_step(alice.id, 50).unwrap());
+    assert_eq!(s.set_user_totp(alice.id, None).unwrap().totp_secret, None);
+
+    // Sessions: stored by the hash of their id, touched, revoked once.
+    let session = |id: &str, user: i64| store::Session {
+        id_hash: id.into(),
+        user_id: user,
+        csrf_hash: format!("csrf-{id}"),
+        created_at: t("2026-11-25T09:00:00Z"),
+        last_seen_at: t("2026-11-25T09:00:00Z"),
+        expires_at: t("2026-11-25T21:00:00Z"),
+        revoked_at: None,
+    };
+    s.put_session(&session("s1", bob.id)).unwrap();
+    s.put_session(&session("s2", bob.id)).unwrap();
+    s.put_session(&session("s3", alice.id)).unwrap();
+    assert!(
+        s.put_session(&session("s1", alice.id))
+            .unwrap_err()
+            .is_conflict()
+    );
+    assert_eq!(s.session("s1").unwrap(), session("s1", bob.id));
+    assert!(s.session("nope").unwrap_err().is_not_found());
+    s.touch_session("s1", t("2026-11-25T09:30:00Z")).unwrap();
+    // An older touch (requests finishing out of order) does not move it back.
+    s.touch_session("s1", t("2026-11-25T09:10:00Z")).unwrap();
+    assert_eq!(
+        s.session("s1").unwrap().last_seen_at,
+        t("2026-11-25T09:30:00Z")
+    );
+    s.revoke_session("s3", t("2026-11-25T10:00:00Z")).unwrap();
+    s.revoke_session("s3", t("2026-11-25T11:00:00Z")).unwrap();
+    assert_eq!(
+        s.session("s3").unwrap().revoked_at,
+        Some(t("2026-11-25T10:00:00Z"))
+    );
+
+    // Disabling a user ends every session of theirs, and only theirs.
+    let disabled = s.disable_user(bob.id, t("2026-11-25T12:00:00Z")).unwrap();
+    assert_eq!(disabled.disabled_at, Some(t("2026-11-25T12:00:00Z")));
+    let again = s.disable_user(bob.id, t("2026-11-26T12:00:00Z")).unwrap();
+    assert_eq!(again.disabled_at, Some(t("2026-11-25T12:00:00Z")));
+    for id in ["s1", "s2"] {
+        assert_eq!(
+            s.session(id).unwrap().revoked_at,
+            Some(t("2026-11-25T12:00:00Z")),
+            "{id}"
+        );
+    }
+    assert_eq!(s.user(alice.id).unwrap().disabled_at, None);
 }
 
 fn device_auth_and_log(s: &mut dyn Store) {
@@ -1741,6 +1845,13 @@ macro_rules! conformance {
             fn audit_chain_appended_in_transactions_and_verified() {
                 if let Some(mut s) = open("audit") {
                     super::audit_chain_appended_in_transactions_and_verified(&mut *s);
+                }
+            }
+
+            #[test]
+            fn users_and_sessions() {
+                if let Some(mut s) = open("users") {
+                    super::users_and_sessions(&mut *s);
                 }
             }
 
