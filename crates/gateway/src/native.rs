@@ -8,16 +8,20 @@
 //!   keys, or with revoked keys, is refused: the connection is closed without an answer. The
 //!   welcome uses fresh randomness from the operating system (`getrandom`).
 //! - **Reports** become observations and are submitted through [`server::Ingest::submit`],
-//!   everything read from one chunk together. The cumulative acknowledgement is sent **only
-//!   once the submission has returned**, that is once what it accepted is committed. A report
+//!   everything read from one chunk together. A report batch record (several reports in one
+//!   record) is delivered whole by the session when its last byte arrives, so its reports
+//!   always go in one submission, and one acknowledgement covers them. The cumulative
+//!   acknowledgement is sent **only once the submission has returned**, that is once what it
+//!   accepted is committed. A report
 //!   the pipeline refuses (no transit, dated in the future) is logged with the reason and
 //!   acknowledged all the same: the refusal is final and the device would only send it again.
 //!   When a submission fails (the store is down) the connection is closed without an
 //!   acknowledgement, so that a later acknowledgement, being cumulative, cannot cover reports
 //!   that were not stored: the device connects again and resends them.
 //! - **Evidence** (seal, unseal and tamper reports, signed by the device and verified by the
-//!   session) is kept in the device log (`add_device_log`, source `native`, kind `evidence`,
-//!   the record's JSON as text, payload and signature in hex) before the acknowledgement.
+//!   session, each report of a batch on its own) is kept in the device log (`add_device_log`,
+//!   source `native`, kind `evidence`, the record's JSON as text, payload and signature in
+//!   hex), one entry per report, before the acknowledgement.
 //! - **Remote commands** (queued through `POST /api/v1/devices/{id}/commands`) go out once the
 //!   session is established (the device's first record authenticated): every command of the
 //!   device with no answer yet, queued or sent on an earlier connection, oldest first, under

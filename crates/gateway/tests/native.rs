@@ -6,7 +6,8 @@
 //! offline or online delivered after the handshake, their results recorded, an unauthorised
 //! unseal never reaching the device, a resent command not executed twice; a live session
 //! ended after its keys are revoked or rotated; reports held across a reconnect sent again
-//! and stored once.
+//! and stored once; a batch record stored, acknowledged once, its evidence kept per report,
+//! its replay refused.
 
 mod common;
 
@@ -933,5 +934,127 @@ async fn reports_held_across_a_reconnect_are_sent_again_and_stored_once() {
     // The in-flight report, if the gateway read it before the connection went, came again
     // as a duplicate: acknowledged, not stored twice.
     assert!(stats.observations_duplicate <= 1, "{stats:?}");
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_record_is_stored_acknowledged_once_keeps_its_evidence_and_cannot_be_replayed() {
+    let n = Native::start("native-batch").await;
+    common::register_device(n.h.api(), LOCK, None).await;
+    common::declare_sealed_transit(n.h.api(), "NT5", LOCK).await;
+    let keys = device_keys(LOCK, 3);
+    let public = keys.public();
+    assert_eq!(n.provision(LOCK, &keys).await, 200);
+    let mut c = Client::connect(n.native.addr(), Device::new(keys, n.platform)).await;
+    assert!(c.handshake().await, "welcomed");
+
+    // Five stored positions in one record; the rope is cut from the fourth on, so the fourth
+    // is signed as tamper evidence inside the batch.
+    let readings: Vec<Reading> = (0..5)
+        .map(|i| {
+            let rope = if i >= 3 {
+                RopeState::Cut
+            } else {
+                RopeState::Intact
+            };
+            reading(300 - i * 60, LockState::Locked, rope)
+        })
+        .collect();
+    let seqs = c.device.report_many(readings).unwrap();
+    let batch = c.device.take_outgoing();
+    assert_eq!(
+        sealproto::FrameReader::new().push(&batch).len(),
+        1,
+        "one record"
+    );
+    c.stream.write_all(&batch).await.unwrap();
+
+    // One acknowledgement, for the whole batch, and the batch stored by the time it arrives.
+    let last = seqs.end - 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let acks = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "batch not acknowledged within 5 s"
+        );
+        let out = c.read(Duration::from_secs(1)).await.expect("open");
+        let acks: Vec<&DeviceOutput> = out
+            .iter()
+            .filter(|o| matches!(o, DeviceOutput::Acknowledged { .. }))
+            .collect();
+        if !acks.is_empty() {
+            break acks.into_iter().cloned().collect::<Vec<_>>();
+        }
+    };
+    assert_eq!(
+        acks,
+        [DeviceOutput::Acknowledged {
+            seq: last,
+            released: 5
+        }]
+    );
+    let stored = n.observations(LOCK).await;
+    let stored_seqs: Vec<u64> = stored.iter().filter_map(|o| o.seq).collect();
+    assert_eq!(
+        stored_seqs,
+        seqs.clone().collect::<Vec<u64>>(),
+        "{stored:?}"
+    );
+    assert_eq!(stored[3].rope, Some(RopeState::Cut));
+
+    // The tamper evidence, kept per report, verifies with the device's public key alone
+    // and says what was stored.
+    let log =
+        n.h.running
+            .ingest
+            .query(|s| s.device_log(LOCK, PageRequest::default()))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (log[0].source.as_str(), log[0].kind.as_str()),
+        ("native", "evidence")
+    );
+    let record: sealproto::EvidenceRecord = serde_json::from_str(&log[0].text).unwrap();
+    let content = sealproto::verify_evidence(&record, &public.signing).unwrap();
+    assert_eq!(content.kind, sealproto::EvidenceKind::Tamper);
+    assert_eq!(content.observation, stored[3]);
+
+    // The batch record again: a replay, refused as a whole, nothing stored twice.
+    c.stream.write_all(&batch).await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(5), || n.native.stats().replays == 1).await,
+        "{:?}",
+        n.native.stats()
+    );
+    // A report after it is taken, and its acknowledgement is the next thing the device
+    // reads: the replay was answered with nothing.
+    let seq = c
+        .device
+        .report(reading(10, LockState::Locked, RopeState::Cut))
+        .unwrap();
+    c.send_outgoing().await;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|o| matches!(o, DeviceOutput::Acknowledged { seq: s, .. } if *s >= seq))
+    {
+        assert!(tokio::time::Instant::now() < deadline + Duration::from_secs(5));
+        seen.extend(c.read(Duration::from_secs(1)).await.expect("open"));
+    }
+    assert_eq!(
+        seen,
+        [DeviceOutput::Acknowledged { seq, released: 1 }],
+        "nothing but the new report's acknowledgement"
+    );
+    assert_eq!(n.observations(LOCK).await.len(), 6);
+
+    let stats = n.native.stats();
+    assert_eq!(stats.observations_accepted, 6, "{stats:?}");
+    assert_eq!(stats.observations_duplicate, 0, "{stats:?}");
+    assert_eq!(stats.evidence, 1, "{stats:?}");
+    assert_eq!(stats.replays, 1, "{stats:?}");
+    assert_eq!(stats.protocol_errors, 0, "{stats:?}");
     n.stop().await;
 }

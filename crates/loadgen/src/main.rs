@@ -102,7 +102,8 @@ struct Args {
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
     /// TCP fleet: reports per batch: locations per 0x0704 frame (a plain 0x0200 when 1), or
-    /// native report records per write. Each device has one batch in flight.
+    /// reports per native report batch record (a plain report record when 1; above 32, more
+    /// than one record). Each device has one batch in flight.
     #[arg(long, default_value_t = 10)]
     batch_reports: usize,
     /// TCP fleet against a running service: its gateway's address. Without it, the service

@@ -6,10 +6,11 @@
 //! then sends its reports as location batches (0x0704, `batch` locations per frame; a plain
 //! 0x0200 when `batch` is 1) and waits for the platform general response (0x8001) to each
 //! frame before the next. A native device does the handshake of the reference
-//! [`sealproto::Device`] and sends `batch` reports (one encrypted record each, the protocol
-//! having no batch message) in one write, then waits for the cumulative acknowledgement that
-//! covers the last. So each device has one batch in flight: the send → acknowledgement time
-//! is the platform's whole path (decode, group commit, supervision, answer).
+//! [`sealproto::Device`] and sends `batch` reports as one report batch record (message type 5,
+//! `Device::report_many`; a plain report record when `batch` is 1), then waits for the
+//! cumulative acknowledgement that covers the last. So each device has one batch in flight:
+//! the send → acknowledgement time is the platform's whole path (decode, group commit,
+//! supervision, answer).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -531,13 +532,13 @@ impl NativeLink {
     }
 
     async fn report(&mut self, points: &[Point]) -> Result<(usize, usize)> {
-        let mut last = 0;
-        for p in points {
-            last = self
-                .device
-                .report(reading(p))
-                .map_err(|e| anyhow::anyhow!("report: {e}"))?;
-        }
+        // One batch record for the lot, as a device sends the positions it stored (up to 64
+        // per record; more, or longer reports, take several records).
+        let seqs = self
+            .device
+            .report_many(points.iter().map(reading))
+            .map_err(|e| anyhow::anyhow!("report: {e}"))?;
+        let last = seqs.end.saturating_sub(1);
         self.flush().await?;
         // Acknowledgements are cumulative; a refusal by the pipeline is acknowledged too (it
         // is final), so every acknowledged report counts.

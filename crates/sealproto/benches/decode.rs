@@ -1,12 +1,13 @@
-//! Decode throughput of the native protocol on one core: report records per second through
-//! the platform's session (frame read, CRC, ChaCha20-Poly1305 decrypt, replay check, message
+//! Decode throughput of the native protocol on one core: reports per second through the
+//! platform's session (frame read, CRC, ChaCha20-Poly1305 decrypt, replay check, message
 //! decode, observation), beside a plain copy of the same bytes in the same run (the machine is
 //! shared, so only the ratio is stable).
 //!
 //! The records are what the reference device sends for realistic e-lock readings (position,
-//! speed, battery, lock), one report per record as the protocol has it. Each measured pass
-//! runs on a fresh session at the same point (handshake done, before the first record); the
-//! handshake is outside the measurement.
+//! speed, battery, lock): one report per record (`native/report`), and report batch records of
+//! 10 reports (`native/batch10`, as a device sends stored positions, like JT/T 808's 0x0704
+//! × 10). Each measured pass runs on a fresh session at the same point (handshake done, before
+//! the first record); the handshake is outside the measurement.
 //!
 //! `cargo bench -p sealproto --bench decode`; figures are recorded in docs/benchmarks.md.
 
@@ -16,7 +17,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use model::{LockState, Reading, Timestamp};
 use sealproto::{Device, DeviceKeys, Entropy, PlatformKeys, PublicKeys, Received, Session};
 
-/// Records per pass.
+/// Reports per pass.
 const RECORDS: usize = 1_000;
 const T0_MS: i64 = 1_795_600_000_000;
 
@@ -28,9 +29,10 @@ fn platform_entropy() -> Entropy {
     Entropy::new([7; 32], [8; 32])
 }
 
-/// The device's hello and the records of `RECORDS` reports, with fixed randomness on both
-/// sides, so that a new session accepting the same hello derives the same keys.
-fn wire() -> (Vec<u8>, Vec<u8>, PublicKeys) {
+/// The device's hello and the records of `RECORDS` reports, `per_record` to a record, with
+/// fixed randomness on both sides, so that a new session accepting the same hello derives the
+/// same keys.
+fn wire(per_record: usize) -> (Vec<u8>, Vec<u8>, PublicKeys) {
     let keys = DeviceKeys::from_secrets("LOCK-7".parse().unwrap(), [3; 32], [4; 32]);
     let device_public = keys.public();
     let mut device = Device::new(keys, platform().public());
@@ -42,6 +44,7 @@ fn wire() -> (Vec<u8>, Vec<u8>, PublicKeys) {
     let now = Timestamp::from_unix_ms(T0_MS);
     device.receive(now, &session.take_outgoing());
     assert!(device.is_connected());
+    let mut readings = Vec::with_capacity(RECORDS);
     for k in 0..RECORDS {
         let mut r = Reading::empty(Timestamp::from_unix_ms(T0_MS + k as i64 * 10_000));
         r.lat = Some(53.9 + k as f64 * 1e-4);
@@ -52,7 +55,14 @@ fn wire() -> (Vec<u8>, Vec<u8>, PublicKeys) {
         r.course_deg = Some(90.0);
         r.battery_pct = Some(80.0);
         r.lock = Some(LockState::Locked);
-        device.report(r).unwrap();
+        readings.push(r);
+    }
+    for chunk in readings.chunks(per_record) {
+        if let [one] = chunk {
+            device.report(*one).unwrap();
+        } else {
+            device.report_many(chunk.iter().copied()).unwrap();
+        }
     }
     (hello, device.take_outgoing(), device_public)
 }
@@ -81,9 +91,15 @@ fn decode(session: &mut Session, records: &[u8]) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let (hello, records, device) = wire();
+    for (group, per_record) in [("native/report", 1), ("native/batch10", 10)] {
+        bench_group(c, group, per_record);
+    }
+}
+
+fn bench_group(c: &mut Criterion, group: &str, per_record: usize) {
+    let (hello, records, device) = wire(per_record);
     assert_eq!(decode(&mut fresh(&hello, &device), &records), RECORDS);
-    let mut g = c.benchmark_group("native/report");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(RECORDS as u64));
     g.bench_function("frame+decrypt+decode", |b| {
         b.iter_batched(

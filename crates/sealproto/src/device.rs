@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::ops::Range;
 
 use model::{
     DeviceEvent, DeviceEvents, DeviceId, HousingState, LockState, Reading, RopeState, Timestamp,
@@ -15,8 +16,10 @@ use crate::evidence::{EvidenceKind, attest};
 use crate::frame::{Frame, FrameKind, FrameReader};
 use crate::handshake::{Hello, SharedSecrets, Welcome, agree, derive_keys, transcript_hash};
 use crate::keys::{DeviceKeys, Entropy, PublicKeys};
-use crate::message::{Command, CommandResult, CommandStatus, Message, Report};
-use crate::record::{Receiver, Sender};
+use crate::message::{
+    Command, CommandResult, CommandStatus, MAX_BATCH_REPORTS, Message, Report, encode_report_item,
+};
+use crate::record::{MAX_MESSAGE_LEN, Receiver, Sender};
 
 /// How many unacknowledged reports a device keeps. A real device has flash for more; the
 /// bound keeps the emulator's memory fixed.
@@ -56,6 +59,9 @@ enum Link {
 /// the reports not yet acknowledged, and its lock. It does no I/O and reads no clock: the
 /// caller moves bytes and passes the time.
 ///
+/// [`Device::report`] sends a report in a record of its own; [`Device::report_many`] and the
+/// resending after a handshake pack reports into batch records.
+///
 /// ```
 /// use sealproto::{Device, DeviceKeys, Entropy, PlatformKeys, Session, Received};
 /// use model::{Reading, Timestamp};
@@ -88,7 +94,8 @@ pub struct Device {
     outgoing: Vec<u8>,
     link: Link,
     next_seq: u64,
-    /// Reports not yet acknowledged, as encoded messages, oldest first.
+    /// Reports not yet acknowledged, oldest first, each encoded as a report message carries it
+    /// after its type byte: the form a batch carries it in too, so packing is copying.
     unacked: VecDeque<(u64, Vec<u8>)>,
     /// The last reading reported; commanded reports start from it.
     last: Option<Reading>,
@@ -267,15 +274,15 @@ impl Device {
         Ok(())
     }
 
+    /// Sends every unacknowledged report again, packed into batch records: after a long time
+    /// offline that is many reports, and one record for many costs one tag and one frame.
     fn resend_unacknowledged(&mut self, out: &mut Vec<Result<DeviceOutput, Error>>) {
         let Link::Connected { send, .. } = &mut self.link else {
             return;
         };
-        for (_, message) in &self.unacked {
-            match send.seal(message) {
-                Ok(frame) => self.outgoing.extend_from_slice(&frame),
-                Err(e) => return out.push(Err(e)),
-            }
+        let items = self.unacked.iter().map(|(_, item)| item.as_slice());
+        if let Err(e) = seal_reports(send, items, &mut self.outgoing) {
+            out.push(Err(e));
         }
     }
 
@@ -318,6 +325,9 @@ impl Device {
                 }
             }
             Message::Report { .. } => out.push(Err(Error::WrongDirection { message: "report" })),
+            Message::Batch(_) => out.push(Err(Error::WrongDirection {
+                message: "report batch",
+            })),
             Message::CommandResult(_) => out.push(Err(Error::WrongDirection {
                 message: "command result",
             })),
@@ -371,8 +381,9 @@ impl Device {
     }
 
     /// Reports a reading (its `seq` is replaced by the device's next one, which is
-    /// returned). Sent now when connected, after the next handshake otherwise, and again after
-    /// every reconnection until acknowledged.
+    /// returned). Sent now when connected, in a record of its own; after the next handshake
+    /// otherwise, and again after every reconnection until acknowledged (then packed into
+    /// batch records with the other reports held).
     ///
     /// A reading that shows tampering for the first time (a tamper-class event, or the rope
     /// or housing newly cut or breached) is signed as tamper evidence.
@@ -383,6 +394,66 @@ impl Device {
             None,
         ));
         self.report_with(reading, tamper)
+    }
+
+    /// Reports several readings at once, oldest first, as a device sends the positions it has
+    /// stored: each gets the next `seq` (the range is returned) and is signed as tamper
+    /// evidence exactly as [`Device::report`] would sign it, and when connected they go out
+    /// packed into as few records as fit (batch messages of up to [`MAX_BATCH_REPORTS`]
+    /// reports within the record's length; a report left alone goes as a report message).
+    /// Held and sent again like any report until acknowledged.
+    ///
+    /// All or nothing: an invalid reading, or more reports than the device may hold, refuses
+    /// the lot and changes nothing.
+    pub fn report_many(
+        &mut self,
+        readings: impl IntoIterator<Item = Reading>,
+    ) -> Result<Range<u64>, Error> {
+        let readings: Vec<Reading> = readings.into_iter().collect();
+        for r in &readings {
+            r.validate().map_err(Error::InvalidObservation)?;
+        }
+        if self.unacked.len() + readings.len() > MAX_UNACKNOWLEDGED {
+            return Err(Error::BufferFull {
+                held: self.unacked.len(),
+            });
+        }
+        let first = self.next_seq;
+        let mut last = self.last;
+        let mut lock = self.lock;
+        let mut items = Vec::with_capacity(readings.len());
+        for (seq, mut reading) in (first..).zip(readings) {
+            reading.seq = Some(seq);
+            let report = Report { seq, reading };
+            let attestation = is_new_tamper(last.as_ref(), &reading).then(|| {
+                attest(
+                    &self.keys.pairs,
+                    &self.keys.device,
+                    EvidenceKind::Tamper,
+                    None,
+                    None,
+                    &report,
+                )
+            });
+            let mut item = Vec::with_capacity(64);
+            encode_report_item(&report, attestation.as_ref(), &mut item);
+            items.push((seq, item));
+            if reading.lock.is_some() {
+                lock = reading.lock;
+            }
+            last = Some(reading);
+        }
+        if let Link::Connected { send, .. } = &mut self.link {
+            // Sealed aside, so that a failure leaves nothing half sent and nothing taken.
+            let mut frames = Vec::new();
+            seal_reports(send, items.iter().map(|(_, i)| i.as_slice()), &mut frames)?;
+            self.outgoing.extend_from_slice(&frames);
+        }
+        self.next_seq = first + items.len() as u64;
+        self.unacked.extend(items);
+        self.last = last;
+        self.lock = lock;
+        Ok(first..self.next_seq)
     }
 
     fn report_with(
@@ -409,17 +480,13 @@ impl Device {
                 &report,
             )
         });
-        let message = Message::Report {
-            report,
-            attestation,
-        }
-        .encode();
+        let mut item = Vec::with_capacity(64);
+        encode_report_item(&report, attestation.as_ref(), &mut item);
         if let Link::Connected { send, .. } = &mut self.link {
-            let frame = send.seal(&message)?;
-            self.outgoing.extend_from_slice(&frame);
+            seal_reports(send, [item.as_slice()], &mut self.outgoing)?;
         }
         self.next_seq += 1;
-        self.unacked.push_back((seq, message));
+        self.unacked.push_back((seq, item));
         if reading.lock.is_some() {
             self.lock = reading.lock;
         }
@@ -435,6 +502,54 @@ impl Device {
         self.outgoing.extend_from_slice(&frame);
         Ok(())
     }
+}
+
+/// Seals encoded reports (oldest first, each as a report message carries it after its type
+/// byte) into as few records as fit, appending the frames to `out`: batch messages of up to
+/// [`MAX_BATCH_REPORTS`] reports within [`MAX_MESSAGE_LEN`], and a report message for a report
+/// left alone, since a batch of one is not an encoding (every message has one).
+fn seal_reports<'a>(
+    send: &mut Sender,
+    items: impl IntoIterator<Item = &'a [u8]>,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    // The message being filled: type 5 and a count byte, then the reports.
+    let mut group = vec![5u8, 0];
+    let mut count = 0;
+    for item in items {
+        if count > 0 && (count == MAX_BATCH_REPORTS || group.len() + item.len() > MAX_MESSAGE_LEN) {
+            seal_group(send, &mut group, count, out)?;
+            count = 0;
+        }
+        group.extend_from_slice(item);
+        count += 1;
+    }
+    if count > 0 {
+        seal_group(send, &mut group, count, out)?;
+    }
+    Ok(())
+}
+
+/// Seals the reports gathered in `group` (type 5, a count byte, the reports) and empties it.
+fn seal_group(
+    send: &mut Sender,
+    group: &mut Vec<u8>,
+    count: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let frame = if count == 1 {
+        // A report message is its type byte, 1, and the report: the count byte becomes the
+        // type and the batch's type byte is left out.
+        group[1] = 1;
+        send.seal(&group[1..])?
+    } else {
+        // At most MAX_BATCH_REPORTS (64): the count fits its byte.
+        group[1] = count as u8;
+        send.seal(group)?
+    };
+    out.extend_from_slice(&frame);
+    group.truncate(2);
+    Ok(())
 }
 
 /// Whether `next` shows a tamper condition that `prev` did not.

@@ -27,9 +27,9 @@
 //!   replay ([`Error::Replay`]).
 //! - **Frames** ([`Frame`], [`FrameReader`]): magic, version, kind, length, body and a
 //!   CRC-16/CCITT-FALSE ([`crc16`]).
-//! - **Messages**: reports that map one to one to `model::Observation` ([`Report`]),
-//!   cumulative acknowledgements sent once reports are durable, [`Command`]s and
-//!   [`CommandResult`]s.
+//! - **Messages**: reports that map one to one to `model::Observation` ([`Report`]), alone
+//!   or several in one record ([`Batch`]), cumulative acknowledgements sent once reports are
+//!   durable, [`Command`]s and [`CommandResult`]s.
 //! - **Evidence**: seal, unseal and tamper reports carry the device's Ed25519 signature over a
 //!   canonical encoding; the platform keeps them as [`EvidenceRecord`]s that anyone with the
 //!   device's public key can check ([`verify_evidence`]).
@@ -116,8 +116,8 @@ pub use keys::{
     AgreementKey, DeviceKeys, Entropy, KeyError, PlatformKeys, PublicKeys, VerifyingKey,
 };
 pub use message::{
-    Command, CommandResult, CommandStatus, DecodeError, EVENT_BITS, MAX_REPORT_INTERVAL_S, Message,
-    Report,
+    Batch, BatchReport, Command, CommandResult, CommandStatus, DecodeError, EVENT_BITS,
+    MAX_BATCH_REPORTS, MAX_REPORT_INTERVAL_S, Message, Report,
 };
 pub use record::{MAX_MESSAGE_LEN, RECORD_OVERHEAD, open_record};
 pub use session::{Received, Session};

@@ -343,6 +343,88 @@ pub struct CommandResult {
     pub report_seq: Option<u64>,
 }
 
+/// The most reports one batch message carries. The record's length bounds a batch too
+/// ([`MAX_MESSAGE_LEN`](crate::MAX_MESSAGE_LEN), 2024 bytes): 64 of the shortest reports
+/// (time only, 21 bytes each) fit, 32 with position, fix, accuracy, speed, battery and lock
+/// (63 bytes each), 7 of the longest (every field and seal evidence, up to 260 bytes each).
+pub const MAX_BATCH_REPORTS: usize = 64;
+
+/// One report of a batch: exactly what a report message carries after its type byte.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchReport {
+    pub report: Report,
+    /// Present on seal, unseal and tamper reports: each report of a batch keeps its own
+    /// evidence, verifiable without the others.
+    pub attestation: Option<Attestation>,
+}
+
+/// Several reports in one record, as devices send stored positions (JT/T 808's 0x0704 does
+/// the same): 2 to [`MAX_BATCH_REPORTS`] of them, their `seq` strictly increasing.
+///
+/// The bounds are checked when a batch is made, so every batch encodes to bytes that decode
+/// back to it; one report travels as a report message instead, so that it has one encoding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    reports: Vec<BatchReport>,
+}
+
+impl Batch {
+    /// A batch of `reports`, oldest first; `None` unless there are 2 to
+    /// [`MAX_BATCH_REPORTS`] of them with strictly increasing `seq`.
+    pub fn new(reports: Vec<BatchReport>) -> Option<Batch> {
+        let increasing = reports
+            .windows(2)
+            .all(|w| w[0].report.seq < w[1].report.seq);
+        ((2..=MAX_BATCH_REPORTS).contains(&reports.len()) && increasing)
+            .then_some(Batch { reports })
+    }
+
+    pub fn reports(&self) -> &[BatchReport] {
+        &self.reports
+    }
+
+    pub fn into_reports(self) -> Vec<BatchReport> {
+        self.reports
+    }
+}
+
+/// Appends what follows a report message's type byte: the report body, then `0`, or `1` and
+/// the attestation. A batch carries its reports in the same form.
+pub(crate) fn encode_report_item(
+    report: &Report,
+    attestation: Option<&Attestation>,
+    out: &mut Vec<u8>,
+) {
+    report.encode_into(out);
+    match attestation {
+        None => out.push(0),
+        Some(a) => {
+            out.push(1);
+            encode_context(out, a.kind, a.command, a.transit.as_ref());
+            out.extend_from_slice(&a.signature);
+        }
+    }
+}
+
+fn decode_report_item(r: &mut Reader<'_>) -> Result<BatchReport, DecodeError> {
+    let report = Report::decode_from(r)?;
+    let attestation = if r.bool("evidence flag")? {
+        let (kind, command, transit) = decode_context(r)?;
+        Some(Attestation {
+            kind,
+            command,
+            transit,
+            signature: r.array("evidence signature")?,
+        })
+    } else {
+        None
+    };
+    Ok(BatchReport {
+        report,
+        attestation,
+    })
+}
+
 /// A message inside a record.
 ///
 /// ```text
@@ -350,6 +432,7 @@ pub struct CommandResult {
 /// type 2  ack             platform → device   seq (8): every report up to it is durable
 /// type 3  command         platform → device   id (4), command
 /// type 4  command result  device → platform   id (4), status (1), report seq (0, or 1 and 8)
+/// type 5  report batch    device → platform   count (1, 2 to 64), then each report as in type 1
 /// ```
 // Reports are most of the traffic and are handled one at a time; boxing them would add an
 // allocation per report to save stack space for the rare small variants.
@@ -372,12 +455,17 @@ pub enum Message {
         command: Command,
     },
     CommandResult(CommandResult),
+    /// Several reports in one record, each as a report message carries it.
+    Batch(Batch),
 }
 
 impl Message {
     /// Whether the device sends this message (the platform sends the others).
     pub fn from_device(&self) -> bool {
-        matches!(self, Message::Report { .. } | Message::CommandResult(_))
+        matches!(
+            self,
+            Message::Report { .. } | Message::CommandResult(_) | Message::Batch(_)
+        )
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -388,14 +476,14 @@ impl Message {
                 attestation,
             } => {
                 out.push(1);
-                report.encode_into(&mut out);
-                match attestation {
-                    None => out.push(0),
-                    Some(a) => {
-                        out.push(1);
-                        encode_context(&mut out, a.kind, a.command, a.transit.as_ref());
-                        out.extend_from_slice(&a.signature);
-                    }
+                encode_report_item(report, attestation.as_ref(), &mut out);
+            }
+            Message::Batch(batch) => {
+                out.push(5);
+                // `Batch::new` keeps the count within 2 to 64.
+                out.push(batch.reports.len() as u8);
+                for item in &batch.reports {
+                    encode_report_item(&item.report, item.attestation.as_ref(), &mut out);
                 }
             }
             Message::Ack { seq } => {
@@ -441,22 +529,38 @@ impl Message {
         let mut r = Reader::new(bytes);
         let message = match r.u8("message type")? {
             1 => {
-                let report = Report::decode_from(&mut r)?;
-                let attestation = if r.bool("evidence flag")? {
-                    let (kind, command, transit) = decode_context(&mut r)?;
-                    Some(Attestation {
-                        kind,
-                        command,
-                        transit,
-                        signature: r.array("evidence signature")?,
-                    })
-                } else {
-                    None
-                };
+                let BatchReport {
+                    report,
+                    attestation,
+                } = decode_report_item(&mut r)?;
                 Message::Report {
                     report,
                     attestation,
                 }
+            }
+            5 => {
+                let count = r.u8("batch count")?;
+                if !(2..=MAX_BATCH_REPORTS).contains(&usize::from(count)) {
+                    return Err(DecodeError::BadValue {
+                        field: "batch count",
+                        value: u64::from(count),
+                    });
+                }
+                let mut reports: Vec<BatchReport> = Vec::with_capacity(usize::from(count));
+                for _ in 0..count {
+                    let item = decode_report_item(&mut r)?;
+                    // Oldest first, each report once: what a device keeps is in `seq` order.
+                    if let Some(last) = reports.last()
+                        && item.report.seq <= last.report.seq
+                    {
+                        return Err(DecodeError::BadValue {
+                            field: "batch seq",
+                            value: item.report.seq,
+                        });
+                    }
+                    reports.push(item);
+                }
+                Message::Batch(Batch { reports })
             }
             2 => Message::Ack {
                 seq: r.u64("ack seq")?,

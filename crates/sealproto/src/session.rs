@@ -4,7 +4,7 @@ use std::fmt;
 
 use model::{DeviceId, Observation};
 
-use crate::evidence::{EvidenceRecord, verify_evidence};
+use crate::evidence::{Attestation, EvidenceRecord, verify_evidence};
 use crate::frame::{Frame, FrameKind, FrameReader};
 use crate::handshake::{Hello, SharedSecrets, Welcome, agree, derive_keys, transcript_hash};
 use crate::keys::{Entropy, PlatformKeys, PublicKeys};
@@ -29,7 +29,8 @@ pub enum Received {
         device: DeviceId,
     },
     /// A report, as the contract's observation (with the device's `seq`). Acknowledge it with
-    /// [`Session::acknowledge`] once it is durable.
+    /// [`Session::acknowledge`] once it is durable. A batch record gives one per report, in
+    /// order, all from the same call to [`Session::receive`].
     Report {
         observation: Observation,
         /// The verified evidence, when the report is a seal, unseal or tamper report.
@@ -314,29 +315,55 @@ fn deliver(
             attestation,
         }) => {
             let mut out = Vec::with_capacity(2);
-            let evidence = attestation.and_then(|att| {
-                let record = EvidenceRecord::of_report(device, &report, &att);
-                match verify_evidence(&record, &device_keys.signing) {
-                    Ok(_) => Some(record),
-                    Err(source) => {
-                        out.push(Err(Error::Evidence {
-                            seq: report.seq,
-                            source,
-                        }));
-                        None
-                    }
-                }
-            });
-            out.push(Ok(Received::Report {
-                observation: Report::observation(&report, device.clone()),
-                evidence,
-            }));
+            deliver_report(device, device_keys, &report, attestation, &mut out);
+            out
+        }
+        Ok(Message::Batch(batch)) => {
+            // Each report as if it had come alone: its evidence verified on its own, so that
+            // an evidence record never depends on the other reports of its batch.
+            let mut out = Vec::with_capacity(batch.reports().len());
+            for item in batch.into_reports() {
+                deliver_report(
+                    device,
+                    device_keys,
+                    &item.report,
+                    item.attestation,
+                    &mut out,
+                );
+            }
             out
         }
         Ok(Message::CommandResult(result)) => vec![Ok(Received::CommandResult(result))],
         Ok(Message::Ack { .. }) => vec![Err(Error::WrongDirection { message: "ack" })],
         Ok(Message::Command { .. }) => vec![Err(Error::WrongDirection { message: "command" })],
     }
+}
+
+/// A report with its evidence verified, or without it and the failure reported.
+fn deliver_report(
+    device: &DeviceId,
+    device_keys: &PublicKeys,
+    report: &Report,
+    attestation: Option<Attestation>,
+    out: &mut Vec<Result<Received, Error>>,
+) {
+    let evidence = attestation.and_then(|att| {
+        let record = EvidenceRecord::of_report(device, report, &att);
+        match verify_evidence(&record, &device_keys.signing) {
+            Ok(_) => Some(record),
+            Err(source) => {
+                out.push(Err(Error::Evidence {
+                    seq: report.seq,
+                    source,
+                }));
+                None
+            }
+        }
+    });
+    out.push(Ok(Received::Report {
+        observation: report.observation(device.clone()),
+        evidence,
+    }));
 }
 
 impl fmt::Debug for Session {

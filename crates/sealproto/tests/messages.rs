@@ -2,7 +2,10 @@
 //! refuses what the encoder would not write.
 
 use model::{DeviceEvent, Observation};
-use sealproto::{Command, CommandResult, CommandStatus, DecodeError, EVENT_BITS, Message, Report};
+use sealproto::{
+    Attestation, Batch, BatchReport, Command, CommandResult, CommandStatus, DecodeError,
+    EVENT_BITS, EvidenceKind, MAX_BATCH_REPORTS, Message, Report,
+};
 
 /// The contract's example observation: every field set.
 const FULL: &str = r#"{"device": "D1", "t": "2026-11-25T08:00:00Z", "lat": 29.31, "lon": 120.07,
@@ -165,4 +168,121 @@ fn decoding_refuses_what_the_encoder_would_not_write() {
         })
     ));
     assert_eq!(Message::decode(&[9]), Err(DecodeError::UnknownType(9)));
+}
+
+/// Reports `seq` .. with the full observation's fields, and seal evidence on the second.
+fn batch_reports(first: u64, n: usize) -> Vec<BatchReport> {
+    let o: Observation = serde_json::from_str(FULL).unwrap();
+    (0..n)
+        .map(|i| {
+            let mut report = Report::from_observation(&o).unwrap();
+            report.seq = first + i as u64;
+            // Decoding sets the reading's seq from the report's.
+            report.reading.seq = Some(report.seq);
+            BatchReport {
+                report,
+                attestation: (i == 1).then(|| Attestation {
+                    kind: EvidenceKind::Seal,
+                    command: Some(7),
+                    transit: Some("T-1".parse().unwrap()),
+                    signature: [0x5a; 64],
+                }),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn batches_round_trip_and_carry_each_report_as_a_report_message_does() {
+    for n in [2, 3, MAX_BATCH_REPORTS] {
+        let reports = batch_reports(10, n);
+        let batch = Batch::new(reports.clone()).unwrap();
+        let m = Message::Batch(batch);
+        let bytes = m.encode();
+        assert_eq!(Message::decode(&bytes).unwrap(), m);
+        // Type 5, the count, then each report exactly as a report message after its type.
+        let mut expected = vec![5, n as u8];
+        for r in &reports {
+            let single = Message::Report {
+                report: r.report,
+                attestation: r.attestation.clone(),
+            }
+            .encode();
+            expected.extend_from_slice(&single[1..]);
+        }
+        assert_eq!(bytes, expected);
+        assert!(m.from_device());
+        if n == 3 {
+            for cut in 0..bytes.len() {
+                assert!(Message::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            Message::decode(&longer),
+            Err(DecodeError::TrailingBytes { .. })
+        ));
+    }
+}
+
+#[test]
+fn batches_out_of_bounds_cannot_be_made_nor_decoded() {
+    // Made: one report (a report message says that), none, too many, seq not increasing.
+    assert!(Batch::new(Vec::new()).is_none());
+    assert!(Batch::new(batch_reports(1, 1)).is_none());
+    assert!(Batch::new(batch_reports(1, MAX_BATCH_REPORTS + 1)).is_none());
+    let mut same = batch_reports(1, 3);
+    same[2].report.seq = 2;
+    assert!(Batch::new(same).is_none());
+    let mut back = batch_reports(1, 3);
+    back[2].report.seq = 1;
+    assert!(Batch::new(back).is_none());
+
+    // Decoded: the same refused on the wire.
+    let good = Message::Batch(Batch::new(batch_reports(1, 3)).unwrap()).encode();
+    for count in [0u8, 1, 65, 255] {
+        let mut bad = good.clone();
+        bad[1] = count;
+        assert!(
+            matches!(
+                Message::decode(&bad),
+                Err(DecodeError::BadValue {
+                    field: "batch count",
+                    ..
+                })
+            ),
+            "count {count}"
+        );
+    }
+    // The third report's seq (its first 8 bytes) made equal to the second's.
+    let o: Observation = serde_json::from_str(FULL).unwrap();
+    let plain = Message::Report {
+        report: Report::from_observation(&o).unwrap(),
+        attestation: None,
+    }
+    .encode();
+    let second = Message::Report {
+        report: batch_reports(2, 1)[0].report,
+        attestation: batch_reports(1, 2)[1].attestation.clone(),
+    }
+    .encode();
+    let third_at = 2 + (plain.len() - 1) + (second.len() - 1);
+    let mut bad = good.clone();
+    bad[third_at..third_at + 8].copy_from_slice(&2u64.to_be_bytes());
+    assert_eq!(
+        Message::decode(&bad),
+        Err(DecodeError::BadValue {
+            field: "batch seq",
+            value: 2
+        })
+    );
+    // A report inside a batch is checked as one alone: a latitude of 95 in the second.
+    let mut bad = good.clone();
+    let lat_at = 2 + (plain.len() - 1) + 8 + 8 + 4;
+    bad[lat_at..lat_at + 8].copy_from_slice(&95.0f64.to_be_bytes());
+    assert!(matches!(
+        Message::decode(&bad),
+        Err(DecodeError::InvalidObservation(_))
+    ));
 }

@@ -401,3 +401,193 @@ fn frames_out_of_place_close_an_unestablished_session() {
     );
     assert!(session.is_closed());
 }
+
+/// How many frames a stream holds: how many records the device used.
+fn frame_count(bytes: &[u8]) -> usize {
+    sealproto::FrameReader::new()
+        .push(bytes)
+        .into_iter()
+        .map(Result::unwrap)
+        .count()
+}
+
+#[test]
+fn reports_sent_together_go_in_batch_records_each_with_its_own_evidence() {
+    let mut pair = Pair::connected(); // seq 1
+    let mut readings = Vec::new();
+    for i in 0..10 {
+        let mut r = Reading::empty(T0);
+        r.lat = Some(29.0 + f64::from(i) / 100.0);
+        r.lon = Some(120.0);
+        r.rope = Some(if i >= 6 {
+            RopeState::Cut
+        } else {
+            RopeState::Intact
+        });
+        readings.push(r);
+    }
+    assert_eq!(pair.device.report_many(readings).unwrap(), 2..12);
+    assert_eq!(pair.device.unacknowledged(), 11);
+    let up = pair.device.take_outgoing();
+    assert_eq!(frame_count(&up), 1, "ten short reports fit one record");
+    let got = pair.session.receive(&up);
+    let mut seqs = Vec::new();
+    for r in &got {
+        let Ok(Received::Report {
+            observation,
+            evidence,
+        }) = r
+        else {
+            panic!("{got:?}")
+        };
+        seqs.push(observation.seq.unwrap());
+        // The rope is cut from the seventh report on: only that one is tamper evidence, and
+        // it verifies alone, with the device's public key.
+        if observation.seq == Some(8) {
+            let record = evidence.as_ref().expect("tamper evidence");
+            let content = sealproto::verify_evidence(record, &pair.device_public.signing).unwrap();
+            assert_eq!(content.kind, EvidenceKind::Tamper);
+            assert_eq!(&content.observation, observation);
+        } else {
+            assert!(evidence.is_none(), "{observation:?}");
+        }
+    }
+    assert_eq!(seqs, (2..12).collect::<Vec<u64>>());
+    // One cumulative acknowledgement releases the whole batch.
+    pair.session.acknowledge(11).unwrap();
+    assert_eq!(
+        pair.send_down(),
+        vec![Ok(DeviceOutput::Acknowledged {
+            seq: 11,
+            released: 11
+        })]
+    );
+    // Nothing to send: nothing sent.
+    assert_eq!(pair.device.report_many([]).unwrap(), 12..12);
+    assert!(pair.device.take_outgoing().is_empty());
+}
+
+#[test]
+fn batches_are_bounded_by_their_count_and_the_record_length() {
+    let mut pair = Pair::connected();
+    pair.session.acknowledge(1).unwrap();
+    pair.send_down();
+    // Time only (21 bytes each): 64 to a record, then the rest.
+    let seqs = pair
+        .device
+        .report_many(vec![Reading::empty(T0); 100])
+        .unwrap();
+    assert_eq!(seqs, 2..102);
+    let up = pair.device.take_outgoing();
+    assert_eq!(frame_count(&up), 2);
+    let got = pair.session.receive(&up);
+    assert_eq!(got.len(), 100);
+    assert!(got.iter().all(|r| matches!(r, Ok(Received::Report { .. }))));
+    // Every field (124 bytes each): the record's length bounds the batch, 16 to a record.
+    let full: model::Observation = serde_json::from_str(
+        r#"{"device": "D1", "t": "2025-11-25T08:00:00Z", "lat": 29.31, "lon": 120.07,
+        "fix": true, "accuracy_m": 8, "speed_kmh": 62, "course_deg": 95, "lock": "locked",
+        "rope": "intact", "housing": "intact", "door": "closed", "battery_pct": 87,
+        "charging": false, "temperature_c": 5.2, "humidity_pct": 60, "shock_g": 0.3,
+        "light_lux": 0, "pressure_hpa": 1012, "fuel_pct": 78, "events": ["wrong_password"]}"#,
+    )
+    .unwrap();
+    let seqs = pair.device.report_many(vec![full.reading(); 33]).unwrap();
+    assert_eq!(seqs, 102..135);
+    let up = pair.device.take_outgoing();
+    let frames: Vec<sealproto::Frame> = sealproto::FrameReader::new()
+        .push(&up)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    // 16 + 16 in batches, the last one alone in a report message.
+    assert_eq!(frames.len(), 3);
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.as_bytes().len() <= sealproto::MAX_FRAME_LEN)
+    );
+    let got = pair.session.receive(&up);
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|r| match r {
+            Ok(Received::Report { observation, .. }) => observation.seq.unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, (102..135).collect::<Vec<u64>>());
+}
+
+#[test]
+fn report_many_takes_all_or_nothing() {
+    let mut pair = Pair::connected(); // seq 1
+    let mut bad = Reading::empty(T0);
+    bad.lat = Some(95.0);
+    bad.lon = Some(0.0);
+    let e = pair
+        .device
+        .report_many([Reading::empty(T0), bad, Reading::empty(T0)])
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidObservation(_)), "{e:?}");
+    assert_eq!(pair.device.unacknowledged(), 1);
+    assert!(pair.device.take_outgoing().is_empty());
+    // The next report has the next seq: nothing was taken.
+    assert_eq!(pair.device.report(Reading::empty(T0)).unwrap(), 2);
+    // More than the device may hold.
+    let e = pair
+        .device
+        .report_many(vec![Reading::empty(T0); sealproto::MAX_UNACKNOWLEDGED])
+        .unwrap_err();
+    assert_eq!(e, Error::BufferFull { held: 2 });
+    assert_eq!(pair.device.unacknowledged(), 2);
+}
+
+#[test]
+fn reports_held_while_offline_are_sent_again_in_batches() {
+    let mut pair = Pair::connected(); // seq 1, not acknowledged
+    pair.device.disconnect();
+    for _ in 0..4 {
+        pair.device.report(Reading::empty(T0)).unwrap(); // seq 2 to 5, made offline
+    }
+    let mut cut = Reading::empty(T0);
+    cut.rope = Some(RopeState::Cut);
+    pair.device.report_many([cut, cut]).unwrap(); // seq 6 (tamper), 7
+    assert!(pair.device.take_outgoing().is_empty());
+    let out = pair.reconnect(9);
+    assert_eq!(out, vec![Ok(DeviceOutput::Connected)]);
+    let up = pair.device.take_outgoing();
+    assert_eq!(frame_count(&up), 1, "seven reports held, one record");
+    let got = pair.session.receive(&up);
+    assert!(
+        matches!(got[0], Ok(Received::Established { .. })),
+        "{got:?}"
+    );
+    let reports: Vec<(u64, bool)> = got[1..]
+        .iter()
+        .map(|r| match r {
+            Ok(Received::Report {
+                observation,
+                evidence,
+            }) => (observation.seq.unwrap(), evidence.is_some()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        [
+            (1, false),
+            (2, false),
+            (3, false),
+            (4, false),
+            (5, false),
+            (6, true),
+            (7, false)
+        ]
+    );
+    // The batch record delivered again is a replay, refused as a whole.
+    let again = pair.session.receive(&up);
+    assert!(
+        again.iter().all(|r| matches!(r, Err(Error::Replay { .. }))),
+        "{again:?}"
+    );
+}

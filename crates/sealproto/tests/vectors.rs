@@ -286,10 +286,71 @@ fn generate() -> String {
         &d[1],
         &Message::CommandResult(result),
     );
+
+    // Three stored positions sent together: one batch record. The rope is cut in the third,
+    // which is therefore signed as tamper evidence, inside the batch.
+    let mut stored = Vec::new();
+    for i in 1..=3 {
+        let mut r = reading;
+        r.t = Timestamp::from_unix_ms(t.unix_ms() + i * 10_000);
+        r.lat = Some(29.31 + i as f64 / 1000.0);
+        r.lock = Some(LockState::Locked);
+        if i == 3 {
+            r.rope = Some(RopeState::Cut);
+        }
+        stored.push(r);
+    }
+    let seqs = device.report_many(stored.clone()).unwrap();
+    assert_eq!(seqs, 3..6);
+    let b = frames(&device.take_outgoing());
+    assert_eq!(b.len(), 1, "one record for the three");
+    let (_, batch_plain) = open_independently(&up, b[0].as_bytes());
+    let Message::Batch(batch) = Message::decode(&batch_plain).unwrap() else {
+        panic!("not a batch")
+    };
+    // As documented: type 5, the count, then each report exactly as a report message
+    // carries it after its type byte.
+    let mut expected = vec![5, 3];
+    for (item, (seq, r)) in batch.reports().iter().zip(seqs.clone().zip(&stored)) {
+        let mut r = *r;
+        r.seq = Some(seq);
+        assert_eq!(item.report, Report { seq, reading: r });
+        assert_eq!(item.attestation.is_some(), seq == 5);
+        let single = Message::Report {
+            report: item.report,
+            attestation: item.attestation.clone(),
+        }
+        .encode();
+        expected.extend_from_slice(&single[1..]);
+    }
+    assert_eq!(batch_plain, expected);
+    record(
+        &mut doc,
+        "report batch, three reports, the third with tamper evidence",
+        &up,
+        &b[0],
+        &Message::Batch(batch),
+    );
     doc.0.push_str("```\n");
 
     // The evidence, as the platform stores it.
-    let got = session.receive(&[d[0].as_bytes(), d[1].as_bytes()].concat());
+    let got = session.receive(&[d[0].as_bytes(), d[1].as_bytes(), b[0].as_bytes()].concat());
+    assert_eq!(got.len(), 5, "{got:?}");
+    // The batch's tamper evidence verifies on its own, with the device's public key.
+    let Some(Ok(Received::Report {
+        observation,
+        evidence: Some(tamper),
+    })) = got.get(4)
+    else {
+        panic!("{got:?}")
+    };
+    let content = verify_evidence(tamper, &dp.signing).unwrap();
+    assert_eq!(content.kind, sealproto::EvidenceKind::Tamper);
+    assert_eq!(&content.observation, observation);
+    assert_eq!(observation.seq, Some(5));
+    ed(&dp.signing)
+        .verify(tamper.payload(), &sig(tamper.signature()))
+        .unwrap();
     let Some(Ok(Received::Report {
         evidence: Some(evidence),
         ..

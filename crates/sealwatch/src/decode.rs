@@ -11,8 +11,8 @@
 //! hello (its device id, ephemeral key, nonce, signature), a welcome, a record (its counter and
 //! the length of its sealed message), each with its CRC checked. With `--session-key` (one
 //! direction's traffic key, 64 hex digits) records are opened: a report prints as the
-//! contract's observation (the device id comes from a hello earlier in the bytes, or from
-//! `--device`), any other message as an object. With `--plaintext` the bytes are one message
+//! contract's observation, a report batch as its reports' observations (the device id comes
+//! from a hello earlier in the bytes, or from `--device`), any other message as an object. With `--plaintext` the bytes are one message
 //! as it is before encryption (a device maker's firmware log): decoded the same way.
 
 use serde_json::Value;
@@ -245,8 +245,9 @@ fn next_native_frame(bytes: &[u8]) -> Result<sealproto::Frame, String> {
     sealproto::Frame::parse(&bytes[..total]).map_err(|e| e.to_string())
 }
 
-/// A message as JSON: a report as the contract's observations (an array of one), anything
-/// else as an object naming the message.
+/// A message as JSON: a report as the contract's observations (an array of one), a report
+/// batch as its reports' observations in order, anything else as an object naming the
+/// message.
 fn describe_message(
     message: &sealproto::Message,
     device: Option<&model::DeviceId>,
@@ -260,6 +261,17 @@ fn describe_message(
             )?;
             let observation = report.observation(device.clone());
             return serde_json::to_value([observation]).map_err(|e| e.to_string());
+        }
+        Message::Batch(batch) => {
+            let device = device.ok_or(
+                "a report batch does not name its device (the hello does): give --device, or decode the hello with it",
+            )?;
+            let observations: Vec<model::Observation> = batch
+                .reports()
+                .iter()
+                .map(|r| r.report.observation(device.clone()))
+                .collect();
+            return serde_json::to_value(observations).map_err(|e| e.to_string());
         }
         Message::Ack { seq } => serde_json::json!({"message": "ack", "seq": seq}),
         Message::Command { id, command } => {

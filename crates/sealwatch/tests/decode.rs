@@ -1,8 +1,9 @@
 //! `sealwatch decode` as an integrator runs it: every field frame prints JSON and exits 0,
 //! the malformed one exits 2 with a clear error, and so does text that is not hex. The native
 //! protocol through the test vectors of docs/protocol.md: frames described without keys,
-//! records opened with a session key, messages read in plaintext; a bad CRC, a truncated
-//! frame, a wrong key and a report without its device exit 2 naming what is wrong.
+//! records opened with a session key, messages read in plaintext, a report batch printed as
+//! all its observations; a bad CRC, a truncated frame, a wrong key and a report without its
+//! device exit 2 naming what is wrong.
 
 use std::process::Command;
 
@@ -267,4 +268,78 @@ fn bad_native_input_exits_2_naming_what_is_wrong() {
     let (code, _, stderr) = decode(&["--protocol", "jt808", "--plaintext", "7E7E"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("are for --protocol native"), "{stderr}");
+}
+
+#[test]
+fn native_report_batches_print_every_observation() {
+    let hello = vector("hello frame (146 bytes):");
+    let up = vector("key device to platform");
+    let label = "report batch, three reports, the third with tamper evidence:";
+    let record = vector(&format!("{label} record frame, counter 3 (317 bytes):"));
+    let message = vector(&format!("{label} message (285 bytes):"));
+    let check = |printed: &serde_json::Value| {
+        let o: Vec<model::Observation> = serde_json::from_value(printed.clone()).unwrap();
+        let seqs: Vec<Option<u64>> = o.iter().map(|o| o.seq).collect();
+        assert_eq!(seqs, [Some(3), Some(4), Some(5)]);
+        let times: Vec<String> = o.iter().map(|o| o.t.to_string()).collect();
+        assert_eq!(
+            times,
+            [
+                "2026-11-25T08:00:10Z",
+                "2026-11-25T08:00:20Z",
+                "2026-11-25T08:00:30Z"
+            ]
+        );
+        assert!(o.iter().all(|o| o.device.as_str() == "LOCK-0001"));
+        let ropes: Vec<model::RopeState> = o.iter().map(|o| o.rope.unwrap()).collect();
+        use model::RopeState::{Cut, Intact};
+        assert_eq!(ropes, [Intact, Intact, Cut]);
+    };
+
+    // The record, opened with the session key; the device named by the hello.
+    let (code, stdout, stderr) = decode(&[
+        "--protocol",
+        "native",
+        "--session-key",
+        &up,
+        &format!("{hello}{record}"),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let got = json_lines(&stdout);
+    assert_eq!(got.len(), 2, "one line per frame: {stdout}");
+    check(&got[1]);
+
+    // The message in plaintext, the device named by --device.
+    let (code, stdout, stderr) = decode(&[
+        "--protocol",
+        "native",
+        "--plaintext",
+        "--device",
+        "LOCK-0001",
+        &message,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    check(&serde_json::from_str(stdout.trim()).unwrap());
+
+    // Without a device id there is nobody to attribute the reports to.
+    let (code, _, stderr) = decode(&["--protocol", "native", "--session-key", &up, &record]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("frame 1: record 3: a report batch does not name its device"),
+        "{stderr}"
+    );
+    // A batch cut short is refused, naming the frame.
+    let (code, _, stderr) = decode(&[
+        "--protocol",
+        "native",
+        "--plaintext",
+        "--device",
+        "LOCK-0001",
+        &message[..message.len() - 2],
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("message: evidence signature: message ends early"),
+        "{stderr}"
+    );
 }

@@ -1,6 +1,6 @@
 //! A platform session and a device on arbitrary bytes: before any handshake, and after a
 //! genuine one (so that the record path is reached). Neither may panic; once the noise is
-//! over, a session that survived must still take a genuine report.
+//! over, a session that survived must still take a genuine report and a batch record.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -42,5 +42,16 @@ fuzz_target!(|data: &[u8]| {
             r,
             Ok(Received::Report { observation, .. }) if observation.seq == Some(seq)
         )));
+        // And a batch record after it: every report of it, in order.
+        let seqs = device.report_many([Reading::empty(now); 3]).unwrap();
+        let got = session.receive(&device.take_outgoing());
+        let delivered: Vec<u64> = got
+            .iter()
+            .filter_map(|r| match r {
+                Ok(Received::Report { observation, .. }) => observation.seq,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(delivered, seqs.collect::<Vec<u64>>());
     }
 });
