@@ -2,7 +2,8 @@
 //! takes observations; `sealwatch backup` runs while it serves; more observations are
 //! acknowledged; the service is killed and its data destroyed; `sealwatch restore` brings the
 //! backup back, and every observation acknowledged before the backup is there again, row
-//! counts equal to the manifest's. A damaged backup and a non-empty target are refused.
+//! counts equal to the manifest's, and the audit chain verifies against a signed checkpoint
+//! kept outside before the backup. A damaged backup and a non-empty target are refused.
 
 use std::path::{Path, PathBuf};
 
@@ -90,8 +91,12 @@ fn drill(name: &str, store_args: &[&str], env: &[(&str, &str)], destroy: impl Fn
     let ready = |l: &str| l.starts_with("sealwatch: listening on");
 
     let start_ms;
+    let checkpoint = dir.join("checkpoint.json");
+    let public_key: String;
     {
-        let serving = Serving::start(store_args, env, ready);
+        let mut serve_env = env.to_vec();
+        serve_env.push(("SEALWATCH_AUDIT_CHECKPOINT_EVERY_S", "1"));
+        let serving = Serving::start(store_args, &serve_env, ready);
         let addr = serving.http();
         let example: Value =
             serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
@@ -112,6 +117,22 @@ fn drill(name: &str, store_args: &[&str], env: &[(&str, &str)], destroy: impl Fn
         std::thread::sleep(std::time::Duration::from_millis(4100));
         post(&addr, &token, start_ms, 0, 10);
         post(&addr, &token, start_ms, 10, 20);
+
+        // A signed checkpoint of the audit chain (the service signs one every second here),
+        // kept outside the database as an operator would.
+        let mut kept = None;
+        for _ in 0..100 {
+            let (code, stdout, _) = with(&["audit", "checkpoint"]);
+            if code == Some(0) {
+                kept = Some(stdout);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let kept = kept.expect("a signed checkpoint within 10 s");
+        std::fs::write(&checkpoint, &kept).unwrap();
+        let key: Value = serde_json::from_str(kept.trim()).unwrap();
+        public_key = key["public_key"].as_str().unwrap().to_owned();
 
         // The backup, taken while the service serves.
         let (code, stdout, stderr) = with(&["backup", "--out", backup_dir]);
@@ -160,6 +181,19 @@ fn drill(name: &str, store_args: &[&str], env: &[(&str, &str)], destroy: impl Fn
     let (code, _, stderr) = with(&["restore", "--from", backup_dir, "--replace"]);
     assert_eq!(code, Some(0), "{stderr}");
 
+    // The audit chain verifies, against the checkpoint kept outside and the audit key's public
+    // half (the key file itself went with the data).
+    let (code, stdout, stderr) = with(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--public-key",
+        &public_key,
+    ]);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert!(stdout.contains("intact"), "{stdout}");
+
     // The service starts on the restored data with every observation acknowledged before the
     // backup, and none after.
     let serving = Serving::start(store_args, env, ready);
@@ -194,9 +228,10 @@ fn restore_drill_on_postgresql() {
         let (url, schema) = (url.clone(), schema.clone());
         move || store::PgStore::drop_schema(&url, &schema).unwrap()
     };
+    let data = temp_dir("postgresql-data");
     drill(
         "postgresql",
-        &[],
+        &["--data-dir", data.to_str().unwrap()],
         &[
             ("SEALWATCH_STORE_DATABASE_URL", &url),
             ("SEALWATCH_STORE_DATABASE_SCHEMA", &schema),
@@ -204,4 +239,5 @@ fn restore_drill_on_postgresql() {
         destroy,
     );
     store::PgStore::drop_schema(&url, &schema).unwrap();
+    let _ = std::fs::remove_dir_all(&data);
 }
