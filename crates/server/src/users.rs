@@ -614,15 +614,30 @@ pub(crate) async fn sign_in(
         (Err(why), user) => {
             tracing::warn!(%username, %address, outcome = why, "sign-in refused");
             s.lockout.failed(&username, address, now);
-            if let Some(u) = user {
+            // Refused sign-ins are in the audit chain too (the lockout bounds how many one
+            // client can add); the name is cut short, as it is whatever the client sent.
+            let name: String = username.chars().take(64).collect();
+            let detail = serde_json::json!({"reason": why, "address": address.to_string()});
+            let lockout = user.map(|u| {
                 let count = u.failed_logins.saturating_add(1);
                 let until = lock_for(count, USER_FAILURES_BEFORE_LOCK)
                     .map(|d| Timestamp::from_unix_ms(now.unix_ms() + d.as_millis() as i64));
-                let id = u.id;
-                let _ = s
-                    .query(move |st| st.set_user_lockout(id, count, until))
-                    .await;
-            }
+                (u.id, count, until)
+            });
+            let _ = s
+                .query(move |st| {
+                    if let Some((id, count, until)) = lockout {
+                        st.set_user_lockout(id, count, until)?;
+                    }
+                    crate::audit_chain::record(
+                        st,
+                        "anonymous",
+                        "sign_in.refused",
+                        format!("user:{name}"),
+                        detail,
+                    )
+                })
+                .await;
             if why == "totp missing" {
                 // Only said once the password was right: the caller knows the account anyway.
                 return Problem::new(
@@ -662,12 +677,23 @@ pub(crate) async fn sign_in(
         user.id,
         user.failed_logins > 0 || user.locked_until.is_some(),
     );
+    let (name, detail) = (
+        user.username.clone(),
+        serde_json::json!({"address": address.to_string(), "role": user.role.to_string()}),
+    );
     let stored = s
         .query(move |st| {
             if had_failures {
                 st.set_user_lockout(id, 0, None)?;
             }
-            st.put_session(&session)
+            st.put_session(&session)?;
+            crate::audit_chain::record(
+                st,
+                &format!("user {name}"),
+                "sign_in",
+                format!("user:{name}"),
+                detail,
+            )
         })
         .await;
     match stored {

@@ -347,6 +347,33 @@ async fn sessions_cookies_and_csrf() {
         wrong.body
     );
     running.stop().await.unwrap();
+
+    // Every sign-in, taken or refused, is in the audit chain, and no password is.
+    let entries = server::open_store(&config)
+        .unwrap()
+        .audit_entries(0, 1000)
+        .unwrap();
+    let of = |action: &str, subject: &str| {
+        entries
+            .iter()
+            .filter(|e| e.action == action && e.subject == subject)
+            .count()
+    };
+    assert!(of("sign_in", "user:alice") >= 1, "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == "sign_in" && e.actor == "user alice"),
+        "{entries:?}"
+    );
+    assert!(of("sign_in.refused", "user:alice") >= 2, "{entries:?}");
+    assert!(of("sign_in.refused", "user:nobody") >= 1, "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| !e.detail.contains(ALICE_PW) && !e.detail.contains("not-her-password")),
+        "a password in the audit chain"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
