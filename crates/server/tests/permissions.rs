@@ -411,3 +411,21 @@ async fn a_carrier_sees_only_its_transits_and_a_patrol_its_alarms() {
     running.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_documented_matrix_is_the_code() {
+    let doc = include_str!("../../../docs/security.md");
+    let start = "<!-- permission matrix: generated from crates/server/src/permissions.rs; tests/permissions.rs checks it -->\n";
+    let end = "<!-- end of permission matrix -->";
+    let (_, rest) = doc
+        .split_once(start)
+        .expect("docs/security.md: the permission matrix's opening marker");
+    let (documented, _) = rest
+        .split_once(end)
+        .expect("docs/security.md: the permission matrix's closing marker");
+    let generated = server::permissions::markdown_matrix();
+    assert!(
+        documented == generated,
+        "docs/security.md's matrix is not the code's; put this between the markers:\n{generated}"
+    );
+}
