@@ -1387,7 +1387,9 @@ async fn handle_alarm(
     };
     // A patrol reports from the scene and resolves; acknowledging, dispatching and closing
     // are the centre's.
-    if caller.as_deref().is_some_and(|c| c.role == model::Role::Patrol)
+    if caller
+        .as_deref()
+        .is_some_and(|c| c.role == model::Role::Patrol)
         && !matches!(step, AlarmStep::Report | AlarmStep::Resolve(_))
     {
         return Err(Problem::new(

@@ -3,7 +3,7 @@
 //! checked against it by a test, so the document and the code cannot drift.
 //!
 //! Two layers:
-//! - the route: [`check`] (in the authentication middleware) refuses a role the table does not
+//! - the route: `check` (in the authentication middleware) refuses a role the table does not
 //!   list for the route with 403, naming the role and the route;
 //! - the data: a carrier, forwarder or consignor sees only the transits whose declaration names
 //!   its organisation (and their events, track and alarms); a patrol sees only the alarms
@@ -35,7 +35,7 @@ pub enum Access {
     Roles(&'static [Role]),
 }
 
-/// The access rule of one route of [`ROUTES`].
+/// The access rule of one route of [`crate::openapi::ROUTES`].
 #[derive(Debug)]
 pub struct Permission {
     pub method: &'static str,
@@ -175,7 +175,7 @@ const fn roles(r: &'static [Role]) -> Access {
     Access::Roles(r)
 }
 
-/// The permission of every route of [`ROUTES`] (a test checks both tables have the same
+/// The permission of every route of [`crate::openapi::ROUTES`] (a test checks both tables have the same
 /// routes). Partner customs may do nothing yet beyond its own session: what federation
 /// shares with it is decided with the federation work.
 pub const PERMISSIONS: &[Permission] = &[
@@ -218,9 +218,21 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("get", "/api/v1/transits/{id}/alarms", roles(TRANSIT_READ)),
     rule("get", "/api/v1/statistics/transits", roles(CONSOLE_READ)),
     rule("get", "/api/v1/statistics/alarms", roles(CONSOLE_READ)),
-    rule("post", "/api/v1/alarms/{id}/attachments", roles(ALARM_HANDLE)),
-    rule("get", "/api/v1/alarms/{id}/attachments", roles(ATTACHMENT_READ)),
-    rule("get", "/api/v1/alarms/{id}/attachments/{n}", roles(ATTACHMENT_READ)),
+    rule(
+        "post",
+        "/api/v1/alarms/{id}/attachments",
+        roles(ALARM_HANDLE),
+    ),
+    rule(
+        "get",
+        "/api/v1/alarms/{id}/attachments",
+        roles(ATTACHMENT_READ),
+    ),
+    rule(
+        "get",
+        "/api/v1/alarms/{id}/attachments/{n}",
+        roles(ATTACHMENT_READ),
+    ),
     rule("post", "/api/v1/devices/{id}/commands", roles(CONSOLE)),
     rule("get", "/api/v1/devices/{id}/commands", roles(DEVICE_FETCH)),
     rule("put", "/api/v1/devices/{id}/keys", roles(ADMIN)),
@@ -228,8 +240,16 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("delete", "/api/v1/devices/{id}/keys", roles(ADMIN)),
     rule("get", "/api/v1/devices/{id}/log", roles(CONSOLE_READ)),
     rule("get", "/api/v1/transits/{id}/commands", roles(CONSOLE_READ)),
-    rule("post", "/api/v1/containers/{number}/pairings", roles(DECLARE)),
-    rule("get", "/api/v1/containers/{number}/pairings", roles(DECLARE_READ)),
+    rule(
+        "post",
+        "/api/v1/containers/{number}/pairings",
+        roles(DECLARE),
+    ),
+    rule(
+        "get",
+        "/api/v1/containers/{number}/pairings",
+        roles(DECLARE_READ),
+    ),
     rule(
         "post",
         "/api/v1/containers/{number}/pairings/{device}/unpair",
@@ -373,8 +393,11 @@ pub(crate) const DISPATCH_TO: &str = "to ";
 /// The note of a dispatch step to `to`, with the dispatcher's own note after it.
 pub(crate) fn dispatch_note(to: &str, note: Option<&str>) -> String {
     match note.map(str::trim).filter(|n| !n.is_empty()) {
-        Some(n) => format!("{DISPATCH_TO}{}
-{n}", to.trim()),
+        Some(n) => format!(
+            "{DISPATCH_TO}{}
+{n}",
+            to.trim()
+        ),
         None => format!("{DISPATCH_TO}{}", to.trim()),
     }
 }
@@ -564,7 +587,8 @@ impl StreamFilter {
                 let id = item.transit.clone();
                 // A failed lookup sends nothing: the stream never errs towards leaking.
                 let sees = matches!(
-                    s.query(move |store| scope.sees_transit_id(store, &id)).await,
+                    s.query(move |store| scope.sees_transit_id(store, &id))
+                        .await,
                     Ok(Ok(true))
                 );
                 self.remember(key, sees);
@@ -647,7 +671,11 @@ mod tests {
                 .count();
             assert_eq!(n, 1, "{} {}: {n} rules", r.method, r.path);
         }
-        assert_eq!(PERMISSIONS.len(), ROUTES.len(), "a rule for a route that is not one");
+        assert_eq!(
+            PERMISSIONS.len(),
+            ROUTES.len(),
+            "a rule for a route that is not one"
+        );
     }
 
     #[test]
@@ -662,8 +690,11 @@ mod tests {
 
     #[test]
     fn dispatch_notes_name_the_patrol() {
-        assert_eq!(dispatch_note(" P7 ", Some("go")), "to P7
-go");
+        assert_eq!(
+            dispatch_note(" P7 ", Some("go")),
+            "to P7
+go"
+        );
         assert_eq!(dispatch_note("P7", Some("  ")), "to P7");
     }
 }

@@ -139,9 +139,8 @@ async fn two_transits_with_alarms(addr: SocketAddr, admin: &str) -> (i64, i64) {
 fn concrete(template: &str, alarm: i64) -> String {
     let alarm = alarm.to_string();
     let mut out = Vec::new();
-    let mut parts = template.split('/').peekable();
     let mut previous = "";
-    while let Some(p) = parts.next() {
+    for p in template.split('/') {
         let v = match p {
             "{id}" if previous == "transits" => "T1",
             "{id}" if previous == "alarms" => alarm.as_str(),
@@ -177,7 +176,10 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
     let mut checked = 0;
     for rule in PERMISSIONS {
         let path = concrete(rule.path, alarm);
-        assert!(!path.contains('{'), "{path}: a placeholder the test does not fill");
+        assert!(
+            !path.contains('{'),
+            "{path}: a placeholder the test does not fill"
+        );
         let method = rule.method.to_ascii_uppercase();
         let body = (method != "GET" && method != "DELETE").then(|| json!({}));
         for role in Role::ALL {
@@ -275,12 +277,22 @@ async fn a_carrier_sees_only_its_transits_and_a_patrol_its_alarms() {
     assert!(listed[0]["transit"].get("driver").is_none(), "{body}");
     assert!(!body.contains("Driver of"), "{body}");
     // A carrier token without an organisation sees nothing.
-    let (status, body) = call(addr, &tokens["carrier_nobody"], "GET", "/api/v1/transits", None).await;
+    let (status, body) = call(
+        addr,
+        &tokens["carrier_nobody"],
+        "GET",
+        "/api/v1/transits",
+        None,
+    )
+    .await;
     assert_eq!((status, items(&body).len()), (200, 0), "{body}");
     // Its own transit: readable, no driver; an officer reads the driver.
     let (status, body) = call(addr, a, "GET", "/api/v1/transits/T1", None).await;
     assert_eq!(status, 200, "{body}");
-    assert!(!body.contains("Driver of") && !body.contains("+86"), "{body}");
+    assert!(
+        !body.contains("Driver of") && !body.contains("+86"),
+        "{body}"
+    );
     let (status, body) = call(addr, &tokens["officer"], "GET", "/api/v1/transits/T1", None).await;
     assert_eq!(status, 200, "{body}");
     let t: Value = serde_json::from_str(&body).unwrap();
@@ -299,8 +311,14 @@ async fn a_carrier_sees_only_its_transits_and_a_patrol_its_alarms() {
         ("/events", "T9"),
         ("/alarms", "T9"),
     ] {
-        let (status, body) =
-            call(addr, a, "GET", &format!("/api/v1/transits/T2{suffix}"), None).await;
+        let (status, body) = call(
+            addr,
+            a,
+            "GET",
+            &format!("/api/v1/transits/T2{suffix}"),
+            None,
+        )
+        .await;
         assert_eq!(status, 404, "T2{suffix}: {body}");
         assert_eq!(
             body.replace("T2", unknown),
@@ -308,10 +326,24 @@ async fn a_carrier_sees_only_its_transits_and_a_patrol_its_alarms() {
             "T2{suffix}: the same answer as an unknown transit"
         );
     }
-    let (status, body) = call(addr, &tokens["carrier_b"], "GET", "/api/v1/transits/T2", None).await;
+    let (status, body) = call(
+        addr,
+        &tokens["carrier_b"],
+        "GET",
+        "/api/v1/transits/T2",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "carrier B reads its own: {body}");
     // A forwarder its declaration does not name.
-    let (status, _) = call(addr, &tokens["forwarder_x"], "GET", "/api/v1/transits/T1", None).await;
+    let (status, _) = call(
+        addr,
+        &tokens["forwarder_x"],
+        "GET",
+        "/api/v1/transits/T1",
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
 
     // Alarms: the list, one by one, and the stream.
