@@ -101,6 +101,16 @@ pub struct Declaration {
     pub manifest: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub documents: Vec<Document>,
+    /// The organisation (its id in sealwatch) that carries the goods: its users and tokens
+    /// see this transit, and no other organisation's (docs/security.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// The forwarder's organisation id, scoped like `carrier`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarder: Option<String>,
+    /// The consignor's organisation id, scoped like `carrier`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignor: Option<String>,
 }
 
 /// An inspection done before departure (physical or non-intrusive).

@@ -147,7 +147,7 @@ pub async fn run(opts: Options) -> Result<()> {
     config.clock = server::Clock::fast(opts.speed);
     config.auth_required = true;
     // Two tokens: one for the simulated gateway, one for you.
-    let (gateway, you) = {
+    let (gateway, centre, you) = {
         let mut store = server::open_store(&config).context("opening the demo's database")?;
         let now = server::wall_clock();
         // A person to sign in as, with a password everyone knows: only ever in the demo,
@@ -169,6 +169,9 @@ pub async fn run(opts: Options) -> Result<()> {
         };
         (
             make(model::Role::Gateway, "demo: simulated fleet")?,
+            // What a gateway may not do (zones, stations, devices, transits, their actions)
+            // is the centre's: a token of its own, as the permission matrix wants.
+            make(model::Role::Supervisor, "demo: the centre")?,
             make(model::Role::Administrator, "demo: you")?,
         )
     };
@@ -179,7 +182,8 @@ pub async fn run(opts: Options) -> Result<()> {
     let addr = running.addr;
     let client = Client {
         addr,
-        token: gateway,
+        gateway,
+        centre,
     };
 
     println!(
@@ -478,16 +482,25 @@ fn shift_times(v: &mut Value, shift_ms: i64) {
     }
 }
 
-/// The demo's side of the API: it drives the service as a gateway would, with a token.
+/// The demo's side of the API: it drives the service as a gateway would, and sets up and
+/// acts as the centre would, each with its own token.
 struct Client {
     addr: SocketAddr,
-    token: String,
+    /// For what devices report (observations, reads).
+    gateway: String,
+    /// For everything else.
+    centre: String,
 }
 
 impl Client {
-    /// One HTTP/1.1 POST on a fresh connection.
+    /// One HTTP/1.1 POST on a fresh connection, with the token of whoever would send it.
     async fn post(&self, path: &str, body: &Value) -> Result<(u16, String)> {
-        post(self.addr, &self.token, path, body).await
+        let token = if matches!(path, "/api/v1/observations" | "/api/v1/reads") {
+            &self.gateway
+        } else {
+            &self.centre
+        };
+        post(self.addr, token, path, body).await
     }
 }
 

@@ -71,7 +71,8 @@ fn no_acknowledged_observation_is_lost_to_sigkill() {
             "token",
             "create",
             "--role",
-            "gateway",
+            // Zones and transits as well as observations: more than a gateway may do.
+            "administrator",
             "--label",
             "sigkill test",
             "--data-dir",

@@ -8,8 +8,9 @@
 //! Every route under `/api/v1` needs `Authorization: Bearer <token>` when authentication is
 //! required (the default for `sealwatch serve`), except the API reference and the OpenAPI
 //! document; `/healthz`, `/readyz` and `/metrics` are for the machine's own monitoring and
-//! stay open (bind the service to a private interface). What each role may do is the
-//! permission matrix of the security work: for now every valid token may use the whole API.
+//! stay open (bind the service to a private interface). What each role may do and see is the
+//! permission matrix (`permissions.rs`, docs/security.md), enforced here once the caller is
+//! known.
 //!
 //! People signed in through the interface present the `sealwatch_session` cookie instead
 //! (`users.rs`): with it, every state-changing request also needs the session's CSRF token in
@@ -143,7 +144,7 @@ impl TokenCache {
 /// Checks the session cookie of a request, and its CSRF token when the method changes state.
 async fn authenticate_session(
     s: &AppState,
-    mut request: Request,
+    request: Request,
     next: axum::middleware::Next,
     secret: String,
 ) -> Response {
@@ -201,7 +202,7 @@ async fn authenticate_session(
             Some(_) => {}
         }
     }
-    request.extensions_mut().insert(Caller {
+    let caller = Caller {
         token_id: String::new(),
         role: user.role,
         organisation: user.organisation.clone(),
@@ -213,7 +214,53 @@ async fn authenticate_session(
             session_hash: session.id_hash,
             expires_at: session.expires_at,
         }),
-    });
+    };
+    admit(s, request, next, caller).await
+}
+
+/// Lets an authenticated caller through if the permission matrix allows its role on the route
+/// and, for a route about one transit or alarm, if the caller's scope holds it (else 404, as
+/// for one that does not exist).
+async fn admit(
+    s: &AppState,
+    mut request: Request,
+    next: axum::middleware::Next,
+    caller: Caller,
+) -> Response {
+    use crate::permissions::{self, Subject};
+    // HEAD runs the GET handler: it is judged as GET.
+    let method = if request.method() == axum::http::Method::HEAD {
+        "get".to_owned()
+    } else {
+        request.method().as_str().to_ascii_lowercase()
+    };
+    let path = request.uri().path().to_owned();
+    if let Err(p) = permissions::check(&caller, &method, &path) {
+        return p.into_response();
+    }
+    let scope = permissions::scope(Some(&caller));
+    if !scope.is_all()
+        && let Some(subject) = permissions::subject(&path)
+    {
+        let sees = match &subject {
+            Subject::Transit(id) => {
+                let id = id.clone();
+                s.query(move |store| scope.sees_transit_id(store, &id))
+                    .await
+            }
+            Subject::Alarm(id) => {
+                let id = *id;
+                s.query(move |store| scope.sees_alarm_id(store, id)).await
+            }
+        };
+        match sees {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return permissions::unseen(&subject).into_response(),
+            Ok(Err(e)) => return crate::store_problem(e).into_response(),
+            Err(p) => return p.into_response(),
+        }
+    }
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
 
@@ -246,7 +293,7 @@ fn is_open(path: &str) -> bool {
 /// Checks the bearer token of every request that needs one.
 pub(crate) async fn authenticate(
     State(s): State<AppState>,
-    mut request: Request,
+    request: Request,
     next: axum::middleware::Next,
 ) -> Response {
     // Signing in is how a session starts: it cannot need one.
@@ -319,13 +366,13 @@ pub(crate) async fn authenticate(
     if !record.is_valid_at(now) {
         return unauthorized("the token has expired");
     }
-    request.extensions_mut().insert(Caller {
+    let caller = Caller {
         token_id: record.id,
         role: record.role,
         organisation: record.organisation,
         user: None,
-    });
-    next.run(request).await
+    };
+    admit(&s, request, next, caller).await
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod containers;
 mod keys;
 mod metrics;
 pub mod openapi;
+pub mod permissions;
 pub mod readers;
 mod reference;
 mod registry;
@@ -1042,6 +1043,7 @@ fn time(field: &str, v: &Option<String>) -> Result<Option<Timestamp>, Problem> {
 
 async fn list_transits(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<auth::Caller>>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let state: Option<TransitState> = p
@@ -1068,8 +1070,20 @@ async fn list_transits(
         .query(move |store| store.transits(&filter, page))
         .await?
         .map_err(store_problem)?;
+    // The page is cut before scoping, so `next_after` goes on where the store stopped: a
+    // scoped caller may get short (even empty) pages before its last one.
     let next = rows.last().map(|(n, _)| *n);
-    let items: Vec<_> = rows.into_iter().map(|(_, t)| t).collect();
+    let caller = caller.as_deref();
+    let scope = permissions::scope(caller);
+    let items: Vec<_> = rows
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| scope.sees_transit(&t.transit))
+        .map(|mut t| {
+            permissions::redact(&mut t.transit, caller);
+            t
+        })
+        .collect();
     Ok(Json(
         serde_json::json!({ "items": items, "next_after": next }),
     ))
@@ -1077,13 +1091,16 @@ async fn list_transits(
 
 async fn get_transit(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<auth::Caller>>,
     Path(id): Path<String>,
 ) -> Result<Json<store::StoredTransit>, Problem> {
-    Ok(Json(
-        s.query(move |store| store.transit(&id))
-            .await?
-            .map_err(store_problem)?,
-    ))
+    // Whether the caller may see it at all was checked by the middleware (404 if not).
+    let mut t = s
+        .query(move |store| store.transit(&id))
+        .await?
+        .map_err(store_problem)?;
+    permissions::redact(&mut t.transit, caller.as_deref());
+    Ok(Json(t))
 }
 
 async fn transit_events(
@@ -1276,6 +1293,7 @@ fn item_results(
 
 async fn list_alarms(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<auth::Caller>>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let kind = p
@@ -1312,11 +1330,16 @@ async fn list_alarms(
         },
     };
     let page = page(&p)?;
-    let items = s
-        .query(move |store| store.alarms(&filter, page))
+    let scope = permissions::scope(caller.as_deref());
+    // Scoped after the page is cut: `next_after` is where the store stopped (see transits).
+    let (items, next) = s
+        .query(move |store| {
+            let items = store.alarms(&filter, page)?;
+            let next = items.last().map(|a| a.id);
+            Ok((scope.filter_alarms(store, items)?, next))
+        })
         .await?
         .map_err(store_problem)?;
-    let next = items.last().map(|a| a.id);
     Ok(Json(
         serde_json::json!({ "items": items, "next_after": next }),
     ))
@@ -1338,6 +1361,10 @@ struct StepBody {
     actor: String,
     #[serde(default)]
     note: Option<String>,
+    /// For a dispatch: the patrol it goes to (the patrol unit's organisation, or a patrol's
+    /// user name); that patrol then sees the alarm.
+    #[serde(default)]
+    to: Option<String>,
     #[serde(default)]
     outcome: Option<Outcome>,
 }
@@ -1394,12 +1421,34 @@ async fn handle_alarm(
             ));
         }
     };
+    // A patrol reports from the scene and resolves; acknowledging, dispatching and closing
+    // are the centre's.
+    if caller
+        .as_deref()
+        .is_some_and(|c| c.role == model::Role::Patrol)
+        && !matches!(step, AlarmStep::Report | AlarmStep::Resolve(_))
+    {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "permission: the role patrol may only report and resolve an alarm dispatched to it",
+        ));
+    }
+    let note = match (&step, b.to.as_deref().map(str::trim)) {
+        (AlarmStep::Dispatch, Some(to)) if !to.is_empty() => {
+            Some(permissions::dispatch_note(to, b.note.as_deref()))
+        }
+        (_, Some(_)) => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "to: only a dispatch goes to a patrol, and it must not be empty",
+            ));
+        }
+        _ => b.note,
+    };
     let now = s.clock.now();
     let actor = actor_of(&b.actor, caller.as_deref());
     let record = s
-        .query_then_publish(move |store| {
-            store.handle_alarm(id, step, &actor, now, b.note.as_deref())
-        })
+        .query_then_publish(move |store| store.handle_alarm(id, step, &actor, now, note.as_deref()))
         .await?
         .map_err(store_problem)?;
     Ok(Json(record))
@@ -1540,6 +1589,8 @@ async fn get_attachment(
 
 /// An item of a live stream, or the service stopping (which ends the stream).
 enum Live {
+    /// An item of the feed, turned into an event when sent (after the caller's scope).
+    Item(Arc<store::FeedItem>),
     Event(SseEvent),
     /// The last item: the stream ends after it (the client reconnects to go on).
     Last(SseEvent),
@@ -1583,6 +1634,7 @@ const RESUME_MAX: usize = 50_000;
 /// store, then the live items, without a gap or a repeat, across restarts of the service.
 async fn stream(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<auth::Caller>>,
     headers: axum::http::HeaderMap,
     Query(p): Query<StreamParams>,
 ) -> Result<Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
@@ -1641,7 +1693,7 @@ async fn stream(
             backlog.extend(
                 page.into_iter()
                     .filter(|i| p.wants(i))
-                    .map(|i| Live::Event(sse_event(&i))),
+                    .map(|i| Live::Item(Arc::new(i))),
             );
             if scanned >= RESUME_MAX {
                 // Far behind: this much now, then the stream ends, and the client (a browser
@@ -1657,10 +1709,35 @@ async fn stream(
         }
         sent_up_to = after;
     }
-    let replay = tokio_stream::iter(backlog);
     let live = live_items(rx, p, sent_up_to);
-    Ok(finish(s.stopping.clone(), replay.chain(live)))
+    let scope = permissions::scope(caller.as_deref());
+    let stopping = s.stopping.clone();
+    if scope.is_all() {
+        let all: LiveItems = Box::pin(tokio_stream::iter(backlog).chain(live));
+        return Ok(finish(stopping, all));
+    }
+    // A scoped caller gets only the items of what it sees: each is checked before it is sent
+    // (control items, which carry no data of a transit, pass).
+    let filter = Arc::new(permissions::StreamFilter::new(scope));
+    let scoped = tokio_stream::iter(backlog)
+        .chain(live)
+        .then(move |item| {
+            let filter = filter.clone();
+            let s = s.clone();
+            async move {
+                match item {
+                    Live::Item(feed) => filter.passes(&s, &feed).await.then_some(Live::Item(feed)),
+                    other => Some(other),
+                }
+            }
+        })
+        .filter_map(|x| x);
+    let scoped: LiveItems = Box::pin(scoped);
+    Ok(finish(stopping, scoped))
 }
+
+/// The items of a stream, whatever filters they went through.
+type LiveItems = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Live> + Send>>;
 
 /// The live items after `sent_up_to`, filtered for the client.
 fn live_items(
@@ -1669,8 +1746,7 @@ fn live_items(
     sent_up_to: i64,
 ) -> impl tokio_stream::Stream<Item = Live> {
     BroadcastStream::new(rx).filter_map(move |msg| match msg {
-        Ok(msg) => (msg.item.id > sent_up_to && p.wants(&msg.item))
-            .then(|| Live::Event(sse_event(&msg.item))),
+        Ok(msg) => (msg.item.id > sent_up_to && p.wants(&msg.item)).then(|| Live::Item(msg.item)),
         // A client too slow for the live stream would miss items: it is told, and the stream
         // ends, so that it reconnects from the last id it has and gets them from the store.
         Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
@@ -1695,6 +1771,7 @@ fn finish(
             return None;
         }
         match item {
+            Live::Item(i) => Some(Ok(sse_event(&i))),
             Live::Event(e) => Some(Ok(e)),
             Live::Last(e) => {
                 ended = true;

@@ -575,7 +575,8 @@ fn schemas() -> Value {
         "properties": {
             "actor": {"type": "string"},
             "note": {"type": "string"},
-            "outcome": {"enum": ["confirmed_violation", "false_alarm", "technical_fault", "authorised"]}
+            "outcome": {"enum": ["confirmed_violation", "false_alarm", "technical_fault", "authorised"]},
+            "to": {"type": "string", "description": "dispatch only: the patrol it goes to (its organisation or a patrol user's name); that patrol then sees the alarm"}
         }
     }));
     defs.insert(

@@ -462,6 +462,7 @@ async fn transit_track(
 
 async fn transit_alarms(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(id): Path<String>,
     Query(mut p): Query<ListParams>,
 ) -> Result<Json<Value>, Problem> {
@@ -470,7 +471,7 @@ async fn transit_alarms(
     // An unknown transit is a 404, not an empty list.
     stored(&s, move |store| store.transit(id.as_str()).map(drop)).await?;
     p.transit = Some(transit);
-    crate::list_alarms(State(s), Query(p)).await
+    crate::list_alarms(State(s), caller, Query(p)).await
 }
 
 async fn transit_statistics(State(s): State<AppState>) -> Result<Json<Value>, Problem> {
