@@ -176,8 +176,9 @@ impl KeyRing {
     /// not exist.
     pub fn load_or_create(path: &Path) -> Result<KeyRing> {
         match std::fs::read_to_string(path) {
-            Ok(text) => KeyRing::parse(&text)
-                .map_err(|e| key_error(format!("{}: {e}", path.display()))),
+            Ok(text) => {
+                KeyRing::parse(&text).map_err(|e| key_error(format!("{}: {e}", path.display())))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let ring = KeyRing::single("k1", random_key()?)?;
                 write_private(path, &ring.to_file_text())?;
@@ -218,7 +219,10 @@ impl KeyRing {
 
     /// The id of the key that encrypts.
     pub fn current_id(&self) -> &str {
-        self.keys.last().map(|(id, _)| id.as_str()).unwrap_or_default()
+        self.keys
+            .last()
+            .map(|(id, _)| id.as_str())
+            .unwrap_or_default()
     }
 
     /// The ids of all keys, oldest first.
@@ -252,8 +256,8 @@ impl KeyRing {
 
     /// Opens a value sealed by [`KeyRing::seal`] with the same `aad`.
     pub fn open(&self, aad: &str, sealed: &str) -> Result<Vec<u8>> {
-        let (suite, id, body) = split_sealed(sealed)
-            .ok_or_else(|| key_error(format!("{aad}: not a sealed value")))?;
+        let (suite, id, body) =
+            split_sealed(sealed).ok_or_else(|| key_error(format!("{aad}: not a sealed value")))?;
         let key = self.key(id).ok_or_else(|| {
             key_error(format!(
                 "{aad}: sealed with key {id}, which is not in the key ring (known: {})",
@@ -349,7 +353,9 @@ impl Keys {
     /// if one is given, else none.
     pub fn configured(file: Option<&Path>) -> Result<Keys> {
         match std::env::var(KEY_ENV) {
-            Ok(hex_key) if !hex_key.trim().is_empty() => Ok(Keys::ring(KeyRing::from_hex(&hex_key)?)),
+            Ok(hex_key) if !hex_key.trim().is_empty() => {
+                Ok(Keys::ring(KeyRing::from_hex(&hex_key)?))
+            }
             _ => match file {
                 Some(path) => Keys::file(path),
                 None => Ok(Keys::none()),
@@ -376,10 +382,7 @@ fn aad(transit_id: &str, field: &str) -> String {
 
 /// Calls `f` with every value at the sealed paths of a transit document, and the field's name
 /// (array indexes spelled out, so values cannot be swapped between cargo lines either).
-fn each_field(
-    doc: &mut Value,
-    mut f: impl FnMut(&str, &mut Value) -> Result<()>,
-) -> Result<()> {
+fn each_field(doc: &mut Value, mut f: impl FnMut(&str, &mut Value) -> Result<()>) -> Result<()> {
     fn walk(
         v: &mut Value,
         path: &[&str],

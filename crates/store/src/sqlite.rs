@@ -1332,7 +1332,10 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<_>>()?;
             for (seq, doc) in &rows {
                 if let Some(new) = crate::sealed::reseal_input_doc(ring, doc)? {
-                    tx.execute("UPDATE inputs SET doc = ?2 WHERE seq = ?1", params![seq, new])?;
+                    tx.execute(
+                        "UPDATE inputs SET doc = ?2 WHERE seq = ?1",
+                        params![seq, new],
+                    )?;
                     rewritten += 1;
                 }
                 cursor.inputs_after = *seq;

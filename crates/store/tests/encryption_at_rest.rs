@@ -119,7 +119,9 @@ impl Backend for Sqlite {
     fn docs(&self) -> Vec<String> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT doc FROM transits UNION ALL SELECT doc FROM inputs WHERE kind = 'declare'")
+            .prepare(
+                "SELECT doc FROM transits UNION ALL SELECT doc FROM inputs WHERE kind = 'declare'",
+            )
             .unwrap();
         stmt.query_map([], |r| r.get(0))
             .unwrap()
@@ -231,7 +233,10 @@ fn sealed_on_disk_clear_in_the_api(b: &dyn Backend) {
     declare(&mut *s, 2, &transit("T-SEALED", NAME)).unwrap();
     drop(s);
     let raw = b.raw();
-    assert!(contains(&raw, "Wang Qingfeng"), "the raw check sees clear text");
+    assert!(
+        contains(&raw, "Wang Qingfeng"),
+        "the raw check sees clear text"
+    );
     assert!(!contains(&raw, NAME), "driver's name in clear on disk");
     assert!(b.transit_doc("T-SEALED").contains("\"sealed\":\"xc20p:k1:"));
     assert!(!b.transit_doc("T-SEALED").contains(CONSIGNEE));
@@ -241,9 +246,7 @@ fn sealed_on_disk_clear_in_the_api(b: &dyn Backend) {
     s.set_keys(ring(&[("k1", KEY1)]));
     assert_clear_values(&mut *s, "T-SEALED", NAME);
     assert_clear_values(&mut *s, "T-CLEAR", "Wang Qingfeng");
-    let listed = s
-        .transits(&Default::default(), Default::default())
-        .unwrap();
+    let listed = s.transits(&Default::default(), Default::default()).unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[1].1.transit, transit("T-SEALED", NAME));
     // The replay sees the transit as declared.
@@ -263,7 +266,10 @@ fn sealed_on_disk_clear_in_the_api(b: &dyn Backend) {
     // in free pages until they are reused: docs/security.md says to VACUUM after sealing a
     // store that was clear.)
     for doc in b.docs() {
-        assert!(!doc.contains("Wang Qingfeng") && !doc.contains(NAME), "{doc}");
+        assert!(
+            !doc.contains("Wang Qingfeng") && !doc.contains(NAME),
+            "{doc}"
+        );
     }
 }
 
@@ -338,7 +344,10 @@ fn tampering_is_detected(b: &dyn Backend) {
     assert!(err.contains("does not authenticate"), "{err}");
     // One digit of T-A's sealed name changed.
     let mut a_doc: serde_json::Value = serde_json::from_str(&b.transit_doc("T-A")).unwrap();
-    let sealed = a_doc["driver"]["name"]["sealed"].as_str().unwrap().to_owned();
+    let sealed = a_doc["driver"]["name"]["sealed"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let last = sealed.chars().last().unwrap();
     let flipped = format!(
         "{}{}",
