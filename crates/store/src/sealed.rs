@@ -368,7 +368,13 @@ impl Keys {
         if let Some((path, seen)) = &mut self.file {
             let now = std::fs::metadata(&*path).and_then(|m| m.modified()).ok();
             if now != *seen {
-                self.ring = Some(KeyRing::load_or_create(path)?);
+                // Re-read, never re-created: a key file that went away is an error, not a
+                // reason to start sealing under a fresh key.
+                let text = std::fs::read_to_string(&*path)
+                    .map_err(|e| key_error(format!("{}: {e}", path.display())))?;
+                let ring = KeyRing::parse(&text)
+                    .map_err(|e| key_error(format!("{}: {e}", path.display())))?;
+                self.ring = Some(ring);
                 *seen = now;
             }
         }
