@@ -51,7 +51,8 @@ fn key_file(config: &server::Config) -> Result<PathBuf, String> {
         .ok_or_else(|| "no store.encryption_key_file".into())
 }
 
-/// Walks the whole store once; the number of documents rewritten.
+/// Walks the whole store once and records it in the audit chain; the number of documents
+/// rewritten.
 fn reencrypt(config: &server::Config, batch: u32) -> Result<u64, String> {
     let mut store = server::open_store(config).map_err(|e| e.to_string())?;
     let mut cursor = store::ResealCursor::default();
@@ -61,7 +62,26 @@ fn reencrypt(config: &server::Config, batch: u32) -> Result<u64, String> {
             .reseal(&mut cursor, batch.max(1))
             .map_err(|e| e.to_string())?;
     }
+    crate::audit_cmd::record(
+        &mut *store,
+        "data_key.reencrypt",
+        "store".to_owned(),
+        serde_json::json!({ "rewritten": rewritten }),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(rewritten)
+}
+
+/// Records a change of the key file in the audit chain (key ids only).
+fn record(config: &server::Config, action: &str, id: &str) -> Result<(), String> {
+    let mut store = server::open_store(config).map_err(|e| e.to_string())?;
+    crate::audit_cmd::record(
+        &mut *store,
+        action,
+        format!("data_key:{id}"),
+        serde_json::json!({}),
+    )
+    .map_err(|e| e.to_string())
 }
 
 pub fn run(command: DataKeyCommand, config: &server::Config) -> ExitCode {
@@ -80,11 +100,14 @@ pub fn run(command: DataKeyCommand, config: &server::Config) -> ExitCode {
                 Err(e) => return fail(e),
             };
             let result = match command {
-                DataKeyCommand::Rotate => store::KeyRing::rotate_file(&file).map(drop),
-                DataKeyCommand::Retire { id } => match reencrypt(config, 100) {
-                    Ok(_) => store::KeyRing::retire_in_file(&file, &id),
-                    Err(e) => return fail(e),
-                },
+                DataKeyCommand::Rotate => store::KeyRing::rotate_file(&file)
+                    .map_err(|e| e.to_string())
+                    .and_then(|id| record(config, "data_key.rotate", &id)),
+                DataKeyCommand::Retire { id } => reencrypt(config, 100).and_then(|_| {
+                    store::KeyRing::retire_in_file(&file, &id)
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| record(config, "data_key.retire", &id))
+                }),
                 _ => Ok(()),
             };
             if let Err(e) = result {

@@ -140,6 +140,14 @@ fn serve_seals_drivers_names_on_disk_and_rotates_keys_without_a_restart() {
         let (code, _, stderr) = with(&["data-key", "retire", "k2"]);
         assert_eq!(code, Some(1));
         assert!(stderr.contains("key k2 is the current key"), "{stderr}");
+        let (code, stdout, stderr) = with(&["audit", "list", "--limit", "10"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        for action in ["data_key.rotate", "data_key.reencrypt", "data_key.retire"] {
+            assert!(
+                stdout.contains(action),
+                "{action} not in the audit chain: {stdout}"
+            );
+        }
         // The running service reads both transits with the remaining key.
         assert_eq!(driver_of(&addr, &token, "T-ATREST-1"), FIRST_DRIVER);
         assert_eq!(driver_of(&addr, &token, "T-ATREST-2"), SECOND_DRIVER);

@@ -1744,7 +1744,12 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<Vec<AuditEntry>> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: the head is read and the entries appended under one write lock. A deferred
+        // transaction would read first and fail at once with "database is locked" (no busy
+        // wait) when another process, such as the running service, wrote in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let entries = append_audit_tx(&tx, records)?;
         tx.commit()?;
         Ok(entries)
