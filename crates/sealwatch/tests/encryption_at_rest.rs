@@ -182,3 +182,70 @@ fn serve_seals_drivers_names_on_disk_and_rotates_keys_without_a_restart() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The key from `SEALWATCH_STORE_ENCRYPTION_KEY` instead of a file: no key file is made, the
+/// name is not on disk, and without the variable the sealed values name the missing key. A
+/// malformed variable is refused naming the variable, not its value.
+#[test]
+fn the_key_can_come_from_the_environment() {
+    let dir = temp_dir("env");
+    let data = dir.join("data");
+    let data_dir = data.to_str().unwrap().to_owned();
+    let store_args = ["--data-dir", data_dir.as_str()];
+    let key = "5a".repeat(32);
+    let env = [("SEALWATCH_STORE_ENCRYPTION_KEY", key.as_str())];
+    let with = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(&store_args);
+        sealwatch_with(&all, env)
+    };
+    let (code, token, stderr) = with(&["token", "create", "--role", "administrator"], &env);
+    assert_eq!(code, Some(0), "{stderr}");
+    let token = token.trim().to_owned();
+    {
+        let serving = Serving::start(&store_args, &env, |l| {
+            l.starts_with("sealwatch: listening on")
+        });
+        let addr = serving.http();
+        let example: Value =
+            serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
+        for z in example["zones"].as_array().unwrap() {
+            assert_eq!(
+                api(&addr, &token, "POST", "/api/v1/zones", Some(z.clone())).0,
+                204
+            );
+        }
+        declare(&addr, &token, "T-ENV-1", FIRST_DRIVER);
+        assert_eq!(driver_of(&addr, &token, "T-ENV-1"), FIRST_DRIVER);
+    }
+    let bytes = raw(&data);
+    assert!(contains(&bytes, "T-ENV-1"));
+    assert!(!contains(&bytes, FIRST_DRIVER));
+    assert!(
+        !data.join("store.keys").exists(),
+        "no key file when the key is given"
+    );
+
+    let (code, _, stderr) = with(&["data-key", "rotate"], &env);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("rotated in a key file"), "{stderr}");
+    // Without the variable: a key file is made (k1), and the sealed values name their key.
+    let (code, _, stderr) = with(&["data-key", "reencrypt"], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sealed with key env, which is not in the key ring (known: k1)"),
+        "{stderr}"
+    );
+    let bad = "not-a-key-0123";
+    let (code, _, stderr) = with(
+        &["data-key", "reencrypt"],
+        &[("SEALWATCH_STORE_ENCRYPTION_KEY", bad)],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("SEALWATCH_STORE_ENCRYPTION_KEY: not 64 hex digits"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(bad) && !stderr.contains(&key), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

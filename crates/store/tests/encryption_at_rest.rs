@@ -241,6 +241,10 @@ fn sealed_on_disk_clear_in_the_api(b: &dyn Backend) {
     assert!(b.transit_doc("T-SEALED").contains("\"sealed\":\"xc20p:k1:"));
     assert!(!b.transit_doc("T-SEALED").contains(CONSIGNEE));
     assert!(!b.transit_doc("T-SEALED").contains(INVOICE));
+    assert!(!b.transit_doc("T-SEALED").contains("Yiwu Exporter Ltd"));
+    assert!(!b.transit_doc("T-SEALED").contains("5555 0101"));
+    // What stays clear stays searchable.
+    assert!(b.transit_doc("T-SEALED").contains("textiles"));
 
     let mut s = b.open();
     s.set_keys(ring(&[("k1", KEY1)]));
