@@ -278,11 +278,11 @@ impl KeyRing {
             }
         };
         opened.map_err(|_| {
-                key_error(format!(
-                    "{aad}: sealed value does not authenticate under key {id} \
-                     (altered, moved from another transit or field, or a different key with that id)"
-                ))
-            })
+            key_error(format!(
+                "{aad}: sealed value does not authenticate under key {id} (altered, moved from \
+                 another transit or field, or a different key with that id)"
+            ))
+        })
     }
 }
 
@@ -475,8 +475,8 @@ pub(crate) fn open_transit(ring: Option<&KeyRing>, doc: &mut Value) -> Result<()
     })
 }
 
-/// Re-seals a transit document under the current key: `Some(new document)` if any field was
-/// clear or sealed under another key, `None` if it is already current (or there is no ring).
+/// Re-seals a transit document under the current key, in place: true if any field was clear
+/// or sealed under another key, false if it is already current (or there is no ring).
 pub(crate) fn reseal_transit(ring: Option<&KeyRing>, doc: &mut Value) -> Result<bool> {
     let Some(ring) = ring else { return Ok(false) };
     let mut stale = false;
