@@ -64,6 +64,15 @@ pub struct KeyRing {
     keys: Vec<(String, [u8; 32])>,
 }
 
+impl Drop for KeyRing {
+    fn drop(&mut self) {
+        // Copies of a key do not outlive their ring in freed memory.
+        for (_, key) in &mut self.keys {
+            zeroize::Zeroize::zeroize(key);
+        }
+    }
+}
+
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
