@@ -1296,6 +1296,9 @@ impl Store for SqliteStore {
     }
 
     fn reseal(&mut self, cursor: &mut crate::ResealCursor, limit: u32) -> Result<u64> {
+        // The clear (or old-key) text a rewrite replaces is zeroed in the page, not left in
+        // its free space; old page images leave the WAL at its next checkpoint.
+        self.conn.pragma_update(None, "secure_delete", "ON")?;
         // IMMEDIATE: the batch holds the write lock from its first read, so the service's
         // writer cannot change a row between its read here and its rewrite (it waits for
         // this one short transaction, as for any other writer).
