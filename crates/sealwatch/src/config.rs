@@ -122,6 +122,13 @@ pub struct StoreSettings {
     pub database_schema: Option<String>,
     /// Days observations are kept; 0 keeps them for ever.
     pub retention_days: u64,
+    /// Encrypt transits' personal and confidential fields at rest (docs/security.md,
+    /// "Encryption at rest"). The key: `SEALWATCH_STORE_ENCRYPTION_KEY` (64 hex digits) if set,
+    /// else `encryption_key_file`.
+    pub encryption: bool,
+    /// The data-encryption key file, created 0600 with a random key on first start when
+    /// missing. Unset: `store.keys` in the data directory.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for StoreSettings {
@@ -131,7 +138,18 @@ impl Default for StoreSettings {
             database_url: None,
             database_schema: None,
             retention_days: 0,
+            encryption: true,
+            encryption_key_file: None,
         }
+    }
+}
+
+impl StoreSettings {
+    /// Where the data-encryption keys are: the setting, or `store.keys` in the data directory.
+    pub fn key_file(&self) -> PathBuf {
+        self.encryption_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("store.keys"))
     }
 }
 

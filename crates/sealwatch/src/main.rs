@@ -3,6 +3,7 @@
 mod audit_cmd;
 mod backup;
 mod config;
+mod data_key;
 mod decode;
 mod demo;
 mod device_key;
@@ -163,6 +164,16 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The store's data-encryption keys (docs/security.md, "Encryption at rest"): list their
+    /// ids, rotate (a new current key, old ones kept for reading), re-encrypt what is stored
+    /// under the current key, retire an old key. Works beside a running service, which picks
+    /// up a new key at its next write. Keys are never printed.
+    DataKey {
+        #[command(subcommand)]
+        command: data_key::DataKeyCommand,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -345,7 +356,10 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 /// The service's configuration from the settings.
 fn service_config(settings: config::Settings) -> server::Config {
+    let key_file = settings.store.key_file();
     let mut config = server::Config::new(settings.server.listen, settings.store.data_dir);
+    config.encryption = settings.store.encryption;
+    config.encryption_key_file = Some(key_file);
     config.database_url = settings.store.database_url;
     config.database_schema = settings.store.database_schema;
     config.retention = (settings.store.retention_days > 0).then(|| {
@@ -897,6 +911,10 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::DeviceKey { command, store } => device_key(command, store),
+        Command::DataKey { command, store } => match store_config(store) {
+            Ok(config) => data_key::run(command, &config),
+            Err(code) => code,
+        },
         Command::Backup { out, store } => match store_config(store) {
             Ok(config) => report(backup::backup(&backup::Target::of(&config), &out)),
             Err(code) => code,

@@ -209,11 +209,18 @@ fn restore_drill_on_sqlite() {
     let data = temp_dir("sqlite-data");
     let data_dir = data.to_str().unwrap().to_owned();
     let destroy_dir: PathBuf = data.clone();
-    drill("sqlite", &["--data-dir", &data_dir], &[], move || {
+    // The data-encryption keys are kept apart from the data (and from its backups), as an
+    // operator keeps them: destroying the data leaves them.
+    let keys =
+        std::env::temp_dir().join(format!("sealwatch-bk-{}-sqlite.keys", std::process::id()));
+    let keys = keys.to_str().unwrap().to_owned();
+    let env = [("SEALWATCH_STORE_ENCRYPTION_KEY_FILE", keys.as_str())];
+    drill("sqlite", &["--data-dir", &data_dir], &env, move || {
         std::fs::remove_dir_all(&destroy_dir).unwrap()
     });
     assert!(Path::new(&data_dir).join("sealwatch.db").exists());
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(&keys);
 }
 
 #[test]

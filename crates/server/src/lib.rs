@@ -88,6 +88,12 @@ pub struct Config {
     pub cookie_secure: bool,
     /// How long signed-in sessions last.
     pub session_timeouts: users::SessionTimeouts,
+    /// Encryption at rest of transits' personal and confidential fields (docs/security.md):
+    /// on, the key comes from `SEALWATCH_STORE_ENCRYPTION_KEY` or `encryption_key_file`
+    /// (created with a random key when missing); off, they are stored clear.
+    pub encryption: bool,
+    /// The data-encryption key file (one `ID HEX` line per key, the last one current).
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// The default largest request body: 8 MiB, about 25,000 observations in one batch.
@@ -113,6 +119,8 @@ impl Config {
             tls: None,
             cookie_secure: false,
             session_timeouts: users::SessionTimeouts::default(),
+            encryption: false,
+            encryption_key_file: None,
         }
     }
 }
@@ -136,7 +144,12 @@ pub enum Error {
 
 /// Opens the configured store.
 pub fn open_store(config: &Config) -> Result<Box<dyn Store>, Error> {
-    Ok(match &config.database_url {
+    let keys = if config.encryption {
+        store::Keys::configured(config.encryption_key_file.as_deref())?
+    } else {
+        store::Keys::none()
+    };
+    let mut store: Box<dyn Store> = match &config.database_url {
         Some(url) => Box::new(match &config.database_schema {
             Some(schema) => store::PgStore::connect_in_schema(url, schema)?,
             None => store::PgStore::connect(url)?,
@@ -148,7 +161,9 @@ pub fn open_store(config: &Config) -> Result<Box<dyn Store>, Error> {
                 &config.data_dir.join("sealwatch.db"),
             )?)
         }
-    })
+    };
+    store.set_keys(keys);
+    Ok(store)
 }
 
 /// Functions giving metrics in the Prometheus text format.

@@ -14,10 +14,12 @@
 //! `migrations/<backend>/`, applied in order and recorded in `schema_version`.
 
 mod postgres;
+pub mod sealed;
 mod sqlite;
 mod users;
 
 pub use crate::postgres::PgStore;
+pub use crate::sealed::{KeyRing, Keys};
 pub use crate::sqlite::SqliteStore;
 pub use crate::users::{Session, User, check_username, username_key};
 pub use audit::{Checkpoint as AuditCheckpoint, Entry as AuditEntry, Record as AuditRecord};
@@ -622,6 +624,10 @@ pub enum Error {
     Conflict(String),
     #[error(transparent)]
     Step(#[from] model::AlarmStepError),
+    /// Encryption at rest: a missing or unknown key, or a sealed value that does not open.
+    /// Names the key id and the field, never a key.
+    #[error("encryption at rest: {0}")]
+    Sealed(String),
 }
 
 impl Error {
@@ -634,6 +640,15 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a re-encryption walk ([`Store::reseal`]) stands: the last transit row and the last
+/// input done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResealCursor {
+    pub transits_after: i64,
+    pub inputs_after: i64,
+    pub done: bool,
+}
 
 /// A transit as stored: its declaration and where it is in its life.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -848,6 +863,16 @@ pub trait Store: Send {
     fn last_seq(&mut self) -> Result<i64>;
     /// Up to `limit` logged inputs after `seq`, in `seq` order.
     fn inputs_after(&mut self, seq: i64, limit: u32) -> Result<Vec<(i64, LoggedInput)>>;
+
+    /// The data-encryption keys from now on (encryption at rest, [`sealed`]): the personal and
+    /// confidential fields of transits are sealed under the current key when written, opened
+    /// with any key of the ring when read. Without keys they are written clear.
+    fn set_keys(&mut self, keys: Keys);
+    /// Re-seals, under the current key, up to `limit` stored transit documents (rows, then
+    /// `declare` inputs) after `cursor`, each batch one short transaction beside a running
+    /// service; clear documents written before a key existed are sealed too. Returns how many
+    /// documents were rewritten; `cursor.done` once the whole store has been walked.
+    fn reseal(&mut self, cursor: &mut ResealCursor, limit: u32) -> Result<u64>;
 
     /// Adds or replaces a station.
     fn put_station(&mut self, station: &Station) -> Result<()>;

@@ -67,6 +67,8 @@ pub struct PgStore {
     /// Devices' latest reports not yet written to `device_telemetry` (see `TELEMETRY_EVERY`).
     telemetry: std::collections::HashMap<String, Telemetry>,
     telemetry_since: std::time::Instant,
+    /// Data-encryption keys of the sealed transit fields (`crate::sealed`).
+    keys: crate::Keys,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -250,6 +252,7 @@ impl PgStore {
             client,
             telemetry: std::collections::HashMap::new(),
             telemetry_since: std::time::Instant::now(),
+            keys: crate::Keys::none(),
         })
     }
 
@@ -289,9 +292,15 @@ impl PgStore {
     }
 }
 
-fn stored(doc: &str, state: &str, declared: i64, updated: i64) -> Result<StoredTransit> {
+fn stored(
+    ring: Option<&crate::KeyRing>,
+    doc: &str,
+    state: &str,
+    declared: i64,
+    updated: i64,
+) -> Result<StoredTransit> {
     Ok(StoredTransit {
-        transit: serde_json::from_str(doc)?,
+        transit: crate::sealed::transit_from_doc(ring, doc)?,
         state: parse_transit_state(state)?,
         declared_at: Timestamp::from_unix_ms(declared),
         updated_at: Timestamp::from_unix_ms(updated),
@@ -1204,6 +1213,17 @@ impl Store for PgStore {
     }
 
     fn commit(&mut self, c: &Commit<'_>) -> Result<Vec<i64>> {
+        // Only a declaration has anything to seal: commits of observations skip the key file's
+        // check (a `stat`).
+        let ring = if c
+            .inputs
+            .iter()
+            .any(|(_, i)| matches!(i, LoggedInput::Declare { .. }))
+        {
+            self.keys.current()?
+        } else {
+            None
+        };
         let mut tx = self.client.transaction()?;
         // Observations, nearly all of a commit, go in one statement (arrays unnested in order):
         // one round trip for the lot instead of one per row.
@@ -1240,7 +1260,7 @@ impl Store for PgStore {
                         &transit.device.as_str(),
                         &transit_state_name(TransitState::Declared),
                         &at.unix_ms(),
-                        &serde_json::to_string(transit)?,
+                        &crate::sealed::transit_doc(ring, transit)?,
                     ],
                 )?;
                 if n == 0 {
@@ -1252,7 +1272,12 @@ impl Store for PgStore {
             }
             tx.execute(
                 input,
-                &[seq, &i.t().unix_ms(), &i.kind(), &serde_json::to_string(i)?],
+                &[
+                    seq,
+                    &i.t().unix_ms(),
+                    &i.kind(),
+                    &crate::sealed::input_doc(ring, i)?,
+                ],
             )?;
         }
         if !seqs.is_empty() {
@@ -1331,6 +1356,7 @@ impl Store for PgStore {
              ORDER BY 1 LIMIT $2",
             &[&seq, &i64::from(limit)],
         )?;
+        let ring = self.keys.current()?;
         rows.iter()
             .map(|r| {
                 let (seq, table, doc): (i64, &str, &str) = (r.get(0), r.get(1), r.get(2));
@@ -1339,11 +1365,61 @@ impl Store for PgStore {
                         observation: serde_json::from_str(doc)?,
                     }
                 } else {
-                    serde_json::from_str(doc)?
+                    crate::sealed::input_from_doc(ring, doc)?
                 };
                 Ok((seq, input))
             })
             .collect()
+    }
+
+    fn set_keys(&mut self, keys: crate::Keys) {
+        self.keys = keys;
+    }
+
+    fn reseal(&mut self, cursor: &mut crate::ResealCursor, limit: u32) -> Result<u64> {
+        let ring = self.keys.current()?;
+        let mut tx = self.client.transaction()?;
+        let mut rewritten = 0;
+        let mut seen = 0;
+        // FOR UPDATE: the service's writer cannot change a row between its read here and its
+        // rewrite (it waits for this one short transaction).
+        if cursor.transits_after >= 0 {
+            let rows = tx.query(
+                "SELECT n, doc FROM transits WHERE n > $1 ORDER BY n LIMIT $2 FOR UPDATE",
+                &[&cursor.transits_after, &i64::from(limit)],
+            )?;
+            for r in &rows {
+                let (n, doc): (i64, &str) = (r.get(0), r.get(1));
+                if let Some(new) = crate::sealed::reseal_transit_doc(ring, doc)? {
+                    tx.execute("UPDATE transits SET doc = $2 WHERE n = $1", &[&n, &new])?;
+                    rewritten += 1;
+                }
+                cursor.transits_after = n;
+            }
+            seen = rows.len();
+            if seen < limit as usize {
+                // Transits done: -1 marks the phase over, inputs next.
+                cursor.transits_after = -1;
+            }
+        }
+        if cursor.transits_after < 0 && seen < limit as usize {
+            let left = limit as usize - seen;
+            let rows = tx.query(
+                "SELECT seq, doc FROM inputs WHERE kind = 'declare' AND seq > $1 ORDER BY seq LIMIT $2 FOR UPDATE",
+                &[&cursor.inputs_after, &(left as i64)],
+            )?;
+            for r in &rows {
+                let (seq, doc): (i64, &str) = (r.get(0), r.get(1));
+                if let Some(new) = crate::sealed::reseal_input_doc(ring, doc)? {
+                    tx.execute("UPDATE inputs SET doc = $2 WHERE seq = $1", &[&seq, &new])?;
+                    rewritten += 1;
+                }
+                cursor.inputs_after = seq;
+            }
+            cursor.done = rows.len() < left;
+        }
+        tx.commit()?;
+        Ok(rewritten)
     }
 
     fn put_station(&mut self, station: &Station) -> Result<()> {
@@ -1477,7 +1553,7 @@ impl Store for PgStore {
             what: "transit",
             id: id.to_owned(),
         })?;
-        stored(r.get(0), r.get(1), r.get(2), r.get(3))
+        stored(self.keys.current()?, r.get(0), r.get(1), r.get(2), r.get(3))
     }
 
     fn transits(
@@ -1498,8 +1574,14 @@ impl Store for PgStore {
                 &i64::from(page.limit),
             ],
         )?;
+        let ring = self.keys.current()?;
         rows.iter()
-            .map(|r| Ok((r.get(0), stored(r.get(1), r.get(2), r.get(3), r.get(4))?)))
+            .map(|r| {
+                Ok((
+                    r.get(0),
+                    stored(ring, r.get(1), r.get(2), r.get(3), r.get(4))?,
+                ))
+            })
             .collect()
     }
 

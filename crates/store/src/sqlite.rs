@@ -63,6 +63,8 @@ pub struct SqliteStore {
     /// Devices' latest reports not yet written to `device_telemetry` (see `TELEMETRY_EVERY`).
     telemetry: HashMap<String, Telemetry>,
     telemetry_since: Instant,
+    /// Data-encryption keys of the sealed transit fields (`crate::sealed`).
+    keys: crate::Keys,
 }
 
 /// Checkpoints the WAL on a thread of its own, with its own connection.
@@ -317,6 +319,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn,
+            keys: crate::Keys::none(),
             checkpointer: None,
             telemetry: HashMap::new(),
             telemetry_since: Instant::now(),
@@ -1138,6 +1141,17 @@ impl Store for SqliteStore {
                 "INSERT INTO transits (id, device, state, declared_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?4, ?5)
                  ON CONFLICT (id) DO NOTHING",
             )?;
+            // Only a declaration has anything to seal: commits of observations skip the key file's
+            // check (a `stat`).
+            let ring = if c
+                .inputs
+                .iter()
+                .any(|(_, i)| matches!(i, LoggedInput::Declare { .. }))
+            {
+                self.keys.current()?
+            } else {
+                None
+            };
             for (seq, i) in c.inputs {
                 if let LoggedInput::Observation { observation: o } = i {
                     obs.execute(params![
@@ -1154,7 +1168,7 @@ impl Store for SqliteStore {
                         transit.device.as_str(),
                         transit_state_name(TransitState::Declared),
                         at.unix_ms(),
-                        serde_json::to_string(transit)?
+                        crate::sealed::transit_doc(ring, transit)?
                     ])?;
                     if n == 0 {
                         return Err(Error::Conflict(format!(
@@ -1167,7 +1181,7 @@ impl Store for SqliteStore {
                     seq,
                     i.t().unix_ms(),
                     i.kind(),
-                    serde_json::to_string(i)?
+                    crate::sealed::input_doc(ring, i)?
                 ])?;
             }
             let mut ev = tx.prepare_cached(
@@ -1262,6 +1276,7 @@ impl Store for SqliteStore {
                 r.get::<_, String>(2)?,
             ))
         })?;
+        let ring = self.keys.current()?;
         rows.map(|row| {
             let (seq, table, doc) = row?;
             let input = if table == "o" {
@@ -1269,11 +1284,79 @@ impl Store for SqliteStore {
                     observation: serde_json::from_str(&doc)?,
                 }
             } else {
-                serde_json::from_str(&doc)?
+                crate::sealed::input_from_doc(ring, &doc)?
             };
             Ok((seq, input))
         })
         .collect()
+    }
+
+    fn set_keys(&mut self, keys: crate::Keys) {
+        self.keys = keys;
+    }
+
+    fn reseal(&mut self, cursor: &mut crate::ResealCursor, limit: u32) -> Result<u64> {
+        // The clear (or old-key) text a rewrite replaces is zeroed in the page, not left in
+        // its free space; old page images leave the WAL at its next checkpoint.
+        self.conn.pragma_update(None, "secure_delete", "ON")?;
+        // IMMEDIATE: the batch holds the write lock from its first read, so the service's
+        // writer cannot change a row between its read here and its rewrite (it waits for
+        // this one short transaction, as for any other writer).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let ring = self.keys.current()?;
+        let mut rewritten = 0;
+        let mut seen = 0;
+        if cursor.transits_after >= 0 {
+            let rows: Vec<(i64, String)> = tx
+                .prepare_cached(
+                    "SELECT rowid, doc FROM transits WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                )?
+                .query_map(params![cursor.transits_after, limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for (rowid, doc) in &rows {
+                if let Some(new) = crate::sealed::reseal_transit_doc(ring, doc)? {
+                    tx.execute(
+                        "UPDATE transits SET doc = ?2 WHERE rowid = ?1",
+                        params![rowid, new],
+                    )?;
+                    rewritten += 1;
+                }
+                cursor.transits_after = *rowid;
+            }
+            seen = rows.len();
+            if seen < limit as usize {
+                // Transits done: -1 marks the phase over, inputs next.
+                cursor.transits_after = -1;
+            }
+        }
+        if cursor.transits_after < 0 && seen < limit as usize {
+            let left = limit as usize - seen;
+            let rows: Vec<(i64, String)> = tx
+                .prepare_cached(
+                    "SELECT seq, doc FROM inputs WHERE kind = 'declare' AND seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![cursor.inputs_after, left as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for (seq, doc) in &rows {
+                if let Some(new) = crate::sealed::reseal_input_doc(ring, doc)? {
+                    tx.execute(
+                        "UPDATE inputs SET doc = ?2 WHERE seq = ?1",
+                        params![seq, new],
+                    )?;
+                    rewritten += 1;
+                }
+                cursor.inputs_after = *seq;
+            }
+            cursor.done = rows.len() < left;
+        }
+        tx.commit()?;
+        Ok(rewritten)
     }
 
     fn put_station(&mut self, station: &Station) -> Result<()> {
@@ -1424,7 +1507,7 @@ impl Store for SqliteStore {
             id: id.to_owned(),
         })?;
         Ok(StoredTransit {
-            transit: serde_json::from_str(&doc)?,
+            transit: crate::sealed::transit_from_doc(self.keys.current()?, &doc)?,
             state: parse_transit_state(&state)?,
             declared_at: Timestamp::from_unix_ms(declared),
             updated_at: Timestamp::from_unix_ms(updated),
@@ -1460,12 +1543,13 @@ impl Store for SqliteStore {
                 ))
             },
         )?;
+        let ring = self.keys.current()?;
         rows.map(|row| {
             let (rowid, doc, state, declared, updated) = row?;
             Ok((
                 rowid,
                 StoredTransit {
-                    transit: serde_json::from_str(&doc)?,
+                    transit: crate::sealed::transit_from_doc(ring, &doc)?,
                     state: parse_transit_state(&state)?,
                     declared_at: Timestamp::from_unix_ms(declared),
                     updated_at: Timestamp::from_unix_ms(updated),
@@ -1663,7 +1747,12 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&mut self, records: &[AuditRecord]) -> Result<Vec<AuditEntry>> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: the head is read and the entries appended under one write lock. A deferred
+        // transaction would read first and fail at once with "database is locked" (no busy
+        // wait) when another process, such as the running service, wrote in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let entries = append_audit_tx(&tx, records)?;
         tx.commit()?;
         Ok(entries)
