@@ -11,6 +11,72 @@ fn temp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("sealwatch-cfg-{}-{name}", std::process::id()))
 }
 
+/// `sealwatch serve --config FILE` with JSON logs read from its stderr.
+#[cfg(unix)]
+struct JsonServe {
+    child: std::process::Child,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+#[cfg(unix)]
+impl JsonServe {
+    /// Starts the service with `config` and the data directory from the environment.
+    fn start(config: &std::path::Path, data_dir: &std::path::Path) -> JsonServe {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+            .args(["serve", "--config"])
+            .arg(config)
+            // The environment wins over the file.
+            .env("SEALWATCH_STORE_DATA_DIR", data_dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        JsonServe { child, stderr }
+    }
+
+    /// Reads log lines until `done` says so (it sees each JSON line); `what` names what was
+    /// awaited if the log ends first.
+    fn wait_for(&mut self, what: &str, mut done: impl FnMut(&serde_json::Value) -> bool) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(self.stderr.read_line(&mut line).unwrap() > 0, "{what}");
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && done(&v)
+            {
+                return;
+            }
+        }
+    }
+
+    /// The `addr` of the first line with this message.
+    fn address_of(&mut self, message: &str) -> String {
+        let mut addr = None;
+        self.wait_for(&format!("no {message:?} line"), |v| {
+            if v["fields"]["message"] == message {
+                addr = v["fields"]["addr"].as_str().map(str::to_owned);
+            }
+            addr.is_some()
+        });
+        addr.unwrap()
+    }
+
+    /// SIGTERM, as a service manager stops it; the service must exit cleanly. Returns the rest
+    /// of its log.
+    fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "{exit:?}\n{rest}");
+        rest
+    }
+}
+
 #[test]
 fn a_misspelt_key_stops_the_start_naming_it() {
     let file = temp("bad.toml");
@@ -51,31 +117,16 @@ fn serves_from_a_config_file_logs_json_and_stops_on_sigterm() {
         "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        // The environment wins over the file.
-        .env("SEALWATCH_STORE_DATA_DIR", &dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut serving = JsonServe::start(&file, &dir);
     // The first JSON line says where it listens (port 0: the system chose).
     let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no listening line"
-        );
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-            && v["fields"]["message"] == "listening"
-        {
+    serving.wait_for("no listening line", |v| {
+        if v["fields"]["message"] == "listening" {
             assert_eq!(v["level"], "INFO", "{v}");
             addr = v["fields"]["addr"].as_str().map(str::to_owned);
         }
-    }
+        addr.is_some()
+    });
     let addr = addr.unwrap();
     let mut conn = TcpStream::connect(&addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
@@ -90,16 +141,7 @@ fn serves_from_a_config_file_logs_json_and_stops_on_sigterm() {
         "the data directory from the environment is used"
     );
 
-    // SIGTERM, as a service manager stops it.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "{exit:?}\n{rest}");
+    let rest = serving.stop();
     // The request was logged at debug, by path only: the query is not for logs.
     assert!(rest.contains("\"path\":\"/healthz\""), "{rest}");
     assert!(!rest.contains("secret"), "{rest}");
@@ -121,30 +163,10 @@ fn serves_jt808_devices_when_configured() {
         "[server]\nlisten = \"127.0.0.1:0\"\n[gateway]\njt808_listen = \"127.0.0.1:0\"\nmax_auth_failures = 5\n[log]\nformat = \"json\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .env("SEALWATCH_STORE_DATA_DIR", &dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no gateway listening line"
-        );
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-            && v["fields"]["message"] == "JT/T 808 gateway listening"
-        {
-            addr = v["fields"]["addr"].as_str().map(str::to_owned);
-        }
-    }
+    let mut serving = JsonServe::start(&file, &dir);
+    let addr = serving.address_of("JT/T 808 gateway listening");
     // A heartbeat from a terminal that has not authenticated: answered, with a failure.
-    let mut conn = TcpStream::connect(addr.unwrap()).unwrap();
+    let mut conn = TcpStream::connect(&addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let heartbeat = [
@@ -166,15 +188,7 @@ fn serves_jt808_devices_when_configured() {
         "{message:?}"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "{exit:?}\n{rest}");
+    let rest = serving.stop();
     assert!(rest.contains("JT/T 808 gateway stopped"), "{rest}");
     // The device's connection was closed with the service.
     assert_eq!(conn.read(&mut buf).unwrap_or(0), 0);
@@ -199,28 +213,8 @@ fn serves_native_devices_when_configured() {
     .unwrap();
     let mut key_text = None;
     for round in 0..2 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
-            .args(["serve", "--config"])
-            .arg(&file)
-            .env("SEALWATCH_STORE_DATA_DIR", &dir)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut addr = None;
-        let mut line = String::new();
-        while addr.is_none() {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "no native gateway listening line"
-            );
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["fields"]["message"] == "native-protocol gateway listening"
-            {
-                addr = v["fields"]["addr"].as_str().map(str::to_owned);
-            }
-        }
+        let mut serving = JsonServe::start(&file, &dir);
+        let addr = serving.address_of("native-protocol gateway listening");
         let key_file = dir.join("native_platform.key");
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
@@ -235,22 +229,14 @@ fn serves_native_devices_when_configured() {
         let keys = sealproto::DeviceKeys::from_secrets("NOKEYS".parse().unwrap(), [3; 32], [4; 32]);
         let mut device = sealproto::Device::new(keys, platform);
         device.connect(sealproto::Entropy::new([5; 32], [6; 32]));
-        let mut conn = TcpStream::connect(addr.unwrap()).unwrap();
+        let mut conn = TcpStream::connect(&addr).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         conn.write_all(&device.take_outgoing()).unwrap();
         let mut buf = [0u8; 64];
         assert_eq!(conn.read(&mut buf).unwrap_or(0), 0, "refused");
 
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let mut rest = String::new();
-        stderr.read_to_string(&mut rest).unwrap();
-        let exit = child.wait().unwrap();
-        assert!(exit.success(), "{exit:?}\n{rest}");
+        let rest = serving.stop();
         assert!(rest.contains("native-protocol gateway stopped"), "{rest}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -304,29 +290,18 @@ fn serves_smart_containers_when_configured() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .env("SEALWATCH_STORE_DATA_DIR", &dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut serving = JsonServe::start(&file, &dir);
     let (mut addr, mut connected) = (None, false);
-    let mut line = String::new();
-    while addr.is_none() || !connected {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no listening line, or no MQTT connection (is Mosquitto on 127.0.0.1:1883?)"
-        );
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+    serving.wait_for(
+        "no listening line, or no MQTT connection (is Mosquitto on 127.0.0.1:1883?)",
+        |v| {
             if v["fields"]["message"] == "listening" {
                 addr = v["fields"]["addr"].as_str().map(str::to_owned);
             }
             connected |= v["fields"]["message"] == "MQTT connected";
-        }
-    }
+            addr.is_some() && connected
+        },
+    );
     let addr = addr.unwrap();
     let post = |path: &str, headers: &str, body: &str| -> String {
         let mut conn = TcpStream::connect(&addr).unwrap();
@@ -366,15 +341,7 @@ fn serves_smart_containers_when_configured() {
         "a token is still needed: {raw}"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "{exit:?}\n{rest}");
+    let rest = serving.stop();
     assert!(!rest.contains(secret), "the secret is never logged: {rest}");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&file);
