@@ -301,7 +301,6 @@ impl Gateway {
         self.addr
     }
 
-    /// The counters so far.
     /// The counters in the Prometheus text format, readable after the gateway handle moved
     /// (for the service's `/metrics`).
     pub fn metrics_source(&self) -> impl Fn() -> String + Send + Sync + 'static {

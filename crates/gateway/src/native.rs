@@ -354,7 +354,6 @@ impl NativeGateway {
         self.addr
     }
 
-    /// The counters so far.
     /// The counters in the Prometheus text format, readable after the gateway handle moved
     /// (for the service's `/metrics`).
     pub fn metrics_source(&self) -> impl Fn() -> String + Send + Sync + 'static {
