@@ -1099,9 +1099,48 @@ async fn list_transits(
             t
         })
         .collect();
+    let personal: Vec<&str> = items
+        .iter()
+        .filter(|t| t.transit.driver.is_some())
+        .map(|t| t.transit.id.as_str())
+        .collect();
+    audit_personal_read(&s, caller, "transits", &personal).await?;
     Ok(Json(
         serde_json::json!({ "items": items, "next_after": next }),
     ))
+}
+
+/// Records that `caller` was shown personal data (the driver) of `transits`, before the answer
+/// goes out: reads of personal data are audited (§9.7), and a read that cannot be recorded is
+/// not served (503). Nothing is recorded when the answer holds none.
+async fn audit_personal_read(
+    s: &AppState,
+    caller: Option<&auth::Caller>,
+    subject: &str,
+    transits: &[&str],
+) -> Result<(), Problem> {
+    if transits.is_empty() {
+        return Ok(());
+    }
+    let actor = audit_chain::caller_actor(caller);
+    let subject = subject.to_owned();
+    // The ids, not the data; a long page is summarised by its count and first ids.
+    let detail = serde_json::json!({
+        "fields": ["driver"],
+        "count": transits.len(),
+        "transits": transits.iter().take(100).collect::<Vec<_>>(),
+    });
+    s.query(move |store| {
+        audit_chain::record(store, &actor, "personal_data.read", subject, detail)
+    })
+    .await?
+    .map_err(|e| {
+        tracing::warn!(error = %e, "cannot record a read of personal data");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit: reads of personal data are recorded and the record cannot be written now; try again",
+        )
+    })
 }
 
 async fn get_transit(
@@ -1115,6 +1154,10 @@ async fn get_transit(
         .await?
         .map_err(store_problem)?;
     permissions::redact(&mut t.transit, caller.as_deref());
+    if t.transit.driver.is_some() {
+        let subject = format!("transit:{}", t.transit.id);
+        audit_personal_read(&s, caller.as_deref(), &subject, &[t.transit.id.as_str()]).await?;
+    }
     Ok(Json(t))
 }
 

@@ -206,3 +206,99 @@ async fn officers_actions_and_alarm_steps_are_chained_with_their_caller() {
     assert_eq!(v.finish().unwrap().count, entries.len() as u64);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Reads of personal data leave an entry naming who read which transits; a reader shown no
+/// personal data (a carrier, or a transit without a driver) leaves none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_personal_data_are_recorded() {
+    let dir = std::env::temp_dir().join(format!("sealwatch-audit-pd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = server::Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
+    config.auth_required = true;
+    let now = server::wall_clock();
+    let (officer, admin, carrier) = {
+        let mut store = server::open_store(&config).unwrap();
+        let mut make = |role, organisation: Option<&str>| {
+            let mut t = server::auth::generate(role, "personal data test", now, None).unwrap();
+            t.record.organisation = organisation.map(str::to_owned);
+            store.put_token(&t.record, &t.secret_hash).unwrap();
+            t
+        };
+        (
+            make(Role::Officer, None),
+            make(Role::Administrator, None),
+            make(Role::Carrier, Some("ACME-TRUCKING")),
+        )
+    };
+    let running = server::start(config).await.unwrap();
+    let addr = running.addr;
+    let example: Value =
+        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
+    for z in example["zones"].as_array().unwrap() {
+        let (status, _) = call(addr, &admin.token, "POST", "/api/v1/zones", Some(z.clone())).await;
+        assert_eq!(status, 204);
+    }
+    for (id, driver) in [("PD-1", true), ("PD-2", false)] {
+        let mut t = example["transits"][0].clone();
+        t["id"] = json!(id);
+        t["device"] = json!(format!("DEV-{id}"));
+        t["sealed_at"] = json!(at(now, -10));
+        t["deadline"] = json!(at(now, 360));
+        t["declaration"] = json!({"number": "26CN0000000000001", "carrier": "ACME-TRUCKING"});
+        if driver {
+            t["driver"] = json!({"name": "Wang Wei", "contact": "+86 138 0000 0000"});
+        }
+        let (status, body) = call(addr, &admin.token, "POST", "/api/v1/transits", Some(t)).await;
+        assert!(status == 200 || status == 201, "{status} {body}");
+    }
+    let personal_reads = || async {
+        let (status, page) =
+            call(addr, &admin.token, "GET", "/api/v1/audit?limit=1000", None).await;
+        assert_eq!(status, 200, "{page}");
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "personal_data.read")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    // The admin's reads above (none yet: declaring is not reading).
+    let before = personal_reads().await.len();
+
+    // An officer reads the transit with a driver, then the list.
+    let (status, t) = call(addr, &officer.token, "GET", "/api/v1/transits/PD-1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(t["transit"]["driver"]["name"], "Wang Wei", "{t}");
+    let (status, _) = call(addr, &officer.token, "GET", "/api/v1/transits", None).await;
+    assert_eq!(status, 200);
+    // A transit without a driver, and a carrier (shown no driver): nothing to record.
+    let (status, _) = call(addr, &officer.token, "GET", "/api/v1/transits/PD-2", None).await;
+    assert_eq!(status, 200);
+    let (status, t) = call(addr, &carrier.token, "GET", "/api/v1/transits/PD-1", None).await;
+    assert_eq!(status, 200, "{t}");
+    assert!(t["transit"]["driver"].is_null(), "{t}");
+
+    let reads = personal_reads().await;
+    // The admin's own audit reads come after each, so count the officer's only.
+    let officer_actor = format!("token {} (officer)", officer.record.id);
+    let officers: Vec<&Value> = reads[before..]
+        .iter()
+        .filter(|e| e["actor"] == officer_actor.as_str())
+        .collect();
+    assert_eq!(officers.len(), 2, "{reads:?}");
+    assert_eq!(officers[0]["subject"], "transit:PD-1", "{reads:?}");
+    assert_eq!(officers[1]["subject"], "transits", "{reads:?}");
+    assert!(
+        reads.iter().all(|e| !e.to_string().contains("Wang Wei")),
+        "the record names transits, never the data"
+    );
+    assert!(
+        reads
+            .iter()
+            .all(|e| !e["actor"].as_str().unwrap().contains(&carrier.record.id)),
+        "the carrier was shown no personal data: {reads:?}"
+    );
+    running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
