@@ -28,6 +28,7 @@ pub const VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
 const SQLITE_FILE: &str = "sealwatch.db";
 const PG_FILE: &str = "sealwatch.pgdump";
+const SQLITE_INCREMENT: &str = "sealwatch.increment.db";
 
 /// A file of the backup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,13 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     /// Rows per table, at the moment of the backup.
     pub tables: std::collections::BTreeMap<String, i64>,
+    /// The highest key of each append-only log at the moment of the backup: where the next
+    /// incremental backup starts.
+    #[serde(default)]
+    pub high_water: std::collections::BTreeMap<String, i64>,
+    /// An incremental backup: the SHA-256 of its base's `manifest.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 /// Why a backup or restore failed: bad input (exit 2) or the operation itself (exit 1).
@@ -133,7 +141,7 @@ pub fn backup(target: &Target, out: &Path) -> Result<Manifest, Failure> {
         )));
     }
     std::fs::create_dir_all(out).map_err(|e| failed(format!("{}: {e}", out.display())))?;
-    let (backend, schema, file, tables) = match target {
+    let (backend, schema, file, tables, marks) = match target {
         Target::Sqlite(db) => {
             if !db.exists() {
                 return Err(Failure::Input(format!(
@@ -150,15 +158,16 @@ pub fn backup(target: &Target, out: &Path) -> Result<Manifest, Failure> {
                 let mut copy = store::SqliteStore::open(&file).map_err(failed)?;
                 store::Store::table_counts(&mut copy).map_err(failed)?
             };
+            let marks = store::incremental::sqlite_high_water(&file).map_err(failed)?;
             for extra in ["-wal", "-shm"] {
                 let _ = std::fs::remove_file(out.join(format!("{SQLITE_FILE}{extra}")));
             }
-            ("sqlite", None, SQLITE_FILE, tables)
+            ("sqlite", None, SQLITE_FILE, tables, marks)
         }
         Target::Postgres { url, schema } => {
             let mut pg = store::PgStore::connect_in_schema(url, schema).map_err(failed)?;
             let file = out.join(PG_FILE);
-            let (tables, dumped) = pg
+            let (tables, marks, dumped) = pg
                 .with_exported_snapshot(|snapshot| {
                     run(
                         Command::new("pg_dump")
@@ -174,7 +183,7 @@ pub fn backup(target: &Target, out: &Path) -> Result<Manifest, Failure> {
                 })
                 .map_err(failed)?;
             dumped?;
-            ("postgresql", Some(schema.clone()), PG_FILE, tables)
+            ("postgresql", Some(schema.clone()), PG_FILE, tables, marks)
         }
     };
     let (bytes, sha256) = sha256_of(&out.join(file))?;
@@ -191,10 +200,90 @@ pub fn backup(target: &Target, out: &Path) -> Result<Manifest, Failure> {
             sha256,
         }],
         tables: tables.into_iter().collect(),
+        high_water: marks,
+        base: None,
     };
-    let text = serde_json::to_string_pretty(&manifest).map_err(failed)?;
+    write_manifest(out, &manifest)?;
+    Ok(manifest)
+}
+
+fn write_manifest(out: &Path, manifest: &Manifest) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(manifest).map_err(failed)?;
     std::fs::write(out.join(MANIFEST), text + "\n")
-        .map_err(|e| failed(format!("{}: {e}", out.display())))?;
+        .map_err(|e| failed(format!("{}: {e}", out.display())))
+}
+
+/// The SHA-256 of a backup's `manifest.json`, as an increment names its base.
+fn manifest_sha256(dir: &Path) -> Result<String, Failure> {
+    Ok(sha256_of(&dir.join(MANIFEST))?.1)
+}
+
+fn file_entry(dir: &Path, name: &str) -> Result<FileEntry, Failure> {
+    let (bytes, sha256) = sha256_of(&dir.join(name))?;
+    Ok(FileEntry {
+        name: name.to_owned(),
+        bytes,
+        sha256,
+    })
+}
+
+/// Takes an incremental backup of `target` into the new directory `out`: the rows the
+/// append-only logs gained since the backup in `base` (full or incremental), and the current
+/// rows of the tables that change in place.
+pub fn backup_incremental(target: &Target, base: &Path, out: &Path) -> Result<Manifest, Failure> {
+    let base_manifest = check(base)?;
+    let base_sha = manifest_sha256(base)?;
+    if out.exists() {
+        return Err(Failure::Input(format!(
+            "out: {} exists; a backup goes into a new directory",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(|e| failed(format!("{}: {e}", out.display())))?;
+    let (backend, schema, increment, files) = match target {
+        Target::Sqlite(db) => {
+            if base_manifest.backend != "sqlite" {
+                return Err(Failure::Input(
+                    "incremental-from: not a backup of a SQLite store".into(),
+                ));
+            }
+            let file = out.join(SQLITE_INCREMENT);
+            let increment = store::incremental::sqlite_export(db, &file, &base_manifest.high_water)
+                .map_err(failed)?;
+            ("sqlite", None, increment, vec![SQLITE_INCREMENT.to_owned()])
+        }
+        Target::Postgres { url, schema } => {
+            if base_manifest.backend != "postgresql"
+                || base_manifest.schema.as_deref() != Some(schema)
+            {
+                return Err(Failure::Input(format!(
+                    "incremental-from: not a backup of the PostgreSQL schema {schema}"
+                )));
+            }
+            let mut pg = store::PgStore::connect_in_schema(url, schema).map_err(failed)?;
+            let (increment, files) =
+                store::incremental::pg_export(pg.client(), out, &base_manifest.high_water)
+                    .map_err(failed)?;
+            ("postgresql", Some(schema.clone()), increment, files)
+        }
+    };
+    let files = files
+        .iter()
+        .map(|name| file_entry(out, name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        kind: "incremental".into(),
+        backend: backend.into(),
+        schema,
+        created_at: server::wall_clock(),
+        files,
+        tables: increment.tables,
+        high_water: increment.high_water,
+        base: Some(base_sha),
+    };
+    write_manifest(out, &manifest)?;
     Ok(manifest)
 }
 
@@ -236,8 +325,41 @@ pub fn check(from: &Path) -> Result<Manifest, Failure> {
 
 /// Restores the backup in `from` into `target`, checking it first; with `replace`, data
 /// already at the target is set aside (SQLite: renamed) or dropped (PostgreSQL schema).
-pub fn restore(from: &Path, target: &Target, replace: bool) -> Result<Manifest, Failure> {
-    let manifest = check(from)?;
+pub fn restore(from: &[PathBuf], target: &Target, replace: bool) -> Result<Manifest, Failure> {
+    let (first, increments) = from
+        .split_first()
+        .ok_or_else(|| Failure::Input("from: no backup given".into()))?;
+    // Every backup checked, and the chain of bases, before anything is touched.
+    let manifest = check(first)?;
+    if manifest.kind != "full" {
+        return Err(Failure::Input(format!(
+            "from: {} is an incremental backup; the first --from is a full one",
+            first.display()
+        )));
+    }
+    let mut previous = (first.clone(), manifest.clone());
+    let mut chain = Vec::new();
+    for dir in increments {
+        let m = check(dir)?;
+        let base = manifest_sha256(&previous.0)?;
+        if m.kind != "incremental" || m.base.as_deref() != Some(base.as_str()) {
+            return Err(Failure::Input(format!(
+                "from: {} is not an increment of {} (give the backups in the order they were taken)",
+                dir.display(),
+                previous.0.display()
+            )));
+        }
+        if m.backend != manifest.backend || m.schema != manifest.schema {
+            return Err(Failure::Input(format!(
+                "from: {} is of another store than {}",
+                dir.display(),
+                first.display()
+            )));
+        }
+        chain.push((dir.clone(), m.clone()));
+        previous = (dir.clone(), m);
+    }
+    let from = first.as_path();
     let file = manifest
         .files
         .first()
@@ -310,7 +432,21 @@ pub fn restore(from: &Path, target: &Target, replace: bool) -> Result<Manifest, 
             )));
         }
     }
-    // Every table as many rows as the manifest says.
+    for (dir, m) in &chain {
+        match target {
+            Target::Sqlite(db) => {
+                store::incremental::sqlite_apply(db, &dir.join(SQLITE_INCREMENT)).map_err(failed)?
+            }
+            Target::Postgres { url, schema } => {
+                let mut pg = store::PgStore::connect_in_schema(url, schema).map_err(failed)?;
+                let files: Vec<String> = m.files.iter().map(|f| f.name.clone()).collect();
+                store::incremental::pg_apply(pg.client(), dir, &files).map_err(failed)?;
+            }
+        }
+    }
+    let manifest = previous.1;
+    // Every table as many rows as the last manifest says (the per-device index, kept as the
+    // full backup had it, catches up by itself).
     let counts = match target {
         Target::Sqlite(db) => {
             let mut s = store::SqliteStore::open(db).map_err(failed)?;
@@ -323,6 +459,9 @@ pub fn restore(from: &Path, target: &Target, replace: bool) -> Result<Manifest, 
     };
     let counts: std::collections::BTreeMap<String, i64> = counts.into_iter().collect();
     for (table, want) in &manifest.tables {
+        if !chain.is_empty() && store::incremental::AS_IN_BASE.contains(&table.as_str()) {
+            continue;
+        }
         let got = counts.get(table).copied().unwrap_or(-1);
         if got != *want {
             return Err(failed(format!(

@@ -100,15 +100,20 @@ enum Command {
         /// The new directory the backup goes into.
         #[arg(long)]
         out: PathBuf,
+        /// Take an incremental backup on top of this one (full or incremental): the rows the
+        /// logs gained since, and the current rows of the tables that change in place.
+        #[arg(long)]
+        incremental_from: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Restore a backup into the configured store after checking its manifest; every table's
     /// row count is checked against the manifest afterwards. Stop the service first.
     Restore {
-        /// The backup directory (with its manifest.json).
-        #[arg(long)]
-        from: PathBuf,
+        /// The backup directory (with its manifest.json); repeat it to apply incremental
+        /// backups after the full one, in the order they were taken.
+        #[arg(long, required = true)]
+        from: Vec<PathBuf>,
         /// Set aside (SQLite) or drop (PostgreSQL schema) data already at the target.
         #[arg(long)]
         replace: bool,
@@ -915,8 +920,18 @@ fn main() -> ExitCode {
             Ok(config) => data_key::run(command, &config),
             Err(code) => code,
         },
-        Command::Backup { out, store } => match store_config(store) {
-            Ok(config) => report(backup::backup(&backup::Target::of(&config), &out)),
+        Command::Backup {
+            out,
+            incremental_from,
+            store,
+        } => match store_config(store) {
+            Ok(config) => {
+                let target = backup::Target::of(&config);
+                report(match incremental_from {
+                    Some(base) => backup::backup_incremental(&target, &base, &out),
+                    None => backup::backup(&target, &out),
+                })
+            }
             Err(code) => code,
         },
         Command::Restore {

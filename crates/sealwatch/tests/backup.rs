@@ -80,6 +80,8 @@ fn drill(name: &str, store_args: &[&str], env: &[(&str, &str)], destroy: impl Fn
     let dir = temp_dir(name);
     let backup = dir.join("backup");
     let backup_dir = backup.to_str().unwrap();
+    let increment = dir.join("increment");
+    let increment_dir = increment.to_str().unwrap();
     let with = |args: &[&str]| {
         let mut all: Vec<&str> = args.to_vec();
         all.extend_from_slice(store_args);
@@ -111,10 +113,10 @@ fn drill(name: &str, store_args: &[&str], env: &[(&str, &str)], destroy: impl Fn
         t["deadline"] = json!(at(now_ms() + 6 * 3_600_000));
         let (status, body) = api(&addr, &token, "POST", "/api/v1/transits", Some(t));
         assert!(status == 200 || status == 201, "{status} {body}");
-        // Reports dated after the declaration and none in the future: 30 of them 100 ms
-        // apart, once 3 s have passed.
+        // Reports dated after the declaration and none in the future: 35 of them 100 ms
+        // apart, once 3.5 s have passed.
         start_ms = now_ms() + 1000;
-        std::thread::sleep(std::time::Duration::from_millis(4100));
+        std::thread::sleep(std::time::Duration::from_millis(4600));
         post(&addr, &token, start_ms, 0, 10);
         post(&addr, &token, start_ms, 10, 20);
 
@@ -146,6 +148,21 @@ fn drill(name: &str, store_args: &[&str], env: &[(&str, &str)], destroy: impl Fn
         // Acknowledged after the backup point: not in it.
         post(&addr, &token, start_ms, 20, 30);
         assert_eq!(track_times(&addr, &token).len(), 30);
+
+        // An incremental backup on top of the full one, while serving; then more reports that
+        // no backup holds.
+        let (code, stdout, stderr) = with(&[
+            "backup",
+            "--incremental-from",
+            backup_dir,
+            "--out",
+            increment_dir,
+        ]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let increment: Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(increment["kind"], "incremental", "{increment}");
+        assert_eq!(increment["tables"]["observations"], 30, "{increment}");
+        post(&addr, &token, start_ms, 30, 35);
         // Killed, not stopped: the drill starts from a crash.
     }
     destroy();
@@ -199,6 +216,48 @@ fn drill(name: &str, store_args: &[&str], env: &[(&str, &str)], destroy: impl Fn
     let serving = Serving::start(store_args, env, ready);
     let times = track_times(&serving.http(), &token);
     let want: Vec<String> = (0..20).map(|i| at(start_ms + i * 100)).collect();
+    assert_eq!(times, want);
+    drop(serving);
+
+    // The full backup and the increment, in that order: the increment alone, or the two the
+    // wrong way round, are refused before anything is touched.
+    let (code, _, stderr) = with(&["restore", "--from", increment_dir, "--replace"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, _, stderr) = with(&[
+        "restore",
+        "--from",
+        backup_dir,
+        "--from",
+        backup_dir,
+        "--replace",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, stdout, stderr) = with(&[
+        "restore",
+        "--from",
+        backup_dir,
+        "--from",
+        increment_dir,
+        "--replace",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).unwrap()["kind"],
+        "incremental"
+    );
+    let (code, stdout, stderr) = with(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--public-key",
+        &public_key,
+    ]);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    // Every report acknowledged before the increment is back; none after it.
+    let serving = Serving::start(store_args, env, ready);
+    let times = track_times(&serving.http(), &token);
+    let want: Vec<String> = (0..30).map(|i| at(start_ms + i * 100)).collect();
     assert_eq!(times, want);
     drop(serving);
     let _ = std::fs::remove_dir_all(&dir);

@@ -13,6 +13,7 @@
 //! **Architecture invariant**: SQL lives in this crate; migrations are `.sql` files under
 //! `migrations/<backend>/`, applied in order and recorded in `schema_version`.
 
+pub mod incremental;
 mod postgres;
 pub mod sealed;
 mod sqlite;

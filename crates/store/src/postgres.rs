@@ -61,6 +61,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/postgres/013_users.sql")),
 ];
 
+/// What [`PgStore::with_exported_snapshot`] saw in its snapshot: the row counts, the
+/// append-only logs' high-water marks, and what the dump returned.
+pub type Snapshot<R> = (
+    Vec<(String, i64)>,
+    std::collections::BTreeMap<String, i64>,
+    R,
+);
+
 /// A store in a PostgreSQL database.
 pub struct PgStore {
     client: Client,
@@ -176,13 +184,13 @@ impl PgStore {
     }
 
     /// Runs `dump` while a read-only repeatable-read transaction holds an exported snapshot
-    /// (its name is what `dump` gets, for `pg_dump --snapshot`), and counts every table in that
-    /// same snapshot: a backup and the counts in its manifest see one moment, however busy the
+    /// (its name is what `dump` gets, for `pg_dump --snapshot`), and counts every table and
+    /// reads the append-only logs' high-water marks in that same snapshot: a backup and the counts in its manifest see one moment, however busy the
     /// service is meanwhile.
     pub fn with_exported_snapshot<R>(
         &mut self,
         dump: impl FnOnce(&str) -> R,
-    ) -> Result<(Vec<(String, i64)>, R)> {
+    ) -> Result<Snapshot<R>> {
         let mut tx = self
             .client
             .build_transaction()
@@ -191,9 +199,10 @@ impl PgStore {
             .start()?;
         let snapshot: String = tx.query_one("SELECT pg_export_snapshot()", &[])?.get(0);
         let counts = count_tables(&mut tx)?;
+        let marks = crate::incremental::pg_high_water(&mut tx)?;
         let r = dump(&snapshot);
         tx.commit()?;
-        Ok((counts, r))
+        Ok((counts, marks, r))
     }
 
     /// How many tables `schema` holds (0 when it does not exist), without creating it or
@@ -214,6 +223,11 @@ impl PgStore {
         let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
         client.batch_execute(&format!("DROP SCHEMA IF EXISTS {quoted} CASCADE"))?;
         Ok(())
+    }
+
+    /// The connection, for the incremental backup's `COPY` (crate::incremental).
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     /// Creates `schema`, empty.
