@@ -260,6 +260,23 @@ async fn admit(
             Err(p) => return p.into_response(),
         }
     }
+    // A site operator sees the registry records of its own station only.
+    if let Some(station) = permissions::station_scope(Some(&caller))
+        && let Some(subject) = permissions::registry_subject(&path)
+        // A reader's signed reads are open and judged by their signature.
+        && !path.ends_with("/reads")
+    {
+        let check = subject.clone();
+        let sees = s
+            .query(move |store| permissions::sees_registry(store, station.as_deref(), &check))
+            .await;
+        match sees {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return permissions::registry_unseen(&subject).into_response(),
+            Ok(Err(e)) => return crate::store_problem(e).into_response(),
+            Err(p) => return p.into_response(),
+        }
+    }
     request.extensions_mut().insert(caller);
     next.run(request).await
 }

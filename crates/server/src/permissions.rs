@@ -651,10 +651,90 @@ pub fn is_scoped(p: &Permission, role: Role) -> bool {
         role,
         Role::Carrier | Role::Forwarder | Role::Consignor | Role::Patrol
     );
-    scoped_role
+    let registry = ["/api/v1/stations", "/api/v1/devices", "/api/v1/readers"]
+        .iter()
+        .any(|r| p.path == *r || p.path == format!("{r}/{{id}}"));
+    (scoped_role
         && (p.path.starts_with("/api/v1/transits")
             || p.path.starts_with("/api/v1/alarms")
-            || p.path == "/api/v1/stream")
+            || p.path == "/api/v1/stream"))
+        || (role == Role::SiteOperator && registry)
+}
+
+/// The station whose registry a caller sees, when it is limited to one: a site operator's
+/// organisation names its station (`Some(None)` when it names none: it sees no station's
+/// records). Everyone else (`None`) sees the whole registry its routes give.
+pub(crate) fn station_scope(caller: Option<&Caller>) -> Option<Option<String>> {
+    caller
+        .filter(|c| c.role == Role::SiteOperator)
+        .map(|c| c.organisation.clone())
+}
+
+/// A registry record a path is about (`/api/v1/stations/{id}`, `/api/v1/devices/{id}...`,
+/// `/api/v1/readers/{id}...`), checked against a site operator's station.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum RegistrySubject {
+    Station(String),
+    Device(String),
+    Reader(String),
+}
+
+pub(crate) fn registry_subject(path: &str) -> Option<RegistrySubject> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    let mut parts = rest.split('/');
+    let (kind, id) = (
+        parts.next()?,
+        parts.next().filter(|id| !id.is_empty())?.to_owned(),
+    );
+    match kind {
+        "stations" => Some(RegistrySubject::Station(id)),
+        "devices" => Some(RegistrySubject::Device(id)),
+        "readers" => Some(RegistrySubject::Reader(id)),
+        _ => None,
+    }
+}
+
+/// Whether a caller limited to `station` sees the record; an unknown one is unseen.
+pub(crate) fn sees_registry(
+    store: &mut dyn Store,
+    station: Option<&str>,
+    subject: &RegistrySubject,
+) -> store::Result<bool> {
+    let Some(station) = station else {
+        return Ok(false);
+    };
+    let of = |r: store::Result<Option<String>>| match r {
+        Ok(s) => Ok(s.as_deref() == Some(station)),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    };
+    match subject {
+        RegistrySubject::Station(id) => Ok(id == station),
+        RegistrySubject::Device(id) => of(store
+            .device(id)
+            .map(|d| d.device.station.map(|s| s.to_string()))),
+        RegistrySubject::Reader(id) => {
+            of(store.reader(id).map(|r| r.station.map(|s| s.to_string())))
+        }
+    }
+}
+
+/// The 404 for a registry record outside a site operator's station: the words of one that does
+/// not exist.
+pub(crate) fn registry_unseen(subject: &RegistrySubject) -> Problem {
+    let (what, id) = match subject {
+        RegistrySubject::Station(id) => ("station", id),
+        RegistrySubject::Device(id) => ("device", id),
+        RegistrySubject::Reader(id) => ("reader", id),
+    };
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        store::Error::NotFound {
+            what,
+            id: id.clone(),
+        }
+        .to_string(),
+    )
 }
 
 #[cfg(test)]

@@ -77,9 +77,7 @@ fn range(from: &Option<String>, to: &Option<String>) -> Result<TimeRange, Proble
 
 /// A list answer: the items and the `after` of the next page (null on an empty page).
 fn listed<T: serde::Serialize>(rows: Vec<(i64, T)>) -> Json<Value> {
-    let next = rows.last().map(|(n, _)| *n);
-    let items: Vec<T> = rows.into_iter().map(|(_, x)| x).collect();
-    Json(json!({ "items": items, "next_after": next }))
+    listed_where(rows, |_| true)
 }
 
 /// Runs `f` on the store, and turns a store error into a problem.
@@ -156,10 +154,31 @@ struct PageParams {
 
 async fn list_stations(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, Problem> {
     let page = page(p.after, p.limit)?;
-    Ok(listed(stored(&s, move |store| store.stations(page)).await?))
+    let rows = stored(&s, move |store| store.stations(page)).await?;
+    let only = crate::permissions::station_scope(caller.as_deref());
+    Ok(listed_where(rows, |st: &Station| {
+        only.as_ref()
+            .is_none_or(|o| o.as_deref() == Some(st.id.as_str()))
+    }))
+}
+
+/// A page cut by the store, with only the records a caller limited to one station sees; the
+/// page goes on where the store stopped (`next_after`), so a page may be short.
+fn listed_where<T: serde::Serialize>(
+    rows: Vec<(i64, T)>,
+    keep: impl Fn(&T) -> bool,
+) -> Json<Value> {
+    let next = rows.last().map(|(n, _)| *n);
+    let items: Vec<T> = rows
+        .into_iter()
+        .map(|(_, x)| x)
+        .filter(|x| keep(x))
+        .collect();
+    Json(json!({ "items": items, "next_after": next }))
 }
 
 async fn get_station(
@@ -178,6 +197,18 @@ async fn put_device(
     body: axum::body::Bytes,
 ) -> Result<Json<store::DeviceRecord>, Problem> {
     let device: Device = parse(&body)?;
+    if let Some(only) = crate::permissions::station_scope(caller.as_deref())
+        && device.station.as_ref().map(|s| s.as_str()) != only.as_deref()
+    {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "station: a site operator registers the devices of its own station ({})",
+                only.as_deref()
+                    .unwrap_or("none: its account names no station")
+            ),
+        ));
+    }
     let actor = crate::audit_chain::caller_actor(caller.as_deref());
     device
         .validate()
@@ -222,9 +253,10 @@ struct DeviceParams {
 
 async fn list_devices(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Query(p): Query<DeviceParams>,
 ) -> Result<Json<Value>, Problem> {
-    let filter = DeviceFilter {
+    let mut filter = DeviceFilter {
         station: p
             .station
             .as_deref()
@@ -255,6 +287,17 @@ async fn list_devices(
             .transpose()?,
     };
     let page = page(p.after, p.limit)?;
+    // A site operator sees its own station's devices: asked for another's, none.
+    if let Some(only) = crate::permissions::station_scope(caller.as_deref()) {
+        let own = only.and_then(|o| o.parse::<StationId>().ok());
+        match (&filter.station, own) {
+            (Some(asked), Some(own)) if *asked != own => {
+                return Ok(Json(json!({ "items": [], "next_after": null })));
+            }
+            (_, Some(own)) => filter.station = Some(own),
+            (_, None) => return Ok(Json(json!({ "items": [], "next_after": null }))),
+        }
+    }
     Ok(listed(
         stored(&s, move |store| store.devices(&filter, page)).await?,
     ))
@@ -305,10 +348,16 @@ async fn put_reader(
 
 async fn list_readers(
     State(s): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Query(p): Query<PageParams>,
 ) -> Result<Json<Value>, Problem> {
     let page = page(p.after, p.limit)?;
-    Ok(listed(stored(&s, move |store| store.readers(page)).await?))
+    let rows = stored(&s, move |store| store.readers(page)).await?;
+    let only = crate::permissions::station_scope(caller.as_deref());
+    Ok(listed_where(rows, |r: &Reader| {
+        only.as_ref()
+            .is_none_or(|o| o.is_some() && r.station.as_ref().map(|s| s.as_str()) == o.as_deref())
+    }))
 }
 
 async fn get_reader(

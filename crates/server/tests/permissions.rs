@@ -444,6 +444,145 @@ async fn a_carrier_sees_only_its_transits_and_a_patrol_its_alarms() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_operator_sees_its_own_station_only() {
+    let dir = fresh_dir("permissions-station");
+    let mut config = server::Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
+    config.auth_required = true;
+    let tokens = make_tokens(
+        &config,
+        &[
+            ("admin", Role::Administrator, None),
+            ("yiwu", Role::SiteOperator, Some("ST-YIWU")),
+            ("nowhere", Role::SiteOperator, None),
+        ],
+    );
+    let running = server::start(config).await.unwrap();
+    let addr = running.addr;
+    let (admin, yiwu, nowhere) = (&tokens["admin"], &tokens["yiwu"], &tokens["nowhere"]);
+    let example: Value =
+        serde_json::from_str(include_str!("../../../examples/contract-example.json")).unwrap();
+    for z in example["zones"].as_array().unwrap() {
+        assert_eq!(
+            call(addr, admin, "POST", "/api/v1/zones", Some(z.clone()))
+                .await
+                .0,
+            204
+        );
+    }
+    for (id, zone) in [("ST-YIWU", "CN-YIWU"), ("ST-NINGBO", "CN-NINGBO")] {
+        let (status, body) = call(
+            addr,
+            admin,
+            "POST",
+            "/api/v1/stations",
+            Some(json!({"id": id, "name": id, "zone": zone})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (id, station) in [("LOCK-Y1", "ST-YIWU"), ("LOCK-N1", "ST-NINGBO")] {
+        let (status, body) = call(
+            addr,
+            admin,
+            "POST",
+            "/api/v1/devices",
+            Some(json!({"id": id, "kind": "active", "state": "in_stock", "station": station})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (id, station) in [("R-Y1", "ST-YIWU"), ("R-N1", "ST-NINGBO")] {
+        let (status, body) = call(
+            addr,
+            admin,
+            "POST",
+            "/api/v1/readers",
+            Some(json!({"id": id, "kind": "fixed", "station": station})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let ids = |body: &str, pointer: &str| -> Vec<String> {
+        items(body)
+            .iter()
+            .map(|x| x.pointer(pointer).unwrap().as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Its own station's records, in lists and one by one.
+    let (status, body) = call(addr, yiwu, "GET", "/api/v1/stations", None).await;
+    assert_eq!(
+        (status, ids(&body, "/id")),
+        (200, vec!["ST-YIWU".to_owned()])
+    );
+    let (status, body) = call(addr, yiwu, "GET", "/api/v1/devices", None).await;
+    assert_eq!(
+        (status, ids(&body, "/device/id")),
+        (200, vec!["LOCK-Y1".to_owned()])
+    );
+    let (status, body) = call(addr, yiwu, "GET", "/api/v1/devices?station=ST-NINGBO", None).await;
+    assert_eq!((status, items(&body).len()), (200, 0), "{body}");
+    let (status, body) = call(addr, yiwu, "GET", "/api/v1/readers", None).await;
+    assert_eq!((status, ids(&body, "/id")), (200, vec!["R-Y1".to_owned()]));
+    for path in [
+        "/api/v1/stations/ST-YIWU",
+        "/api/v1/devices/LOCK-Y1",
+        "/api/v1/readers/R-Y1",
+    ] {
+        assert_eq!(call(addr, yiwu, "GET", path, None).await.0, 200, "{path}");
+    }
+    // Another station's records are answered as if they did not exist.
+    for (path, unknown) in [
+        ("/api/v1/stations/ST-NINGBO", "/api/v1/stations/ST-NOPE"),
+        ("/api/v1/devices/LOCK-N1", "/api/v1/devices/LOCK-NOPE"),
+        ("/api/v1/readers/R-N1", "/api/v1/readers/R-NOPE"),
+    ] {
+        let (status, body) = call(addr, yiwu, "GET", path, None).await;
+        let (unknown_status, unknown_body) = call(addr, admin, "GET", unknown, None).await;
+        assert_eq!((status, unknown_status), (404, 404), "{path}: {body}");
+        let shape = |b: &str| {
+            b.replace("NINGBO", "X")
+                .replace("N1", "X")
+                .replace("NOPE", "X")
+        };
+        assert_eq!(shape(&body), shape(&unknown_body), "{path}");
+    }
+    // It registers devices of its own station only.
+    let (status, body) = call(
+        addr,
+        yiwu,
+        "POST",
+        "/api/v1/devices",
+        Some(json!({"id": "LOCK-Y2", "kind": "active", "state": "in_stock", "station": "ST-YIWU"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        addr,
+        yiwu,
+        "POST",
+        "/api/v1/devices",
+        Some(
+            json!({"id": "LOCK-N2", "kind": "active", "state": "in_stock", "station": "ST-NINGBO"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("own station (ST-YIWU)"), "{body}");
+    // A site operator whose account names no station sees no station's records.
+    let (status, body) = call(addr, nowhere, "GET", "/api/v1/devices", None).await;
+    assert_eq!((status, items(&body).len()), (200, 0), "{body}");
+    assert_eq!(
+        call(addr, nowhere, "GET", "/api/v1/stations/ST-YIWU", None)
+            .await
+            .0,
+        404
+    );
+    running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn the_documented_matrix_is_the_code() {
     let doc = include_str!("../../../docs/security.md");
