@@ -75,6 +75,32 @@ impl Native {
         status
     }
 
+    /// What the device sent that is not an observation (evidence, text results).
+    async fn device_log(&self, device: &str) -> Vec<store::DeviceLogEntry> {
+        let device = device.to_owned();
+        self.h
+            .running
+            .ingest
+            .query(move |s| s.device_log(&device, PageRequest::default()))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Waits until the gateway's command counters say `sent` and `results` (they follow the
+    /// store, which the test may read first).
+    async fn commands_counted(&self, sent: u64, results: u64) {
+        assert!(
+            common::eventually(Duration::from_secs(5), || {
+                let stats = self.native.stats();
+                stats.commands_sent == sent && stats.command_results == results
+            })
+            .await,
+            "{:?}",
+            self.native.stats()
+        );
+    }
+
     async fn observations(&self, device: &str) -> Vec<model::Observation> {
         let device = device.to_owned();
         self.h
@@ -269,13 +295,7 @@ async fn an_unlocked_report_is_acknowledged_once_stored_raises_the_alarm_and_kee
     assert_eq!(stored[1].lock, Some(LockState::Unlocked));
     assert_eq!(stored[1].seq, Some(seq));
 
-    let log =
-        n.h.running
-            .ingest
-            .query(|s| s.device_log(LOCK, PageRequest::default()))
-            .await
-            .unwrap()
-            .unwrap();
+    let log = n.device_log(LOCK).await;
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0].source, "native");
     assert_eq!(log[0].kind, "evidence");
@@ -682,27 +702,12 @@ async fn commands_queued_while_offline_go_out_after_the_handshake_and_their_resu
         );
         c.pump(Duration::from_secs(1)).await.expect("open");
     }
-    let log =
-        n.h.running
-            .ingest
-            .query(|s| s.device_log(LOCK, PageRequest::default()))
-            .await
-            .unwrap()
-            .unwrap();
+    let log = n.device_log(LOCK).await;
     let record: sealproto::EvidenceRecord = serde_json::from_str(&log[0].text).unwrap();
     let content = sealproto::verify_evidence(&record, &public.signing).unwrap();
     assert_eq!(content.kind, sealproto::EvidenceKind::Unseal);
     assert_eq!(content.command, Some(unseal_id as u32));
-    // The counters follow the store (the test may read the store first).
-    assert!(
-        common::eventually(Duration::from_secs(5), || {
-            let stats = n.native.stats();
-            stats.commands_sent == 2 && stats.command_results == 2
-        })
-        .await,
-        "{:?}",
-        n.native.stats()
-    );
+    n.commands_counted(2, 2).await;
     n.stop().await;
 }
 
@@ -795,15 +800,7 @@ async fn a_command_queued_while_online_goes_out_at_once_and_a_resent_one_runs_on
         outputs.extend(c.pump(Duration::from_millis(200)).await.expect("open"));
     }
     assert!(executed(&outputs).is_empty(), "executed again: {outputs:?}");
-    assert!(
-        common::eventually(Duration::from_secs(5), || {
-            let stats = n.native.stats();
-            stats.commands_sent == 3 && stats.command_results == 2
-        })
-        .await,
-        "{:?}",
-        n.native.stats()
-    );
+    n.commands_counted(3, 2).await;
     n.stop().await;
 }
 
@@ -1004,13 +1001,7 @@ async fn a_batch_record_is_stored_acknowledged_once_keeps_its_evidence_and_canno
 
     // The tamper evidence, kept per report, verifies with the device's public key alone
     // and says what was stored.
-    let log =
-        n.h.running
-            .ingest
-            .query(|s| s.device_log(LOCK, PageRequest::default()))
-            .await
-            .unwrap()
-            .unwrap();
+    let log = n.device_log(LOCK).await;
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(
         (log[0].source.as_str(), log[0].kind.as_str()),
