@@ -29,12 +29,23 @@ pub struct Settings {
 }
 
 /// Signing in (docs/security.md, "Authentication").
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// The password of the administrator `admin` made on the first start (no user yet);
     /// unset, a random one is made and printed once.
     pub initial_admin_password: Option<String>,
+    /// Whether an administrator must enrol a TOTP second factor before doing anything else.
+    pub admin_totp_required: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> AuthSettings {
+        AuthSettings {
+            initial_admin_password: None,
+            admin_totp_required: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -45,6 +56,7 @@ impl std::fmt::Debug for AuthSettings {
                 "initial_admin_password",
                 &self.initial_admin_password.as_ref().map(|_| "(set)"),
             )
+            .field("admin_totp_required", &self.admin_totp_required)
             .finish()
     }
 }
@@ -122,6 +134,11 @@ pub struct StoreSettings {
     pub database_schema: Option<String>,
     /// Days observations are kept; 0 keeps them for ever.
     pub retention_days: u64,
+    /// Days after a transit is closed that its driver's name and contact are kept; 0 keeps
+    /// them for ever.
+    pub personal_data_retention_days: u64,
+    /// Days after an alarm is closed that its attached files are kept; 0 keeps them for ever.
+    pub attachment_retention_days: u64,
     /// Encrypt transits' personal and confidential fields at rest (docs/security.md,
     /// "Encryption at rest"). The key: `SEALWATCH_STORE_ENCRYPTION_KEY` (64 hex digits) if set,
     /// else `encryption_key_file`.
@@ -138,6 +155,8 @@ impl Default for StoreSettings {
             database_url: None,
             database_schema: None,
             retention_days: 0,
+            personal_data_retention_days: 0,
+            attachment_retention_days: 0,
             encryption: true,
             encryption_key_file: None,
         }

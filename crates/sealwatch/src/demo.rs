@@ -146,6 +146,8 @@ pub async fn run(opts: Options) -> Result<()> {
     let mut config = server::Config::new(opts.listen, opts.data_dir.clone());
     config.clock = server::Clock::fast(opts.speed);
     config.auth_required = true;
+    // Demo only: its administrator signs in with the known password alone (said below).
+    config.admin_totp_required = false;
     // Two tokens: one for the simulated gateway, one for you.
     let (gateway, centre, you) = {
         let mut store = server::open_store(&config).context("opening the demo's database")?;
@@ -201,7 +203,8 @@ pub async fn run(opts: Options) -> Result<()> {
     println!("  export SEALWATCH_TOKEN={you}");
     println!(
         "DEMO ONLY — KNOWN PASSWORD: sign in as `{DEMO_USERNAME}` with password `{DEMO_PASSWORD}` \
-         (POST /api/v1/session). `sealwatch serve` never has a default password."
+         (POST /api/v1/session), without the second factor `sealwatch serve` requires of \
+         administrators. `sealwatch serve` never has a default password."
     );
     // Whole seconds, so the fleet's times read cleanly.
     let start = clock.now().unix_ms();

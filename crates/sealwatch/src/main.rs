@@ -370,10 +370,14 @@ fn service_config(settings: config::Settings) -> server::Config {
     config.retention = (settings.store.retention_days > 0).then(|| {
         std::time::Duration::from_secs(settings.store.retention_days.saturating_mul(86_400))
     });
+    let days = |n: u64| (n > 0).then(|| std::time::Duration::from_secs(n.saturating_mul(86_400)));
+    config.personal_data_retention = days(settings.store.personal_data_retention_days);
+    config.attachment_retention = days(settings.store.attachment_retention_days);
     config.max_body_bytes = settings.server.max_body_bytes;
     config.shutdown_grace = std::time::Duration::from_secs(settings.server.shutdown_grace_s);
     config.auth_required = settings.server.auth_required;
     config.cookie_secure = settings.server.cookie_secure;
+    config.admin_totp_required = settings.auth.admin_totp_required;
     config.session_timeouts = server::users::SessionTimeouts {
         idle: std::time::Duration::from_secs(settings.server.session_idle_timeout_s.max(1)),
         absolute: std::time::Duration::from_secs(settings.server.session_absolute_timeout_s.max(1)),

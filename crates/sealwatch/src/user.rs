@@ -96,6 +96,15 @@ pub fn run(command: UserCommand, store: &mut dyn store::Store) -> ExitCode {
                     hash(&password)?,
                     now,
                 ))?;
+                crate::audit_cmd::record(
+                    store,
+                    "user.create",
+                    format!("user:{}", user.username),
+                    serde_json::json!({
+                        "role": user.role.to_string(),
+                        "organisation": user.organisation,
+                    }),
+                )?;
                 if generated {
                     println!("{password}");
                     eprintln!(
@@ -128,6 +137,12 @@ pub fn run(command: UserCommand, store: &mut dyn store::Store) -> ExitCode {
             UserCommand::Disable { username } => {
                 let u = store.user_by_name(&username)?;
                 let u = store.disable_user(u.id, now)?;
+                crate::audit_cmd::record(
+                    store,
+                    "user.disable",
+                    format!("user:{}", u.username),
+                    serde_json::json!({}),
+                )?;
                 println!(
                     "user {} disabled at {}; their sessions ended",
                     u.username,
@@ -141,6 +156,12 @@ pub fn run(command: UserCommand, store: &mut dyn store::Store) -> ExitCode {
                 let u = store.user_by_name(&username)?;
                 let (password, generated) = password(password_stdin)?;
                 store.set_user_password(u.id, &hash(&password)?)?;
+                crate::audit_cmd::record(
+                    store,
+                    "user.reset_password",
+                    format!("user:{}", u.username),
+                    serde_json::json!({}),
+                )?;
                 if generated {
                     println!("{password}");
                     eprintln!(
@@ -154,6 +175,12 @@ pub fn run(command: UserCommand, store: &mut dyn store::Store) -> ExitCode {
             UserCommand::ResetTotp { username } => {
                 let u = store.user_by_name(&username)?;
                 store.set_user_totp(u.id, None)?;
+                crate::audit_cmd::record(
+                    store,
+                    "user.reset_totp",
+                    format!("user:{}", u.username),
+                    serde_json::json!({}),
+                )?;
                 eprintln!(
                     "second factor of {} removed; they can enrol again after signing in",
                     u.username

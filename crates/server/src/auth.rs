@@ -202,6 +202,20 @@ async fn authenticate_session(
             Some(_) => {}
         }
     }
+    // An administrator without a second factor may only enrol one (or look at or end the
+    // session): the password alone never reaches what an administrator can do.
+    if s.admin_totp_required
+        && user.role == Role::Administrator
+        && user.totp_secret.is_none()
+        && !users::allowed_before_enrolment(request.method(), request.uri().path())
+    {
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "totp: an administrator must enrol a second factor first \
+             (POST /api/v1/session/totp), then sign in again with a code",
+        )
+        .into_response();
+    }
     let caller = Caller {
         token_id: String::new(),
         role: user.role,

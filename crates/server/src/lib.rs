@@ -72,7 +72,12 @@ pub struct Config {
     /// Observations older than this are purged (once their device's transits are all
     /// closed); `None` keeps them for ever.
     pub retention: Option<Duration>,
-    /// How often retention looks for observations to purge.
+    /// The driver's name and contact of transits closed longer ago than this are erased;
+    /// `None` keeps them for ever.
+    pub personal_data_retention: Option<Duration>,
+    /// Files attached to alarms closed longer ago than this are deleted; `None` keeps them.
+    pub attachment_retention: Option<Duration>,
+    /// How often retention looks for what to purge or erase.
     pub purge_every: Duration,
     /// Whether `/api/v1` needs a bearer token. `Config::new` leaves it off, for tests and
     /// embedding; `sealwatch serve` and `sealwatch demo` turn it on (`server.auth_required`).
@@ -88,6 +93,9 @@ pub struct Config {
     pub cookie_secure: bool,
     /// How long signed-in sessions last.
     pub session_timeouts: users::SessionTimeouts,
+    /// Whether an administrator signed in without a second factor may only enrol one (on by
+    /// default; only `sealwatch demo` turns it off, and says so).
+    pub admin_totp_required: bool,
     /// Encryption at rest of transits' personal and confidential fields (docs/security.md):
     /// on, the key comes from `SEALWATCH_STORE_ENCRYPTION_KEY` or `encryption_key_file`
     /// (created with a random key when missing); off, they are stored clear.
@@ -111,6 +119,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             tick_interval: Duration::from_secs(1),
             retention: None,
+            personal_data_retention: None,
+            attachment_retention: None,
             purge_every: Duration::from_secs(60),
             auth_required: false,
             webhook_secrets: WebhookSecrets::default(),
@@ -119,6 +129,7 @@ impl Config {
             tls: None,
             cookie_secure: false,
             session_timeouts: users::SessionTimeouts::default(),
+            admin_totp_required: true,
             encryption: false,
             encryption_key_file: None,
         }
@@ -193,6 +204,7 @@ pub struct AppState {
     /// Sign-in failures per username and client address.
     lockout: Arc<users::Lockout>,
     session_timeouts: users::SessionTimeouts,
+    admin_totp_required: bool,
     /// Whether the session cookie is marked `Secure`.
     cookie_secure: bool,
 }
@@ -321,6 +333,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         containers: Arc::default(),
         lockout: Arc::default(),
         session_timeouts: config.session_timeouts,
+        admin_totp_required: config.admin_totp_required,
         cookie_secure: config.cookie_secure || config.tls.is_some(),
     };
     // The clock: timers fire even when no report comes. It stops with the service, so that
@@ -357,10 +370,16 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             }
         }
     });
-    if let Some(retention) = config.retention {
+    // Retention: each data class with a period gets a round every `purge_every`.
+    let as_ms = |d: Option<Duration>| d.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let periods = (
+        as_ms(config.retention),
+        as_ms(config.personal_data_retention),
+        as_ms(config.attachment_retention),
+    );
+    if periods != (None, None, None) {
         let purger = jobs.clone();
         let mut purger_stopping = state.stopping.clone();
-        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let every = config.purge_every;
         tokio::spawn(async move {
             let mut every = tokio::time::interval(every);
@@ -369,10 +388,27 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                     _ = every.tick() => {}
                     _ = purger_stopping.changed() => break,
                 }
-                let before =
-                    Timestamp::from_unix_ms(clock.now().unix_ms().saturating_sub(retention_ms));
-                if purger.send(Job::Purge { before, after: 0 }).await.is_err() {
-                    break;
+                let now = clock.now().unix_ms();
+                let before = |ms: i64| Timestamp::from_unix_ms(now.saturating_sub(ms));
+                let (observations, personal, attachments) = periods;
+                let round = [
+                    observations.map(|ms| Job::Purge {
+                        before: before(ms),
+                        after: 0,
+                    }),
+                    personal.map(|ms| Job::Retain {
+                        class: writer::RetainedClass::PersonalData,
+                        before: before(ms),
+                    }),
+                    attachments.map(|ms| Job::Retain {
+                        class: writer::RetainedClass::Attachments,
+                        before: before(ms),
+                    }),
+                ];
+                for job in round.into_iter().flatten() {
+                    if purger.send(job).await.is_err() {
+                        return;
+                    }
                 }
             }
         });

@@ -82,6 +82,10 @@ pub struct Metrics {
     pub commit_failures: AtomicU64,
     /// Observations deleted by retention.
     pub observations_purged: AtomicU64,
+    /// Closed transits whose personal data retention erased.
+    pub transits_personal_erased: AtomicU64,
+    /// Alarm attachments deleted by retention.
+    pub attachments_purged: AtomicU64,
     /// Seconds per group commit (the pipeline step and the transaction).
     pub commit_seconds: Histogram,
     /// Inputs per group commit.
@@ -102,6 +106,8 @@ impl Default for Metrics {
             inputs_duplicate: AtomicU64::new(0),
             commit_failures: AtomicU64::new(0),
             observations_purged: AtomicU64::new(0),
+            transits_personal_erased: AtomicU64::new(0),
+            attachments_purged: AtomicU64::new(0),
             commit_seconds: Histogram::new(SECONDS),
             batch_items: Histogram::new(ITEMS),
             alarms_by_kind: AlarmKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -149,10 +155,18 @@ impl Metrics {
              sealwatch_commit_failures_total {}\n\
              # HELP sealwatch_observations_purged_total Observations deleted by retention.\n\
              # TYPE sealwatch_observations_purged_total counter\n\
-             sealwatch_observations_purged_total {}",
+             sealwatch_observations_purged_total {}\n\
+             # HELP sealwatch_transits_personal_erased_total Closed transits whose personal data retention erased.\n\
+             # TYPE sealwatch_transits_personal_erased_total counter\n\
+             sealwatch_transits_personal_erased_total {}\n\
+             # HELP sealwatch_attachments_purged_total Alarm attachments deleted by retention.\n\
+             # TYPE sealwatch_attachments_purged_total counter\n\
+             sealwatch_attachments_purged_total {}",
             self.commit_seconds.count(),
             load(&self.commit_failures),
             load(&self.observations_purged),
+            load(&self.transits_personal_erased),
+            load(&self.attachments_purged),
         );
         self.commit_seconds.render(
             &mut out,

@@ -10,8 +10,10 @@
 //! - Sign-in failures are counted per username and per client address; past a threshold the
 //!   key is locked for a minute, doubling with every further failure. The answer to a failed
 //!   sign-in is the same whether the user exists or not.
-//! - An administrator can enrol a TOTP second factor (RFC 6238: HMAC-SHA-1, 30 s, 6 digits);
-//!   from then on signing in needs a code.
+//! - An administrator enrols a TOTP second factor (RFC 6238: HMAC-SHA-1, 30 s, 6 digits);
+//!   from then on signing in needs a code. Until then (with `auth.admin_totp_required`, on by
+//!   default) an administrator's session can only enrol: the session that enrols ends, and the
+//!   next sign-in needs a code.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -142,6 +144,14 @@ pub fn ensure_admin(
     store
         .create_user(&new_user("admin", Role::Administrator, None, hash, now))
         .map_err(|e| e.to_string())?;
+    crate::audit_chain::record(
+        store,
+        "first start",
+        "user.create",
+        "user:admin".to_owned(),
+        json!({"role": Role::Administrator.to_string(), "password": if generated { "generated" } else { "from the configuration" }}),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(generated.then_some(password))
 }
 
@@ -495,6 +505,17 @@ pub(crate) fn check_session(
     Ok((user, session))
 }
 
+/// What an administrator signed in without a second factor may do while one is required:
+/// see and end the session, and enrol.
+pub(crate) fn allowed_before_enrolment(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    match path {
+        "/api/v1/session" => true,
+        "/api/v1/session/totp" => method == Method::POST,
+        _ => false,
+    }
+}
+
 fn set_cookie(value: &str, max_age_s: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
@@ -709,6 +730,9 @@ pub(crate) async fn sign_in(
             "role": user.role,
             "organisation": user.organisation,
             "totp_enrolled": user.totp_secret.is_some(),
+            "totp_enrolment_required": s.admin_totp_required
+                && user.role == Role::Administrator
+                && user.totp_secret.is_none(),
             "csrf_token": csrf,
             "expires_at": expires_at,
         })),
@@ -815,10 +839,25 @@ pub(crate) async fn enrol_totp(
     }
     let secret = base32(&raw);
     let (id, stored_secret) = (u.user_id, secret.clone());
-    match s
-        .query(move |st| st.set_user_totp(id, Some(&stored_secret)))
-        .await
-    {
+    let (session_hash, name) = (u.session_hash.clone(), u.username.clone());
+    let now = crate::wall_clock();
+    // The session was opened with the password alone: it ends here, and the next sign-in
+    // proves the authenticator holds the secret (a code), so a secret lost before it was
+    // scanned shows at once, while the administrator is still there to reset it.
+    let stored = s
+        .query(move |st| {
+            st.set_user_totp(id, Some(&stored_secret))?;
+            st.revoke_session(&session_hash, now)?;
+            crate::audit_chain::record(
+                st,
+                &format!("user {name}"),
+                "user.totp_enrol",
+                format!("user:{name}"),
+                json!({}),
+            )
+        })
+        .await;
+    match stored {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return crate::store_problem(e).into_response(),
         Err(p) => return p.into_response(),
@@ -826,11 +865,17 @@ pub(crate) async fn enrol_totp(
     tracing::info!(username = %u.username, "TOTP enrolled");
     let mut r = (
         StatusCode::CREATED,
-        Json(json!({ "otpauth_uri": otpauth_uri(&u.username, &secret), "secret": secret })),
+        Json(json!({
+            "otpauth_uri": otpauth_uri(&u.username, &secret),
+            "secret": secret,
+            "next": "sign in again with a code from the authenticator",
+        })),
     )
         .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::SET_COOKIE, set_cookie("", 0, s.cookie_secure));
     r
 }
 

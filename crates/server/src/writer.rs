@@ -49,7 +49,27 @@ pub enum Job {
     },
     /// Copy the latest observations into the per-device index, one bounded batch at a time.
     Index,
+    /// Retention of the other data classes, one bounded batch at a time: erase the personal
+    /// data of transits closed before `before`, or delete the files of alarms closed before it.
+    Retain {
+        class: RetainedClass,
+        before: Timestamp,
+    },
 }
+
+/// The data classes retention erases or deletes besides observations (docs/security.md,
+/// "Retention").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetainedClass {
+    /// The driver's name and contact of closed transits (erased in place).
+    PersonalData,
+    /// Files attached to closed alarms (deleted).
+    Attachments,
+}
+
+/// Transits erased, or attachments deleted, per retention transaction: each is a rewrite of
+/// a document or a row of some kilobytes, so a batch holds the writer a few milliseconds.
+const RETAIN_BATCH: u32 = 200;
 
 /// Observations copied into the per-device index per transaction at most.
 ///
@@ -201,6 +221,7 @@ fn refuse(job: Job) {
         | Job::Tick(_)
         | Job::Reopen
         | Job::Index
+        | Job::Retain { .. }
         | Job::Purge { .. } => {}
     }
 }
@@ -290,6 +311,67 @@ pub fn run(
                     tracing::warn!(error = %e, "retention purge failed; trying again next round")
                 }
             },
+            Job::Retain { class, before } => {
+                let now = crate::wall_clock();
+                let step = match class {
+                    RetainedClass::PersonalData => pipeline
+                        .store()
+                        .erase_personal_data(before, now, RETAIN_BATCH)
+                        .map(|ids| {
+                            let n = ids.len() as u64;
+                            metrics
+                                .transits_personal_erased
+                                .fetch_add(n, Ordering::Relaxed);
+                            let detail = serde_json::json!({
+                                "closed_before": before.to_string(),
+                                "transits": ids,
+                            });
+                            (n, "personal_data.erase", "transits", detail)
+                        }),
+                    RetainedClass::Attachments => pipeline
+                        .store()
+                        .purge_attachments(before, RETAIN_BATCH)
+                        .map(|n| {
+                            metrics.attachments_purged.fetch_add(n, Ordering::Relaxed);
+                            let detail = serde_json::json!({
+                                "closed_before": before.to_string(),
+                                "deleted": n,
+                            });
+                            (n, "attachments.purge", "alarm_attachments", detail)
+                        }),
+                };
+                match step {
+                    Ok((n, action, subject, detail)) => {
+                        if n > 0 {
+                            let record = store::AuditRecord::new(
+                                now.unix_ms(),
+                                "retention",
+                                action,
+                                subject.to_owned(),
+                                &detail,
+                            );
+                            if let Err(e) = pipeline.store().append_audit(&[record]) {
+                                tracing::warn!(error = %e, action, "cannot record retention in the audit chain");
+                            }
+                        }
+                        if n == u64::from(RETAIN_BATCH) {
+                            // More to do: what arrived meanwhile goes first.
+                            while let Ok(job) = jobs.try_recv() {
+                                pending.push_back(job);
+                            }
+                            if !pending
+                                .iter()
+                                .any(|j| matches!(j, Job::Retain { class: c, .. } if *c == class))
+                            {
+                                pending.push_back(Job::Retain { class, before });
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, ?class, "retention failed; trying again next round")
+                    }
+                }
+            }
             Job::Index => match pipeline.store().index_observations(INDEX_BATCH) {
                 Ok(n) if n == u64::from(INDEX_BATCH) => {
                     // More to copy: let what arrived meanwhile go first, then go on.

@@ -351,6 +351,8 @@ async fn limits_and_the_reference_page() {
 async fn retention_purges_only_what_no_live_transit_needs() {
     let (running, dir, example_transit) = common::start_with_example("retention", |c| {
         c.retention = Some(Duration::from_secs(60));
+        // Personal data goes as soon as a transit is closed; open transits keep it.
+        c.personal_data_retention = Some(Duration::from_millis(1));
         c.purge_every = Duration::from_millis(100);
     })
     .await;
@@ -362,6 +364,8 @@ async fn retention_purges_only_what_no_live_transit_needs() {
         transit["device"] = json!(device);
         transit["sealed_at"] = json!(at(now, -30));
         transit["deadline"] = json!(at(now, 360));
+        transit["driver"] =
+            json!({"name": format!("Driver of {id}"), "contact": "+86 571 0000 0000"});
         let (status, body) = json(addr, "POST", "/api/v1/transits", Some(transit)).await;
         assert_eq!(status, 201, "{body}");
         // Twenty reports from 30 to 11 minutes ago: older than the minute of retention.
@@ -416,6 +420,20 @@ async fn retention_purges_only_what_no_live_transit_needs() {
         20,
         "only the closed transit's reports went"
     );
+    // The closed transit's driver is erased; the supervised one's is there.
+    assert!(
+        metrics.contains("sealwatch_transits_personal_erased_total 1\n"),
+        "{metrics}"
+    );
+    let driver = |id: &'static str| async move {
+        let (status, body) = json(addr, "GET", &format!("/api/v1/transits/{id}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        body["transit"]["driver"].clone()
+    };
+    let (t1, t2) = (driver("T1").await, driver("T2").await);
+    assert_eq!(t1["name"], store::retention::ERASED, "{t1}");
+    assert!(t1.get("contact").is_none(), "{t1}");
+    assert_eq!(t2["name"], "Driver of T2", "{t2}");
     running.stop().await.unwrap();
     let mut store = store::SqliteStore::open(&dir.join("sealwatch.db")).unwrap();
     use store::Store;
@@ -444,6 +462,15 @@ async fn retention_purges_only_what_no_live_transit_needs() {
     assert_eq!(purges[0].actor, "retention");
     let detail: Value = serde_json::from_str(&purges[0].detail).unwrap();
     assert_eq!(detail["deleted"], 20, "{detail}");
+    let erasures: Vec<Value> = store
+        .audit_entries(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "personal_data.erase")
+        .map(|e| serde_json::from_str(&e.detail).unwrap())
+        .collect();
+    assert_eq!(erasures.len(), 1, "{erasures:?}");
+    assert_eq!(erasures[0]["transits"], json!(["T1"]));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -469,8 +469,44 @@ async fn administrators_enrol_totp_and_then_need_it() {
 
     let admin = sign_in(addr, "root", ALICE_PW, None).await;
     assert_eq!(admin.status, 201, "{}", admin.body);
+    assert_eq!(admin.json()["totp_enrolment_required"], true);
     let (admin_cookie, csrf) = (cookie(&admin.cookie()), admin.json()["csrf_token"].clone());
     let csrf = csrf.as_str().unwrap();
+    // Before enrolling, the password alone reaches nothing an administrator can do: not a
+    // list, not a change; only the session itself and the enrolment.
+    for (method, path, body) in [
+        ("GET", "/api/v1/transits", None),
+        ("GET", "/api/v1/audit", None),
+        (
+            "POST",
+            "/api/v1/stations",
+            Some(serde_json::json!({"id": "S1", "name": "x", "zone": "z"})),
+        ),
+    ] {
+        let refused = call(
+            addr,
+            method,
+            path,
+            &[("Cookie", &admin_cookie), ("X-CSRF-Token", csrf)],
+            body,
+        )
+        .await;
+        assert_eq!(refused.status, 403, "{method} {path}: {}", refused.body);
+        assert!(
+            refused.body.contains("enrol a second factor"),
+            "{}",
+            refused.body
+        );
+    }
+    let me = call(
+        addr,
+        "GET",
+        "/api/v1/session",
+        &[("Cookie", &admin_cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(me.status, 200, "{}", me.body);
     let enrolled = call(
         addr,
         "POST",
@@ -493,17 +529,16 @@ async fn administrators_enrol_totp_and_then_need_it() {
         .next()
         .unwrap()
         .to_owned();
-    // Shown once: a second enrolment is refused.
-    let twice = call(
+    // The enrolling session, opened with the password alone, is over.
+    let after = call(
         addr,
-        "POST",
-        "/api/v1/session/totp",
-        &[("Cookie", &admin_cookie), ("X-CSRF-Token", csrf)],
+        "GET",
+        "/api/v1/session",
+        &[("Cookie", &admin_cookie)],
         None,
     )
     .await;
-    assert_eq!(twice.status, 409, "{}", twice.body);
-    assert!(!twice.body.contains(&secret_b32));
+    assert_eq!(after.status, 401, "{}", after.body);
 
     // Now the password alone is not enough, and a wrong code is refused.
     let no_code = sign_in(addr, "root", ALICE_PW, None).await;
@@ -526,6 +561,30 @@ async fn administrators_enrol_totp_and_then_need_it() {
     let good = sign_in(addr, "root", ALICE_PW, Some(&right)).await;
     assert_eq!(good.status, 201, "{}", good.body);
     assert_eq!(good.json()["totp_enrolled"], true);
+    assert_eq!(good.json()["totp_enrolment_required"], false);
+    let (good_cookie, good_csrf) = (cookie(&good.cookie()), good.json()["csrf_token"].clone());
+    let good_csrf = good_csrf.as_str().unwrap();
+    // With the second factor the administrator's session reaches everything again.
+    let listed = call(
+        addr,
+        "GET",
+        "/api/v1/transits",
+        &[("Cookie", &good_cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    // Shown once: a second enrolment is refused, without the secret.
+    let twice = call(
+        addr,
+        "POST",
+        "/api/v1/session/totp",
+        &[("Cookie", &good_cookie), ("X-CSRF-Token", good_csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    assert!(!twice.body.contains(&secret_b32));
     // The same code again (seen over a shoulder): refused, it was taken.
     let replayed = sign_in(addr, "root", ALICE_PW, Some(&right)).await;
     assert_eq!(replayed.status, 401, "{}", replayed.body);

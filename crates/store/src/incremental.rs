@@ -29,6 +29,7 @@ pub const APPEND_ONLY: &[(&str, &str)] = &[
     ("audit_checkpoints", "seq"),
     ("signed_reads", "id"),
     ("device_log", "id"),
+    ("retention_log", "id"),
 ];
 
 /// Tables an increment leaves as the base had them: derived ones, and the schema's version.
@@ -40,6 +41,27 @@ pub const AS_IN_BASE: &[&str] = &[
 
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A row of `retention_log`: table, action, first and last key.
+type Taken = (String, String, i64, i64);
+
+/// The table and key a `retention_log` row names, checked: only an append-only log, and only
+/// the `inputs` log is erased in place (a backup is checked against its manifest before it is
+/// applied, but a name still never reaches SQL unchecked).
+fn retention_target(table: &str, action: &str) -> Result<(String, &'static str)> {
+    let key = key_of(table)
+        .ok_or_else(|| Error::Conflict(format!("retention_log names {table:?}, not a log")))?;
+    match action {
+        crate::retention::DELETED => {}
+        crate::retention::ERASED_IN_PLACE if table == "inputs" => {}
+        _ => {
+            return Err(Error::Conflict(format!(
+                "retention_log: {action:?} on {table:?} is not something retention does"
+            )));
+        }
+    }
+    Ok((quoted(table), key))
 }
 
 fn key_of(table: &str) -> Option<&'static str> {
@@ -159,12 +181,51 @@ pub fn sqlite_apply(db: &Path, inc: &Path) -> Result<()> {
     conn.execute_batch("PRAGMA foreign_keys = OFF")?;
     conn.execute("ATTACH DATABASE ?1 AS inc", params![source])?;
     let tx = conn.transaction()?;
-    for table in sqlite_tables(&tx, "inc")? {
-        let q = quoted(&table);
-        if key_of(&table).is_none() {
+    let tables = sqlite_tables(&tx, "inc")?;
+    for table in &tables {
+        let q = quoted(table);
+        if key_of(table).is_none() {
             tx.execute(&format!("DELETE FROM main.{q}"), [])?;
         }
         tx.execute(&format!("INSERT INTO main.{q} SELECT * FROM inc.{q}"), [])?;
+    }
+    if tables.iter().any(|t| t == "retention_log") {
+        let taken: Vec<Taken> = tx
+            .prepare("SELECT tbl, action, key_lo, key_hi FROM inc.retention_log ORDER BY id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (table, action, lo, hi) in &taken {
+            let (q, key) = retention_target(table, action)?;
+            if action == crate::retention::DELETED {
+                tx.execute(
+                    &format!("DELETE FROM main.{q} WHERE {key} BETWEEN ?1 AND ?2"),
+                    params![lo, hi],
+                )?;
+                continue;
+            }
+            let rows: Vec<(i64, String)> = tx
+                .prepare(&format!(
+                    "SELECT {key}, doc FROM main.{q} WHERE {key} BETWEEN ?1 AND ?2"
+                ))?
+                .query_map(params![lo, hi], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (k, doc) in rows {
+                if let Some(new) = crate::retention::erase_input_doc(&doc)? {
+                    tx.execute(
+                        &format!("UPDATE main.{q} SET doc = ?2 WHERE {key} = ?1"),
+                        params![k, new],
+                    )?;
+                }
+            }
+        }
+        if taken.iter().any(|(t, ..)| t == "observations") {
+            // The per-device index is as the base had it: its entries of deleted reports go.
+            tx.execute(
+                "DELETE FROM main.observations_by_device WHERE NOT EXISTS
+                   (SELECT 1 FROM main.observations o WHERE o.id = observations_by_device.id)",
+                [],
+            )?;
+        }
     }
     tx.commit()?;
     conn.execute("DETACH DATABASE inc", [])?;
@@ -241,6 +302,15 @@ pub fn pg_export(
 pub fn pg_apply(client: &mut postgres::Client, dir: &Path, files: &[String]) -> Result<()> {
     let mut tx = client.transaction()?;
     tx.batch_execute("SET LOCAL session_replication_role = replica")?;
+    let retention_mark: i64 = if files.iter().any(|f| f == "retention_log.copy") {
+        tx.query_one(
+            "SELECT COALESCE(MAX(id), 0)::BIGINT FROM retention_log",
+            &[],
+        )?
+        .get(0)
+    } else {
+        0
+    };
     for name in files {
         let table = name
             .strip_suffix(".copy")
@@ -256,6 +326,49 @@ pub fn pg_apply(client: &mut postgres::Client, dir: &Path, files: &[String]) -> 
             .write_all(&data)
             .map_err(|e| Error::Conflict(format!("{name}: {e}")))?;
         writer.finish()?;
+    }
+    if files.iter().any(|f| f == "retention_log.copy") {
+        // The increment's rows of the log are those above the base's mark, copied just now.
+        let taken: Vec<Taken> = tx
+            .query(
+                "SELECT tbl, action, key_lo, key_hi FROM retention_log WHERE id > $1 ORDER BY id",
+                &[&retention_mark],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        for (table, action, lo, hi) in &taken {
+            let (q, key) = retention_target(table, action)?;
+            if action == crate::retention::DELETED {
+                tx.execute(
+                    &format!("DELETE FROM {q} WHERE {key} BETWEEN $1 AND $2"),
+                    &[lo, hi],
+                )?;
+                continue;
+            }
+            let rows: Vec<(i64, String)> = tx
+                .query(
+                    &format!("SELECT {key}, doc FROM {q} WHERE {key} BETWEEN $1 AND $2"),
+                    &[lo, hi],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            for (k, doc) in rows {
+                if let Some(new) = crate::retention::erase_input_doc(&doc)? {
+                    tx.execute(
+                        &format!("UPDATE {q} SET doc = $2 WHERE {key} = $1"),
+                        &[&k, &new],
+                    )?;
+                }
+            }
+        }
+        if taken.iter().any(|(t, ..)| t == "observations") {
+            tx.batch_execute(
+                "DELETE FROM observations_by_device d WHERE NOT EXISTS
+                   (SELECT 1 FROM observations o WHERE o.id = d.id)",
+            )?;
+        }
     }
     let serials: Vec<(String, String)> = tx
         .query(

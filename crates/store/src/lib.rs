@@ -15,6 +15,7 @@
 
 pub mod incremental;
 mod postgres;
+pub mod retention;
 pub mod sealed;
 mod sqlite;
 mod users;
@@ -939,6 +940,22 @@ pub trait Store: Send {
         after: i64,
         span: u32,
     ) -> Result<(u64, Option<i64>)>;
+
+    /// One bounded step of the personal-data retention: erases the driver's name and contact
+    /// ([`retention::ERASED`]) of up to `limit` transits closed before `closed_before`, in
+    /// their rows and their `declare` inputs, in one transaction, and returns the ids of the
+    /// transits erased (fewer than `limit`: none is left). Erased log rows are recorded in
+    /// `retention_log`. Events, alarms and the audit chain name no driver.
+    fn erase_personal_data(
+        &mut self,
+        closed_before: Timestamp,
+        at: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>>;
+    /// One bounded step of the attachment retention: deletes up to `limit` files attached to
+    /// alarms closed before `closed_before` and says how many (fewer than `limit`: none is
+    /// left). Deleted rows are recorded in `retention_log`.
+    fn purge_attachments(&mut self, closed_before: Timestamp, limit: u32) -> Result<u64>;
 
     /// The transit's track: its device's observations from the declaration until the transit
     /// was closed (to now while it is not), within `range`, in time order.

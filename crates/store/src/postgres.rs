@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (12, include_str!("../migrations/postgres/012_audit.sql")),
     (13, include_str!("../migrations/postgres/013_users.sql")),
+    (14, include_str!("../migrations/postgres/014_retention.sql")),
 ];
 
 /// What [`PgStore::with_exported_snapshot`] saw in its snapshot: the row counts, the
@@ -1692,12 +1693,93 @@ impl Store for PgStore {
             &format!("DELETE FROM observations_by_device WHERE (device, t, id) IN ({PURGEABLE})"),
             &params,
         )?;
-        let n = tx.execute(
-            &format!("DELETE FROM observations WHERE id IN (SELECT id FROM ({PURGEABLE}) AS p)"),
-            &params,
-        )?;
+        let deleted: Vec<i64> = tx
+            .query(
+                &format!(
+                    "DELETE FROM observations WHERE id IN (SELECT id FROM ({PURGEABLE}) AS p) RETURNING id"
+                ),
+                &params,
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let n = deleted.len() as u64;
+        log_retention(&mut tx, "observations", crate::retention::DELETED, deleted)?;
         tx.commit()?;
         Ok((n, (upto < newest).then_some(upto)))
+    }
+
+    fn erase_personal_data(
+        &mut self,
+        closed_before: Timestamp,
+        at: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.client.transaction()?;
+        // FOR UPDATE: the writer cannot change a row between its read here and its rewrite.
+        let rows = tx.query(
+            "SELECT id, doc FROM transits
+             WHERE state = 'closed' AND personal_erased_at IS NULL AND updated_at < $1
+             ORDER BY updated_at LIMIT $2 FOR UPDATE",
+            &[&closed_before.unix_ms(), &i64::from(limit)],
+        )?;
+        let mut ids: Vec<String> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (id, doc): (String, &str) = (r.get(0), r.get(1));
+            let erased = crate::retention::erase_transit_doc(doc)?;
+            tx.execute(
+                "UPDATE transits SET personal_erased_at = $2, doc = COALESCE($3, doc) WHERE id = $1",
+                &[&id, &at.unix_ms(), &erased],
+            )?;
+            ids.push(id);
+        }
+        if !ids.is_empty() {
+            let inputs = tx.query(
+                "SELECT seq, doc FROM inputs WHERE kind = 'declare'
+                   AND (doc::jsonb -> 'transit' ->> 'id') = ANY($1) FOR UPDATE",
+                &[&ids],
+            )?;
+            let mut erased_seqs = Vec::new();
+            for r in &inputs {
+                let (seq, doc): (i64, &str) = (r.get(0), r.get(1));
+                if let Some(new) = crate::retention::erase_input_doc(doc)? {
+                    tx.execute("UPDATE inputs SET doc = $2 WHERE seq = $1", &[&seq, &new])?;
+                    erased_seqs.push(seq);
+                }
+            }
+            log_retention(
+                &mut tx,
+                "inputs",
+                crate::retention::ERASED_IN_PLACE,
+                erased_seqs,
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn purge_attachments(&mut self, closed_before: Timestamp, limit: u32) -> Result<u64> {
+        let mut tx = self.client.transaction()?;
+        let deleted: Vec<i64> = tx
+            .query(
+                "DELETE FROM alarm_attachments WHERE id IN (
+                   SELECT f.id FROM alarm_attachments f JOIN alarms a ON a.id = f.alarm
+                   WHERE a.state = 'closed' AND a.updated_at < $1 ORDER BY f.id LIMIT $2)
+                 RETURNING id",
+                &[&closed_before.unix_ms(), &i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let n = deleted.len() as u64;
+        log_retention(
+            &mut tx,
+            "alarm_attachments",
+            crate::retention::DELETED,
+            deleted,
+        )?;
+        tx.commit()?;
+        Ok(n)
     }
 
     fn events(
@@ -1963,4 +2045,21 @@ fn user_row(r: &::postgres::Row) -> UserRow {
         r.get(8),
         r.get(9),
     )
+}
+
+/// Records in `retention_log` what retention did to rows of an append-only log, as runs of
+/// keys (an incremental backup's restore does the same to its base).
+fn log_retention(
+    tx: &mut ::postgres::Transaction<'_>,
+    table: &str,
+    action: &str,
+    keys: Vec<i64>,
+) -> Result<()> {
+    for (lo, hi) in crate::retention::runs(keys) {
+        tx.execute(
+            "INSERT INTO retention_log (tbl, action, key_lo, key_hi) VALUES ($1, $2, $3, $4)",
+            &[&table, &action, &lo, &hi],
+        )?;
+    }
+    Ok(())
 }

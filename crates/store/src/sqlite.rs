@@ -52,6 +52,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/sqlite/011_reader_keys.sql")),
     (12, include_str!("../migrations/sqlite/012_audit.sql")),
     (13, include_str!("../migrations/sqlite/013_users.sql")),
+    (14, include_str!("../migrations/sqlite/014_retention.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -1651,12 +1652,95 @@ impl Store for SqliteStore {
             &format!("DELETE FROM observations_by_device WHERE (device, t, id) IN ({PURGEABLE})"),
             args,
         )?;
-        let n = tx.execute(
-            &format!("DELETE FROM observations WHERE id IN (SELECT id FROM ({PURGEABLE}))"),
-            args,
-        )?;
+        let deleted: Vec<i64> = tx
+            .prepare(&format!(
+                "DELETE FROM observations WHERE id IN (SELECT id FROM ({PURGEABLE})) RETURNING id"
+            ))?
+            .query_map(args, |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let n = deleted.len() as u64;
+        log_retention(&tx, "observations", crate::retention::DELETED, deleted)?;
         tx.commit()?;
-        Ok((n as u64, (upto < newest).then_some(upto)))
+        Ok((n, (upto < newest).then_some(upto)))
+    }
+
+    fn erase_personal_data(
+        &mut self,
+        closed_before: Timestamp,
+        at: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        // The erased text is zeroed in the page, not left in its free space.
+        self.conn.pragma_update(None, "secure_delete", "ON")?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let rows: Vec<(String, String)> = tx
+            .prepare_cached(
+                "SELECT id, doc FROM transits
+                 WHERE state = 'closed' AND personal_erased_at IS NULL AND updated_at < ?1
+                 ORDER BY updated_at LIMIT ?2",
+            )?
+            .query_map(params![closed_before.unix_ms(), limit], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for (id, doc) in rows {
+            let erased = crate::retention::erase_transit_doc(&doc)?;
+            tx.execute(
+                "UPDATE transits SET personal_erased_at = ?2, doc = COALESCE(?3, doc) WHERE id = ?1",
+                params![id, at.unix_ms(), erased],
+            )?;
+            ids.push(id);
+        }
+        if !ids.is_empty() {
+            let wanted = serde_json::to_string(&ids)?;
+            let inputs: Vec<(i64, String)> = tx
+                .prepare_cached(
+                    "SELECT seq, doc FROM inputs WHERE kind = 'declare'
+                       AND json_extract(doc, '$.transit.id') IN (SELECT value FROM json_each(?1))",
+                )?
+                .query_map(params![wanted], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut erased_seqs = Vec::new();
+            for (seq, doc) in inputs {
+                if let Some(new) = crate::retention::erase_input_doc(&doc)? {
+                    tx.execute(
+                        "UPDATE inputs SET doc = ?2 WHERE seq = ?1",
+                        params![seq, new],
+                    )?;
+                    erased_seqs.push(seq);
+                }
+            }
+            log_retention(
+                &tx,
+                "inputs",
+                crate::retention::ERASED_IN_PLACE,
+                erased_seqs,
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn purge_attachments(&mut self, closed_before: Timestamp, limit: u32) -> Result<u64> {
+        // The deleted files are zeroed in the pages, not left in their free space.
+        self.conn.pragma_update(None, "secure_delete", "ON")?;
+        let tx = self.conn.transaction()?;
+        let deleted: Vec<i64> = tx
+            .prepare_cached(
+                "DELETE FROM alarm_attachments WHERE id IN (
+                   SELECT f.id FROM alarm_attachments f JOIN alarms a ON a.id = f.alarm
+                   WHERE a.state = 'closed' AND a.updated_at < ?1 ORDER BY f.id LIMIT ?2)
+                 RETURNING id",
+            )?
+            .query_map(params![closed_before.unix_ms(), limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let n = deleted.len() as u64;
+        log_retention(&tx, "alarm_attachments", crate::retention::DELETED, deleted)?;
+        tx.commit()?;
+        Ok(n)
     }
 
     fn events(
@@ -1985,4 +2069,16 @@ impl SqliteStore {
             }),
         }
     }
+}
+
+/// Records in `retention_log` what retention did to rows of an append-only log, as runs of
+/// keys (an incremental backup's restore does the same to its base).
+fn log_retention(tx: &Connection, table: &str, action: &str, keys: Vec<i64>) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO retention_log (tbl, action, key_lo, key_hi) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (lo, hi) in crate::retention::runs(keys) {
+        insert.execute(params![table, action, lo, hi])?;
+    }
+    Ok(())
 }

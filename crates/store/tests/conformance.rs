@@ -1502,6 +1502,78 @@ fn attachments_are_kept_with_the_history(s: &mut dyn Store) {
     );
 }
 
+/// Retention deletes the files of alarms closed before its cut-off, and only those.
+fn retention_purges_attachments_of_closed_alarms(s: &mut dyn Store) {
+    let alarms = [
+        alarm("T1", AlarmKind::Tamper, "2026-11-25T09:00:00Z", 4),
+        alarm("T2", AlarmKind::Tamper, "2026-11-25T09:00:00Z", 4),
+    ];
+    let ids = s
+        .commit(&Commit {
+            alarms: &alarms,
+            ..Commit::default()
+        })
+        .unwrap();
+    for &id in &ids {
+        let meta = store::Attachment {
+            id: 0,
+            alarm: id,
+            at: t("2026-11-25T09:30:00Z"),
+            actor: "patrol.7".into(),
+            name: "seal.jpg".into(),
+            content_type: "image/jpeg".into(),
+            sha256: "ab".repeat(32),
+            size_bytes: 0,
+        };
+        s.add_attachment(&meta, b"\xff\xd8 a photo").unwrap();
+    }
+    s.handle_alarm(
+        ids[0],
+        AlarmStep::Acknowledge,
+        "officer.zhang",
+        t("2026-11-25T09:55:00Z"),
+        None,
+    )
+    .unwrap();
+    s.handle_alarm(
+        ids[0],
+        AlarmStep::Resolve(Outcome::FalseAlarm),
+        "officer.zhang",
+        t("2026-11-25T10:00:00Z"),
+        None,
+    )
+    .unwrap();
+    s.handle_alarm(
+        ids[0],
+        AlarmStep::Close,
+        "supervisor.wang",
+        t("2026-11-25T10:05:00Z"),
+        None,
+    )
+    .unwrap();
+    // Closed after the cut-off: kept.
+    assert_eq!(
+        s.purge_attachments(t("2026-11-25T10:00:00Z"), 10).unwrap(),
+        0
+    );
+    // Closed before it: its file goes; the open alarm's stays.
+    assert_eq!(
+        s.purge_attachments(t("2026-11-26T00:00:00Z"), 10).unwrap(),
+        1
+    );
+    assert!(s.attachments(ids[0]).unwrap().is_empty());
+    assert_eq!(s.attachments(ids[1]).unwrap().len(), 1);
+    assert_eq!(
+        s.purge_attachments(t("2026-11-26T00:00:00Z"), 10).unwrap(),
+        0
+    );
+    // The alarm and its handling history stay: they are the record.
+    assert_eq!(
+        s.alarm(ids[0]).unwrap().state,
+        AlarmState::Closed(Outcome::FalseAlarm)
+    );
+}
+
 fn a_paired_device_replaces_the_declared_one(s: &mut dyn Store) {
     declare(s, 1, &transit("T1", "D1"), t("2026-11-25T07:00:00Z")).unwrap();
     let pair = model::Action {
@@ -1859,6 +1931,13 @@ macro_rules! conformance {
             fn a_paired_device_replaces_the_declared_one() {
                 if let Some(mut s) = open("pairing") {
                     super::a_paired_device_replaces_the_declared_one(&mut *s);
+                }
+            }
+
+            #[test]
+            fn retention_purges_attachments_of_closed_alarms() {
+                if let Some(mut s) = open("retain_files") {
+                    super::retention_purges_attachments_of_closed_alarms(&mut *s);
                 }
             }
 

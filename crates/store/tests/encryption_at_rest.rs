@@ -380,6 +380,82 @@ fn tampering_is_detected(b: &dyn Backend) {
     assert!(err.contains("cargo.1.consignee"), "{err}");
 }
 
+/// Personal-data retention: the driver's name and contact of a transit closed before the
+/// cut-off are erased from its row and its `declare` input, sealed or clear, and are nowhere in
+/// the raw database afterwards; newer and open transits keep theirs.
+fn retention_erases_personal_data(b: &dyn Backend) {
+    let mut s = b.open();
+    let day_ms = 86_400_000;
+    let t0 = 1_800_000_000_000;
+    declare(&mut *s, 1, &transit("T-OLD-CLEAR", "Wang Qingfeng")).unwrap();
+    s.set_keys(ring(&[("k1", KEY1)]));
+    declare(&mut *s, 2, &transit("T-OLD-SEALED", NAME)).unwrap();
+    declare(&mut *s, 3, &transit("T-RECENT", "Liu Recent")).unwrap();
+    declare(&mut *s, 4, &transit("T-OPEN", "Chen Stillontheroad")).unwrap();
+    let close = |s: &mut dyn Store, id: &str, at_ms: i64| {
+        let states = [(
+            id.parse().unwrap(),
+            model::TransitState::Closed,
+            Timestamp::from_unix_ms(at_ms),
+        )];
+        s.commit(&Commit {
+            states: &states,
+            ..Commit::default()
+        })
+        .unwrap();
+    };
+    close(&mut *s, "T-OLD-CLEAR", t0 + day_ms);
+    close(&mut *s, "T-OLD-SEALED", t0 + 2 * day_ms);
+    close(&mut *s, "T-RECENT", t0 + 40 * day_ms);
+    b.checkpoint();
+    assert!(contains(&b.raw(), "Wang Qingfeng"), "stored clear before");
+
+    let cut = Timestamp::from_unix_ms(t0 + 30 * day_ms);
+    let now = Timestamp::from_unix_ms(t0 + 60 * day_ms);
+    // Batches of one: the step says which transit it did, and nothing is done twice.
+    let mut erased = Vec::new();
+    for _ in 0..10 {
+        let ids = s.erase_personal_data(cut, now, 1).unwrap();
+        if ids.is_empty() {
+            break;
+        }
+        erased.extend(ids);
+    }
+    erased.sort();
+    assert_eq!(erased, ["T-OLD-CLEAR", "T-OLD-SEALED"]);
+    for id in ["T-OLD-CLEAR", "T-OLD-SEALED"] {
+        let stored = s.transit(id).unwrap().transit;
+        let driver = stored.driver.expect("the driver's other fields stay");
+        assert_eq!(driver.name.0, store::retention::ERASED);
+        assert!(driver.contact.is_none());
+        assert_eq!(driver.nationality.as_deref(), Some("CN"));
+        // Business data is not personal data: it stays.
+        assert_eq!(stored.cargo.len(), 2);
+    }
+    assert_eq!(
+        s.transit("T-RECENT").unwrap().transit,
+        transit("T-RECENT", "Liu Recent")
+    );
+    b.checkpoint();
+    let raw = b.raw();
+    assert!(!contains(&raw, "Wang Qingfeng"), "an erased name is gone");
+    // The only contact stored clear was the old clear transit's (the rest are sealed).
+    assert!(
+        !contains(&raw, "+86 571 5555 0101"),
+        "an erased contact is gone"
+    );
+    for doc in b.docs() {
+        assert!(!doc.contains("Wang Qingfeng"), "{doc}");
+    }
+    let erased_docs = b
+        .docs()
+        .into_iter()
+        .filter(|d| d.contains(store::retention::ERASED))
+        .count();
+    assert_eq!(erased_docs, 4, "two rows and two declare inputs");
+    assert!(s.erase_personal_data(cut, now, 10).unwrap().is_empty());
+}
+
 macro_rules! backend_tests {
     ($backend:ident, $new:expr) => {
         mod $backend {
@@ -403,6 +479,13 @@ macro_rules! backend_tests {
             fn missing_and_wrong_keys() {
                 if let Some(b) = ($new)("keys") {
                     super::missing_and_wrong_keys(&b);
+                }
+            }
+
+            #[test]
+            fn retention_erases_personal_data() {
+                if let Some(b) = ($new)("retain") {
+                    super::retention_erases_personal_data(&b);
                 }
             }
 
