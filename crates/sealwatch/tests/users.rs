@@ -216,6 +216,28 @@ fn users_are_created_listed_disabled_and_reset() {
         out.contains("bob\tofficer\tYiwu office\t-\tdisabled"),
         "{out}"
     );
+    // Every change is in the audit chain, in order, and no password is.
+    let audit = Command::new(env!("CARGO_BIN_EXE_sealwatch"))
+        .args(["audit", "list", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&audit.stdout);
+    let changes: Vec<String> = listed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .filter(|a| a.starts_with("user."))
+        .collect();
+    assert_eq!(
+        changes,
+        ["user.create", "user.create", "user.disable", "user.reset_password"],
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&bob_password) && !listed.contains(&new),
+        "{listed}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
