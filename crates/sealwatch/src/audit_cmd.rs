@@ -74,7 +74,7 @@ pub fn verify(
     trusted: Option<ed25519_dalek::VerifyingKey>,
     outside: Vec<Checkpoint>,
 ) -> ExitCode {
-    let mut checkpoints = match store.audit_checkpoints() {
+    let checkpoints = match store.audit_checkpoints() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: cannot read the audit checkpoints: {e}");
@@ -94,24 +94,7 @@ pub fn verify(
             "note: no audit key file and no --public-key: checkpoints are checked with the key each carries"
         );
     }
-    checkpoints.extend(outside);
-    let result = (|| {
-        let mut v = Verifier::new(&checkpoints, trusted.as_ref())?;
-        let mut after = 0;
-        loop {
-            let page = match store.audit_entries(after, PAGE) {
-                Ok(p) => p,
-                Err(e) => return Ok(Err(e)),
-            };
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            for e in &page {
-                v.push(e)?;
-            }
-        }
-        v.finish().map(Ok)
-    })();
-    match result {
+    match check_chain(store, trusted, outside) {
         Ok(Ok(head)) => {
             match head.last {
                 Some((seq, hash)) => println!(
@@ -134,6 +117,35 @@ pub fn verify(
             ExitCode::FAILURE
         }
     }
+}
+
+/// Walks the whole chain against its checkpoints (the store's and `outside`), with `trusted`
+/// as the platform's key when known. Outer error: the chain is not intact (the problem names
+/// the first bad entry); inner error: the store could not be read.
+pub fn check_chain(
+    store: &mut dyn Store,
+    trusted: Option<ed25519_dalek::VerifyingKey>,
+    outside: Vec<Checkpoint>,
+) -> Result<Result<audit::Head, store::Error>, audit::Problem> {
+    let mut checkpoints = match store.audit_checkpoints() {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    checkpoints.extend(outside);
+    let mut v = Verifier::new(&checkpoints, trusted.as_ref())?;
+    let mut after = 0;
+    loop {
+        let page = match store.audit_entries(after, PAGE) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            v.push(e)?;
+        }
+    }
+    v.finish().map(Ok)
 }
 
 /// `sealwatch audit checkpoint`: the latest signed checkpoint, as JSON to keep elsewhere.

@@ -364,39 +364,25 @@ pub fn restore(from: &[PathBuf], target: &Target, replace: bool) -> Result<Manif
         .files
         .first()
         .ok_or_else(|| Failure::Input("the manifest names no file".into()))?;
-    match (target, manifest.backend.as_str()) {
+    // Built where the service does not look (SQLite: a file beside the target; PostgreSQL: the
+    // target schema, dropped again on failure), applied, counted and its audit chain verified,
+    // and only then put in place: a backup whose chain does not verify is never restored.
+    let staged = match (target, manifest.backend.as_str()) {
         (Target::Sqlite(db), "sqlite") => {
-            if db.exists() {
-                if !replace {
-                    return Err(Failure::Input(format!(
-                        "{} exists; restore into an empty data directory, or give --replace to set it aside",
-                        db.display()
-                    )));
-                }
-                let aside =
-                    db.with_extension(format!("db.replaced-{}", server::wall_clock().unix_ms()));
-                std::fs::rename(db, &aside)
-                    .map_err(|e| failed(format!("{}: {e}", db.display())))?;
-                for extra in ["-wal", "-shm"] {
-                    let p = PathBuf::from(format!("{}{extra}", db.display()));
-                    if p.exists() {
-                        let _ = std::fs::rename(&p, format!("{}{extra}", aside.display()));
-                    }
-                }
+            if db.exists() && !replace {
+                return Err(Failure::Input(format!(
+                    "{} exists; restore into an empty data directory, or give --replace to set it aside",
+                    db.display()
+                )));
             }
             if let Some(dir) = db.parent() {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
             }
-            // Copied beside the target, then renamed: a restore cut short leaves no half file
-            // where the service would open it.
             let partial = db.with_extension("db.restoring");
             std::fs::copy(from.join(&file.name), &partial)
                 .map_err(|e| failed(format!("{}: {e}", partial.display())))?;
-            std::fs::File::open(&partial)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| failed(format!("{}: {e}", partial.display())))?;
-            std::fs::rename(&partial, db).map_err(|e| failed(format!("{}: {e}", db.display())))?;
+            Target::Sqlite(partial)
         }
         (Target::Postgres { url, schema }, "postgresql") => {
             if manifest.schema.as_deref() != Some(schema.as_str()) {
@@ -425,15 +411,57 @@ pub fn restore(from: &[PathBuf], target: &Target, replace: bool) -> Result<Manif
                     .arg(from.join(&file.name)),
                 "pg_restore",
             )?;
+            target.clone()
         }
         (_, backend) => {
             return Err(Failure::Input(format!(
                 "the backup is of a {backend} store; the target is not"
             )));
         }
+    };
+    let checked = apply_and_check(&staged, &chain, &previous.1);
+    match (checked, &staged, target) {
+        (Ok(()), Target::Sqlite(partial), Target::Sqlite(db)) => {
+            std::fs::File::open(partial)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| failed(format!("{}: {e}", partial.display())))?;
+            if db.exists() {
+                let aside =
+                    db.with_extension(format!("db.replaced-{}", server::wall_clock().unix_ms()));
+                std::fs::rename(db, &aside)
+                    .map_err(|e| failed(format!("{}: {e}", db.display())))?;
+                for extra in ["-wal", "-shm"] {
+                    let p = PathBuf::from(format!("{}{extra}", db.display()));
+                    if p.exists() {
+                        let _ = std::fs::rename(&p, format!("{}{extra}", aside.display()));
+                    }
+                }
+            }
+            std::fs::rename(partial, db).map_err(|e| failed(format!("{}: {e}", db.display())))?;
+        }
+        (Ok(()), _, _) => {}
+        (Err(e), Target::Sqlite(partial), _) => {
+            let _ = std::fs::remove_file(partial);
+            return Err(e);
+        }
+        (Err(e), Target::Postgres { url, schema }, _) => {
+            // Nothing half-restored is left for a service to start on.
+            let _ = store::PgStore::drop_schema(url, schema);
+            return Err(e);
+        }
     }
-    for (dir, m) in &chain {
-        match target {
+    Ok(previous.1)
+}
+
+/// Applies the increments to the staged restore, then checks it: every table as many rows as
+/// the last manifest says, and the audit chain intact (hash links and signed checkpoints).
+fn apply_and_check(
+    staged: &Target,
+    chain: &[(PathBuf, Manifest)],
+    last: &Manifest,
+) -> Result<(), Failure> {
+    for (dir, m) in chain {
+        match staged {
             Target::Sqlite(db) => {
                 store::incremental::sqlite_apply(db, &dir.join(SQLITE_INCREMENT)).map_err(failed)?
             }
@@ -444,21 +472,17 @@ pub fn restore(from: &[PathBuf], target: &Target, replace: bool) -> Result<Manif
             }
         }
     }
-    let manifest = previous.1;
-    // Every table as many rows as the last manifest says (the per-device index, kept as the
-    // full backup had it, catches up by itself).
-    let counts = match target {
-        Target::Sqlite(db) => {
-            let mut s = store::SqliteStore::open(db).map_err(failed)?;
-            store::Store::table_counts(&mut s).map_err(failed)?
-        }
+    let mut store: Box<dyn store::Store> = match staged {
+        Target::Sqlite(db) => Box::new(store::SqliteStore::open(db).map_err(failed)?),
         Target::Postgres { url, schema } => {
-            let mut s = store::PgStore::connect_in_schema(url, schema).map_err(failed)?;
-            store::Store::table_counts(&mut s).map_err(failed)?
+            Box::new(store::PgStore::connect_in_schema(url, schema).map_err(failed)?)
         }
     };
-    let counts: std::collections::BTreeMap<String, i64> = counts.into_iter().collect();
-    for (table, want) in &manifest.tables {
+    // Every table as many rows as the last manifest says (the per-device index, kept as the
+    // full backup had it, catches up by itself).
+    let counts: std::collections::BTreeMap<String, i64> =
+        store.table_counts().map_err(failed)?.into_iter().collect();
+    for (table, want) in &last.tables {
         if !chain.is_empty() && store::incremental::AS_IN_BASE.contains(&table.as_str()) {
             continue;
         }
@@ -469,5 +493,11 @@ pub fn restore(from: &[PathBuf], target: &Target, replace: bool) -> Result<Manif
             )));
         }
     }
-    Ok(manifest)
+    match crate::audit_cmd::check_chain(&mut *store, None, Vec::new()) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(failed(format!("cannot read the restored audit chain: {e}"))),
+        Err(problem) => Err(Failure::Input(format!(
+            "the backup's audit chain is NOT intact ({problem}); nothing was restored"
+        ))),
+    }
 }

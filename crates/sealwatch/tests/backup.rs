@@ -186,6 +186,43 @@ fn drill(name: &str, store_args: &[&str], env: &[(&str, &str)], destroy: impl Fn
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("does not match the manifest"), "{stderr}");
 
+    if manifest["backend"] == "sqlite" {
+        // A backup rewritten together with its manifest (by someone who can write both): the
+        // hashes agree, the audit chain does not, and nothing is restored.
+        let forged = dir.join("forged");
+        std::fs::create_dir_all(&forged).unwrap();
+        for entry in std::fs::read_dir(&backup).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), forged.join(entry.file_name())).unwrap();
+        }
+        let name = manifest["files"][0]["name"].as_str().unwrap();
+        rusqlite::Connection::open(forged.join(name))
+            .unwrap()
+            .execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 1", [])
+            .unwrap();
+        let bytes = std::fs::read(forged.join(name)).unwrap();
+        let mut rewritten = manifest.clone();
+        rewritten["files"][0]["sha256"] = Value::String(
+            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes))
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        );
+        rewritten["files"][0]["bytes"] = bytes.len().into();
+        std::fs::write(
+            forged.join("manifest.json"),
+            serde_json::to_string_pretty(&rewritten).unwrap(),
+        )
+        .unwrap();
+        let (code, _, stderr) = with(&["restore", "--from", forged.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains("audit chain is NOT intact") && stderr.contains("entry 1"),
+            "{stderr}"
+        );
+    }
+
+    // Nothing of the refused restores was left: no --replace is needed.
     let (code, stdout, stderr) = with(&["restore", "--from", backup_dir]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(

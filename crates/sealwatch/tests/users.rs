@@ -231,7 +231,12 @@ fn users_are_created_listed_disabled_and_reset() {
         .collect();
     assert_eq!(
         changes,
-        ["user.create", "user.create", "user.disable", "user.reset_password"],
+        [
+            "user.create",
+            "user.create",
+            "user.disable",
+            "user.reset_password"
+        ],
         "{listed}"
     );
     assert!(
