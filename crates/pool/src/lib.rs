@@ -206,6 +206,10 @@ pub struct StationPlan {
     /// The level the plan fills up to: the safety stock, raised to `minimum_stock`, capped at
     /// the capacity.
     pub target: u32,
+    /// Available devices the station can give without dropping below its target.
+    pub surplus: u32,
+    /// Devices the station needs to reach its target.
+    pub deficit: u32,
     pub sent: u32,
     pub received: u32,
     pub stock_after: u32,
@@ -244,7 +248,7 @@ struct Balance {
 pub fn plan(input: &PoolInput, options: &PlanOptions) -> Result<Plan, PlanError> {
     validate_options(options)?;
     let index = validate_stations(input)?;
-    let cost = cost_function(input)?;
+    let cost = cost_per_device(input)?;
     let z = forecast::normal_quantile(options.service_level);
 
     let n = input.stations.len();
@@ -361,6 +365,8 @@ pub fn plan(input: &PoolInput, options: &PlanOptions) -> Result<Plan, PlanError>
                 stock_before: b.stock,
                 forecast,
                 target: b.target,
+                surplus: b.surplus,
+                deficit: b.deficit,
                 sent: sent[i],
                 received: received[i],
                 stock_after,
@@ -416,8 +422,12 @@ fn check_cost(what: impl FnOnce() -> String, value: f64) -> Result<(), PlanError
     }
 }
 
-/// The validated cost per device from the i-th to the j-th station.
-fn cost_function(input: &PoolInput) -> Result<Box<dyn Fn(usize, usize) -> f64 + '_>, PlanError> {
+/// The cost per device from the i-th to the j-th station (input order), after checking that
+/// every cost is finite and not negative and, for distance-based costs, that every station has
+/// valid coordinates.
+pub fn cost_per_device(
+    input: &PoolInput,
+) -> Result<Box<dyn Fn(usize, usize) -> f64 + '_>, PlanError> {
     let n = input.stations.len();
     match &input.cost {
         TransportCost::Distance {
