@@ -18,7 +18,8 @@
 //!
 //! **Architecture invariant**: this crate does no I/O, reads no clock and draws no random
 //! numbers: the same input always gives the same plan. CI checks that it does not depend on an
-//! async runtime. (The solver crate keeps an optional time limit internally; none is set here.)
+//! async runtime. (The solver crate reads the clock only for its own timing statistics and an
+//! optional time limit; no limit is set here, so the plan never depends on it.)
 
 pub mod forecast;
 pub mod transport;
