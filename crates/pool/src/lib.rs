@@ -33,6 +33,10 @@ use forecast::Forecast;
 
 /// Mean Earth radius (IUGG), for great-circle distances.
 const EARTH_RADIUS_KM: f64 = 6_371.008_8;
+/// The largest cost parameter accepted (per device, or per device and km). Far above any real
+/// freight rate, and low enough that a plan's total over millions of devices stays exact to
+/// well under a unit in `f64` and the simplex is never handed numbers that overflow.
+pub const MAX_COST: f64 = 1e9;
 
 /// A station of the pool: a customs office or site that holds, charges and issues devices.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,7 +166,7 @@ pub enum PlanError {
         lat_deg: f64,
         lon_deg: f64,
     },
-    #[error("the cost {what} is {value}; costs must be finite and not negative")]
+    #[error("the cost {what} is {value}; costs must be between 0 and 1e9")]
     InvalidCost { what: String, value: f64 },
     #[error(
         "the cost matrix must be {expected} × {expected} (one row and column per station), found {found}"
@@ -413,7 +417,7 @@ fn validate_stations(input: &PoolInput) -> Result<HashMap<&str, usize>, PlanErro
 }
 
 fn check_cost(what: impl FnOnce() -> String, value: f64) -> Result<(), PlanError> {
-    if value.is_finite() && value >= 0.0 {
+    if (0.0..=MAX_COST).contains(&value) {
         Ok(())
     } else {
         Err(PlanError::InvalidCost {
@@ -424,7 +428,7 @@ fn check_cost(what: impl FnOnce() -> String, value: f64) -> Result<(), PlanError
 }
 
 /// The cost per device from the i-th to the j-th station (input order), after checking that
-/// every cost is finite and not negative and, for distance-based costs, that every station has
+/// every cost is between 0 and [`MAX_COST`] and, for distance-based costs, that every station has
 /// valid coordinates.
 pub fn cost_per_device(
     input: &PoolInput,

@@ -212,7 +212,7 @@ fn bad_inputs_are_named() {
     check(
         nan,
         options(),
-        "the cost from \"A\" to \"C\" is NaN; costs must be finite and not negative",
+        "the cost from \"A\" to \"C\" is NaN; costs must be between 0 and 1e9",
     );
 
     let mut ragged = four_stations(2);
