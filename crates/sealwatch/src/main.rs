@@ -8,6 +8,7 @@ mod decode;
 mod demo;
 mod device_key;
 mod emulate;
+mod pool_cmd;
 mod user;
 mod verify;
 
@@ -181,6 +182,12 @@ enum Command {
         command: data_key::DataKeyCommand,
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// The device pool (docs/pool.md): `plan` says which devices move from where to where so
+    /// that every station holds its dynamic safety stock, at the least transport cost.
+    Pool {
+        #[command(subcommand)]
+        command: pool_cmd::PoolCommand,
     },
     /// Run the service with a simulated fleet on real corridors (THIS IS A DEMO).
     Demo {
@@ -914,6 +921,7 @@ fn main() -> ExitCode {
             database_url,
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
+        Command::Pool { command } => pool_cmd::run(command),
         Command::Audit { command, store } => audit(command, store),
         Command::User { command, store } => match open_store(store) {
             Ok(mut s) => user::run(command, &mut *s),
