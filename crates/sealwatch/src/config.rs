@@ -26,6 +26,57 @@ pub struct Settings {
     pub log: LogSettings,
     pub audit: AuditSettings,
     pub auth: AuthSettings,
+    pub risk: RiskSettings,
+}
+
+/// The release-or-inspect proposal (docs/decisions.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RiskSettings {
+    /// The score (0..=100) at or above which the proposal is to inspect.
+    pub inspect_at: u32,
+    /// Transits selected at random for control whatever their score, per thousand.
+    pub random_per_mille: u32,
+    /// The share of transits with a violation confirmed that counts as normal, in (0, 1).
+    pub base_violation_rate: f64,
+    /// Days of history in the carrier's and the route's records.
+    pub history_days: u32,
+    /// HS code prefixes of sensitive goods.
+    pub sensitive_hs_prefixes: Vec<String>,
+}
+
+impl Default for RiskSettings {
+    fn default() -> RiskSettings {
+        let policy = risk::Policy::default();
+        RiskSettings {
+            inspect_at: policy.inspect_at,
+            random_per_mille: policy.random_per_mille,
+            base_violation_rate: policy.base_violation_rate,
+            history_days: 365,
+            sensitive_hs_prefixes: policy.sensitive_hs_prefixes,
+        }
+    }
+}
+
+impl RiskSettings {
+    /// The service's risk configuration; a number out of range names its key.
+    pub fn config(&self) -> Result<server::decisions::RiskConfig, String> {
+        let policy = risk::Policy {
+            inspect_at: self.inspect_at,
+            random_per_mille: self.random_per_mille,
+            base_violation_rate: self.base_violation_rate,
+            sensitive_hs_prefixes: self.sensitive_hs_prefixes.clone(),
+            ..risk::Policy::default()
+        };
+        policy.check().map_err(|e| format!("risk.{e}"))?;
+        if self.history_days == 0 {
+            return Err("risk.history_days: at least 1".into());
+        }
+        Ok(server::decisions::RiskConfig {
+            policy,
+            history_days: self.history_days,
+        })
+    }
 }
 
 /// Signing in (docs/security.md, "Authentication").

@@ -759,10 +759,18 @@ fn serve(
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID);
     }
+    let risk = match settings.risk.config() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
     let initial_admin_password = settings.auth.initial_admin_password.clone();
     let audit_key_file = settings.audit.key_file(&settings.store.data_dir);
     let mut config = service_config(settings);
     config.webhook_secrets = webhook_secrets;
+    config.risk = risk;
     match server::audit_chain::load_or_create_audit_key(&audit_key_file) {
         Ok((key, created)) => {
             if created {

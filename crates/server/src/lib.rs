@@ -10,6 +10,7 @@ pub mod audit_chain;
 pub mod auth;
 mod commands;
 pub mod containers;
+pub mod decisions;
 mod keys;
 mod metrics;
 pub mod openapi;
@@ -96,6 +97,8 @@ pub struct Config {
     /// Whether an administrator signed in without a second factor may only enrol one (on by
     /// default; only `sealwatch demo` turns it off, and says so).
     pub admin_totp_required: bool,
+    /// The release-or-inspect proposal's policy (docs/decisions.md).
+    pub risk: decisions::RiskConfig,
     /// Encryption at rest of transits' personal and confidential fields (docs/security.md):
     /// on, the key comes from `SEALWATCH_STORE_ENCRYPTION_KEY` or `encryption_key_file`
     /// (created with a random key when missing); off, they are stored clear.
@@ -130,6 +133,7 @@ impl Config {
             cookie_secure: false,
             session_timeouts: users::SessionTimeouts::default(),
             admin_totp_required: true,
+            risk: decisions::RiskConfig::default(),
             encryption: false,
             encryption_key_file: None,
         }
@@ -205,6 +209,7 @@ pub struct AppState {
     lockout: Arc<users::Lockout>,
     session_timeouts: users::SessionTimeouts,
     admin_totp_required: bool,
+    risk: Arc<decisions::RiskConfig>,
     /// Whether the session cookie is marked `Secure`.
     cookie_secure: bool,
 }
@@ -334,6 +339,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         lockout: Arc::default(),
         session_timeouts: config.session_timeouts,
         admin_totp_required: config.admin_totp_required,
+        risk: Arc::new(config.risk.clone()),
         cookie_secure: config.cookie_secure || config.tls.is_some(),
     };
     // The clock: timers fire even when no report comes. It stops with the service, so that
@@ -706,6 +712,7 @@ pub fn router(state: AppState) -> Router {
             post(containers::webhook),
         )
         .merge(registry::routes())
+        .merge(decisions::routes())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

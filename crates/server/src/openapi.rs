@@ -344,6 +344,46 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &["from", "to"],
     },
     RouteDoc {
+        method: "get",
+        path: "/api/v1/statistics/decisions",
+        summary: "Release-or-inspect decisions in a time range: how many released without inspection, overrides, and the hit rate of inspections",
+        body: None,
+        ok: 200,
+        query: &["from", "to"],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/transits/{id}/proposal",
+        summary: "The release-or-inspect proposal for a transit: decision, score (0-100), threshold, and every reason with its points (alarms, seal integrity, the carrier's and route's records, sensitive goods, random selection)",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/transits/{id}/decision",
+        summary: "Release or inspect an arrived transit; going against the proposal needs a reason. Recorded with the proposal as shown, and audited",
+        body: Some("decision"),
+        ok: 201,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/transits/{id}/decision",
+        summary: "The decision taken on a transit, with the proposal as it was shown and what the inspection found",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/transits/{id}/inspection",
+        summary: "What the inspection of a transit decided `inspect` found (once); audited",
+        body: Some("inspection_result"),
+        ok: 201,
+        query: &[],
+    },
+    RouteDoc {
         method: "post",
         path: "/api/v1/alarms/{id}/attachments",
         summary: "Attach a photo or document to an alarm (body: the file; Content-Type image/jpeg, image/png, image/webp or application/pdf; query: name, actor)",
@@ -646,6 +686,20 @@ fn schemas() -> Value {
         "additionalProperties": false,
         "properties": {
             "public_key": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "Ed25519 public key, 32 bytes hex"}
+        }
+    }));
+    defs.insert("decision".into(), json!({
+        "type": "object", "required": ["decision"], "additionalProperties": false,
+        "properties": {
+            "decision": {"enum": ["release", "inspect"]},
+            "reason": {"type": "string", "maxLength": 2000, "description": "required when the decision goes against the proposal"}
+        }
+    }));
+    defs.insert("inspection_result".into(), json!({
+        "type": "object", "required": ["found"], "additionalProperties": false,
+        "properties": {
+            "found": {"type": "boolean", "description": "whether the inspection found something"},
+            "note": {"type": "string", "maxLength": 2000}
         }
     }));
     defs.insert("reader_post".into(), json!({

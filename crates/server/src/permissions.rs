@@ -160,6 +160,18 @@ const ZONE_READ: &[Role] = &[
     Role::Auditor,
     Role::SiteOperator,
 ];
+/// The release-or-inspect proposal and decision: customs at the centre and at the offices,
+/// and the auditor who reviews them.
+const DECIDE_READ: &[Role] = &[
+    Role::Administrator,
+    Role::Supervisor,
+    Role::Officer,
+    Role::OfficeOfficer,
+    Role::Auditor,
+];
+/// Deciding release or inspect, and recording what an inspection found: the destination
+/// office's officers and the centre's.
+const DECIDE: &[Role] = &[Role::Supervisor, Role::Officer, Role::OfficeOfficer];
 /// The audit trail.
 const AUDIT_READ: &[Role] = &[Role::Administrator, Role::Supervisor, Role::Auditor];
 
@@ -218,6 +230,11 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("get", "/api/v1/transits/{id}/alarms", roles(TRANSIT_READ)),
     rule("get", "/api/v1/statistics/transits", roles(CONSOLE_READ)),
     rule("get", "/api/v1/statistics/alarms", roles(CONSOLE_READ)),
+    rule("get", "/api/v1/statistics/decisions", roles(CONSOLE_READ)),
+    rule("get", "/api/v1/transits/{id}/proposal", roles(DECIDE_READ)),
+    rule("get", "/api/v1/transits/{id}/decision", roles(DECIDE_READ)),
+    rule("post", "/api/v1/transits/{id}/decision", roles(DECIDE)),
+    rule("post", "/api/v1/transits/{id}/inspection", roles(DECIDE)),
     rule(
         "post",
         "/api/v1/alarms/{id}/attachments",

@@ -62,7 +62,7 @@ pub(crate) fn page(after: Option<i64>, limit: Option<u32>) -> Result<PageRequest
 }
 
 /// `from` and `to` (RFC 3339), `from` inclusive and `to` exclusive.
-fn range(from: &Option<String>, to: &Option<String>) -> Result<TimeRange, Problem> {
+pub(crate) fn range(from: &Option<String>, to: &Option<String>) -> Result<TimeRange, Problem> {
     let range = TimeRange {
         from: time("from", from)?,
         to: time("to", to)?,

@@ -735,6 +735,33 @@ pub struct DeviceRecord {
     pub registered_at: Timestamp,
 }
 
+/// A release-or-inspect decision as recorded (docs/decisions.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub id: i64,
+    pub transit: String,
+    pub at: Timestamp,
+    /// Who decided (the audit chain's actor text).
+    pub actor: String,
+    pub proposed: risk::Decision,
+    pub score: u32,
+    pub decided: risk::Decision,
+    /// The decision went against the proposal.
+    pub overridden: bool,
+    pub reason: Option<String>,
+    /// The proposal as it was shown when the decision was taken.
+    pub proposal: serde_json::Value,
+    pub inspection: Option<InspectionResult>,
+}
+
+/// What an inspection found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InspectionResult {
+    pub found: bool,
+    pub note: Option<String>,
+    pub at: Timestamp,
+}
+
 /// A reported position and when it was reported.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Position {
@@ -956,6 +983,31 @@ pub trait Store: Send {
     /// alarms closed before `closed_before` and says how many (fewer than `limit`: none is
     /// left). Deleted rows are recorded in `retention_log`.
     fn purge_attachments(&mut self, closed_before: Timestamp, limit: u32) -> Result<u64>;
+
+    /// Records a release-or-inspect decision; a transit already decided is a conflict. The
+    /// record's `id` and `inspection` are ignored.
+    fn put_decision(&mut self, decision: &DecisionRecord) -> Result<DecisionRecord>;
+    fn decision(&mut self, transit: &str) -> Result<DecisionRecord>;
+    /// Records what the inspection of a transit decided `inspect` found; a transit not decided
+    /// so, or whose result is recorded already, is a conflict.
+    fn record_inspection(
+        &mut self,
+        transit: &str,
+        result: &InspectionResult,
+    ) -> Result<DecisionRecord>;
+    /// Decisions taken in a time range, and what their inspections found.
+    fn decision_stats(&mut self, range: TimeRange) -> Result<risk::DecisionStats>;
+    /// The records the risk score weighs, over transits declared since `since` other than
+    /// `except`: the carrier's (transits whose declaration names it) and the route's (same
+    /// departure and destination); a transit counts as violated when one of its alarms was
+    /// resolved as a confirmed violation.
+    fn risk_records(
+        &mut self,
+        carrier: Option<&str>,
+        route: Option<(&str, &str)>,
+        since: Timestamp,
+        except: &str,
+    ) -> Result<(Option<risk::Record>, Option<risk::Record>)>;
 
     /// The transit's track: its device's observations from the declaration until the transit
     /// was closed (to now while it is not), within `range`, in time order.
@@ -1436,6 +1488,69 @@ impl DeviceRow {
 }
 
 const DAY_MS: i64 = 86_400_000;
+
+/// A decision's row, as both backends read it: id, transit, at, actor, proposed, score,
+/// decided, overridden, reason, proposal JSON, inspection found, note and time.
+pub(crate) type DecisionRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    bool,
+    Option<String>,
+    String,
+    Option<bool>,
+    Option<String>,
+    Option<i64>,
+);
+
+pub(crate) fn decision_from_row(row: DecisionRow) -> Result<DecisionRecord> {
+    let (
+        id,
+        transit,
+        at,
+        actor,
+        proposed,
+        score,
+        decided,
+        overridden,
+        reason,
+        proposal,
+        found,
+        note,
+        inspected_at,
+    ) = row;
+    let decision = |text: String| -> Result<risk::Decision> {
+        Ok(serde_json::from_value(serde_json::Value::String(text))?)
+    };
+    Ok(DecisionRecord {
+        id,
+        transit,
+        at: Timestamp::from_unix_ms(at),
+        actor,
+        proposed: decision(proposed)?,
+        score: u32::try_from(score).unwrap_or(0),
+        decided: decision(decided)?,
+        overridden,
+        reason,
+        proposal: serde_json::from_str(&proposal)?,
+        inspection: match (found, inspected_at) {
+            (Some(found), Some(at)) => Some(InspectionResult {
+                found,
+                note,
+                at: Timestamp::from_unix_ms(at),
+            }),
+            _ => None,
+        },
+    })
+}
+
+/// The columns of a decision row, in [`DecisionRow`] order.
+pub(crate) const DECISION_COLUMNS: &str = "id, transit, at, actor, proposed, score, decided, \
+     overridden, reason, proposal, inspection_found, inspection_note, inspection_at";
 
 /// Alarm counts from `(day number, kind, grade, count)` rows, the day written `YYYY-MM-DD` and
 /// the rows in day, kind (declaration order of `AlarmKind`) and grade order.

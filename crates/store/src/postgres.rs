@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/postgres/012_audit.sql")),
     (13, include_str!("../migrations/postgres/013_users.sql")),
     (14, include_str!("../migrations/postgres/014_retention.sql")),
+    (15, include_str!("../migrations/postgres/015_decisions.sql")),
 ];
 
 /// What [`PgStore::with_exported_snapshot`] saw in its snapshot: the row counts, the
@@ -1707,6 +1708,147 @@ impl Store for PgStore {
         log_retention(&mut tx, "observations", crate::retention::DELETED, deleted)?;
         tx.commit()?;
         Ok((n, (upto < newest).then_some(upto)))
+    }
+
+    fn put_decision(&mut self, d: &crate::DecisionRecord) -> Result<crate::DecisionRecord> {
+        let n = self.client.execute(
+            "INSERT INTO decisions (transit, at, actor, proposed, score, decided, overridden, reason, proposal)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (transit) DO NOTHING",
+            &[
+                &d.transit,
+                &d.at.unix_ms(),
+                &d.actor,
+                &d.proposed.as_str(),
+                &i64::from(d.score),
+                &d.decided.as_str(),
+                &d.overridden,
+                &d.reason,
+                &d.proposal.to_string(),
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Conflict(format!(
+                "transit {} is decided already",
+                d.transit
+            )));
+        }
+        self.decision(&d.transit)
+    }
+
+    fn decision(&mut self, transit: &str) -> Result<crate::DecisionRecord> {
+        let row = self
+            .client
+            .query_opt(
+                &format!(
+                    "SELECT {} FROM decisions WHERE transit = $1",
+                    crate::DECISION_COLUMNS
+                ),
+                &[&transit],
+            )?
+            .ok_or_else(|| Error::NotFound {
+                what: "decision of transit",
+                id: transit.to_owned(),
+            })?;
+        crate::decision_from_row((
+            row.get(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            row.get(4),
+            row.get(5),
+            row.get(6),
+            row.get(7),
+            row.get(8),
+            row.get(9),
+            row.get(10),
+            row.get(11),
+            row.get(12),
+        ))
+    }
+
+    fn record_inspection(
+        &mut self,
+        transit: &str,
+        result: &crate::InspectionResult,
+    ) -> Result<crate::DecisionRecord> {
+        let current = self.decision(transit)?;
+        if current.decided != risk::Decision::Inspect || current.inspection.is_some() {
+            return Err(Error::Conflict(format!(
+                "transit {transit}: {}",
+                if current.inspection.is_some() {
+                    "the inspection's result is recorded already"
+                } else {
+                    "it was released, not inspected"
+                }
+            )));
+        }
+        self.client.execute(
+            "UPDATE decisions SET inspection_found = $2, inspection_note = $3, inspection_at = $4
+             WHERE transit = $1 AND inspection_found IS NULL",
+            &[&transit, &result.found, &result.note, &result.at.unix_ms()],
+        )?;
+        self.decision(transit)
+    }
+
+    fn decision_stats(&mut self, range: TimeRange) -> Result<risk::DecisionStats> {
+        let (from, to) = range.bounds();
+        let row = self.client.query_one(
+            "SELECT COUNT(*)::BIGINT,
+                    COUNT(*) FILTER (WHERE decided = 'release')::BIGINT,
+                    COUNT(*) FILTER (WHERE decided = 'inspect')::BIGINT,
+                    COUNT(*) FILTER (WHERE overridden)::BIGINT,
+                    COUNT(inspection_found)::BIGINT,
+                    COUNT(*) FILTER (WHERE inspection_found)::BIGINT
+             FROM decisions WHERE at >= $1 AND at < $2",
+            &[&from, &to],
+        )?;
+        let n = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+        Ok(risk::DecisionStats {
+            decisions: n(0),
+            released: n(1),
+            inspected: n(2),
+            overrides: n(3),
+            inspections_with_result: n(4),
+            inspections_finding: n(5),
+        })
+    }
+
+    fn risk_records(
+        &mut self,
+        carrier: Option<&str>,
+        route: Option<(&str, &str)>,
+        since: Timestamp,
+        except: &str,
+    ) -> Result<(Option<risk::Record>, Option<risk::Record>)> {
+        const VIOLATED: &str = "EXISTS (SELECT 1 FROM alarms a WHERE a.transit = t.id AND a.outcome = 'confirmed_violation')";
+        let record = |row: ::postgres::Row| risk::Record {
+            transits: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            violations: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+        };
+        let by_carrier = match carrier {
+            Some(c) => Some(record(self.client.query_one(
+                &format!(
+                    "SELECT COUNT(*)::BIGINT, COUNT(*) FILTER (WHERE {VIOLATED})::BIGINT FROM transits t
+                     WHERE t.declared_at >= $1 AND t.id <> $2
+                       AND (t.doc::jsonb #>> '{{declaration,carrier}}') = $3"
+                ),
+                &[&since.unix_ms(), &except, &c],
+            )?)),
+            None => None,
+        };
+        let by_route = match route {
+            Some((from, to)) => Some(record(self.client.query_one(
+                &format!(
+                    "SELECT COUNT(*)::BIGINT, COUNT(*) FILTER (WHERE {VIOLATED})::BIGINT FROM transits t
+                     WHERE t.declared_at >= $1 AND t.id <> $2
+                       AND (t.doc::jsonb ->> 'departure') = $3
+                       AND (t.doc::jsonb ->> 'destination') = $4"
+                ),
+                &[&since.unix_ms(), &except, &from, &to],
+            )?)),
+            None => None,
+        };
+        Ok((by_carrier, by_route))
     }
 
     fn erase_personal_data(

@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/sqlite/012_audit.sql")),
     (13, include_str!("../migrations/sqlite/013_users.sql")),
     (14, include_str!("../migrations/sqlite/014_retention.sql")),
+    (15, include_str!("../migrations/sqlite/015_decisions.sql")),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -1662,6 +1663,163 @@ impl Store for SqliteStore {
         log_retention(&tx, "observations", crate::retention::DELETED, deleted)?;
         tx.commit()?;
         Ok((n, (upto < newest).then_some(upto)))
+    }
+
+    fn put_decision(&mut self, d: &crate::DecisionRecord) -> Result<crate::DecisionRecord> {
+        let n = self.conn.execute(
+            "INSERT INTO decisions (transit, at, actor, proposed, score, decided, overridden, reason, proposal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (transit) DO NOTHING",
+            params![
+                d.transit,
+                d.at.unix_ms(),
+                d.actor,
+                d.proposed.as_str(),
+                d.score,
+                d.decided.as_str(),
+                d.overridden,
+                d.reason,
+                d.proposal.to_string()
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Conflict(format!(
+                "transit {} is decided already",
+                d.transit
+            )));
+        }
+        self.decision(&d.transit)
+    }
+
+    fn decision(&mut self, transit: &str) -> Result<crate::DecisionRecord> {
+        let row = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {} FROM decisions WHERE transit = ?1",
+                    crate::DECISION_COLUMNS
+                ),
+                params![transit],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                        r.get(11)?,
+                        r.get(12)?,
+                    ))
+                },
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "decision of transit",
+                id: transit.to_owned(),
+            })?;
+        crate::decision_from_row(row)
+    }
+
+    fn record_inspection(
+        &mut self,
+        transit: &str,
+        result: &crate::InspectionResult,
+    ) -> Result<crate::DecisionRecord> {
+        let current = self.decision(transit)?;
+        if current.decided != risk::Decision::Inspect || current.inspection.is_some() {
+            return Err(Error::Conflict(format!(
+                "transit {transit}: {}",
+                if current.inspection.is_some() {
+                    "the inspection's result is recorded already"
+                } else {
+                    "it was released, not inspected"
+                }
+            )));
+        }
+        self.conn.execute(
+            "UPDATE decisions SET inspection_found = ?2, inspection_note = ?3, inspection_at = ?4
+             WHERE transit = ?1 AND inspection_found IS NULL",
+            params![transit, result.found, result.note, result.at.unix_ms()],
+        )?;
+        self.decision(transit)
+    }
+
+    fn decision_stats(&mut self, range: TimeRange) -> Result<risk::DecisionStats> {
+        let (from, to) = range.bounds();
+        let row: (i64, i64, i64, i64, i64, i64) = self.conn.query_row(
+            "SELECT COUNT(*),
+                    COALESCE(SUM(decided = 'release'), 0),
+                    COALESCE(SUM(decided = 'inspect'), 0),
+                    COALESCE(SUM(overridden), 0),
+                    COALESCE(SUM(inspection_found IS NOT NULL), 0),
+                    COALESCE(SUM(inspection_found = 1), 0)
+             FROM decisions WHERE at >= ?1 AND at < ?2",
+            params![from, to],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(risk::DecisionStats {
+            decisions: n(row.0),
+            released: n(row.1),
+            inspected: n(row.2),
+            overrides: n(row.3),
+            inspections_with_result: n(row.4),
+            inspections_finding: n(row.5),
+        })
+    }
+
+    fn risk_records(
+        &mut self,
+        carrier: Option<&str>,
+        route: Option<(&str, &str)>,
+        since: Timestamp,
+        except: &str,
+    ) -> Result<(Option<risk::Record>, Option<risk::Record>)> {
+        const VIOLATED: &str = "EXISTS (SELECT 1 FROM alarms a WHERE a.transit = t.id AND a.outcome = 'confirmed_violation')";
+        let record = |row: (i64, i64)| risk::Record {
+            transits: u64::try_from(row.0).unwrap_or(0),
+            violations: u64::try_from(row.1).unwrap_or(0),
+        };
+        let by_carrier = match carrier {
+            Some(c) => Some(record(self.conn.query_row(
+                &format!(
+                    "SELECT COUNT(*), COALESCE(SUM({VIOLATED}), 0) FROM transits t
+                     WHERE t.declared_at >= ?1 AND t.id <> ?2
+                       AND json_extract(t.doc, '$.declaration.carrier') = ?3"
+                ),
+                params![since.unix_ms(), except, c],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)),
+            None => None,
+        };
+        let by_route = match route {
+            Some((from, to)) => Some(record(self.conn.query_row(
+                &format!(
+                    "SELECT COUNT(*), COALESCE(SUM({VIOLATED}), 0) FROM transits t
+                     WHERE t.declared_at >= ?1 AND t.id <> ?2
+                       AND json_extract(t.doc, '$.departure') = ?3
+                       AND json_extract(t.doc, '$.destination') = ?4"
+                ),
+                params![since.unix_ms(), except, from, to],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)),
+            None => None,
+        };
+        Ok((by_carrier, by_route))
     }
 
     fn erase_personal_data(

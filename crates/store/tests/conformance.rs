@@ -1574,6 +1574,140 @@ fn retention_purges_attachments_of_closed_alarms(s: &mut dyn Store) {
     );
 }
 
+/// Release-or-inspect decisions, one per transit, with the inspection's result; and the
+/// carrier's and route's records the risk score weighs.
+fn decisions_and_risk_records(s: &mut dyn Store) {
+    let with_carrier = |id: &str, device: &str, carrier: &str| -> Transit {
+        let mut v = serde_json::to_value(transit(id, device)).unwrap();
+        v["declaration"] = serde_json::json!({"number": format!("DEC-{id}"), "carrier": carrier});
+        serde_json::from_value(v).unwrap()
+    };
+    let at = t("2026-11-25T07:00:00Z");
+    declare(s, 1, &with_carrier("T1", "D1", "ACME"), at).unwrap();
+    declare(s, 2, &with_carrier("T2", "D2", "ACME"), at).unwrap();
+    declare(s, 3, &with_carrier("T3", "D3", "OTHER"), at).unwrap();
+    let ids = s
+        .commit(&Commit {
+            alarms: &[alarm(
+                "T1",
+                AlarmKind::IllegalOpening,
+                "2026-11-25T09:00:00Z",
+                4,
+            )],
+            ..Commit::default()
+        })
+        .unwrap();
+    s.handle_alarm(
+        ids[0],
+        AlarmStep::Acknowledge,
+        "o",
+        t("2026-11-25T09:01:00Z"),
+        None,
+    )
+    .unwrap();
+    s.handle_alarm(
+        ids[0],
+        AlarmStep::Resolve(Outcome::ConfirmedViolation),
+        "o",
+        t("2026-11-25T09:30:00Z"),
+        None,
+    )
+    .unwrap();
+    let since = t("2026-01-01T00:00:00Z");
+    let rec = |transits, violations| {
+        Some(risk::Record {
+            transits,
+            violations,
+        })
+    };
+    assert_eq!(
+        s.risk_records(Some("ACME"), Some(("CN-YIWU", "CN-NINGBO")), since, "T3")
+            .unwrap(),
+        (rec(2, 1), rec(2, 1))
+    );
+    // The transit decided is not part of its own record; an unknown carrier has none.
+    assert_eq!(
+        s.risk_records(Some("ACME"), None, since, "T1").unwrap(),
+        (rec(1, 0), None)
+    );
+    assert_eq!(
+        s.risk_records(Some("NOBODY"), None, since, "T1").unwrap(),
+        (rec(0, 0), None)
+    );
+    assert_eq!(
+        s.risk_records(Some("ACME"), None, t("2026-12-01T00:00:00Z"), "T1")
+            .unwrap(),
+        (rec(0, 0), None)
+    );
+
+    let decision = |transit: &str, proposed, decided, reason: Option<&str>| store::DecisionRecord {
+        id: 0,
+        transit: transit.into(),
+        at: t("2026-11-25T14:00:00Z"),
+        actor: "officer.li".into(),
+        proposed,
+        score: 60,
+        decided,
+        overridden: proposed != decided,
+        reason: reason.map(str::to_owned),
+        proposal: serde_json::json!({"score": 60}),
+        inspection: None,
+    };
+    use risk::Decision::{Inspect, Release};
+    let d = s
+        .put_decision(&decision("T1", Inspect, Inspect, None))
+        .unwrap();
+    assert_eq!(
+        (d.transit.as_str(), d.decided, d.overridden),
+        ("T1", Inspect, false)
+    );
+    assert_eq!(d.proposal["score"], 60);
+    assert!(
+        s.put_decision(&decision("T1", Inspect, Release, Some("x")))
+            .unwrap_err()
+            .is_conflict()
+    );
+    let r = s
+        .put_decision(&decision(
+            "T2",
+            Inspect,
+            Release,
+            Some("known trader, seal intact"),
+        ))
+        .unwrap();
+    assert!(r.overridden);
+    assert_eq!(r.reason.as_deref(), Some("known trader, seal intact"));
+    let found = store::InspectionResult {
+        found: true,
+        note: Some("undeclared cigarettes".into()),
+        at: t("2026-11-25T16:00:00Z"),
+    };
+    let d = s.record_inspection("T1", &found).unwrap();
+    assert_eq!(d.inspection, Some(found.clone()));
+    assert!(s.record_inspection("T1", &found).unwrap_err().is_conflict());
+    assert!(s.record_inspection("T2", &found).unwrap_err().is_conflict());
+    assert!(
+        s.record_inspection("T3", &found)
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(s.decision("T2").unwrap(), r);
+    let stats = s.decision_stats(TimeRange::default()).unwrap();
+    assert_eq!(
+        stats,
+        risk::DecisionStats {
+            decisions: 2,
+            released: 1,
+            inspected: 1,
+            overrides: 1,
+            inspections_with_result: 1,
+            inspections_finding: 1,
+        }
+    );
+    assert_eq!(stats.released_share(), Some(0.5));
+    assert_eq!(stats.hit_rate(), Some(1.0));
+}
+
 fn a_paired_device_replaces_the_declared_one(s: &mut dyn Store) {
     declare(s, 1, &transit("T1", "D1"), t("2026-11-25T07:00:00Z")).unwrap();
     let pair = model::Action {
@@ -1938,6 +2072,13 @@ macro_rules! conformance {
             fn retention_purges_attachments_of_closed_alarms() {
                 if let Some(mut s) = open("retain_files") {
                     super::retention_purges_attachments_of_closed_alarms(&mut *s);
+                }
+            }
+
+            #[test]
+            fn decisions_and_risk_records() {
+                if let Some(mut s) = open("decisions") {
+                    super::decisions_and_risk_records(&mut *s);
                 }
             }
 
