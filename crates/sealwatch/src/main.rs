@@ -188,6 +188,8 @@ enum Command {
     Pool {
         #[command(subcommand)]
         command: pool_cmd::PoolCommand,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Run the service with a simulated fleet on real corridors (THIS IS A DEMO).
     Demo {
@@ -929,7 +931,7 @@ fn main() -> ExitCode {
             database_url,
         } => serve(config.as_deref(), listen, data_dir, database_url),
         Command::Token { command, store } => token(command, store),
-        Command::Pool { command } => pool_cmd::run(command),
+        Command::Pool { command, store } => pool_cmd::run(command, || open_store(store)),
         Command::Audit { command, store } => audit(command, store),
         Command::User { command, store } => match open_store(store) {
             Ok(mut s) => user::run(command, &mut *s),

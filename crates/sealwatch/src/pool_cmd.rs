@@ -18,8 +18,14 @@ pub enum PoolCommand {
     Plan {
         /// The pool: stations with coordinates and daily history, devices with state and
         /// station, and the transport cost (format in docs/pool.md). `-` reads standard input.
+        /// Without it, the pool is the store's registry: its stations (at their zones), devices
+        /// and the transits that left and reached each station over the last 56 days.
         #[arg(long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
+        /// Print the planner's input (from the store or the file) as JSON instead of planning:
+        /// a snapshot to keep, or to plan again with other options.
+        #[arg(long)]
+        export: bool,
         /// Days until a rebalancing shipment arrives: the horizon the safety stock covers.
         #[arg(long, default_value_t = pool::PlanOptions::default().lead_days)]
         lead_days: u32,
@@ -35,21 +41,58 @@ pub enum PoolCommand {
     },
 }
 
-pub fn run(command: PoolCommand) -> ExitCode {
+/// Runs a `pool` command; `open_store` opens the store when no `--input` is given.
+pub fn run(
+    command: PoolCommand,
+    open_store: impl FnOnce() -> Result<Box<dyn store::Store>, ExitCode>,
+) -> ExitCode {
     let PoolCommand::Plan {
         input,
+        export,
         lead_days,
         service_level,
         smoothing,
         json,
     } = command;
-    let pool_input = match read_input(&input) {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("error: {why}");
-            return ExitCode::from(EXIT_INVALID);
+    let (pool_input, source) = match input {
+        Some(input) => match read_input(&input) {
+            Ok(p) => (p, input.display().to_string()),
+            Err(why) => {
+                eprintln!("error: {why}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => {
+            let mut store = match open_store() {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let now = server::wall_clock();
+            match server::device_pool::overview_of(
+                &mut *store,
+                now,
+                server::device_pool::CostRates::default(),
+            ) {
+                Ok(o) => (o.input, "the store's registry".to_owned()),
+                Err(e) => {
+                    eprintln!("error: cannot read the registry: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
     };
+    if export {
+        return match serde_json::to_string_pretty(&pool_input) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot print the input: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let options = pool::PlanOptions {
         lead_days,
         service_level,
@@ -63,7 +106,7 @@ pub fn run(command: PoolCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
         Err(e) => {
-            eprintln!("error: {}: {e}", input.display());
+            eprintln!("error: {source}: {e}");
             return ExitCode::from(EXIT_INVALID);
         }
     };

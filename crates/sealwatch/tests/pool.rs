@@ -135,3 +135,67 @@ fn bad_input_exits_2_naming_it() {
         "{stderr}"
     );
 }
+
+/// Without `--input`, the pool is the store's registry: stations at their zones' positions,
+/// devices in the states the planner knows (in stock, charging, in return, in repair), the
+/// others (in service, lost, retired) left out.
+#[test]
+fn from_the_store_registry() {
+    use store::Store;
+    let dir = std::env::temp_dir().join(format!("sealwatch-pool-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        let mut s = store::SqliteStore::open(&dir.join("sealwatch.db")).unwrap();
+        let now = model::Timestamp::from_unix_ms(1_800_000_000_000);
+        for (zone, station, lon) in [("Z-A", "S-A", 120.07), ("Z-B", "S-B", 121.85)] {
+            s.put_zone(
+                &serde_json::from_value(serde_json::json!({"id": zone, "kind": "office",
+                    "area": {"type": "Point", "coordinates": [lon, 29.3]}, "radius_m": 500}))
+                .unwrap(),
+            )
+            .unwrap();
+            s.put_station(
+                &serde_json::from_value(
+                    serde_json::json!({"id": station, "name": station, "zone": zone}),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        }
+        for (id, state) in [
+            ("D1", "in_stock"),
+            ("D2", "charging"),
+            ("D3", "in_transit"),
+            ("D4", "retired"),
+        ] {
+            s.put_device(
+                &serde_json::from_value(serde_json::json!({"id": id, "kind": "active",
+                    "state": state, "station": "S-A", "battery_pct": 80}))
+                .unwrap(),
+                now,
+            )
+            .unwrap();
+        }
+    }
+    let data_dir = dir.to_str().unwrap();
+    let (code, stdout, stderr) = pool_plan(&["--data-dir", data_dir, "--export"], None);
+    assert_eq!(code, Some(0), "{stderr}");
+    let input: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let stations = input["stations"].as_array().unwrap();
+    assert_eq!(stations.len(), 2, "{input}");
+    assert_eq!(stations[0]["lon_deg"], 120.07, "{input}");
+    assert_eq!(stations[0]["history"].as_array().unwrap().len(), 56);
+    let devices: Vec<(&str, &str)> = input["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["id"].as_str().unwrap(), d["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(devices, [("D1", "available"), ("D2", "charging")]);
+    // Nothing leaves either station, so nothing needs to move.
+    let (code, stdout, stderr) = pool_plan(&["--data-dir", data_dir], None);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("no moves"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

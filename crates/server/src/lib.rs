@@ -11,6 +11,7 @@ pub mod auth;
 mod commands;
 pub mod containers;
 pub mod decisions;
+pub mod device_pool;
 mod keys;
 mod metrics;
 pub mod openapi;
@@ -713,6 +714,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(registry::routes())
         .merge(decisions::routes())
+        .merge(device_pool::routes())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

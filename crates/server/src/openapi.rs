@@ -345,6 +345,22 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "get",
+        path: "/api/v1/pool",
+        summary: "The device pool: every station's devices by state, transits leaving and reaching it over the history window (net inflow), and every device by life-cycle state",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/pool/plan",
+        summary: "The rebalancing plan for the registry as it is: per station stock, forecast, dynamic safety stock and shortfall; the moves (from, to, devices, cost, device ids) at the least transport cost (docs/pool.md)",
+        body: None,
+        ok: 200,
+        query: &["lead_days", "service_level"],
+    },
+    RouteDoc {
+        method: "get",
         path: "/api/v1/statistics/decisions",
         summary: "Release-or-inspect decisions in a time range: how many released without inspection, overrides, and the hit rate of inspections",
         body: None,

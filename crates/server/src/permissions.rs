@@ -172,6 +172,15 @@ const DECIDE_READ: &[Role] = &[
 /// Deciding release or inspect, and recording what an inspection found: the destination
 /// office's officers and the centre's.
 const DECIDE: &[Role] = &[Role::Supervisor, Role::Officer, Role::OfficeOfficer];
+/// The device pool across stations and its rebalancing plan: customs and the auditor (a site
+/// operator sees its own station's stock through the registry).
+const POOL_READ: &[Role] = &[
+    Role::Administrator,
+    Role::Supervisor,
+    Role::Officer,
+    Role::OfficeOfficer,
+    Role::Auditor,
+];
 /// The audit trail.
 const AUDIT_READ: &[Role] = &[Role::Administrator, Role::Supervisor, Role::Auditor];
 
@@ -231,6 +240,8 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("get", "/api/v1/statistics/transits", roles(CONSOLE_READ)),
     rule("get", "/api/v1/statistics/alarms", roles(CONSOLE_READ)),
     rule("get", "/api/v1/statistics/decisions", roles(CONSOLE_READ)),
+    rule("get", "/api/v1/pool", roles(POOL_READ)),
+    rule("get", "/api/v1/pool/plan", roles(POOL_READ)),
     rule("get", "/api/v1/transits/{id}/proposal", roles(DECIDE_READ)),
     rule("get", "/api/v1/transits/{id}/decision", roles(DECIDE_READ)),
     rule("post", "/api/v1/transits/{id}/decision", roles(DECIDE)),

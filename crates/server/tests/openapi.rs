@@ -15,6 +15,7 @@ fn routed() -> BTreeSet<(String, String)> {
         include_str!("../src/lib.rs"),
         include_str!("../src/registry.rs"),
         include_str!("../src/decisions.rs"),
+        include_str!("../src/device_pool.rs"),
     ];
     let mut found = BTreeSet::new();
     // Whitespace out, so a `.route(...)` that rustfmt spread over lines reads as one.

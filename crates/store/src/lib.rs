@@ -762,6 +762,36 @@ pub struct InspectionResult {
     pub at: Timestamp,
 }
 
+/// Transits leaving and reaching a zone on one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneFlow {
+    pub zone: String,
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub departures: u32,
+    pub arrivals: u32,
+}
+
+/// Merges `(zone, day, departures, arrivals)` rows (each row one of the two) into flows
+/// sorted by zone and day.
+pub(crate) fn zone_flows(rows: impl IntoIterator<Item = (String, i64, i64, i64)>) -> Vec<ZoneFlow> {
+    let mut merged: std::collections::BTreeMap<(String, i64), (u32, u32)> = Default::default();
+    for (zone, day, dep, arr) in rows {
+        let e = merged.entry((zone, day)).or_default();
+        e.0 += u32::try_from(dep).unwrap_or(0);
+        e.1 += u32::try_from(arr).unwrap_or(0);
+    }
+    merged
+        .into_iter()
+        .map(|((zone, day), (departures, arrivals))| ZoneFlow {
+            zone,
+            day,
+            departures,
+            arrivals,
+        })
+        .collect()
+}
+
 /// A reported position and when it was reported.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Position {
@@ -1008,6 +1038,11 @@ pub trait Store: Send {
         since: Timestamp,
         except: &str,
     ) -> Result<(Option<risk::Record>, Option<risk::Record>)>;
+
+    /// Transits leaving and reaching each zone per UTC day since `since`: departures counted
+    /// on the day a transit was declared from its departure zone, arrivals on the day of its
+    /// `arrived` event at its destination. The device pool's history (docs/pool.md).
+    fn zone_flows(&mut self, since: Timestamp) -> Result<Vec<ZoneFlow>>;
 
     /// The transit's track: its device's observations from the declaration until the transit
     /// was closed (to now while it is not), within `range`, in time order.

@@ -1851,6 +1851,24 @@ impl Store for PgStore {
         Ok((by_carrier, by_route))
     }
 
+    fn zone_flows(&mut self, since: Timestamp) -> Result<Vec<crate::ZoneFlow>> {
+        let rows = self.client.query(
+            "SELECT z, d, SUM(dep)::BIGINT, SUM(arr)::BIGINT FROM (
+               SELECT (doc::jsonb ->> 'departure') AS z, declared_at / 86400000 AS d, 1 AS dep, 0 AS arr
+                 FROM transits WHERE declared_at >= $1
+               UNION ALL
+               SELECT (t.doc::jsonb ->> 'destination'), e.t / 86400000, 0, 1
+                 FROM events e JOIN transits t ON t.id = e.transit
+                 WHERE e.kind = 'arrived' AND e.t >= $1
+             ) f WHERE z IS NOT NULL GROUP BY z, d",
+            &[&since.unix_ms()],
+        )?;
+        Ok(crate::zone_flows(
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))),
+        ))
+    }
+
     fn erase_personal_data(
         &mut self,
         closed_before: Timestamp,

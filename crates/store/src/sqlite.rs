@@ -1822,6 +1822,24 @@ impl Store for SqliteStore {
         Ok((by_carrier, by_route))
     }
 
+    fn zone_flows(&mut self, since: Timestamp) -> Result<Vec<crate::ZoneFlow>> {
+        let rows: Vec<(String, i64, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT json_extract(doc, '$.departure') AS z, declared_at / 86400000 AS d, COUNT(*), 0
+                   FROM transits WHERE declared_at >= ?1 AND z IS NOT NULL GROUP BY z, d
+                 UNION ALL
+                 SELECT json_extract(t.doc, '$.destination') AS z, e.t / 86400000 AS d, 0, COUNT(*)
+                   FROM events e JOIN transits t ON t.id = e.transit
+                   WHERE e.kind = 'arrived' AND e.t >= ?1 AND z IS NOT NULL GROUP BY z, d",
+            )?
+            .query_map(params![since.unix_ms()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(crate::zone_flows(rows))
+    }
+
     fn erase_personal_data(
         &mut self,
         closed_before: Timestamp,
