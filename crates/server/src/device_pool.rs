@@ -20,6 +20,28 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/pool", get(overview))
         .route("/api/v1/pool/plan", get(plan))
+        .route("/api/v1/devices/{id}/history", get(history))
+}
+
+/// Days over which the overview counts the devices that entered each state.
+pub const LIFECYCLE_DAYS: i64 = 30;
+
+/// `GET /api/v1/devices/{id}/history`: the device's state changes, oldest first, each with
+/// its station afterwards and its cause (the registry, or its transit's event).
+async fn history(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let key = id.clone();
+    let (device, changes) = s
+        .query(move |st| -> store::Result<_> {
+            Ok((st.device(&key)?, st.device_history(&key, 10_000)?))
+        })
+        .await?
+        .map_err(store_problem)?;
+    Ok(Json(
+        json!({"device": device.device.id, "state": device.device.state, "items": changes}),
+    ))
 }
 
 /// Days of station history the forecast reads.
@@ -65,6 +87,9 @@ pub struct Overview {
     pub stations: Vec<StationStock>,
     /// Every device by life-cycle state, stations or not.
     pub by_state: BTreeMap<String, u64>,
+    /// Devices that entered each state over the last [`LIFECYCLE_DAYS`] days (retired, lost,
+    /// sent to repair, back in stock...).
+    pub entered_last_30_days: BTreeMap<String, u64>,
     pub history_days: i64,
     #[serde(skip)]
     pub input: pool::PoolInput,
@@ -141,6 +166,15 @@ pub fn overview_of(
     let today = now.unix_ms().div_euclid(86_400_000);
     let since = Timestamp::from_unix_ms((today - HISTORY_DAYS) * 86_400_000);
     let flows = store.zone_flows(since)?;
+    let entered: BTreeMap<String, u64> = store
+        .device_state_entries(store::TimeRange {
+            from: Some(Timestamp::from_unix_ms(
+                now.unix_ms() - LIFECYCLE_DAYS * 86_400_000,
+            )),
+            to: None,
+        })?
+        .into_iter()
+        .collect();
 
     let every_state = || -> BTreeMap<String, u64> {
         DeviceState::ALL
@@ -219,6 +253,7 @@ pub fn overview_of(
     Ok(Overview {
         stations,
         by_state,
+        entered_last_30_days: entered,
         history_days: HISTORY_DAYS,
         input: pool::PoolInput {
             stations: pool_stations,

@@ -353,6 +353,14 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "get",
+        path: "/api/v1/devices/{id}/history",
+        summary: "A device's life cycle as it happened: every state change, oldest first, with its station afterwards and its cause (the registry, or its transit's sealing, departure or unsealing)",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
         path: "/api/v1/pool/plan",
         summary: "The rebalancing plan for the registry as it is: per station stock, forecast, dynamic safety stock and shortfall; the moves (from, to, devices, cost, device ids) at the least transport cost (docs/pool.md)",
         body: None,

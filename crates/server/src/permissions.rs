@@ -242,6 +242,7 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("get", "/api/v1/statistics/decisions", roles(CONSOLE_READ)),
     rule("get", "/api/v1/pool", roles(POOL_READ)),
     rule("get", "/api/v1/pool/plan", roles(POOL_READ)),
+    rule("get", "/api/v1/devices/{id}/history", roles(REGISTRY_READ)),
     rule("get", "/api/v1/transits/{id}/proposal", roles(DECIDE_READ)),
     rule("get", "/api/v1/transits/{id}/decision", roles(DECIDE_READ)),
     rule("post", "/api/v1/transits/{id}/decision", roles(DECIDE)),

@@ -71,12 +71,20 @@ async fn the_plan_ships_stock_to_where_transits_leave() {
         json!({"id": "DY-REPAIR", "kind": "active", "state": "maintenance", "station": "S-YIWU"}),
     )
     .await;
+    // Jinhua's one device goes out on the first transit; it follows its transit's life.
+    ok(
+        addr,
+        "/api/v1/devices",
+        json!({"id": "DJ0", "kind": "active", "state": "in_stock", "station": "S-JINHUA", "battery_pct": 90}),
+    )
+    .await;
     // Six transits leave Jinhua for Ningbo today.
     for i in 0..6 {
         ok(
             addr,
             "/api/v1/transits",
             json!({"id": format!("TJ{i}"), "device": format!("DJ{i}"), "departure": "Z-JINHUA", "destination": "Z-NINGBO",
+                   "sealed_at": server::wall_clock().to_string(),
                    "route": {"type": "LineString", "coordinates": [[119.65, 29.3], [121.85, 29.3]]}}),
         )
         .await;
@@ -137,6 +145,19 @@ async fn the_plan_ships_stock_to_where_transits_leave() {
         after["stock_after"].as_u64() >= after["target"].as_u64(),
         "{plan}"
     );
+    // The device that left is no longer Jinhua's stock, and its history says why.
+    let (status, history) = json(addr, "GET", "/api/v1/devices/DJ0/history", None).await;
+    assert_eq!(status, 200, "{history}");
+    let causes: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cause"].as_str().unwrap())
+        .collect();
+    assert_eq!(causes, ["registry", "transit TJ0 sealed"], "{history}");
+    assert_eq!(history["state"], "sealed");
+    assert_eq!(jinhua["by_state"]["sealed"], 1, "{pool}");
+    assert_eq!(pool["entered_last_30_days"]["sealed"], 1, "{pool}");
     // Bad parameters are named.
     let (status, problem) = json(addr, "GET", "/api/v1/pool/plan?service_level=2", None).await;
     assert_eq!(status, 422, "{problem}");

@@ -30,6 +30,7 @@ pub const APPEND_ONLY: &[(&str, &str)] = &[
     ("signed_reads", "id"),
     ("device_log", "id"),
     ("retention_log", "id"),
+    ("device_states", "id"),
 ];
 
 /// Tables an increment leaves as the base had them: derived ones, and the schema's version.

@@ -762,6 +762,33 @@ pub struct InspectionResult {
     pub at: Timestamp,
 }
 
+/// One change of a registered device's state (docs/pool.md, "Life cycle").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceStateChange {
+    pub id: i64,
+    pub device: String,
+    pub at: Timestamp,
+    /// `None` when the device was first registered.
+    pub from_state: Option<String>,
+    pub to_state: String,
+    /// The station the device was at afterwards.
+    pub station: Option<String>,
+    /// `registry`, or `transit <id> <event>` for a change its transit made.
+    pub cause: String,
+}
+
+/// What a transit's event does to the state of its registered device: sealed, then in transit
+/// once it departs; unsealed, back in stock at the destination's station (or awaiting return
+/// where the destination has none).
+pub(crate) fn lifecycle_step(event: model::EventKind) -> Option<model::DeviceState> {
+    match event {
+        model::EventKind::Sealed => Some(model::DeviceState::Sealed),
+        model::EventKind::Departed => Some(model::DeviceState::InTransit),
+        model::EventKind::Unsealed => Some(model::DeviceState::InStock),
+        _ => None,
+    }
+}
+
 /// Transits leaving and reaching a zone on one UTC day.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneFlow {
@@ -1038,6 +1065,11 @@ pub trait Store: Send {
         since: Timestamp,
         except: &str,
     ) -> Result<(Option<risk::Record>, Option<risk::Record>)>;
+
+    /// A device's state changes, oldest first, at most `limit`.
+    fn device_history(&mut self, device: &str, limit: u32) -> Result<Vec<DeviceStateChange>>;
+    /// How many devices entered each state in a time range (states none entered are left out).
+    fn device_state_entries(&mut self, range: TimeRange) -> Result<Vec<(String, u64)>>;
 
     /// Transits leaving and reaching each zone per UTC day since `since`: departures counted
     /// on the day a transit was declared from its departure zone, arrivals on the day of its

@@ -61,6 +61,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/postgres/013_users.sql")),
     (14, include_str!("../migrations/postgres/014_retention.sql")),
     (15, include_str!("../migrations/postgres/015_decisions.sql")),
+    (
+        16,
+        include_str!("../migrations/postgres/016_device_states.sql"),
+    ),
 ];
 
 /// What [`PgStore::with_exported_snapshot`] saw in its snapshot: the row counts, the
@@ -410,6 +414,11 @@ fn insert_outputs(
              ORDER BY n",
             &[&ts, &transits, &kinds, &docs],
         )?;
+        for e in events {
+            if let Some(to) = crate::lifecycle_step(e.event) {
+                device_follows_transit(tx, e, to)?;
+            }
+        }
     }
     if alarms.is_empty() {
         return Ok(Vec::new());
@@ -1461,6 +1470,26 @@ impl Store for PgStore {
 
     fn put_device(&mut self, device: &Device, registered_at: Timestamp) -> Result<()> {
         let mut tx = self.client.transaction()?;
+        let before: Option<(String, Option<String>)> = tx
+            .query_opt(
+                "SELECT state, station FROM devices WHERE id = $1 FOR UPDATE",
+                &[&device.id.as_str()],
+            )?
+            .map(|r| (r.get(0), r.get(1)));
+        let station = device.station.as_ref().map(|s| s.as_str().to_owned());
+        if before.as_ref() != Some(&(device.state.as_str().to_owned(), station.clone())) {
+            tx.execute(
+                "INSERT INTO device_states (device, at, from_state, to_state, station, cause)
+                 VALUES ($1, $2, $3, $4, $5, 'registry')",
+                &[
+                    &device.id.as_str(),
+                    &registered_at.unix_ms(),
+                    &before.map(|(s, _)| s),
+                    &device.state.as_str(),
+                    &station,
+                ],
+            )?;
+        }
         tx.execute(
             "INSERT INTO devices (id, kind, state, station, registered_at, doc) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state,
@@ -1851,6 +1880,43 @@ impl Store for PgStore {
         Ok((by_carrier, by_route))
     }
 
+    fn device_history(
+        &mut self,
+        device: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::DeviceStateChange>> {
+        let rows = self.client.query(
+            "SELECT id, device, at, from_state, to_state, station, cause FROM device_states
+             WHERE device = $1 ORDER BY id LIMIT $2",
+            &[&device, &i64::from(limit)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::DeviceStateChange {
+                id: r.get(0),
+                device: r.get(1),
+                at: Timestamp::from_unix_ms(r.get(2)),
+                from_state: r.get(3),
+                to_state: r.get(4),
+                station: r.get(5),
+                cause: r.get(6),
+            })
+            .collect())
+    }
+
+    fn device_state_entries(&mut self, range: TimeRange) -> Result<Vec<(String, u64)>> {
+        let (from, to) = range.bounds();
+        let rows = self.client.query(
+            "SELECT to_state, COUNT(*)::BIGINT FROM device_states WHERE at >= $1 AND at < $2
+             GROUP BY to_state ORDER BY to_state",
+            &[&from, &to],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
+            .collect())
+    }
+
     fn zone_flows(&mut self, since: Timestamp) -> Result<Vec<crate::ZoneFlow>> {
         let rows = self.client.query(
             "SELECT z, d, SUM(dep)::BIGINT, SUM(arr)::BIGINT FROM (
@@ -2221,5 +2287,72 @@ fn log_retention(
             &[&table, &action, &lo, &hi],
         )?;
     }
+    Ok(())
+}
+
+/// Moves a registered device along with its transit's event (`crate::lifecycle_step`); see
+/// the SQLite store's function of the same name.
+fn device_follows_transit(
+    tx: &mut Transaction<'_>,
+    e: &Event,
+    to: model::DeviceState,
+) -> Result<()> {
+    let device = e.device.as_str();
+    let Some(from): Option<String> = tx
+        .query_opt(
+            "SELECT state FROM devices WHERE id = $1 FOR UPDATE",
+            &[&device],
+        )?
+        .map(|r| r.get(0))
+    else {
+        return Ok(());
+    };
+    let (to, station): (model::DeviceState, Option<String>) = if to == model::DeviceState::InStock {
+        let station: Option<String> = tx
+            .query_opt(
+                "SELECT s.id FROM transits t JOIN stations s ON s.zone = (t.doc::jsonb ->> 'destination')
+                 WHERE t.id = $1 ORDER BY s.id LIMIT 1",
+                &[&e.transit.as_str()],
+            )?
+            .map(|r| r.get(0));
+        match station {
+            Some(s) => (model::DeviceState::InStock, Some(s)),
+            None => (model::DeviceState::AwaitingReturn, None),
+        }
+    } else {
+        (to, None)
+    };
+    if from == to.as_str() && station.is_none() {
+        return Ok(());
+    }
+    match &station {
+        Some(s) => tx.execute(
+            "UPDATE devices SET state = $2, station = $3,
+               doc = jsonb_set(jsonb_set(doc::jsonb, '{state}', to_jsonb($2::TEXT)), '{station}', to_jsonb($3::TEXT))::TEXT
+             WHERE id = $1",
+            &[&device, &to.as_str(), s],
+        )?,
+        None => tx.execute(
+            "UPDATE devices SET state = $2, doc = jsonb_set(doc::jsonb, '{state}', to_jsonb($2::TEXT))::TEXT
+             WHERE id = $1",
+            &[&device, &to.as_str()],
+        )?,
+    };
+    let kind = serde_json::to_value(e.event)?;
+    tx.execute(
+        "INSERT INTO device_states (device, at, from_state, to_state, station, cause)
+         VALUES ($1, $2, $3, $4, (SELECT station FROM devices WHERE id = $1), $5)",
+        &[
+            &device,
+            &e.t.unix_ms(),
+            &from,
+            &to.as_str(),
+            &format!(
+                "transit {} {}",
+                e.transit.as_str(),
+                kind.as_str().unwrap_or_default()
+            ),
+        ],
+    )?;
     Ok(())
 }

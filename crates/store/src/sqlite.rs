@@ -54,6 +54,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/sqlite/013_users.sql")),
     (14, include_str!("../migrations/sqlite/014_retention.sql")),
     (15, include_str!("../migrations/sqlite/015_decisions.sql")),
+    (
+        16,
+        include_str!("../migrations/sqlite/016_device_states.sql"),
+    ),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -1198,6 +1202,11 @@ impl Store for SqliteStore {
                     serde_json::to_string(e)?
                 ])?;
             }
+            for e in c.events {
+                if let Some(to) = crate::lifecycle_step(e.event) {
+                    device_follows_transit(&tx, e, to)?;
+                }
+            }
             let mut al = tx.prepare_cached(
                 "INSERT INTO alarms (t, transit, kind, grade, state, updated_at, doc) VALUES (?1, ?2, ?3, ?4, 'open', ?1, ?5)",
             )?;
@@ -1384,6 +1393,27 @@ impl Store for SqliteStore {
 
     fn put_device(&mut self, device: &Device, registered_at: Timestamp) -> Result<()> {
         let tx = self.conn.transaction()?;
+        let before: Option<(String, Option<String>)> = tx
+            .query_row(
+                "SELECT state, station FROM devices WHERE id = ?1",
+                params![device.id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let station = device.station.as_ref().map(|s| s.as_str().to_owned());
+        if before.as_ref() != Some(&(device.state.as_str().to_owned(), station.clone())) {
+            tx.execute(
+                "INSERT INTO device_states (device, at, from_state, to_state, station, cause)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'registry')",
+                params![
+                    device.id.as_str(),
+                    registered_at.unix_ms(),
+                    before.map(|(s, _)| s),
+                    device.state.as_str(),
+                    station
+                ],
+            )?;
+        }
         tx.execute(
             "INSERT INTO devices (id, kind, state, station, registered_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state,
@@ -1822,6 +1852,48 @@ impl Store for SqliteStore {
         Ok((by_carrier, by_route))
     }
 
+    fn device_history(
+        &mut self,
+        device: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::DeviceStateChange>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT id, device, at, from_state, to_state, station, cause FROM device_states
+                 WHERE device = ?1 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![device, limit], |r| {
+                Ok(crate::DeviceStateChange {
+                    id: r.get(0)?,
+                    device: r.get(1)?,
+                    at: Timestamp::from_unix_ms(r.get(2)?),
+                    from_state: r.get(3)?,
+                    to_state: r.get(4)?,
+                    station: r.get(5)?,
+                    cause: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn device_state_entries(&mut self, range: TimeRange) -> Result<Vec<(String, u64)>> {
+        let (from, to) = range.bounds();
+        let rows: Vec<(String, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT to_state, COUNT(*) FROM device_states WHERE at >= ?1 AND at < ?2
+                 GROUP BY to_state ORDER BY to_state",
+            )?
+            .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
     fn zone_flows(&mut self, since: Timestamp) -> Result<Vec<crate::ZoneFlow>> {
         let rows: Vec<(String, i64, i64, i64)> = self
             .conn
@@ -2256,5 +2328,69 @@ fn log_retention(tx: &Connection, table: &str, action: &str, keys: Vec<i64>) -> 
     for (lo, hi) in crate::retention::runs(keys) {
         insert.execute(params![table, action, lo, hi])?;
     }
+    Ok(())
+}
+
+/// Moves a registered device along with its transit's event (`crate::lifecycle_step`): its
+/// state, and at unsealing the station of the transit's destination when there is one, in the
+/// registry and in its history. An unregistered device has nothing to follow.
+fn device_follows_transit(tx: &Connection, e: &model::Event, to: model::DeviceState) -> Result<()> {
+    let device = e.device.as_str();
+    let Some(from): Option<String> = tx
+        .query_row(
+            "SELECT state FROM devices WHERE id = ?1",
+            params![device],
+            |r| r.get(0),
+        )
+        .optional()?
+    else {
+        return Ok(());
+    };
+    let (to, station): (model::DeviceState, Option<String>) = if to == model::DeviceState::InStock {
+        let station: Option<String> = tx
+            .query_row(
+                "SELECT s.id FROM transits t JOIN stations s ON s.zone = json_extract(t.doc, '$.destination')
+                 WHERE t.id = ?1 ORDER BY s.id LIMIT 1",
+                params![e.transit.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match station {
+            Some(s) => (model::DeviceState::InStock, Some(s)),
+            None => (model::DeviceState::AwaitingReturn, None),
+        }
+    } else {
+        (to, None)
+    };
+    if from == to.as_str() && station.is_none() {
+        return Ok(());
+    }
+    match &station {
+        Some(s) => tx.execute(
+            "UPDATE devices SET state = ?2, station = ?3,
+               doc = json_set(doc, '$.state', ?2, '$.station', ?3) WHERE id = ?1",
+            params![device, to.as_str(), s],
+        )?,
+        None => tx.execute(
+            "UPDATE devices SET state = ?2, doc = json_set(doc, '$.state', ?2) WHERE id = ?1",
+            params![device, to.as_str()],
+        )?,
+    };
+    let kind = serde_json::to_value(e.event)?;
+    tx.execute(
+        "INSERT INTO device_states (device, at, from_state, to_state, station, cause)
+         VALUES (?1, ?2, ?3, ?4, (SELECT station FROM devices WHERE id = ?1), ?5)",
+        params![
+            device,
+            e.t.unix_ms(),
+            from,
+            to.as_str(),
+            format!(
+                "transit {} {}",
+                e.transit.as_str(),
+                kind.as_str().unwrap_or_default()
+            )
+        ],
+    )?;
     Ok(())
 }

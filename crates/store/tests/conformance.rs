@@ -1708,6 +1708,110 @@ fn decisions_and_risk_records(s: &mut dyn Store) {
     assert_eq!(stats.hit_rate(), Some(1.0));
 }
 
+/// A registered device follows its transit: sealed, in transit once it departs, and back in
+/// stock at the destination's station once unsealed (awaiting return where the destination has
+/// no station); every change is in its history, with its cause.
+fn device_lifecycle_follows_transits(s: &mut dyn Store) {
+    let mut nb: Station = serde_json::from_value(
+        serde_json::json!({"id": "S-NB", "name": "Ningbo", "zone": "CN-NINGBO"}),
+    )
+    .unwrap();
+    s.put_station(&station("S-YW", "Yiwu")).unwrap();
+    s.put_station(&nb).unwrap();
+    s.put_device(
+        &device("D1", "active", "in_stock", Some("S-YW")),
+        t("2026-11-25T06:00:00Z"),
+    )
+    .unwrap();
+    // The same registration again changes nothing, so it is not a change.
+    s.put_device(
+        &device("D1", "active", "in_stock", Some("S-YW")),
+        t("2026-11-25T06:30:00Z"),
+    )
+    .unwrap();
+    declare(s, 1, &transit("T1", "D1"), t("2026-11-25T07:00:00Z")).unwrap();
+    for (kind, at) in [
+        (EventKind::Sealed, "2026-11-25T08:00:00Z"),
+        (EventKind::Departed, "2026-11-25T08:10:00Z"),
+        (EventKind::Arrived, "2026-11-25T12:00:00Z"),
+        (EventKind::Unsealed, "2026-11-25T12:30:00Z"),
+    ] {
+        s.commit(&Commit {
+            events: &[event("T1", kind, at)],
+            ..Commit::default()
+        })
+        .unwrap();
+    }
+    let d = s.device("D1").unwrap().device;
+    assert_eq!(d.state, DeviceState::InStock);
+    assert_eq!(d.station.as_ref().map(|s| s.as_str()), Some("S-NB"));
+    let steps: Vec<(Option<String>, String, Option<String>, String)> = s
+        .device_history("D1", 100)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.from_state, c.to_state, c.station, c.cause))
+        .collect();
+    let o = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        steps,
+        [
+            (None, "in_stock".into(), o("S-YW"), "registry".into()),
+            (
+                o("in_stock"),
+                "sealed".into(),
+                o("S-YW"),
+                "transit T1 sealed".into()
+            ),
+            (
+                o("sealed"),
+                "in_transit".into(),
+                o("S-YW"),
+                "transit T1 departed".into()
+            ),
+            (
+                o("in_transit"),
+                "in_stock".into(),
+                o("S-NB"),
+                "transit T1 unsealed".into()
+            ),
+        ]
+    );
+    let entries = s.device_state_entries(TimeRange::default()).unwrap();
+    assert_eq!(
+        entries,
+        [
+            ("in_stock".to_owned(), 2),
+            ("in_transit".to_owned(), 1),
+            ("sealed".to_owned(), 1)
+        ]
+    );
+    // No station at the destination: the device waits there for its return shipment.
+    nb.zone = "CN-ELSEWHERE".parse().unwrap();
+    s.put_station(&nb).unwrap();
+    declare(s, 2, &transit("T2", "D1"), t("2026-11-26T07:00:00Z")).unwrap();
+    s.commit(&Commit {
+        events: &[event("T2", EventKind::Unsealed, "2026-11-26T12:00:00Z")],
+        ..Commit::default()
+    })
+    .unwrap();
+    let d = s.device("D1").unwrap().device;
+    assert_eq!(d.state, DeviceState::AwaitingReturn);
+    assert_eq!(
+        d.station.as_ref().map(|s| s.as_str()),
+        Some("S-NB"),
+        "where it last was"
+    );
+    // A device that is not registered has no life cycle to follow.
+    let mut other = event("T2", EventKind::Sealed, "2026-11-26T13:00:00Z");
+    other.device = "D-UNREGISTERED".parse().unwrap();
+    s.commit(&Commit {
+        events: &[other],
+        ..Commit::default()
+    })
+    .unwrap();
+    assert!(s.device_history("D-UNREGISTERED", 10).unwrap().is_empty());
+}
+
 fn a_paired_device_replaces_the_declared_one(s: &mut dyn Store) {
     declare(s, 1, &transit("T1", "D1"), t("2026-11-25T07:00:00Z")).unwrap();
     let pair = model::Action {
@@ -2079,6 +2183,13 @@ macro_rules! conformance {
             fn decisions_and_risk_records() {
                 if let Some(mut s) = open("decisions") {
                     super::decisions_and_risk_records(&mut *s);
+                }
+            }
+
+            #[test]
+            fn device_lifecycle_follows_transits() {
+                if let Some(mut s) = open("lifecycle") {
+                    super::device_lifecycle_follows_transits(&mut *s);
                 }
             }
 
