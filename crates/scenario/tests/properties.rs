@@ -204,6 +204,7 @@ fn scenario(steps_a: &[Step], steps_b: &[Step], actions: Vec<Action>) -> Scenari
         device: "D2".parse().unwrap(),
         intact: steps_b.len().is_multiple_of(2),
         data: None,
+        gate: None,
     }];
     Scenario {
         name: "generated".into(),

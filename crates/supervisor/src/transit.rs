@@ -6,7 +6,8 @@ use std::sync::Arc;
 use geometry::{LocalFrame, LonLat, Route};
 use model::{
     Action, ActionKind, Alarm, AlarmKind, CheckpointRead, DeviceEvent, DeviceEvents, DeviceId,
-    DoorState, Duration, Event, EventKind, Evidence, HousingState, LockState, Reading, RopeState,
+    DoorState, Duration, Event, EventKind, Evidence, HousingState, LockState, ReaderId, Reading,
+    RopeState,
     RuleSet, Sensor, Timestamp, Transit, TransitId, TransitState,
 };
 
@@ -52,6 +53,7 @@ const FUEL_MEDIAN_OF: usize = 3;
 
 /// Open conditions: one flag per alarm kind, plus one per environment sensor.
 const N_FLAGS: usize = AlarmKind::ALL.len() + Sensor::ALL.len();
+const _: () = assert!(N_FLAGS <= 32, "TransitRt::raised holds one bit per flag");
 
 fn flag(kind: AlarmKind, sensor: Option<Sensor>) -> usize {
     match sensor {
@@ -111,6 +113,18 @@ struct Stop {
     /// back: the next fix decides. Holds the limit.
     due_held: Option<Timestamp>,
     generation: u32,
+}
+
+/// A declared checkpoint (`Transit::checkpoints`) and whether it was passed.
+#[derive(Clone, Copy, Debug)]
+struct CheckpointRt {
+    zone: u32,
+    by: Option<Timestamp>,
+    within: Option<Duration>,
+    /// When it was first passed.
+    passed: Option<Timestamp>,
+    /// Its time passed before it was: the alarm was raised.
+    missed: bool,
 }
 
 /// Fixes after an implausible jump, until the old track resumes or the new one is settled.
@@ -246,6 +260,8 @@ pub(crate) struct TransitRt {
     device_data: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     deadline: Option<Timestamp>,
     max_duration: Option<Duration>,
+    /// Declared checkpoints, in declaration order (empty for most transits).
+    checkpoints: Box<[CheckpointRt]>,
 
     state: TransitState,
     /// When it was sealed: of two supervised transits on one device, the later one gets the
@@ -296,6 +312,9 @@ pub(crate) struct TransitRt {
     /// Fuel monitoring, for devices that report a fuel level (boxed: most do not).
     fuel: Option<Box<Fuel>>,
     open: [bool; N_FLAGS],
+    /// Bit `flag(kind, sensor)`: an alarm of this condition was raised on the transit, cleared
+    /// since or not (what holds a quick-mode unseal).
+    raised: u32,
     /// Whether any environment limit is declared (most transits have none).
     environment_limits: bool,
 }
@@ -349,6 +368,20 @@ impl TransitRt {
             device_data: t.device_data.clone().map(Box::new),
             deadline: t.deadline,
             max_duration: t.max_duration,
+            checkpoints: t
+                .checkpoints
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(CheckpointRt {
+                        zone: zone_index(world, t, &format!("checkpoints[{i}].zone"), &c.zone)?,
+                        by: c.by,
+                        within: c.within,
+                        passed: None,
+                        missed: false,
+                    })
+                })
+                .collect::<Result<_, SetupError>>()?,
             state: TransitState::Declared,
             sealed_at: None,
             detached: false,
@@ -382,6 +415,7 @@ impl TransitRt {
             last_clone: None,
             fuel: None,
             open: [false; N_FLAGS],
+            raised: 0,
             environment_limits: [
                 r.temperature_c,
                 r.humidity_pct,
@@ -479,6 +513,23 @@ impl TransitRt {
             return;
         }
         self.open[f] = true;
+        self.raised |= 1 << f;
+        self.emit_alarm(cx, t, kind, sensor, at, detail, evidence);
+    }
+
+    /// Pushes an alarm, whatever conditions are open: for conditions that are not one flag
+    /// per kind (each missed checkpoint is its own).
+    #[allow(clippy::too_many_arguments)]
+    fn emit_alarm(
+        &mut self,
+        cx: &mut Cx<'_>,
+        t: Timestamp,
+        kind: AlarmKind,
+        sensor: Option<Sensor>,
+        at: Option<LonLat>,
+        detail: String,
+        evidence: Vec<Evidence>,
+    ) {
         let at = at.or_else(|| self.position_now(cx.world));
         cx.out.push(Output::Alarm(Alarm {
             transit: self.id.clone(),
@@ -549,7 +600,15 @@ impl TransitRt {
             lat: at.map(|p| p[1]),
             lon: at.map(|p| p[0]),
             detail,
+            reader: None,
         }));
+    }
+
+    /// Names the reader that caused the event just emitted (a quick-mode gate).
+    fn stamp_reader(cx: &mut Cx<'_>, reader: &ReaderId) {
+        if let Some(Output::Event(e)) = cx.out.last_mut() {
+            e.reader = Some(reader.clone());
+        }
     }
 
     fn become_(
@@ -592,7 +651,52 @@ impl TransitRt {
             cx.timers
                 .set(at, TimerKind::Deadline, cx.ti, self.deadline_generation);
         }
+        for (i, c) in self.checkpoints.iter().enumerate() {
+            let due = c.by.or_else(|| c.within.map(|d| cx.now.plus(d)));
+            if let Some(due) = due {
+                cx.timers.set(due, TimerKind::Checkpoint, cx.ti, i as u32);
+            }
+        }
         true
+    }
+
+    /// The time checkpoint `i` must be passed by (the transit is sealed).
+    fn checkpoint_due(&self, i: usize) -> Option<Timestamp> {
+        let c = &self.checkpoints[i];
+        c.by.or_else(|| Some(self.sealed_at?.plus(c.within?)))
+    }
+
+    /// Marks the first not-yet-passed checkpoint at `zone` passed, `how` (`read by R7`).
+    fn pass_checkpoint(&mut self, cx: &mut Cx<'_>, zone: u32, how: &str) {
+        let Some(i) = self
+            .checkpoints
+            .iter()
+            .position(|c| c.zone == zone && c.passed.is_none())
+        else {
+            return;
+        };
+        self.checkpoints[i].passed = Some(cx.now);
+        let label = cx.world.zone_label(zone);
+        let detail = match self.checkpoint_due(i) {
+            Some(due) if cx.now > due => format!(
+                "checkpoint {label} passed {} after its time {due} ({how})",
+                text::duration(cx.now.since(due))
+            ),
+            Some(due) => format!("checkpoint {label} passed in time for {due} ({how})"),
+            None => format!("checkpoint {label} passed ({how})"),
+        };
+        let at = Some(cx.world.zones[zone as usize].anchor);
+        self.event_placed(cx, cx.now, EventKind::CheckpointPassed, None, None, detail, at);
+    }
+
+    /// Passes the checkpoints a believed fix is inside (a real-time device needs no reader).
+    fn pass_checkpoints_at(&mut self, cx: &mut Cx<'_>, frame: &LocalFrame, zone_tol: f64) {
+        for i in 0..self.checkpoints.len() {
+            let c = self.checkpoints[i];
+            if c.passed.is_none() && cx.world.area(c.zone).contains_at(frame, zone_tol) {
+                self.pass_checkpoint(cx, c.zone, "a position fix inside it");
+            }
+        }
     }
 
     /// A later transit was sealed with this device: this one no longer gets its reports.
@@ -840,6 +944,34 @@ impl TransitRt {
                     }
                 }
             }
+            TimerKind::Checkpoint => {
+                let i = generation as usize;
+                let Some(c) = self.checkpoints.get(i).copied() else {
+                    return;
+                };
+                // Once unsealed or closed, an officer has seen the goods: nothing to pass.
+                if c.passed.is_some() || c.missed || !self.state.is_supervised() {
+                    return;
+                }
+                self.checkpoints[i].missed = true;
+                let due = self.checkpoint_due(i).unwrap_or(cx.now);
+                let detail = format!(
+                    "checkpoint {} not passed by {due}",
+                    cx.world.zone_label(c.zone)
+                );
+                let ev = self.last.iter().map(|l| self.evidence(&l.get())).collect();
+                // Each missed checkpoint is its own condition, beside a read's mismatch.
+                self.raised |= 1 << flag(AlarmKind::CheckpointMismatch, None);
+                self.emit_alarm(
+                    cx,
+                    due,
+                    AlarmKind::CheckpointMismatch,
+                    None,
+                    None,
+                    detail,
+                    ev,
+                );
+            }
             TimerKind::Held => {
                 // No fix came to settle a held decision: take the last known state.
                 if generation != self.hold_generation {
@@ -1067,6 +1199,9 @@ impl TransitRt {
             accuracy_m: r.accuracy_m,
         });
         if !doubtful {
+            if self.realtime && !self.checkpoints.is_empty() {
+                self.pass_checkpoints_at(cx, frame, zone_tol);
+            }
             self.lifecycle_from_fix(r, frame, zone_tol, cx);
         }
         if self.state.is_travelling() {
@@ -1657,8 +1792,11 @@ impl TransitRt {
             (_, None) => {}
         }
         let zone = cx.world.zone_ids.get(&read.zone).copied();
-        if zone.is_some() {
+        if let Some(z) = zone {
             self.last_read_zone = zone;
+            // Passed, whatever the read found: the vehicle came through; what it found is
+            // judged below.
+            self.pass_checkpoint(cx, z, &format!("read by {}", read.reader));
         }
         let at = zone.map(|z| cx.world.zones[z as usize].anchor);
         let place = zone.map_or_else(|| read.zone.to_string(), |z| cx.world.zone_label(z));
