@@ -33,6 +33,6 @@ pub use observation::{
 pub use role::Role;
 pub use time::{Duration, DurationError, Timestamp, TimestampError};
 pub use transit::{
-    CargoLine, Checkpoint, Declaration, Document, Driver, Inspection, Leg, LegMode, Limits, Mode, Offices, Personal, RuleSet,
-    Rules, Sensor, Transit, TransitState, Vehicle,
+    CargoLine, Checkpoint, Declaration, Document, Driver, Inspection, Leg, LegMode, Limits, Mode,
+    Offices, Personal, RuleSet, Rules, Sensor, Transit, TransitState, Vehicle,
 };

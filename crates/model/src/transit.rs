@@ -579,7 +579,9 @@ impl Rules {
         {
             return Err((
                 "quick_unseal_max_grade",
-                format!("{g} is not a grade; grades are 1 to 4, or 0 to let any alarm hold the unseal"),
+                format!(
+                    "{g} is not a grade; grades are 1 to 4, or 0 to let any alarm hold the unseal"
+                ),
             ));
         }
         if let Some((kind, g)) = self.grades.iter().find(|(_, g)| !(1..=4).contains(*g)) {

@@ -297,11 +297,7 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
             if j > 0 && t.legs[j - 1].to != leg.from {
                 return Err(invalid(
                     at("from"),
-                    format!(
-                        "expected {}, where legs[{}] ends",
-                        t.legs[j - 1].to,
-                        j - 1
-                    ),
+                    format!("expected {}, where legs[{}] ends", t.legs[j - 1].to, j - 1),
                 ));
             }
             match &leg.route {

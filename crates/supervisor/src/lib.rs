@@ -703,10 +703,33 @@ impl Supervisor {
         let Some(&di) = self.device_ids.get(read.device.as_str()) else {
             return;
         };
+        if read.gate == Some(model::Gate::Departure)
+            && let Some(ti) = self.declared_transit(di)
+        {
+            let mut sealed = false;
+            self.on_transit(ti, out, |t, cx| sealed = t.gate_seal(read, cx));
+            if sealed {
+                self.after_seal(ti, out);
+            }
+        }
         let Some(ti) = active_transit(&self.transits, &self.devices[di as usize]) else {
             return;
         };
         self.on_transit(ti, out, |t, cx| t.on_read(read, cx));
+    }
+
+    /// The transit a departure gate seals when it reads device `di`: of the device's transits
+    /// still declared, the one with the smallest id (so the order of declaration never
+    /// matters).
+    fn declared_transit(&self, di: u32) -> Option<u32> {
+        self.devices[di as usize]
+            .transits()
+            .filter(|&ti| self.transits[ti as usize].state() == model::TransitState::Declared)
+            .min_by(|&a, &b| {
+                self.transits[a as usize]
+                    .id()
+                    .cmp(self.transits[b as usize].id())
+            })
     }
 
     fn act(&mut self, action: &Action, out: &mut Vec<Output>) {

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use geometry::{LocalFrame, LonLat, Route};
 use model::{
     Action, ActionKind, Alarm, AlarmKind, CheckpointRead, DeviceEvent, DeviceEvents, DeviceId,
-    DoorState, Duration, Event, EventKind, Evidence, HousingState, LockState, ReaderId, Reading,
-    RopeState,
-    RuleSet, Sensor, Timestamp, Transit, TransitId, TransitState,
+    DoorState, Duration, Event, EventKind, Evidence, Gate, HousingState, LockState, ReaderId,
+    Reading, RopeState, RuleSet, Sensor, Timestamp, Transit, TransitId, TransitState,
 };
 
 use crate::timers::{TimerKind, Timers};
@@ -629,8 +628,16 @@ impl TransitRt {
     // ----- lifecycle -----------------------------------------------------------------------
 
     fn seal(&mut self, cx: &mut Cx<'_>) -> bool {
-        if !self.become_(cx, TransitState::Sealed, EventKind::Sealed, String::new()) {
+        self.seal_by(cx, String::new(), None)
+    }
+
+    /// Seals the transit; `reader` is the quick-mode gate that did it, if one did.
+    fn seal_by(&mut self, cx: &mut Cx<'_>, detail: String, reader: Option<&ReaderId>) -> bool {
+        if !self.become_(cx, TransitState::Sealed, EventKind::Sealed, detail) {
             return false;
+        }
+        if let Some(reader) = reader {
+            Self::stamp_reader(cx, reader);
         }
         self.sealed_at = Some(cx.now);
         self.last_report = cx.now;
@@ -686,7 +693,15 @@ impl TransitRt {
             None => format!("checkpoint {label} passed ({how})"),
         };
         let at = Some(cx.world.zones[zone as usize].anchor);
-        self.event_placed(cx, cx.now, EventKind::CheckpointPassed, None, None, detail, at);
+        self.event_placed(
+            cx,
+            cx.now,
+            EventKind::CheckpointPassed,
+            None,
+            None,
+            detail,
+            at,
+        );
     }
 
     /// Passes the checkpoints a believed fix is inside (a real-time device needs no reader).
@@ -1827,10 +1842,113 @@ impl TransitRt {
                 vec![Evidence::Read(read.clone())],
             );
         }
-        if zone.is_some() && zone == self.destination {
+        if read.gate == Some(Gate::Arrival) {
+            self.gate_arrival(read, zone, cx);
+        } else if zone.is_some() && zone == self.destination {
             let place = zone.map(|z| cx.world.zones[z as usize].anchor);
             self.arrive(cx, cx.now, place, "read at the destination");
         }
+    }
+}
+
+impl TransitRt {
+    // ----- quick mode ----------------------------------------------------------------------
+
+    /// A departure gate read the device of this declared transit: the gate seals it, exactly
+    /// as a `seal` action would.
+    pub(crate) fn gate_seal(&mut self, read: &CheckpointRead, cx: &mut Cx<'_>) -> bool {
+        let place = cx
+            .world
+            .zone_ids
+            .get(&read.zone)
+            .map_or_else(|| read.zone.to_string(), |&z| cx.world.zone_label(z));
+        let detail = format!("quick mode, gate {} at {place}", read.reader);
+        self.seal_by(cx, detail, Some(&read.reader))
+    }
+
+    /// The alarms that hold a quick-mode unseal: every condition raised on the transit (cleared
+    /// since or not) graded above `quick_unseal_max_grade`, as `kind (grade g)`.
+    fn quick_mode_holds(&self) -> Vec<String> {
+        let max = self.rules.quick_unseal_max_grade;
+        let mut holds = Vec::new();
+        for kind in AlarmKind::ALL {
+            let grade = self.rules.grade(kind);
+            if grade <= max {
+                continue;
+            }
+            let sensors: &[Option<Sensor>] = if kind == AlarmKind::Environment {
+                &[
+                    Some(Sensor::TemperatureC),
+                    Some(Sensor::HumidityPct),
+                    Some(Sensor::ShockG),
+                    Some(Sensor::LightLux),
+                    Some(Sensor::PressureHpa),
+                ]
+            } else {
+                &[None]
+            };
+            for &sensor in sensors {
+                if self.raised & (1 << flag(kind, sensor)) != 0 {
+                    // A missed checkpoint stays open until it is passed, beside a read's
+                    // mismatch that has its own flag.
+                    let missed = kind == AlarmKind::CheckpointMismatch
+                        && self
+                            .checkpoints
+                            .iter()
+                            .any(|c| c.missed && c.passed.is_none());
+                    let open = if self.open[flag(kind, sensor)] || missed {
+                        ", open"
+                    } else {
+                        ", cleared since"
+                    };
+                    holds.push(match sensor {
+                        Some(s) => format!("{kind} {} (grade {grade}{open})", s.as_str()),
+                        None => format!("{kind} (grade {grade}{open})"),
+                    });
+                }
+            }
+        }
+        holds
+    }
+
+    /// An arrival gate read the device (`zone` is the read's zone, if known): the gate
+    /// authorises the unseal when no alarm above the transit's quick-mode grade was raised,
+    /// and holds the transit for an officer otherwise.
+    fn gate_arrival(&mut self, read: &CheckpointRead, zone: Option<u32>, cx: &mut Cx<'_>) {
+        if self.unseal_authorized {
+            // An officer decided already: the gate has nothing to add.
+            return;
+        }
+        let place = zone.map_or_else(|| read.zone.to_string(), |z| cx.world.zone_label(z));
+        let at_destination = zone.is_some_and(|z| {
+            Some(z) == self.destination || self.unseal_zones.binary_search(&z).is_ok()
+        });
+        let mut holds = self.quick_mode_holds();
+        if !at_destination {
+            holds.insert(
+                0,
+                "the gate is not at the destination or an unseal zone".to_owned(),
+            );
+        } else if self.state.is_travelling() {
+            // The gate stands at the destination office: its read is the arrival.
+            let anchor = zone.map(|z| cx.world.zones[z as usize].anchor);
+            self.arrive(cx, cx.now, anchor, &format!("arrival gate {}", read.reader));
+            // Arriving late raises the held journey timeout: it may hold the unseal.
+            holds = self.quick_mode_holds();
+        }
+        if holds.is_empty() {
+            self.unseal_authorized = true;
+            let detail = format!("quick mode, gate {} at {place}", read.reader);
+            self.event(cx, EventKind::UnsealAuthorized, detail);
+        } else {
+            let detail = format!(
+                "quick mode held at gate {} at {place} for an officer: {}",
+                read.reader,
+                holds.join("; ")
+            );
+            self.event(cx, EventKind::GateHold, detail);
+        }
+        Self::stamp_reader(cx, &read.reader);
     }
 }
 
