@@ -126,6 +126,19 @@ struct CheckpointRt {
     missed: bool,
 }
 
+/// A declared leg (`Transit::legs`), with what the supervisor needs of it.
+#[derive(Debug)]
+pub(crate) struct LegRt {
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    /// `rail, train X8012`: how an officer tells the legs apart.
+    pub(crate) label: Box<str>,
+    pub(crate) route: Option<Arc<Route>>,
+    pub(crate) route_hint: u32,
+    /// The transit's rules with the leg's on top.
+    pub(crate) rules: Arc<RuleSet>,
+}
+
 /// Fixes after an implausible jump, until the old track resumes or the new one is settled.
 #[derive(Clone, Copy, Debug)]
 struct Doubt {
@@ -261,6 +274,10 @@ pub(crate) struct TransitRt {
     max_duration: Option<Duration>,
     /// Declared checkpoints, in declaration order (empty for most transits).
     checkpoints: Box<[CheckpointRt]>,
+    /// Declared legs, in order (empty for most transits), and the index of the current one
+    /// (`legs.len()` once the last is completed).
+    legs: Box<[LegRt]>,
+    leg: u32,
 
     state: TransitState,
     /// When it was sealed: of two supervised transits on one device, the later one gets the
@@ -338,6 +355,7 @@ impl TransitRt {
         world: &World,
         rules: Arc<RuleSet>,
         route: Option<Arc<Route>>,
+        legs: Vec<(Option<Arc<Route>>, Arc<RuleSet>)>,
     ) -> Result<TransitRt, SetupError> {
         let one = |field: &str, id: &Option<model::ZoneId>| {
             id.as_ref()
@@ -354,6 +372,32 @@ impl TransitRt {
             Ok(v.into_boxed_slice())
         };
         let r = &t.rules;
+        let legs = t
+            .legs
+            .iter()
+            .zip(legs)
+            .enumerate()
+            .map(|(j, (leg, (route, rules)))| {
+                let mut label = leg.mode.as_str().to_owned();
+                if let Some(train) = &leg.train {
+                    label += &format!(", train {train}");
+                }
+                if let Some(vessel) = &leg.vessel {
+                    label += &format!(", vessel {vessel}");
+                }
+                Ok(LegRt {
+                    from: zone_index(world, t, &format!("legs[{j}].from"), &leg.from)?,
+                    to: zone_index(world, t, &format!("legs[{j}].to"), &leg.to)?,
+                    label: label.into(),
+                    route,
+                    route_hint: 0,
+                    rules,
+                })
+            })
+            .collect::<Result<Box<[LegRt]>, SetupError>>()?;
+        // Where one leg hands over to the next (a rail terminal, a port) the goods wait: those
+        // zones are permitted stops, and never off the route.
+        let leg_zones: Vec<&model::ZoneId> = t.legs.iter().flat_map(|l| [&l.from, &l.to]).collect();
         Ok(TransitRt {
             id: t.id.clone(),
             device: t.device.clone(),
@@ -362,7 +406,10 @@ impl TransitRt {
             route,
             departure: one("departure", &t.departure)?,
             destination: one("destination", &t.destination)?,
-            stop_zones: many("stop_zones", t.stop_zone_ids())?,
+            stop_zones: many(
+                "stop_zones",
+                t.stop_zone_ids().into_iter().chain(leg_zones).collect(),
+            )?,
             unseal_zones: many("unseal_zones", t.unseal_zone_ids())?,
             device_data: t.device_data.clone().map(Box::new),
             deadline: t.deadline,
@@ -381,6 +428,8 @@ impl TransitRt {
                     })
                 })
                 .collect::<Result<_, SetupError>>()?,
+            legs,
+            leg: 0,
             state: TransitState::Declared,
             sealed_at: None,
             detached: false,
@@ -658,6 +707,9 @@ impl TransitRt {
             cx.timers
                 .set(at, TimerKind::Deadline, cx.ti, self.deadline_generation);
         }
+        if !self.legs.is_empty() {
+            self.start_leg(cx, 0);
+        }
         for (i, c) in self.checkpoints.iter().enumerate() {
             let due = c.by.or_else(|| c.within.map(|d| cx.now.plus(d)));
             if let Some(due) = due {
@@ -702,6 +754,54 @@ impl TransitRt {
             detail,
             at,
         );
+    }
+
+    /// The transit is on leg `i` from now: its rules apply.
+    fn start_leg(&mut self, cx: &mut Cx<'_>, i: usize) {
+        self.leg = i as u32;
+        let leg = &self.legs[i];
+        self.rules = Arc::clone(&leg.rules);
+        let detail = format!(
+            "leg {} of {} ({}) from {}",
+            i + 1,
+            self.legs.len(),
+            leg.label,
+            cx.world.zone_label(leg.from)
+        );
+        let at = Some(cx.world.zones[leg.from as usize].anchor);
+        self.event_placed(cx, cx.now, EventKind::LegStarted, None, None, detail, at);
+        if self.realtime && self.sealed_at.is_some() {
+            // The communication-loss timer looks again lazily; a leg with a shorter limit
+            // needs a look at its own expiry.
+            let due = self.last_report.plus(self.rules.comm_loss_after);
+            cx.timers
+                .set(due.max(cx.now), TimerKind::CommLoss, cx.ti, 0);
+            self.comm_timer_set = true;
+        }
+    }
+
+    /// The transit is in `zone` (a read there, or a believed fix inside it): if that is where
+    /// its current leg ends, the leg is completed and the next one starts.
+    fn reach_leg_end(&mut self, cx: &mut Cx<'_>, zone: u32) {
+        let i = self.leg as usize;
+        let Some(leg) = self.legs.get(i) else { return };
+        if leg.to != zone {
+            return;
+        }
+        let detail = format!(
+            "leg {} of {} ({}) completed at {}",
+            i + 1,
+            self.legs.len(),
+            leg.label,
+            cx.world.zone_label(zone)
+        );
+        let at = Some(cx.world.zones[zone as usize].anchor);
+        self.event_placed(cx, cx.now, EventKind::LegCompleted, None, None, detail, at);
+        if i + 1 < self.legs.len() {
+            self.start_leg(cx, i + 1);
+        } else {
+            self.leg = self.legs.len() as u32;
+        }
     }
 
     /// Passes the checkpoints a believed fix is inside (a real-time device needs no reader).
@@ -1217,6 +1317,12 @@ impl TransitRt {
             if self.realtime && !self.checkpoints.is_empty() {
                 self.pass_checkpoints_at(cx, frame, zone_tol);
             }
+            if self.state.is_travelling()
+                && let Some(leg) = self.legs.get(self.leg as usize)
+                && cx.world.area(leg.to).contains_at(frame, zone_tol)
+            {
+                self.reach_leg_end(cx, leg.to);
+            }
             self.lifecycle_from_fix(r, frame, zone_tol, cx);
         }
         if self.state.is_travelling() {
@@ -1296,7 +1402,9 @@ impl TransitRt {
         cx: &mut Cx<'_>,
     ) {
         let p = frame.origin();
-        let Some(route) = &self.route else { return };
+        if self.route.is_none() && self.legs.iter().all(|l| l.route.is_none()) {
+            return;
+        }
         let at_end = [self.departure, self.destination]
             .into_iter()
             .flatten()
@@ -1304,8 +1412,21 @@ impl TransitRt {
         // A fix counts as inside when its accuracy circle reaches the corridor. A permitted stop
         // zone off the route (a truck park) is part of the journey too; it is only looked up
         // when the fix is outside the corridor, which is rare.
+        // With legs, the corridor is the union of the transit's and every leg's, each as wide
+        // as its own rules say: a leg change wrongly inferred from one outlier fix in a port
+        // then cannot turn the rest of the journey into a deviation.
+        let corridor_m = self.rules.corridor_m;
         let inside = at_end
-            || route.within_at(frame, self.rules.corridor_m + acc, &mut self.route_hint)
+            || self
+                .route
+                .as_ref()
+                .is_some_and(|r| r.within_at(frame, corridor_m + acc, &mut self.route_hint))
+            || self.legs.iter_mut().any(|l| {
+                let width = l.rules.corridor_m + acc;
+                l.route
+                    .as_ref()
+                    .is_some_and(|r| r.within_at(frame, width, &mut l.route_hint))
+            })
             || self.in_stop_zone(cx, p, zone_tol).is_some();
         let deviating = self.open[flag(AlarmKind::RouteDeviation, None)];
         if inside {
@@ -1331,12 +1452,21 @@ impl TransitRt {
         // outside, spanning the grace period.
         if self.outside_fixes >= 2 && r.t.since(since.t) >= self.rules.deviation_grace && !deviating
         {
-            let d = route.distance_m(p);
+            // Measured from the nearest corridor.
+            let (d, width) =
+                self.route
+                    .iter()
+                    .map(|r| (r.distance_m(p), corridor_m))
+                    .chain(self.legs.iter().filter_map(|l| {
+                        Some((l.route.as_ref()?.distance_m(p), l.rules.corridor_m))
+                    }))
+                    .min_by(|a, b| (a.0 - a.1).total_cmp(&(b.0 - b.1)))
+                    .unwrap_or((0.0, corridor_m));
             let detail = format!(
                 "{} outside the corridor ({} from the route, corridor {})",
-                text::distance((d - self.rules.corridor_m).max(0.0)),
+                text::distance((d - width).max(0.0)),
                 text::distance(d),
-                text::distance(self.rules.corridor_m)
+                text::distance(width)
             );
             let ev = vec![self.evidence(&since), self.evidence(r)];
             self.raise(cx, AlarmKind::RouteDeviation, None, Some(p), detail, ev);
@@ -1812,6 +1942,9 @@ impl TransitRt {
             // Passed, whatever the read found: the vehicle came through; what it found is
             // judged below.
             self.pass_checkpoint(cx, z, &format!("read by {}", read.reader));
+            if self.state.is_travelling() {
+                self.reach_leg_end(cx, z);
+            }
         }
         let at = zone.map(|z| cx.world.zones[z as usize].anchor);
         let place = zone.map_or_else(|| read.zone.to_string(), |z| cx.world.zone_label(z));
