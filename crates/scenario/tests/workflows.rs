@@ -348,3 +348,20 @@ fn the_corridor_is_the_union_of_the_legs_routes() {
     let a = alarms(&run(&far));
     assert_eq!(a[0], pair("route_deviation", "07:00"));
 }
+
+#[test]
+fn an_arrival_gate_after_an_officers_authorisation_arrives_and_decides_nothing() {
+    // Inspected and authorised en route; the gate at the destination still records the
+    // arrival, but the officer's decision stands: neither a gate authorisation nor a hold.
+    let mut s = base(
+        transit(json!({"sealed_at": "2026-11-25T08:00:00Z", "device_data": {"plate": "A1"}})),
+        json!([{"t": "2026-11-25T09:45:00Z", "reader": "G9", "zone": "DST", "device": "D1",
+                "gate": "arrival", "data": {"plate": "A1"}}]),
+        json!([{"t": "2026-11-25T09:00:00Z", "transit": "T1", "action": "authorize_unseal"}]),
+    );
+    s["observations"] = json!([]);
+    let lines = run(&s);
+    let arrived = lines.iter().find(|l| l["event"] == "arrived").unwrap();
+    assert_eq!(arrived["detail"], "arrival gate G9");
+    assert_eq!(automatic_unseal_rate(&lines), (0, 0));
+}

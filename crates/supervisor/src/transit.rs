@@ -2048,26 +2048,26 @@ impl TransitRt {
     /// authorises the unseal when no alarm above the transit's quick-mode grade was raised,
     /// and holds the transit for an officer otherwise.
     fn gate_arrival(&mut self, read: &CheckpointRead, zone: Option<u32>, cx: &mut Cx<'_>) {
-        if self.unseal_authorized {
-            // An officer decided already: the gate has nothing to add.
-            return;
-        }
         let place = zone.map_or_else(|| read.zone.to_string(), |z| cx.world.zone_label(z));
         let at_destination = zone.is_some_and(|z| {
             Some(z) == self.destination || self.unseal_zones.binary_search(&z).is_ok()
         });
+        if at_destination && self.state.is_travelling() {
+            // The gate stands at the destination office: its read is the arrival.
+            let anchor = zone.map(|z| cx.world.zones[z as usize].anchor);
+            self.arrive(cx, cx.now, anchor, &format!("arrival gate {}", read.reader));
+        }
+        if self.unseal_authorized {
+            // An officer decided already: the gate has nothing to add.
+            return;
+        }
+        // After the arrival: arriving late raises the held journey timeout, which may hold.
         let mut holds = self.quick_mode_holds();
         if !at_destination {
             holds.insert(
                 0,
                 "the gate is not at the destination or an unseal zone".to_owned(),
             );
-        } else if self.state.is_travelling() {
-            // The gate stands at the destination office: its read is the arrival.
-            let anchor = zone.map(|z| cx.world.zones[z as usize].anchor);
-            self.arrive(cx, cx.now, anchor, &format!("arrival gate {}", read.reader));
-            // Arriving late raises the held journey timeout: it may hold the unseal.
-            holds = self.quick_mode_holds();
         }
         if holds.is_empty() {
             self.unseal_authorized = true;
