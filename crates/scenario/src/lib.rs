@@ -291,6 +291,25 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
             let at = |field: &str| at(&format!("legs[{j}].{field}"));
             zone(at("from"), &leg.from)?;
             zone(at("to"), &leg.to)?;
+            // The legs are the journey: they start at its departure and end at its destination.
+            if j == 0
+                && let Some(d) = &t.departure
+                && *d != leg.from
+            {
+                return Err(invalid(
+                    at("from"),
+                    format!("expected {d}, the transit's departure"),
+                ));
+            }
+            if j + 1 == t.legs.len()
+                && let Some(d) = &t.destination
+                && *d != leg.to
+            {
+                return Err(invalid(
+                    at("to"),
+                    format!("expected {d}, the transit's destination"),
+                ));
+            }
             if leg.from == leg.to {
                 return Err(invalid(at("to"), "a leg ends where it starts"));
             }
