@@ -365,3 +365,27 @@ fn an_arrival_gate_after_an_officers_authorisation_arrives_and_decides_nothing()
     assert_eq!(arrived["detail"], "arrival gate G9");
     assert_eq!(automatic_unseal_rate(&lines), (0, 0));
 }
+
+#[test]
+fn a_leg_with_a_shorter_communication_loss_takes_effect_when_it_starts() {
+    // The rail leg allows six hours of silence, the road leg twenty minutes. The device goes
+    // quiet ten minutes into the road leg (last report 12:40): communication loss at 13:00,
+    // not six hours after the last report the rail leg's timer was counting from.
+    let mut s = corpus("multimodal-rail-then-road-leg-rules");
+    s["transits"][0]["legs"][1]["rules"] = json!({"comm_loss_after": "PT20M"});
+    s["observations"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| o["t"].as_str().unwrap() <= "2026-11-25T12:40:00Z");
+    let lines = run(&s);
+    // Its last known state is stopped in the transfer yard (overtime after two hours there),
+    // and it never arrives.
+    assert_eq!(
+        alarms(&lines),
+        [
+            pair("communication_loss", "13:00"),
+            pair("overtime_stay", "14:30"),
+            pair("journey_timeout", "16:00"),
+        ]
+    );
+}

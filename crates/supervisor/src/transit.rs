@@ -128,15 +128,15 @@ struct CheckpointRt {
 
 /// A declared leg (`Transit::legs`), with what the supervisor needs of it.
 #[derive(Debug)]
-pub(crate) struct LegRt {
-    pub(crate) from: u32,
-    pub(crate) to: u32,
+struct LegRt {
+    from: u32,
+    to: u32,
     /// `rail, train X8012`: how an officer tells the legs apart.
-    pub(crate) label: Box<str>,
-    pub(crate) route: Option<Arc<Route>>,
-    pub(crate) route_hint: u32,
+    label: Box<str>,
+    route: Option<Arc<Route>>,
+    route_hint: u32,
     /// The transit's rules with the leg's on top.
-    pub(crate) rules: Arc<RuleSet>,
+    rules: Arc<RuleSet>,
 }
 
 /// Fixes after an implausible jump, until the old track resumes or the new one is settled.
@@ -289,6 +289,9 @@ pub(crate) struct TransitRt {
     /// Latest report (or sealing), for communication loss.
     last_report: Timestamp,
     comm_timer_set: bool,
+    /// Compared with a communication-loss timer's generation: a leg with a shorter limit
+    /// supersedes the pending timer.
+    comm_generation: u32,
     deadline_generation: u32,
     /// The time limit passed while a single fix put the vehicle inside its destination: decided
     /// by the next fix (or by the hold timer). Holds the limit.
@@ -436,6 +439,7 @@ impl TransitRt {
             unseal_authorized: false,
             last_report: Timestamp::MIN,
             comm_timer_set: false,
+            comm_generation: 0,
             deadline_generation: 0,
             timeout_held: None,
             hold_generation: 0,
@@ -695,7 +699,7 @@ impl TransitRt {
                 cx.now.plus(self.rules.comm_loss_after),
                 TimerKind::CommLoss,
                 cx.ti,
-                0,
+                self.comm_generation,
             );
             self.comm_timer_set = true;
         }
@@ -760,6 +764,7 @@ impl TransitRt {
     fn start_leg(&mut self, cx: &mut Cx<'_>, i: usize) {
         self.leg = i as u32;
         let leg = &self.legs[i];
+        let previous_comm_loss = self.rules.comm_loss_after;
         self.rules = Arc::clone(&leg.rules);
         let detail = format!(
             "leg {} of {} ({}) from {}",
@@ -770,13 +775,22 @@ impl TransitRt {
         );
         let at = Some(cx.world.zones[leg.from as usize].anchor);
         self.event_placed(cx, cx.now, EventKind::LegStarted, None, None, detail, at);
-        if self.realtime && self.sealed_at.is_some() {
-            // The communication-loss timer looks again lazily; a leg with a shorter limit
-            // needs a look at its own expiry.
+        // The pending communication-loss timer re-arms itself lazily with the rules in force,
+        // which covers a longer limit; a shorter one needs its own, earlier expiry, and the
+        // pending timer is superseded so that there is still one heap entry per transit.
+        if i > 0
+            && self.realtime
+            && self.comm_timer_set
+            && self.rules.comm_loss_after < previous_comm_loss
+        {
+            self.comm_generation += 1;
             let due = self.last_report.plus(self.rules.comm_loss_after);
-            cx.timers
-                .set(due.max(cx.now), TimerKind::CommLoss, cx.ti, 0);
-            self.comm_timer_set = true;
+            cx.timers.set(
+                due.max(cx.now),
+                TimerKind::CommLoss,
+                cx.ti,
+                self.comm_generation,
+            );
         }
     }
 
@@ -1016,6 +1030,10 @@ impl TransitRt {
                 self.raise_timeout(cx, at);
             }
             TimerKind::CommLoss => {
+                if generation != self.comm_generation {
+                    // Superseded when a leg with a shorter limit began.
+                    return;
+                }
                 self.comm_timer_set = false;
                 if !self.takes_reports() || !self.realtime {
                     return;
@@ -1024,7 +1042,8 @@ impl TransitRt {
                 if due > cx.now {
                     // Reports came in since the timer was set: look again when the latest one
                     // would expire. One heap entry per transit, whatever the report rate.
-                    cx.timers.set(due, TimerKind::CommLoss, cx.ti, 0);
+                    cx.timers
+                        .set(due, TimerKind::CommLoss, cx.ti, self.comm_generation);
                     self.comm_timer_set = true;
                     return;
                 }
@@ -1156,7 +1175,7 @@ impl TransitRt {
                 r.t.plus(self.rules.comm_loss_after),
                 TimerKind::CommLoss,
                 cx.ti,
-                0,
+                self.comm_generation,
             );
             self.comm_timer_set = true;
         }
@@ -2009,18 +2028,12 @@ impl TransitRt {
             if grade <= max {
                 continue;
             }
-            let sensors: &[Option<Sensor>] = if kind == AlarmKind::Environment {
-                &[
-                    Some(Sensor::TemperatureC),
-                    Some(Sensor::HumidityPct),
-                    Some(Sensor::ShockG),
-                    Some(Sensor::LightLux),
-                    Some(Sensor::PressureHpa),
-                ]
+            let sensors = if kind == AlarmKind::Environment {
+                Sensor::ALL.map(Some).to_vec()
             } else {
-                &[None]
+                vec![None]
             };
-            for &sensor in sensors {
+            for sensor in sensors {
                 if self.raised & (1 << flag(kind, sensor)) != 0 {
                     // A missed checkpoint stays open until it is passed, beside a read's
                     // mismatch that has its own flag.
