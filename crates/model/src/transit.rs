@@ -59,7 +59,10 @@ impl LegMode {
 /// One leg of a transit declared in legs (rail from the inland terminal to the port, then
 /// sea...). The transit is on a leg from arriving at its `from` zone (the first leg: from
 /// sealing) until arriving at its `to` zone.
+/// Unknown fields are refused: a misspelt `route` would otherwise silently leave a leg without
+/// its corridor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Leg {
     #[serde(default)]
     pub mode: LegMode,
@@ -83,7 +86,9 @@ pub struct Leg {
 
 /// A checkpoint the transit must pass: a read of its device at the zone (or, for a real-time
 /// device, a position fix inside it), by a time.
+/// Unknown fields are refused, as for legs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     pub zone: ZoneId,
     /// The time by which it must be passed.
