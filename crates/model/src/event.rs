@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AlarmKind, DeviceId, Timestamp, TransitId};
+use crate::{AlarmKind, DeviceId, ReaderId, Timestamp, TransitId};
 
 /// Kinds of event the supervisor emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,6 +29,16 @@ pub enum EventKind {
     DeviceReassigned,
     /// Another device was paired with the transit before sealing (`detail` names both).
     DevicePaired,
+    /// A declared checkpoint was passed (a read there, or a fix inside it); `detail` says
+    /// whether in time.
+    CheckpointPassed,
+    /// An arrival gate did not authorise the unseal: `detail` lists the alarms that hold the
+    /// transit for an officer.
+    GateHold,
+    /// The transit finished one of its declared legs (arrived at the leg's `to` zone).
+    LegCompleted,
+    /// The transit started its next declared leg.
+    LegStarted,
 }
 
 /// One event. `alarm_kind` is set for `alarm_cleared`.
@@ -48,4 +58,8 @@ pub struct Event {
     pub lon: Option<f64>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The reader whose read caused the event: set for what a quick-mode gate did (`sealed`,
+    /// `unseal_authorized`, `gate_hold`), so automatic unseals can be told from an officer's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<ReaderId>,
 }

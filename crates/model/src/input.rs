@@ -17,6 +17,19 @@ pub struct CheckpointRead {
     /// The data read from the device; absent when the tag could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Set when the read comes from a fixed reader at a quick-mode gate: a departure gate
+    /// seals a declared transit's device, an arrival gate authorises its unseal when no
+    /// serious alarm was raised (docs/alarms.md, "Quick mode").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
+}
+
+/// Which quick-mode gate a fixed reader stands at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    Departure,
+    Arrival,
 }
 
 fn yes() -> bool {

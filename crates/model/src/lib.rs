@@ -25,7 +25,7 @@ pub use ids::{
     ContainerNumber, DeclarationNumber, DeviceId, IdError, LicencePlate, Mrn, ReaderId, SealId,
     StationId, TrainNumber, TransitId, ZoneId, iso6346_check_digit,
 };
-pub use input::{Action, ActionKind, CheckpointRead};
+pub use input::{Action, ActionKind, CheckpointRead, Gate};
 pub use observation::{
     DeviceEvent, DeviceEvents, DoorState, HousingState, LatLon, LockState, Observation,
     ObservationError, Reading, RopeState,
@@ -33,6 +33,6 @@ pub use observation::{
 pub use role::Role;
 pub use time::{Duration, DurationError, Timestamp, TimestampError};
 pub use transit::{
-    CargoLine, Declaration, Document, Driver, Inspection, Limits, Mode, Offices, Personal, RuleSet,
-    Rules, Sensor, Transit, TransitState, Vehicle,
+    CargoLine, Checkpoint, Declaration, Document, Driver, Inspection, Leg, LegMode, Limits, Mode,
+    Offices, Personal, RuleSet, Rules, Sensor, Transit, TransitState, Vehicle,
 };

@@ -34,6 +34,78 @@ pub enum Mode {
     Multimodal,
 }
 
+/// How one leg of a multimodal transit travels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegMode {
+    #[default]
+    Road,
+    Rail,
+    Sea,
+    Air,
+}
+
+impl LegMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegMode::Road => "road",
+            LegMode::Rail => "rail",
+            LegMode::Sea => "sea",
+            LegMode::Air => "air",
+        }
+    }
+}
+
+/// One leg of a transit declared in legs (rail from the inland terminal to the port, then
+/// sea...). The transit is on a leg from arriving at its `from` zone (the first leg: from
+/// sealing) until arriving at its `to` zone.
+/// Unknown fields are refused: a misspelt `route` would otherwise silently leave a leg without
+/// its corridor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leg {
+    #[serde(default)]
+    pub mode: LegMode,
+    pub from: ZoneId,
+    pub to: ZoneId,
+    /// The leg's route; corridor supervision on this leg uses it (see docs/alarms.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Geometry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainNumber>,
+    /// The vessel's name or IMO number (free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vessel: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerNumber>,
+    /// Rules for this leg only, over the transit's (a wider corridor and a longer
+    /// communication loss for rail, say). Only the rules named here change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Rules>,
+}
+
+/// A checkpoint the transit must pass: a read of its device at the zone (or, for a real-time
+/// device, a position fix inside it), by a time.
+/// Unknown fields are refused, as for legs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub zone: ZoneId,
+    /// The time by which it must be passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Timestamp>,
+    /// Or: how long after sealing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Duration>,
+}
+
+impl Checkpoint {
+    /// When it must be passed by, for a transit sealed at `sealed_at`.
+    pub fn due(&self, sealed_at: Timestamp) -> Option<Timestamp> {
+        self.by.or_else(|| self.within.map(|d| sealed_at.plus(d)))
+    }
+}
+
 /// The vehicle (or wagon) carrying the goods.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vehicle {
@@ -252,6 +324,10 @@ pub struct Rules {
     pub light_lux: Option<Limits>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pressure_hpa: Option<Limits>,
+    /// Quick mode: the highest grade of alarm raised on the transit that still lets an arrival
+    /// gate authorise the unseal automatically (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quick_unseal_max_grade: Option<u8>,
     /// Grade overrides per alarm kind (1 to 4).
     #[serde(
         default,
@@ -373,6 +449,7 @@ pub struct RuleSet {
     pub event_clear_after: Duration,
     /// Indexed like [`Sensor::ALL`].
     pub environment: [Option<Limits>; 5],
+    pub quick_unseal_max_grade: u8,
     pub grades: BTreeMap<AlarmKind, u8>,
 }
 
@@ -417,8 +494,47 @@ impl Rules {
                 self.light_lux,
                 self.pressure_hpa,
             ],
+            quick_unseal_max_grade: self.quick_unseal_max_grade.unwrap_or(2),
             grades: self.grades.clone(),
         }
+    }
+
+    /// These rules with `over`'s declared ones on top: a leg's rules over its transit's.
+    pub fn overlaid(&self, over: &Rules) -> Rules {
+        macro_rules! pick {
+            ($($f:ident),*) => {
+                Rules { $($f: over.$f.or(self.$f),)* grades: {
+                    let mut g = self.grades.clone();
+                    g.extend(over.grades.iter().map(|(k, v)| (*k, *v)));
+                    g
+                } }
+            };
+        }
+        pick!(
+            corridor_m,
+            deviation_grace,
+            stop_radius_m,
+            stop_min,
+            max_stop_outside,
+            max_stop_inside,
+            comm_loss_after,
+            report_interval,
+            low_battery_pct,
+            jamming_gap,
+            max_speed_kmh,
+            no_fix_after,
+            clone_speed_kmh,
+            clone_min_distance_m,
+            fuel_drop_pct,
+            fuel_drop_window,
+            event_clear_after,
+            temperature_c,
+            humidity_pct,
+            shock_g,
+            light_lux,
+            pressure_hpa,
+            quick_unseal_max_grade
+        )
     }
 
     /// Checks values serde cannot: positive distances and durations, grades 1 to 4.
@@ -462,6 +578,16 @@ impl Rules {
             {
                 return Err((name, "must be longer than zero".into()));
             }
+        }
+        if let Some(g) = self.quick_unseal_max_grade
+            && g > 4
+        {
+            return Err((
+                "quick_unseal_max_grade",
+                format!(
+                    "{g} is not a grade; grades are 1 to 4, or 0 to let any alarm hold the unseal"
+                ),
+            ));
         }
         if let Some((kind, g)) = self.grades.iter().find(|(_, g)| !(1..=4).contains(*g)) {
             return Err((
@@ -586,6 +712,12 @@ pub struct Transit {
     /// What was written to a passive or semi-active device at departure, checked on every read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Checkpoints the transit must pass, each by a time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<Checkpoint>,
+    /// The legs of a multimodal journey, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legs: Vec<Leg>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vehicle: Option<Vehicle>,

@@ -12,7 +12,9 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use model::{Action, ActionKind, CheckpointRead, Geometry, Observation, Timestamp, Transit, Zone};
+use model::{
+    Action, ActionKind, CheckpointRead, Geometry, Observation, Timestamp, Transit, Zone, ZoneKind,
+};
 use serde::{Deserialize, Serialize};
 use supervisor::{Input, Output, Supervisor};
 
@@ -94,6 +96,8 @@ const KNOWN_TRANSIT: &[&str] = &[
     "unseal_zones",
     "rules",
     "device_data",
+    "checkpoints",
+    "legs",
     "vehicle",
     "cargo",
     "driver",
@@ -102,7 +106,7 @@ const KNOWN_TRANSIT: &[&str] = &[
     "offices",
 ];
 const KNOWN_ACTION: &[&str] = &["t", "transit", "action", "deadline", "device", "reason"];
-const KNOWN_READ: &[&str] = &["t", "reader", "zone", "device", "intact", "data"];
+const KNOWN_READ: &[&str] = &["t", "reader", "zone", "device", "intact", "data", "gate"];
 const KNOWN_OBSERVATION: &[&str] = &[
     "device",
     "t",
@@ -185,6 +189,8 @@ pub fn parse(text: &str) -> Result<Scenario, Invalid> {
 /// Checks what the types cannot: references between parts, shapes, ranges.
 pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     let mut zone_ids = std::collections::HashSet::new();
+    let kinds: std::collections::HashMap<&str, ZoneKind> =
+        s.zones.iter().map(|z| (z.id.as_str(), z.kind)).collect();
     for (i, z) in s.zones.iter().enumerate() {
         z.validate()
             .map_err(|(field, reason)| invalid(format!("zones[{i}].{field}"), reason))?;
@@ -236,6 +242,102 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
         }
         for (j, z) in t.unseal_zones.iter().enumerate() {
             zone(at(&format!("unseal_zones[{j}]")), z)?;
+        }
+        for (j, c) in t.checkpoints.iter().enumerate() {
+            let at = |field: &str| at(&format!("checkpoints[{j}].{field}"));
+            zone(at("zone"), &c.zone)?;
+            let kind = kinds[c.zone.as_str()];
+            if !matches!(
+                kind,
+                ZoneKind::Checkpoint | ZoneKind::Border | ZoneKind::Office
+            ) {
+                return Err(invalid(
+                    at("zone"),
+                    format!(
+                        "zone {} is a {}; a checkpoint is a checkpoint, border or office zone",
+                        c.zone,
+                        serde_json::to_value(kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+            match (c.by, c.within) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(at("within"), "give either by or within, not both"));
+                }
+                (None, None) => {
+                    return Err(invalid(at("by"), "required (or within)"));
+                }
+                (Some(by), None) => {
+                    if let Some(sealed) = t.sealed_at
+                        && by <= sealed
+                    {
+                        return Err(invalid(
+                            at("by"),
+                            format!("{by} is not after sealed_at {sealed}"),
+                        ));
+                    }
+                }
+                (None, Some(d)) => {
+                    if d.as_ms() <= 0 {
+                        return Err(invalid(at("within"), "must be longer than zero"));
+                    }
+                }
+            }
+        }
+        for (j, leg) in t.legs.iter().enumerate() {
+            let at = |field: &str| at(&format!("legs[{j}].{field}"));
+            zone(at("from"), &leg.from)?;
+            zone(at("to"), &leg.to)?;
+            // The legs are the journey: they start at its departure and end at its destination.
+            if j == 0
+                && let Some(d) = &t.departure
+                && *d != leg.from
+            {
+                return Err(invalid(
+                    at("from"),
+                    format!("expected {d}, the transit's departure"),
+                ));
+            }
+            if j + 1 == t.legs.len()
+                && let Some(d) = &t.destination
+                && *d != leg.to
+            {
+                return Err(invalid(
+                    at("to"),
+                    format!("expected {d}, the transit's destination"),
+                ));
+            }
+            if leg.from == leg.to {
+                return Err(invalid(at("to"), "a leg ends where it starts"));
+            }
+            if j > 0 && t.legs[j - 1].to != leg.from {
+                return Err(invalid(
+                    at("from"),
+                    format!("expected {}, where legs[{}] ends", t.legs[j - 1].to, j - 1),
+                ));
+            }
+            match &leg.route {
+                None => {}
+                Some(Geometry::LineString(ps)) if ps.len() >= 2 => {
+                    Geometry::LineString(ps.clone())
+                        .validate()
+                        .map_err(|e| invalid(at("route"), e.0))?;
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        at("route"),
+                        "expected a LineString with at least 2 positions",
+                    ));
+                }
+            }
+            if let Some(rules) = &leg.rules {
+                rules
+                    .validate()
+                    .map_err(|(rule, reason)| invalid(at(&format!("rules.{rule}")), reason))?;
+            }
         }
         if let Some(c) = t.corridor_m
             && !(c > 0.0 && c.is_finite())

@@ -4,11 +4,14 @@
 //! - replay is deterministic, byte for byte;
 //! - the order of observations in the file (shuffled within a few minutes, with duplicates)
 //!   does not change the output.
+//!
+//! The generated transits declare a checkpoint, one of them two legs, and quick-mode gates read
+//! them, so those rules are under the same properties.
 
 use model::{
-    Action, ActionKind, CheckpointRead, DeviceEvent, DeviceEvents, DeviceId, DoorState, Geometry,
-    HousingState, Limits, LockState, Observation, Reading, RopeState, Rules, Timestamp, Transit,
-    Zone, ZoneKind,
+    Action, ActionKind, CheckpointRead, DeviceEvent, DeviceEvents, DeviceId, DoorState, Gate,
+    Geometry, HousingState, Limits, LockState, Observation, Reading, RopeState, Rules, Timestamp,
+    Transit, Zone, ZoneKind,
 };
 use proptest::prelude::*;
 use scenario::Scenario;
@@ -30,6 +33,8 @@ fn base(devices: &[&str]) -> (Vec<Zone>, Vec<Transit>) {
     let zones = vec![
         zone("DEP", ZoneKind::Office, 27.56, 53.90, 1500.0),
         zone("REST", ZoneKind::RestArea, 26.80, 53.50, 300.0),
+        // Halfway along the route.
+        zone("CHK", ZoneKind::Checkpoint, 25.625, 52.9805, 1000.0),
         zone("DST", ZoneKind::Office, 23.69, 52.10, 1500.0),
     ];
     let route: Vec<[f64; 2]> = (0..=40)
@@ -52,8 +57,20 @@ fn base(devices: &[&str]) -> (Vec<Zone>, Vec<Transit>) {
                 "deadline": Timestamp::from_unix_ms(T0_MS + 8 * 3_600_000).to_string(),
                 "stop_zones": ["REST"],
                 "rules": Rules { temperature_c: Some(Limits { min: Some(2.0), max: Some(8.0) }), ..Rules::default() },
+                "checkpoints": [{"zone": "CHK", "within": "PT2H"}],
             });
-            serde_json::from_value(text).unwrap()
+            let mut transit: Transit = serde_json::from_value(text).unwrap();
+            if i % 2 == 1 {
+                // Two legs, the first with rules of its own and half the route.
+                transit.legs = serde_json::from_value(serde_json::json!([
+                    {"mode": "rail", "from": "DEP", "to": "REST", "train": "X8012",
+                     "route": {"type": "LineString", "coordinates": route[..=20]},
+                     "rules": {"corridor_m": 3000, "comm_loss_after": "PT6H"}},
+                    {"mode": "road", "from": "REST", "to": "DST"}
+                ]))
+                .unwrap();
+            }
+            transit
         })
         .collect();
     (zones, transits)
@@ -194,17 +211,30 @@ fn observations(device: &str, steps: &[Step]) -> Vec<Observation> {
 }
 
 fn scenario(steps_a: &[Step], steps_b: &[Step], actions: Vec<Action>) -> Scenario {
-    let (zones, transits) = base(&["D1", "D2"]);
+    let (zones, mut transits) = base(&["D1", "D2"]);
     let mut obs = observations("D1", steps_a);
     obs.extend(observations("D2", steps_b));
-    let reads = vec![CheckpointRead {
-        t: Timestamp::from_unix_ms(T0_MS + 3_600_000),
+    let read = |minutes: i64, zone: &str, device: &str, gate: Option<Gate>| CheckpointRead {
+        t: Timestamp::from_unix_ms(T0_MS + minutes * 60_000),
         reader: "R1".parse().unwrap(),
-        zone: "REST".parse().unwrap(),
-        device: "D2".parse().unwrap(),
+        zone: zone.parse().unwrap(),
+        device: device.parse().unwrap(),
         intact: steps_b.len().is_multiple_of(2),
         data: None,
-    }];
+        gate,
+    };
+    let mut reads = vec![
+        read(60, "REST", "D2", None),
+        read(100, "CHK", "D2", None),
+        // Quick mode: an arrival gate at the destination for D1, one away from it for D2.
+        read(360, "DST", "D1", Some(Gate::Arrival)),
+        read(90, "REST", "D2", Some(Gate::Arrival)),
+    ];
+    if steps_b.len() % 2 == 1 {
+        // Sealed by a departure gate instead of at `sealed_at`.
+        transits[1].sealed_at = None;
+        reads.push(read(2, "DEP", "D2", Some(Gate::Departure)));
+    }
     Scenario {
         name: "generated".into(),
         description: None,

@@ -67,6 +67,7 @@ fn event(transit: &str, kind: EventKind, at: &str) -> Event {
         lat: None,
         lon: None,
         detail: String::new(),
+        reader: None,
     }
 }
 

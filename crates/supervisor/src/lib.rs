@@ -430,7 +430,37 @@ impl Supervisor {
                 });
             }
         };
-        let rt = TransitRt::new(transit, &self.world, rules, route)?;
+        let mut legs = Vec::with_capacity(transit.legs.len());
+        for (j, leg) in transit.legs.iter().enumerate() {
+            let leg_rules = match &leg.rules {
+                None => Arc::clone(&rules),
+                Some(over) => {
+                    over.validate().map_err(|(rule, reason)| SetupError {
+                        path: format!("transit {}: legs[{j}].rules.{rule}", transit.id),
+                        reason,
+                    })?;
+                    // The leg's corridor_m wins over the transit's, as the transit's wins
+                    // over its rules.
+                    let corridor_m = over.corridor_m.or(transit.corridor_m);
+                    self.interned
+                        .rules(transit.rules.overlaid(over).resolve(corridor_m))
+                }
+            };
+            let leg_route = match &leg.route {
+                None => None,
+                Some(Geometry::LineString(points)) if points.len() >= 2 => {
+                    Some(self.interned.route(points))
+                }
+                Some(_) => {
+                    return Err(SetupError {
+                        path: format!("transit {}: legs[{j}].route", transit.id),
+                        reason: "expected a LineString with at least 2 positions".into(),
+                    });
+                }
+            };
+            legs.push((leg_route, leg_rules));
+        }
+        let rt = TransitRt::new(transit, &self.world, rules, route, legs)?;
         if let Some(at) = transit.sealed_at {
             self.timers.set(at, TimerKind::Seal, ti, 0);
         }
@@ -703,10 +733,33 @@ impl Supervisor {
         let Some(&di) = self.device_ids.get(read.device.as_str()) else {
             return;
         };
+        if read.gate == Some(model::Gate::Departure)
+            && let Some(ti) = self.declared_transit(di)
+        {
+            let mut sealed = false;
+            self.on_transit(ti, out, |t, cx| sealed = t.gate_seal(read, cx));
+            if sealed {
+                self.after_seal(ti, out);
+            }
+        }
         let Some(ti) = active_transit(&self.transits, &self.devices[di as usize]) else {
             return;
         };
         self.on_transit(ti, out, |t, cx| t.on_read(read, cx));
+    }
+
+    /// The transit a departure gate seals when it reads device `di`: of the device's transits
+    /// still declared, the one with the smallest id (so the order of declaration never
+    /// matters).
+    fn declared_transit(&self, di: u32) -> Option<u32> {
+        self.devices[di as usize]
+            .transits()
+            .filter(|&ti| self.transits[ti as usize].state() == model::TransitState::Declared)
+            .min_by(|&a, &b| {
+                self.transits[a as usize]
+                    .id()
+                    .cmp(self.transits[b as usize].id())
+            })
     }
 
     fn act(&mut self, action: &Action, out: &mut Vec<Output>) {

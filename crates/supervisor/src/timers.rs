@@ -19,6 +19,8 @@ pub(crate) enum TimerKind {
     Stop,
     /// A held decision (see `HOLD_MAX`) is settled by the last known state.
     Held,
+    /// A declared checkpoint's time; the generation is the checkpoint's index.
+    Checkpoint,
 }
 
 impl TimerKind {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use geometry::{LocalFrame, LonLat, Route};
 use model::{
     Action, ActionKind, Alarm, AlarmKind, CheckpointRead, DeviceEvent, DeviceEvents, DeviceId,
-    DoorState, Duration, Event, EventKind, Evidence, HousingState, LockState, Reading, RopeState,
-    RuleSet, Sensor, Timestamp, Transit, TransitId, TransitState,
+    DoorState, Duration, Event, EventKind, Evidence, Gate, HousingState, LockState, ReaderId,
+    Reading, RopeState, RuleSet, Sensor, Timestamp, Transit, TransitId, TransitState,
 };
 
 use crate::timers::{TimerKind, Timers};
@@ -52,6 +52,7 @@ const FUEL_MEDIAN_OF: usize = 3;
 
 /// Open conditions: one flag per alarm kind, plus one per environment sensor.
 const N_FLAGS: usize = AlarmKind::ALL.len() + Sensor::ALL.len();
+const _: () = assert!(N_FLAGS <= 32, "TransitRt::raised holds one bit per flag");
 
 fn flag(kind: AlarmKind, sensor: Option<Sensor>) -> usize {
     match sensor {
@@ -111,6 +112,31 @@ struct Stop {
     /// back: the next fix decides. Holds the limit.
     due_held: Option<Timestamp>,
     generation: u32,
+}
+
+/// A declared checkpoint (`Transit::checkpoints`) and whether it was passed.
+#[derive(Clone, Copy, Debug)]
+struct CheckpointRt {
+    zone: u32,
+    by: Option<Timestamp>,
+    within: Option<Duration>,
+    /// When it was first passed.
+    passed: Option<Timestamp>,
+    /// Its time passed before it was: the alarm was raised.
+    missed: bool,
+}
+
+/// A declared leg (`Transit::legs`), with what the supervisor needs of it.
+#[derive(Debug)]
+struct LegRt {
+    from: u32,
+    to: u32,
+    /// `rail, train X8012`: how an officer tells the legs apart.
+    label: Box<str>,
+    route: Option<Arc<Route>>,
+    route_hint: u32,
+    /// The transit's rules with the leg's on top.
+    rules: Arc<RuleSet>,
 }
 
 /// Fixes after an implausible jump, until the old track resumes or the new one is settled.
@@ -246,6 +272,12 @@ pub(crate) struct TransitRt {
     device_data: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     deadline: Option<Timestamp>,
     max_duration: Option<Duration>,
+    /// Declared checkpoints, in declaration order (empty for most transits).
+    checkpoints: Box<[CheckpointRt]>,
+    /// Declared legs, in order (empty for most transits), and the index of the current one
+    /// (`legs.len()` once the last is completed).
+    legs: Box<[LegRt]>,
+    leg: u32,
 
     state: TransitState,
     /// When it was sealed: of two supervised transits on one device, the later one gets the
@@ -257,6 +289,9 @@ pub(crate) struct TransitRt {
     /// Latest report (or sealing), for communication loss.
     last_report: Timestamp,
     comm_timer_set: bool,
+    /// Compared with a communication-loss timer's generation: a leg with a shorter limit
+    /// supersedes the pending timer.
+    comm_generation: u32,
     deadline_generation: u32,
     /// The time limit passed while a single fix put the vehicle inside its destination: decided
     /// by the next fix (or by the hold timer). Holds the limit.
@@ -296,6 +331,9 @@ pub(crate) struct TransitRt {
     /// Fuel monitoring, for devices that report a fuel level (boxed: most do not).
     fuel: Option<Box<Fuel>>,
     open: [bool; N_FLAGS],
+    /// Bit `flag(kind, sensor)`: an alarm of this condition was raised on the transit, cleared
+    /// since or not (what holds a quick-mode unseal).
+    raised: u32,
     /// Whether any environment limit is declared (most transits have none).
     environment_limits: bool,
 }
@@ -320,6 +358,7 @@ impl TransitRt {
         world: &World,
         rules: Arc<RuleSet>,
         route: Option<Arc<Route>>,
+        legs: Vec<(Option<Arc<Route>>, Arc<RuleSet>)>,
     ) -> Result<TransitRt, SetupError> {
         let one = |field: &str, id: &Option<model::ZoneId>| {
             id.as_ref()
@@ -336,6 +375,32 @@ impl TransitRt {
             Ok(v.into_boxed_slice())
         };
         let r = &t.rules;
+        let legs = t
+            .legs
+            .iter()
+            .zip(legs)
+            .enumerate()
+            .map(|(j, (leg, (route, rules)))| {
+                let mut label = leg.mode.as_str().to_owned();
+                if let Some(train) = &leg.train {
+                    label += &format!(", train {train}");
+                }
+                if let Some(vessel) = &leg.vessel {
+                    label += &format!(", vessel {vessel}");
+                }
+                Ok(LegRt {
+                    from: zone_index(world, t, &format!("legs[{j}].from"), &leg.from)?,
+                    to: zone_index(world, t, &format!("legs[{j}].to"), &leg.to)?,
+                    label: label.into(),
+                    route,
+                    route_hint: 0,
+                    rules,
+                })
+            })
+            .collect::<Result<Box<[LegRt]>, SetupError>>()?;
+        // Where one leg hands over to the next (a rail terminal, a port) the goods wait: those
+        // zones are permitted stops, and never off the route.
+        let leg_zones: Vec<&model::ZoneId> = t.legs.iter().flat_map(|l| [&l.from, &l.to]).collect();
         Ok(TransitRt {
             id: t.id.clone(),
             device: t.device.clone(),
@@ -344,17 +409,37 @@ impl TransitRt {
             route,
             departure: one("departure", &t.departure)?,
             destination: one("destination", &t.destination)?,
-            stop_zones: many("stop_zones", t.stop_zone_ids())?,
+            stop_zones: many(
+                "stop_zones",
+                t.stop_zone_ids().into_iter().chain(leg_zones).collect(),
+            )?,
             unseal_zones: many("unseal_zones", t.unseal_zone_ids())?,
             device_data: t.device_data.clone().map(Box::new),
             deadline: t.deadline,
             max_duration: t.max_duration,
+            checkpoints: t
+                .checkpoints
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(CheckpointRt {
+                        zone: zone_index(world, t, &format!("checkpoints[{i}].zone"), &c.zone)?,
+                        by: c.by,
+                        within: c.within,
+                        passed: None,
+                        missed: false,
+                    })
+                })
+                .collect::<Result<_, SetupError>>()?,
+            legs,
+            leg: 0,
             state: TransitState::Declared,
             sealed_at: None,
             detached: false,
             unseal_authorized: false,
             last_report: Timestamp::MIN,
             comm_timer_set: false,
+            comm_generation: 0,
             deadline_generation: 0,
             timeout_held: None,
             hold_generation: 0,
@@ -382,6 +467,7 @@ impl TransitRt {
             last_clone: None,
             fuel: None,
             open: [false; N_FLAGS],
+            raised: 0,
             environment_limits: [
                 r.temperature_c,
                 r.humidity_pct,
@@ -479,6 +565,23 @@ impl TransitRt {
             return;
         }
         self.open[f] = true;
+        self.raised |= 1 << f;
+        self.emit_alarm(cx, t, kind, sensor, at, detail, evidence);
+    }
+
+    /// Pushes an alarm, whatever conditions are open: for conditions that are not one flag
+    /// per kind (each missed checkpoint is its own).
+    #[allow(clippy::too_many_arguments)]
+    fn emit_alarm(
+        &mut self,
+        cx: &mut Cx<'_>,
+        t: Timestamp,
+        kind: AlarmKind,
+        sensor: Option<Sensor>,
+        at: Option<LonLat>,
+        detail: String,
+        evidence: Vec<Evidence>,
+    ) {
         let at = at.or_else(|| self.position_now(cx.world));
         cx.out.push(Output::Alarm(Alarm {
             transit: self.id.clone(),
@@ -549,7 +652,15 @@ impl TransitRt {
             lat: at.map(|p| p[1]),
             lon: at.map(|p| p[0]),
             detail,
+            reader: None,
         }));
+    }
+
+    /// Names the reader that caused the event just emitted (a quick-mode gate).
+    fn stamp_reader(cx: &mut Cx<'_>, reader: &ReaderId) {
+        if let Some(Output::Event(e)) = cx.out.last_mut() {
+            e.reader = Some(reader.clone());
+        }
     }
 
     fn become_(
@@ -570,8 +681,16 @@ impl TransitRt {
     // ----- lifecycle -----------------------------------------------------------------------
 
     fn seal(&mut self, cx: &mut Cx<'_>) -> bool {
-        if !self.become_(cx, TransitState::Sealed, EventKind::Sealed, String::new()) {
+        self.seal_by(cx, String::new(), None)
+    }
+
+    /// Seals the transit; `reader` is the quick-mode gate that did it, if one did.
+    fn seal_by(&mut self, cx: &mut Cx<'_>, detail: String, reader: Option<&ReaderId>) -> bool {
+        if !self.become_(cx, TransitState::Sealed, EventKind::Sealed, detail) {
             return false;
+        }
+        if let Some(reader) = reader {
+            Self::stamp_reader(cx, reader);
         }
         self.sealed_at = Some(cx.now);
         self.last_report = cx.now;
@@ -580,7 +699,7 @@ impl TransitRt {
                 cx.now.plus(self.rules.comm_loss_after),
                 TimerKind::CommLoss,
                 cx.ti,
-                0,
+                self.comm_generation,
             );
             self.comm_timer_set = true;
         }
@@ -592,7 +711,121 @@ impl TransitRt {
             cx.timers
                 .set(at, TimerKind::Deadline, cx.ti, self.deadline_generation);
         }
+        if !self.legs.is_empty() {
+            self.start_leg(cx, 0);
+        }
+        for (i, c) in self.checkpoints.iter().enumerate() {
+            let due = c.by.or_else(|| c.within.map(|d| cx.now.plus(d)));
+            if let Some(due) = due {
+                cx.timers.set(due, TimerKind::Checkpoint, cx.ti, i as u32);
+            }
+        }
         true
+    }
+
+    /// The time checkpoint `i` must be passed by (the transit is sealed).
+    fn checkpoint_due(&self, i: usize) -> Option<Timestamp> {
+        let c = &self.checkpoints[i];
+        c.by.or_else(|| Some(self.sealed_at?.plus(c.within?)))
+    }
+
+    /// Marks the first not-yet-passed checkpoint at `zone` passed, `how` (`read by R7`).
+    fn pass_checkpoint(&mut self, cx: &mut Cx<'_>, zone: u32, how: &str) {
+        let Some(i) = self
+            .checkpoints
+            .iter()
+            .position(|c| c.zone == zone && c.passed.is_none())
+        else {
+            return;
+        };
+        self.checkpoints[i].passed = Some(cx.now);
+        let label = cx.world.zone_label(zone);
+        let detail = match self.checkpoint_due(i) {
+            Some(due) if cx.now > due => format!(
+                "checkpoint {label} passed {} after its time {due} ({how})",
+                text::duration(cx.now.since(due))
+            ),
+            Some(due) => format!("checkpoint {label} passed in time for {due} ({how})"),
+            None => format!("checkpoint {label} passed ({how})"),
+        };
+        let at = Some(cx.world.zones[zone as usize].anchor);
+        self.event_placed(
+            cx,
+            cx.now,
+            EventKind::CheckpointPassed,
+            None,
+            None,
+            detail,
+            at,
+        );
+    }
+
+    /// The transit is on leg `i` from now: its rules apply.
+    fn start_leg(&mut self, cx: &mut Cx<'_>, i: usize) {
+        self.leg = i as u32;
+        let leg = &self.legs[i];
+        let previous_comm_loss = self.rules.comm_loss_after;
+        self.rules = Arc::clone(&leg.rules);
+        let detail = format!(
+            "leg {} of {} ({}) from {}",
+            i + 1,
+            self.legs.len(),
+            leg.label,
+            cx.world.zone_label(leg.from)
+        );
+        let at = Some(cx.world.zones[leg.from as usize].anchor);
+        self.event_placed(cx, cx.now, EventKind::LegStarted, None, None, detail, at);
+        // The pending communication-loss timer re-arms itself lazily with the rules in force,
+        // which covers a longer limit; a shorter one needs its own, earlier expiry, and the
+        // pending timer is superseded so that there is still one heap entry per transit.
+        if i > 0
+            && self.realtime
+            && self.comm_timer_set
+            && self.rules.comm_loss_after < previous_comm_loss
+        {
+            self.comm_generation += 1;
+            let due = self.last_report.plus(self.rules.comm_loss_after);
+            cx.timers.set(
+                due.max(cx.now),
+                TimerKind::CommLoss,
+                cx.ti,
+                self.comm_generation,
+            );
+        }
+    }
+
+    /// The transit is in `zone` (a read there, or a believed fix inside it): if that is where
+    /// its current leg ends, the leg is completed and the next one starts.
+    fn reach_leg_end(&mut self, cx: &mut Cx<'_>, zone: u32) {
+        let i = self.leg as usize;
+        let Some(leg) = self.legs.get(i) else { return };
+        if leg.to != zone {
+            return;
+        }
+        let detail = format!(
+            "leg {} of {} ({}) completed at {}",
+            i + 1,
+            self.legs.len(),
+            leg.label,
+            cx.world.zone_label(zone)
+        );
+        let at = Some(cx.world.zones[zone as usize].anchor);
+        self.event_placed(cx, cx.now, EventKind::LegCompleted, None, None, detail, at);
+        if i + 1 < self.legs.len() {
+            self.start_leg(cx, i + 1);
+        } else {
+            self.leg = self.legs.len() as u32;
+        }
+    }
+
+    /// Passes the checkpoints a believed fix is inside (a real-time device needs no reader).
+    fn pass_checkpoints_at(&mut self, cx: &mut Cx<'_>, frame: &LocalFrame, zone_tol: f64) {
+        for i in 0..self.checkpoints.len() {
+            let c = self.checkpoints[i];
+            if c.passed.is_none() && cx.world.area(c.zone).contains_at(frame, zone_tol) {
+                self.pass_checkpoint(cx, c.zone, "a position fix inside it");
+            }
+        }
     }
 
     /// A later transit was sealed with this device: this one no longer gets its reports.
@@ -797,6 +1030,10 @@ impl TransitRt {
                 self.raise_timeout(cx, at);
             }
             TimerKind::CommLoss => {
+                if generation != self.comm_generation {
+                    // Superseded when a leg with a shorter limit began.
+                    return;
+                }
                 self.comm_timer_set = false;
                 if !self.takes_reports() || !self.realtime {
                     return;
@@ -805,7 +1042,8 @@ impl TransitRt {
                 if due > cx.now {
                     // Reports came in since the timer was set: look again when the latest one
                     // would expire. One heap entry per transit, whatever the report rate.
-                    cx.timers.set(due, TimerKind::CommLoss, cx.ti, 0);
+                    cx.timers
+                        .set(due, TimerKind::CommLoss, cx.ti, self.comm_generation);
                     self.comm_timer_set = true;
                     return;
                 }
@@ -839,6 +1077,34 @@ impl TransitRt {
                         self.raise_stop(cx, kind, due);
                     }
                 }
+            }
+            TimerKind::Checkpoint => {
+                let i = generation as usize;
+                let Some(c) = self.checkpoints.get(i).copied() else {
+                    return;
+                };
+                // Once unsealed or closed, an officer has seen the goods: nothing to pass.
+                if c.passed.is_some() || c.missed || !self.state.is_supervised() {
+                    return;
+                }
+                self.checkpoints[i].missed = true;
+                let due = self.checkpoint_due(i).unwrap_or(cx.now);
+                let detail = format!(
+                    "checkpoint {} not passed by {due}",
+                    cx.world.zone_label(c.zone)
+                );
+                let ev = self.last.iter().map(|l| self.evidence(&l.get())).collect();
+                // Each missed checkpoint is its own condition, beside a read's mismatch.
+                self.raised |= 1 << flag(AlarmKind::CheckpointMismatch, None);
+                self.emit_alarm(
+                    cx,
+                    due,
+                    AlarmKind::CheckpointMismatch,
+                    None,
+                    None,
+                    detail,
+                    ev,
+                );
             }
             TimerKind::Held => {
                 // No fix came to settle a held decision: take the last known state.
@@ -909,7 +1175,7 @@ impl TransitRt {
                 r.t.plus(self.rules.comm_loss_after),
                 TimerKind::CommLoss,
                 cx.ti,
-                0,
+                self.comm_generation,
             );
             self.comm_timer_set = true;
         }
@@ -1067,6 +1333,15 @@ impl TransitRt {
             accuracy_m: r.accuracy_m,
         });
         if !doubtful {
+            if self.realtime && !self.checkpoints.is_empty() {
+                self.pass_checkpoints_at(cx, frame, zone_tol);
+            }
+            if self.state.is_travelling()
+                && let Some(leg) = self.legs.get(self.leg as usize)
+                && cx.world.area(leg.to).contains_at(frame, zone_tol)
+            {
+                self.reach_leg_end(cx, leg.to);
+            }
             self.lifecycle_from_fix(r, frame, zone_tol, cx);
         }
         if self.state.is_travelling() {
@@ -1146,7 +1421,9 @@ impl TransitRt {
         cx: &mut Cx<'_>,
     ) {
         let p = frame.origin();
-        let Some(route) = &self.route else { return };
+        if self.route.is_none() && self.legs.iter().all(|l| l.route.is_none()) {
+            return;
+        }
         let at_end = [self.departure, self.destination]
             .into_iter()
             .flatten()
@@ -1154,8 +1431,21 @@ impl TransitRt {
         // A fix counts as inside when its accuracy circle reaches the corridor. A permitted stop
         // zone off the route (a truck park) is part of the journey too; it is only looked up
         // when the fix is outside the corridor, which is rare.
+        // With legs, the corridor is the union of the transit's and every leg's, each as wide
+        // as its own rules say: a leg change wrongly inferred from one outlier fix in a port
+        // then cannot turn the rest of the journey into a deviation.
+        let corridor_m = self.rules.corridor_m;
         let inside = at_end
-            || route.within_at(frame, self.rules.corridor_m + acc, &mut self.route_hint)
+            || self
+                .route
+                .as_ref()
+                .is_some_and(|r| r.within_at(frame, corridor_m + acc, &mut self.route_hint))
+            || self.legs.iter_mut().any(|l| {
+                let width = l.rules.corridor_m + acc;
+                l.route
+                    .as_ref()
+                    .is_some_and(|r| r.within_at(frame, width, &mut l.route_hint))
+            })
             || self.in_stop_zone(cx, p, zone_tol).is_some();
         let deviating = self.open[flag(AlarmKind::RouteDeviation, None)];
         if inside {
@@ -1181,12 +1471,21 @@ impl TransitRt {
         // outside, spanning the grace period.
         if self.outside_fixes >= 2 && r.t.since(since.t) >= self.rules.deviation_grace && !deviating
         {
-            let d = route.distance_m(p);
+            // Measured from the nearest corridor.
+            let (d, width) =
+                self.route
+                    .iter()
+                    .map(|r| (r.distance_m(p), corridor_m))
+                    .chain(self.legs.iter().filter_map(|l| {
+                        Some((l.route.as_ref()?.distance_m(p), l.rules.corridor_m))
+                    }))
+                    .min_by(|a, b| (a.0 - a.1).total_cmp(&(b.0 - b.1)))
+                    .unwrap_or((0.0, corridor_m));
             let detail = format!(
                 "{} outside the corridor ({} from the route, corridor {})",
-                text::distance((d - self.rules.corridor_m).max(0.0)),
+                text::distance((d - width).max(0.0)),
                 text::distance(d),
-                text::distance(self.rules.corridor_m)
+                text::distance(width)
             );
             let ev = vec![self.evidence(&since), self.evidence(r)];
             self.raise(cx, AlarmKind::RouteDeviation, None, Some(p), detail, ev);
@@ -1657,8 +1956,14 @@ impl TransitRt {
             (_, None) => {}
         }
         let zone = cx.world.zone_ids.get(&read.zone).copied();
-        if zone.is_some() {
+        if let Some(z) = zone {
             self.last_read_zone = zone;
+            // Passed, whatever the read found: the vehicle came through; what it found is
+            // judged below.
+            self.pass_checkpoint(cx, z, &format!("read by {}", read.reader));
+            if self.state.is_travelling() {
+                self.reach_leg_end(cx, z);
+            }
         }
         let at = zone.map(|z| cx.world.zones[z as usize].anchor);
         let place = zone.map_or_else(|| read.zone.to_string(), |z| cx.world.zone_label(z));
@@ -1689,10 +1994,107 @@ impl TransitRt {
                 vec![Evidence::Read(read.clone())],
             );
         }
-        if zone.is_some() && zone == self.destination {
+        if read.gate == Some(Gate::Arrival) {
+            self.gate_arrival(read, zone, cx);
+        } else if zone.is_some() && zone == self.destination {
             let place = zone.map(|z| cx.world.zones[z as usize].anchor);
             self.arrive(cx, cx.now, place, "read at the destination");
         }
+    }
+}
+
+impl TransitRt {
+    // ----- quick mode ----------------------------------------------------------------------
+
+    /// A departure gate read the device of this declared transit: the gate seals it, exactly
+    /// as a `seal` action would.
+    pub(crate) fn gate_seal(&mut self, read: &CheckpointRead, cx: &mut Cx<'_>) -> bool {
+        let place = cx
+            .world
+            .zone_ids
+            .get(&read.zone)
+            .map_or_else(|| read.zone.to_string(), |&z| cx.world.zone_label(z));
+        let detail = format!("quick mode, gate {} at {place}", read.reader);
+        self.seal_by(cx, detail, Some(&read.reader))
+    }
+
+    /// The alarms that hold a quick-mode unseal: every condition raised on the transit (cleared
+    /// since or not) graded above `quick_unseal_max_grade`, as `kind (grade g)`.
+    fn quick_mode_holds(&self) -> Vec<String> {
+        let max = self.rules.quick_unseal_max_grade;
+        let mut holds = Vec::new();
+        for kind in AlarmKind::ALL {
+            let grade = self.rules.grade(kind);
+            if grade <= max {
+                continue;
+            }
+            let sensors = if kind == AlarmKind::Environment {
+                Sensor::ALL.map(Some).to_vec()
+            } else {
+                vec![None]
+            };
+            for sensor in sensors {
+                if self.raised & (1 << flag(kind, sensor)) != 0 {
+                    // A missed checkpoint stays open until it is passed, beside a read's
+                    // mismatch that has its own flag.
+                    let missed = kind == AlarmKind::CheckpointMismatch
+                        && self
+                            .checkpoints
+                            .iter()
+                            .any(|c| c.missed && c.passed.is_none());
+                    let open = if self.open[flag(kind, sensor)] || missed {
+                        ", open"
+                    } else {
+                        ", cleared since"
+                    };
+                    holds.push(match sensor {
+                        Some(s) => format!("{kind} {} (grade {grade}{open})", s.as_str()),
+                        None => format!("{kind} (grade {grade}{open})"),
+                    });
+                }
+            }
+        }
+        holds
+    }
+
+    /// An arrival gate read the device (`zone` is the read's zone, if known): the gate
+    /// authorises the unseal when no alarm above the transit's quick-mode grade was raised,
+    /// and holds the transit for an officer otherwise.
+    fn gate_arrival(&mut self, read: &CheckpointRead, zone: Option<u32>, cx: &mut Cx<'_>) {
+        let place = zone.map_or_else(|| read.zone.to_string(), |z| cx.world.zone_label(z));
+        let at_destination = zone.is_some_and(|z| {
+            Some(z) == self.destination || self.unseal_zones.binary_search(&z).is_ok()
+        });
+        if at_destination && self.state.is_travelling() {
+            // The gate stands at the destination office: its read is the arrival.
+            let anchor = zone.map(|z| cx.world.zones[z as usize].anchor);
+            self.arrive(cx, cx.now, anchor, &format!("arrival gate {}", read.reader));
+        }
+        if self.unseal_authorized {
+            // An officer decided already: the gate has nothing to add.
+            return;
+        }
+        // After the arrival: arriving late raises the held journey timeout, which may hold.
+        let mut holds = self.quick_mode_holds();
+        if !at_destination {
+            holds.insert(
+                0,
+                "the gate is not at the destination or an unseal zone".to_owned(),
+            );
+        }
+        if holds.is_empty() {
+            self.unseal_authorized = true;
+            let detail = format!("quick mode, gate {} at {place}", read.reader);
+            self.event(cx, EventKind::UnsealAuthorized, detail);
+        } else {
+            let detail = format!(
+                "quick mode held at gate {} at {place} for an officer: {}",
+                read.reader,
+                holds.join("; ")
+            );
+            self.event(cx, EventKind::GateHold, detail);
+        }
+        Self::stamp_reader(cx, &read.reader);
     }
 }
 
