@@ -130,6 +130,57 @@ fn check_and_queue(
     store.queue_command(&command).map_err(store_problem)
 }
 
+/// What a quick-mode gate's event asks of the device (docs/alarms.md, "Quick mode"): a
+/// departure gate's `sealed` locks it, an arrival gate's `unseal_authorized` opens it. Queued
+/// for registered devices that take commands (not passive tags), with the gate's reader as the
+/// actor, and audited like any command; returns the device to wake, if any.
+pub(crate) fn queue_for_gate(
+    store: &mut dyn Store,
+    event: &model::Event,
+) -> store::Result<Option<String>> {
+    let Some(reader) = &event.reader else {
+        return Ok(None);
+    };
+    let kind = match event.event {
+        EventKind::Sealed => CommandKind::Seal,
+        EventKind::UnsealAuthorized => CommandKind::Unseal,
+        _ => return Ok(None),
+    };
+    let device = match store.device(event.device.as_str()) {
+        Ok(d) => d.device,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if matches!(
+        device.kind,
+        model::DeviceKind::Passive | model::DeviceKind::SemiActive
+    ) {
+        return Ok(None);
+    }
+    let queued = store.queue_command(&DeviceCommand {
+        id: 0,
+        device: device.id.to_string(),
+        transit: Some(event.transit.to_string()),
+        kind,
+        args: json!({}),
+        created_at: event.t,
+        actor: format!("gate {reader}"),
+        state: CommandState::Queued,
+        sent_at: None,
+        result_at: None,
+        result: None,
+    })?;
+    crate::audit_chain::record(
+        store,
+        &queued.actor,
+        "command.queue",
+        format!("device:{}", queued.device),
+        json!({"command": queued.id, "kind": queued.kind.as_str(), "transit": queued.transit, "quick_mode": true}),
+    )?;
+    tracing::info!(device = %queued.device, command = queued.id, kind = queued.kind.as_str(), actor = %queued.actor, "command queued by a gate");
+    Ok(Some(queued.device))
+}
+
 /// `POST /api/v1/devices/{id}/commands`.
 pub(crate) async fn queue(
     State(s): State<AppState>,

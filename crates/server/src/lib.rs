@@ -298,8 +298,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let metrics = Arc::new(Metrics::default());
     let extra_metrics = MetricsSources::default();
     let store_up = Arc::new(AtomicBool::new(true));
+    let (commands, _) = broadcast::channel(1024);
     let writer = {
         let (live, metrics, max) = (live.clone(), metrics.clone(), config.batch_max_items);
+        let gate_commands = commands.clone();
         let store_up = store_up.clone();
         let open_config = config.clone();
         let audit = config.audit.clone();
@@ -313,7 +315,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                     open,
                     rx,
                     live,
-                    (metrics, store_up),
+                    (metrics, store_up, gate_commands),
                     max,
                     last_feed,
                     audit,
@@ -322,7 +324,6 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             .expect("a thread can be started")
     };
     let (stopping, stopping_rx) = watch::channel(false);
-    let (commands, _) = broadcast::channel(1024);
     let state = AppState {
         jobs: jobs.clone(),
         live: live.clone(),

@@ -181,7 +181,7 @@ pub(crate) async fn post_reads(
 
     // The key and whether this exact post was taken before, in one trip to the store.
     let (name, d) = (reader.to_string(), digest.clone());
-    let (key, seen) = s
+    let (key, seen, registered) = s
         .query(move |store| {
             let key = store.reader_key(&name)?;
             let seen = match store.signed_read(&name, &d) {
@@ -189,7 +189,12 @@ pub(crate) async fn post_reads(
                 Err(e) if e.is_not_found() => false,
                 Err(e) => return Err(e),
             };
-            Ok::<_, store::Error>((key, seen))
+            let registered = match store.reader(&name) {
+                Ok(r) => Some(r),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            };
+            Ok::<_, store::Error>((key, seen, registered))
         })
         .await?
         .map_err(|e| {
@@ -254,6 +259,19 @@ pub(crate) async fn post_reads(
                     "reader: the post is signed by {reader} but the read names {}",
                     r.reader
                 ));
+            }
+            // A gate seals and opens devices by itself: only a fixed reader registered in
+            // that zone is one, never a handheld claiming to be.
+            if r.gate.is_some() {
+                let at_gate = registered.as_ref().is_some_and(|g| {
+                    g.kind == model::ReaderKind::Fixed && g.zone.as_ref() == Some(&r.zone)
+                });
+                if !at_gate {
+                    return Err(format!(
+                        "gate: reader {reader} is not registered as a fixed reader in zone {}",
+                        r.zone
+                    ));
+                }
             }
             Ok(Submission::Read(r))
         })

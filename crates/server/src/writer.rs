@@ -102,6 +102,8 @@ struct Publisher {
     behind: bool,
     live: broadcast::Sender<Published>,
     metrics: Arc<Metrics>,
+    /// Devices with a command newly queued (a quick-mode gate's), for the gateways.
+    commands: broadcast::Sender<String>,
 }
 
 impl Publisher {
@@ -120,8 +122,22 @@ impl Publisher {
             .filter(|o| matches!(o, Output::Alarm(_)));
         let ordered: Vec<&Output> = events.chain(alarms).collect();
         for o in &ordered {
-            if let Output::Alarm(a) = o {
-                self.metrics.alarm_raised(a.kind);
+            match o {
+                Output::Alarm(a) => self.metrics.alarm_raised(a.kind),
+                Output::Event(e) if e.reader.is_some() => {
+                    match crate::commands::queue_for_gate(store, e) {
+                        Ok(Some(device)) => {
+                            // No gateway listening is fine: the device gets it when it next
+                            // authenticates.
+                            let _ = self.commands.send(device);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot queue a quick-mode gate's command")
+                        }
+                    }
+                }
+                Output::Event(_) => {}
             }
         }
         self.publish(store, &ordered);
@@ -233,7 +249,7 @@ pub fn run(
     open: Opener,
     mut jobs: mpsc::Receiver<Job>,
     live: broadcast::Sender<Published>,
-    (metrics, store_up): (Arc<Metrics>, Arc<AtomicBool>),
+    (metrics, store_up, commands): (Arc<Metrics>, Arc<AtomicBool>, broadcast::Sender<String>),
     batch_max_items: usize,
     last_feed: i64,
     audit: AuditConfig,
@@ -247,6 +263,7 @@ pub fn run(
         behind: false,
         live,
         metrics: metrics.clone(),
+        commands,
     };
     // Jobs taken out of turn while gathering a group, handled next in arrival order.
     let mut pending: std::collections::VecDeque<Job> = std::collections::VecDeque::new();

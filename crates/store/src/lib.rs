@@ -1066,6 +1066,9 @@ pub trait Store: Send {
         except: &str,
     ) -> Result<(Option<risk::Record>, Option<risk::Record>)>;
 
+    /// Quick mode's arrival gates: how many unseals they authorised (`unseal_authorized` events
+    /// with a reader) and how many transits they held for an officer (`gate_hold`).
+    fn gate_outcomes(&mut self) -> Result<(u64, u64)>;
     /// A device's state changes, oldest first, at most `limit`.
     fn device_history(&mut self, device: &str, limit: u32) -> Result<Vec<DeviceStateChange>>;
     /// How many devices entered each state in a time range (states none entered are left out).

@@ -1880,6 +1880,19 @@ impl Store for PgStore {
         Ok((by_carrier, by_route))
     }
 
+    fn gate_outcomes(&mut self) -> Result<(u64, u64)> {
+        let row = self.client.query_one(
+            "SELECT COUNT(*) FILTER (WHERE kind = 'unseal_authorized' AND (doc::jsonb ->> 'reader') IS NOT NULL)::BIGINT,
+                    COUNT(*) FILTER (WHERE kind = 'gate_hold')::BIGINT
+             FROM events WHERE kind IN ('unseal_authorized', 'gate_hold')",
+            &[],
+        )?;
+        Ok((
+            u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+        ))
+    }
+
     fn device_history(
         &mut self,
         device: &str,

@@ -1852,6 +1852,20 @@ impl Store for SqliteStore {
         Ok((by_carrier, by_route))
     }
 
+    fn gate_outcomes(&mut self) -> Result<(u64, u64)> {
+        let (auto, held): (i64, i64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(kind = 'unseal_authorized' AND json_extract(doc, '$.reader') IS NOT NULL), 0),
+                    COALESCE(SUM(kind = 'gate_hold'), 0)
+             FROM events WHERE kind IN ('unseal_authorized', 'gate_hold')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((
+            u64::try_from(auto).unwrap_or(0),
+            u64::try_from(held).unwrap_or(0),
+        ))
+    }
+
     fn device_history(
         &mut self,
         device: &str,
