@@ -270,6 +270,22 @@ async fn gates_seal_and_unseal_by_themselves_unless_an_alarm_holds_the_transit()
             .starts_with("gate: reader R-HAND"),
         "{refused}"
     );
+    // Nor can a read through the ingest route name a gate its reader does not stand at.
+    let (status, problem) = api(
+        addr,
+        "POST",
+        "/api/v1/reads",
+        Some(
+            json!({"t": now, "reader": "R-GATE-ARR", "zone": "Q-DEP", "device": CLEAN,
+                    "gate": "departure"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().starts_with("gate:"),
+        "{problem}"
+    );
     assert_eq!(state_of(addr, "Q1").await, "declared");
 
     // Departure gates: each transit sealed, each e-lock locked by the gate's command.

@@ -1293,6 +1293,28 @@ async fn act(
 
 async fn read(State(s): State<AppState>, body: axum::body::Bytes) -> Result<StatusCode, Problem> {
     let read: model::CheckpointRead = parse(&body)?;
+    if read.gate.is_some() {
+        // As for a reader's own signed post (readers.rs): a gate seals and opens devices by
+        // itself, so only a fixed reader registered in the read's zone is one.
+        let (reader, zone) = (read.reader.to_string(), read.zone.clone());
+        let at_gate = s
+            .query(move |store| match store.reader(&reader) {
+                Ok(r) => Ok(r.kind == model::ReaderKind::Fixed && r.zone.as_ref() == Some(&zone)),
+                Err(e) if e.is_not_found() => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await?
+            .map_err(store_problem)?;
+        if !at_gate {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "gate: reader {} is not registered as a fixed reader in zone {}",
+                    read.reader, read.zone
+                ),
+            ));
+        }
+    }
     s.submit_one(Submission::Read(read)).await?;
     Ok(StatusCode::ACCEPTED)
 }
