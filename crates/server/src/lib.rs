@@ -11,6 +11,7 @@ pub mod auth;
 mod commands;
 pub mod containers;
 mod keys;
+mod map;
 mod metrics;
 pub mod openapi;
 pub mod permissions;
@@ -18,6 +19,7 @@ pub mod readers;
 mod reference;
 mod registry;
 pub mod tls;
+pub mod ui;
 pub mod users;
 mod writer;
 
@@ -94,6 +96,8 @@ pub struct Config {
     pub encryption: bool,
     /// The data-encryption key file (one `ID HEX` line per key, the last one current).
     pub encryption_key_file: Option<PathBuf>,
+    /// The web UI served at `/` (`ui.rs`): the built directory and the map's tile server.
+    pub ui: ui::UiConfig,
 }
 
 /// The default largest request body: 8 MiB, about 25,000 observations in one batch.
@@ -121,6 +125,10 @@ impl Config {
             session_timeouts: users::SessionTimeouts::default(),
             encryption: false,
             encryption_key_file: None,
+            ui: ui::UiConfig {
+                dir: Some(ui::default_dir()),
+                tile_url: None,
+            },
         }
     }
 }
@@ -195,6 +203,8 @@ pub struct AppState {
     session_timeouts: users::SessionTimeouts,
     /// Whether the session cookie is marked `Secure`.
     cookie_secure: bool,
+    /// The web UI.
+    ui: Arc<ui::UiConfig>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -322,6 +332,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         lockout: Arc::default(),
         session_timeouts: config.session_timeouts,
         cookie_secure: config.cookie_secure || config.tls.is_some(),
+        ui: Arc::new(config.ui.clone()),
     };
     // The clock: timers fire even when no report comes. It stops with the service, so that
     // the writer sees its last sender go and finishes.
@@ -656,6 +667,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/alarms/{id}/attachments/{n}", get(get_attachment))
         .route("/api/v1/stream", get(stream))
+        .route("/api/v1/map", get(map::map))
         .route("/api/v1/audit", get(audit_chain::list))
         .route(
             "/api/v1/containers/{number}/pairings",
@@ -670,7 +682,15 @@ pub fn router(state: AppState) -> Router {
             post(containers::webhook),
         )
         .merge(registry::routes())
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
+        // Paths outside the API are the web UI's (ui.rs); inside it, an unknown route.
+        .fallback(|State(s): State<AppState>, request: Request| async move {
+            let path = request.uri().path();
+            if ui::is_ui_path(path) {
+                ui::serve(&s.ui, request.method(), path).await
+            } else {
+                Problem::new(StatusCode::NOT_FOUND, "path: no such route").into_response()
+            }
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -724,7 +744,10 @@ async fn as_problem(State(max_body_bytes): State<usize>, response: Response) -> 
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }

@@ -465,6 +465,14 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "get",
+        path: "/api/v1/map",
+        summary: "Every supervised transit the caller sees, compactly, for the live map: the device's last position, the state, the highest grade of its unresolved alarms, communication lost",
+        body: None,
+        ok: 200,
+        query: &[],
+    },
+    RouteDoc {
+        method: "get",
         path: "/api/v1/audit",
         summary: "The audit chain in seq order, for auditors (docs/security.md): who did what, each entry hash-chained to the one before; `after` is the last seq of the previous page",
         body: None,
