@@ -103,6 +103,9 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Devices in each station's stock besides those the fleet uses.
+const SPARES_PER_STATION: usize = 3;
+
 /// How far apart the rounds of examples start (simulated minutes).
 const REPEAT_EVERY_MIN: i64 = 25;
 
@@ -283,6 +286,18 @@ pub async fn run(opts: Options) -> Result<()> {
                 200,
                 "station",
             )?;
+            // Spare devices in the station's stock, for an officer to pair and seal with.
+            for k in 1..=SPARES_PER_STATION {
+                let spare = serde_json::json!({
+                    "id": format!("{departure}.SPARE-{k}"), "kind": "active", "state": "in_stock",
+                    "station": station, "model": "demo e-lock", "battery_pct": 100,
+                });
+                expect(
+                    client.post("/api/v1/devices", &spare).await?,
+                    200,
+                    "spare device",
+                )?;
+            }
         }
         let device = serde_json::json!({
             "id": t["device"], "kind": "active", "state": "sealed", "station": station,

@@ -39,6 +39,15 @@ pub struct MapTransit {
     pub containers: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,
+    /// The departure and destination zones (the route, for filters by area).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub departure: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// The declared route, for a patrol only (it reads no transit otherwise, and follows the
+    /// few vehicles of the alarms dispatched to it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<model::Geometry>,
 }
 
 /// The transit states the map shows: goods still under supervision.
@@ -156,6 +165,15 @@ fn markers(store: &mut dyn Store, scope: &Scope) -> store::Result<Vec<MapTransit
                     .declaration
                     .as_ref()
                     .and_then(|d| d.carrier.clone()),
+                departure: t.transit.departure.as_ref().map(|z| z.as_str().to_owned()),
+                destination: t
+                    .transit
+                    .destination
+                    .as_ref()
+                    .map(|z| z.as_str().to_owned()),
+                route: patrol_transits
+                    .as_ref()
+                    .and_then(|_| t.transit.route.clone()),
                 state: t.state,
                 id,
                 device,
