@@ -49,6 +49,8 @@ const topo = countries110 as any;
 let land: GeoPermissibleObjects = feature(topo, topo.objects.land) as any;
 let borders: GeoPermissibleObjects = mesh(topo, topo.objects.countries, (a: any, b: any) => a !== b) as any;
 let detailed = false;
+/** Changes when the finer outline arrives: cached drawings of the coarse one are stale. */
+let outlineVersion = 0;
 const listeners = new Set<() => void>();
 
 /** The finer outline (1:50m), loaded once after the first drawing. */
@@ -59,6 +61,7 @@ function loadDetail(): void {
     const t = (m as any).default ?? m;
     land = feature(t, t.objects.land) as any;
     borders = mesh(t, t.objects.countries, (a: any, b: any) => a !== b) as any;
+    outlineVersion++;
     listeners.forEach((f) => f());
   });
 }
@@ -74,6 +77,8 @@ export class MapView {
   private markers: Marker[] = [];
   overlays: Overlay[] = [];
   private tiles = new Map<string, HTMLImageElement>();
+  private base: { canvas: HTMLCanvasElement; zoom: number; center: [number, number]; width: number; height: number; version: number } | null = null;
+  private rebuild: number | undefined;
   private frame = 0;
   private hits: { x: number; y: number; r: number; ids: string[]; zoomTo?: number; at?: [number, number] }[] = [];
   onSelect: (id: string) => void = () => {};
@@ -197,21 +202,64 @@ export class MapView {
     if (this.tileUrl) {
       this.drawTiles(width, height);
     } else {
-      ctx.beginPath();
-      path(land);
-      ctx.fillStyle = COLORS.land;
-      ctx.fill();
-      ctx.beginPath();
-      path(borders);
-      ctx.strokeStyle = COLORS.border;
-      ctx.lineWidth = 0.8;
-      ctx.stroke();
+      this.drawBase(width, height);
     }
-    if (this.zoom > 4) loadDetail();
+    if (this.zoom > 5) loadDetail();
     for (const o of this.overlays) this.drawOverlay(o, path);
     this.drawMarkers(width, height);
     this.frameTimes.push(performance.now() - started);
     if (this.frameTimes.length > 2000) this.frameTimes.splice(0, 1000);
+  }
+
+  /**
+   * The land and borders. Projecting the outline is the costly part of a frame, so it is drawn
+   * once into an off-screen canvas, and while the map pans or zooms that image is moved and
+   * scaled; the outline is drawn again once the view has rested for a moment.
+   */
+  private drawBase(width: number, height: number): void {
+    const dpr = window.devicePixelRatio || 1;
+    const b = this.base;
+    const fresh =
+      b && b.zoom === this.zoom && b.center[0] === this.center[0] && b.center[1] === this.center[1] && b.width === width && b.height === height && b.version === outlineVersion;
+    if (b && b.width === width && b.height === height && !fresh) {
+      // Where the cached image's centre is now, and how much larger.
+      const scale = 2 ** (this.zoom - b.zoom);
+      const [x, y] = this.project(b.center[0], b.center[1]);
+      const w = width * scale;
+      const hgt = height * scale;
+      this.ctx.drawImage(b.canvas, x - w / 2, y - hgt / 2, w, hgt);
+      clearTimeout(this.rebuild);
+      this.rebuild = window.setTimeout(() => {
+        this.renderBase(width, height, dpr);
+        this.request();
+      }, 150);
+      return;
+    }
+    if (!fresh) this.renderBase(width, height, dpr);
+    this.ctx.drawImage(this.base!.canvas, 0, 0, width, height);
+  }
+
+  private renderBase(width: number, height: number, dpr: number): void {
+    const canvas = this.base?.canvas ?? document.createElement("canvas");
+    canvas.width = Math.round(width * dpr);
+    canvas.height = Math.round(height * dpr);
+    const ctx = canvas.getContext("2d")!;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const projection = geoMercator()
+      .scale((TILE * 2 ** this.zoom) / (2 * Math.PI))
+      .center(this.center)
+      .translate([width / 2, height / 2]);
+    const path = geoPath(projection, ctx);
+    ctx.beginPath();
+    path(land);
+    ctx.fillStyle = COLORS.land;
+    ctx.fill();
+    ctx.beginPath();
+    path(borders);
+    ctx.strokeStyle = COLORS.border;
+    ctx.lineWidth = 0.8;
+    ctx.stroke();
+    this.base = { canvas, zoom: this.zoom, center: [...this.center] as [number, number], width, height, version: outlineVersion };
   }
 
   private drawOverlay(o: Overlay, path: ReturnType<typeof geoPath>): void {

@@ -79,6 +79,11 @@ export function actions(
     button.textContent = "…";
     error.textContent = "";
     try {
+      // Dispatching or resolving an open alarm acknowledges it first (the lifecycle wants
+      // it acknowledged), so that one click does what the officer means.
+      if (state === "open" && name !== "acknowledge") {
+        await api(`/alarms/${a.id}/acknowledge`, { method: "POST", body: { actor: ctx.session.username } });
+      }
       await api(`/alarms/${a.id}/${name}`, {
         method: "POST",
         body: { actor: ctx.session.username, ...body },

@@ -157,6 +157,10 @@ export async function transitPage(ctx: Ctx, id: string): Promise<void> {
   for (const e of events) {
     if (/seal|open|tamper|unlock/.test(e.event)) sealHistory.push({ t: e.t, what: human(e.event) });
   }
+  for (const a of alarms) {
+    if (["tamper", "illegal_opening", "unauthorized_action"].includes(a.alarm.kind))
+      sealHistory.push({ t: a.alarm.t, what: `${human(a.alarm.kind)}: ${a.alarm.detail}` });
+  }
   sealHistory.sort((a, b) => Date.parse(a.t) - Date.parse(b.t));
 
   // The decision.
