@@ -517,10 +517,10 @@ fn declare_parties(t: &mut Value, n: usize) {
         .or_insert_with(|| serde_json::json!({"number": format!("DEMO{:014}", n + 1)}));
     if let Some(d) = declaration.as_object_mut() {
         d.insert("carrier".into(), CARRIERS[n % CARRIERS.len()].into());
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             d.insert("forwarder".into(), FORWARDER.into());
         }
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             d.insert("consignor".into(), CONSIGNOR.into());
         }
     }
