@@ -72,3 +72,11 @@ export function downloadCsv(name: string, header: string[], rows: unknown[][]): 
   a.click();
   a.remove();
 }
+
+/** Downloads a file the API makes (a CSV export: the API records it in the audit chain). */
+export function downloadFrom(url: string, name: string): void {
+  const a = h("a", { href: url, download: name });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}

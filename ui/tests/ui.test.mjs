@@ -5,7 +5,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, apiCall, launch, percentile, signIn, startDemo } from "./harness.mjs";
 
@@ -283,10 +283,24 @@ describe("the web UI", { timeout: 600_000 }, () => {
     await shot(page, "devices");
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("#devices-csv")]);
     const path = await download.path();
-    const { readFileSync } = await import("node:fs");
     const csv = readFileSync(path, "utf8");
     assert.match(csv.split("\r\n")[0], /^id,station,state/);
     assert.ok(csv.includes(DEVICE));
+    // The alarm console's export is the API's, recorded in the audit chain.
+    await page.goto("/alarms");
+    await page.waitForSelector("#alarm-queue[data-loaded-ms]");
+    await page.selectOption("#filter-state", "");
+    const [alarmsCsv] = await Promise.all([page.waitForEvent("download"), page.click("#alarms-csv")]);
+    const alarmsText = readFileSync(await alarmsCsv.path(), "utf8");
+    assert.match(alarmsText.split("\r\n")[0], /^id,transit,device,kind,grade/);
+    assert.ok(alarmsText.includes("T-UI-0001"), "the test's alarm is exported");
+    const entries = [];
+    for (let after = 0; after !== null; ) {
+      const page = await apiCall(demo, "GET", `/audit?limit=1000&after=${after}`);
+      entries.push(...page.data.entries);
+      after = page.data.next_after;
+    }
+    assert.ok(entries.some((e) => e.action === "export" && e.subject === "alarms" && /supervisor/.test(e.actor)), "the export is audited");
     await page.goto("/reports");
     await page.waitForSelector("#kpi-release");
     await page.waitForSelector("#alarms-chart, #alarms-per-day");

@@ -10,6 +10,7 @@ pub mod audit_chain;
 pub mod auth;
 mod commands;
 pub mod containers;
+mod export;
 mod keys;
 mod map;
 mod metrics;
@@ -1054,6 +1055,8 @@ struct ListParams {
     to: Option<String>,
     after: Option<i64>,
     limit: Option<u32>,
+    /// `csv` for an export of the whole filtered list (export.rs).
+    format: Option<String>,
 }
 
 fn page(p: &ListParams) -> Result<PageRequest, Problem> {
@@ -1083,7 +1086,7 @@ async fn list_transits(
     State(s): State<AppState>,
     caller: Option<axum::Extension<auth::Caller>>,
     Query(p): Query<ListParams>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Response, Problem> {
     let state: Option<TransitState> = p
         .state
         .as_deref()
@@ -1103,6 +1106,10 @@ async fn list_transits(
             to: time("to", &p.to)?,
         },
     };
+    if export::wants_csv(p.format.as_deref())? {
+        let filters = serde_json::json!({"state": p.state, "from": p.from, "to": p.to});
+        return export::transits(&s, caller.as_deref(), filter, filters).await;
+    }
     let page = page(&p)?;
     let rows = s
         .query(move |store| store.transits(&filter, page))
@@ -1128,9 +1135,7 @@ async fn list_transits(
         .map(|t| t.transit.id.as_str())
         .collect();
     audit_personal_read(&s, caller, "transits", &personal).await?;
-    Ok(Json(
-        serde_json::json!({ "items": items, "next_after": next }),
-    ))
+    Ok(Json(serde_json::json!({ "items": items, "next_after": next })).into_response())
 }
 
 /// Records that `caller` was shown personal data (the driver) of `transits`, before the answer
@@ -1376,7 +1381,7 @@ async fn list_alarms(
     State(s): State<AppState>,
     caller: Option<axum::Extension<auth::Caller>>,
     Query(p): Query<ListParams>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Response, Problem> {
     let kind = p
         .kind
         .as_deref()
@@ -1410,6 +1415,13 @@ async fn list_alarms(
             to: time("to", &p.to)?,
         },
     };
+    if export::wants_csv(p.format.as_deref())? {
+        let filters = serde_json::json!({
+            "state": p.state, "kind": p.kind, "min_grade": p.min_grade,
+            "transit": p.transit, "from": p.from, "to": p.to,
+        });
+        return export::alarms(&s, caller.as_deref(), filter, filters).await;
+    }
     let page = page(&p)?;
     let scope = permissions::scope(caller.as_deref());
     // Scoped after the page is cut: `next_after` is where the store stopped (see transits).
@@ -1421,9 +1433,7 @@ async fn list_alarms(
         })
         .await?
         .map_err(store_problem)?;
-    Ok(Json(
-        serde_json::json!({ "items": items, "next_after": next }),
-    ))
+    Ok(Json(serde_json::json!({ "items": items, "next_after": next })).into_response())
 }
 
 async fn get_alarm(

@@ -2,7 +2,7 @@
 // acknowledge, dispatch to a patrol, resolve with an outcome; a cue for new grade-4 alarms.
 
 import { all, api, ApiError } from "../api";
-import { age, downloadCsv, h, replace, when } from "../dom";
+import { age, downloadFrom, h, replace, when } from "../dom";
 import { CAN, type Ctx } from "../main";
 import { COLORS } from "../map";
 import type { MapItem } from "./map";
@@ -241,13 +241,14 @@ export async function alarmsPage(ctx: Ctx): Promise<void> {
     status.textContent = `${rows.length} alarm${rows.length === 1 ? "" : "s"} shown of ${alarms.length}`;
   };
   [kind, stateSel, area].forEach((s) => s.addEventListener("change", render));
-  exportButton.addEventListener("click", () =>
-    downloadCsv(
-      "alarms.csv",
-      ["id", "grade", "kind", "transit", "route", "raised", "state", "detail"],
-      visible().map((a) => [a.id, a.alarm.grade, a.alarm.kind, a.alarm.transit, routes.get(a.alarm.transit) ?? "", a.alarm.t, stateOf(a), a.alarm.detail]),
-    ),
-  );
+  // The export is the API's (`format=csv`, recorded in the audit chain), with the kind and
+  // state chosen here; the area is a view of this page only.
+  exportButton.addEventListener("click", () => {
+    const q = new URLSearchParams({ format: "csv" });
+    if (kind.value) q.set("kind", kind.value);
+    if (stateSel.value && stateSel.value !== "unresolved") q.set("state", stateSel.value);
+    downloadFrom(`/api/v1/alarms?${q}`, "alarms.csv");
+  });
 
   const load = async () => {
     try {

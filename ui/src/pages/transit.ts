@@ -3,7 +3,7 @@
 // timeline, the seal-state history, and the release-or-inspect decision.
 
 import { all, api, ApiError } from "../api";
-import { downloadCsv, h, replace, when } from "../dom";
+import { downloadCsv, downloadFrom, h, replace, when } from "../dom";
 import { CAN, type Ctx } from "../main";
 import { MapView, COLORS, type Overlay } from "../map";
 import { gradeBadge, human, stateOf, type AlarmRecord } from "./alarms";
@@ -388,13 +388,12 @@ export async function transitsPage(ctx: Ctx): Promise<void> {
   };
   q.addEventListener("input", render);
   stateSel.addEventListener("change", render);
-  csv.addEventListener("click", () =>
-    downloadCsv(
-      "transits.csv",
-      ["id", "state", "departure", "destination", "device", "plate", "containers", "carrier", "declared_at"],
-      shown().map((t) => [t.transit.id, t.state, t.transit.departure, t.transit.destination, t.transit.device, t.transit.vehicle?.plate, (t.transit.vehicle?.containers ?? []).join(" "), t.transit.declaration?.carrier, t.declared_at]),
-    ),
-  );
+  // The API's export (`format=csv`, recorded in the audit chain), in the state chosen here.
+  csv.addEventListener("click", () => {
+    const p = new URLSearchParams({ format: "csv" });
+    if (stateSel.value) p.set("state", stateSel.value);
+    downloadFrom(`/api/v1/transits?${p}`, "transits.csv");
+  });
   try {
     list = await all("/transits", 20000);
     render();
