@@ -33,7 +33,8 @@ export interface Overlay {
 export const COLORS = {
   normal: "#1b7f3b",
   lost: "#6b6b6b",
-  grade: ["#1b7f3b", "#b7950b", "#d35400", "#c0392b", "#7b1fa2"],
+  // White text on each reaches 4.5:1 (WCAG AA): grade 1 a dark amber, grade 2 a burnt orange.
+  grade: ["#1b7f3b", "#8a6a00", "#b34700", "#c0392b", "#7b1fa2"],
   land: "#e9e4d8",
   sea: "#c9dcea",
   border: "#b8ad98",

@@ -157,7 +157,7 @@ export async function mapPage(ctx: Ctx): Promise<void> {
     }
   };
   await load();
-  // Events and alarms on the stream change states and grades: refresh (at most twice a
+  // Events and alarms on the stream change states and grades: refresh (at most once a
   // second); positions come with the same answer, and a slow poll keeps them moving between
   // events.
   let timer: number | undefined;
@@ -166,10 +166,11 @@ export async function mapPage(ctx: Ctx): Promise<void> {
       timer = window.setTimeout(() => {
         timer = undefined;
         load();
-      }, 500);
+      }, 1000);
     }
   });
-  const poll = window.setInterval(load, 5000);
+  // The answer is every marker: asked at most once a second on events, and every 10 s.
+  const poll = window.setInterval(load, 10_000);
   ctx.cleanup(() => {
     unsub();
     clearInterval(poll);
