@@ -87,6 +87,13 @@ describe("the web UI", { timeout: 600_000 }, () => {
     for (const [user, links] of Object.entries(expected)) {
       const { context, page, errors } = await signIn(browser, demo.base, user);
       assert.deepEqual(await nav(page), links, `${user}'s navigation`);
+      if (user === "supervisor") {
+        // Keyboard: Alt+A opens the alarm console, Alt+M the map.
+        await page.keyboard.press("Alt+a");
+        await page.waitForSelector("#alarm-queue");
+        await page.keyboard.press("Alt+m");
+        await page.waitForSelector("#live-map canvas");
+      }
       if (user === "carrier") {
         await page.goto("/transits");
         await page.waitForSelector("#transit-list tbody tr");
@@ -206,6 +213,10 @@ describe("the web UI", { timeout: 600_000 }, () => {
     const row = `#alarm-queue tr:has(a[href^="/transits/${TRANSIT}"])`;
     await queue.waitForSelector(row, { timeout: 30_000 });
     assert.match(await queue.textContent(row), /tamper/);
+    // A cut cable is grade 4: the console says so at once.
+    assert.equal(await queue.getAttribute(row, "data-grade"), "4");
+    await queue.waitForSelector("#grade4-cue:not([hidden])", { timeout: 15_000 });
+    assert.match(await queue.textContent("#grade4-cue"), new RegExp(`New grade-4 alarm: tamper on ${TRANSIT}`));
     await map.waitForFunction((n) => Number(document.querySelector("#count-alarmed b")?.textContent) > n, alarmedBefore, { timeout: 30_000 });
     await shot(map, "map");
     await shot(queue, "alarms");
