@@ -206,6 +206,8 @@ pub struct AppState {
     cookie_secure: bool,
     /// The web UI.
     ui: Arc<ui::UiConfig>,
+    /// The live map's last unscoped answer, shared by the consoles for a second (map.rs).
+    map_cache: map::MapCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -334,6 +336,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         session_timeouts: config.session_timeouts,
         cookie_secure: config.cookie_secure || config.tls.is_some(),
         ui: Arc::new(config.ui.clone()),
+        map_cache: map::MapCache::default(),
     };
     // The clock: timers fire even when no report comes. It stops with the service, so that
     // the writer sees its last sender go and finishes.

@@ -7,6 +7,8 @@
 //! the transit page only), so nothing here is audited as a read of personal data.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -186,18 +188,47 @@ fn markers(store: &mut dyn Store, scope: &Scope) -> store::Result<Vec<MapTransit
     Ok(out)
 }
 
+/// How long an unscoped answer is shared: every console watching the map asks for all of it,
+/// and the query runs on the writer thread (about half a second for 10,000 transits in a
+/// debug build; docs/benchmarks.md), so consoles share one answer a second old at most.
+const SHARED_FOR: Duration = Duration::from_secs(1);
+
+/// The last unscoped answer and when it was made.
+pub(crate) type MapCache = Arc<Mutex<Option<(Instant, Arc<Vec<MapTransit>>)>>>;
+
 pub(crate) async fn map(
     State(s): State<AppState>,
     caller: Option<axum::Extension<auth::Caller>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let scope = permissions::scope(caller.as_deref());
-    let items = s
-        .query(move |store| markers(store, &scope))
-        .await?
-        .map_err(store_problem)?;
+    let shared = scope.is_all();
+    let cached = shared
+        .then(|| {
+            s.map_cache
+                .lock()
+                .ok()
+                .and_then(|c| c.clone())
+                .filter(|(at, _)| at.elapsed() < SHARED_FOR)
+                .map(|(_, items)| items)
+        })
+        .flatten();
+    let items = match cached {
+        Some(items) => items,
+        None => {
+            let items = Arc::new(
+                s.query(move |store| markers(store, &scope))
+                    .await?
+                    .map_err(store_problem)?,
+            );
+            if shared && let Ok(mut c) = s.map_cache.lock() {
+                *c = Some((Instant::now(), items.clone()));
+            }
+            items
+        }
+    };
     let alarmed = items.iter().filter(|m| m.grade > 0).count();
     Ok(Json(serde_json::json!({
-        "items": items,
+        "items": *items,
         "counts": { "total": items.len(), "alarmed": alarmed, "normal": items.len() - alarmed },
     })))
 }
