@@ -27,6 +27,7 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub auth: AuthSettings,
     pub risk: RiskSettings,
+    pub ui: UiSettings,
 }
 
 /// The release-or-inspect proposal (docs/decisions.md).
@@ -76,6 +77,34 @@ impl RiskSettings {
             policy,
             history_days: self.history_days,
         })
+    }
+}
+
+/// The web UI (docs/configuration.md, "Web UI").
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSettings {
+    /// The built UI's directory (`npm --prefix ui run build` writes `ui/dist`); empty means
+    /// `ui/dist` of the source tree sealwatch was built from.
+    pub dir: String,
+    /// A raster tile server for the map (`https://tiles.example/{z}/{x}/{y}.png`), for sites
+    /// that are online; empty draws the bundled Natural Earth outline only (offline).
+    pub tile_url: String,
+}
+
+impl UiSettings {
+    /// The server's view of these settings.
+    pub fn config(&self) -> server::ui::UiConfig {
+        let dir = if self.dir.trim().is_empty() {
+            server::ui::default_dir()
+        } else {
+            PathBuf::from(self.dir.trim())
+        };
+        let tile_url = self.tile_url.trim();
+        server::ui::UiConfig {
+            dir: Some(dir),
+            tile_url: (!tile_url.is_empty()).then(|| tile_url.to_owned()),
+        }
     }
 }
 

@@ -103,6 +103,9 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Devices in each station's stock besides those the fleet uses.
+const SPARES_PER_STATION: usize = 3;
+
 /// How far apart the rounds of examples start (simulated minutes).
 const REPEAT_EVERY_MIN: i64 = 25;
 
@@ -133,6 +136,34 @@ enum Send {
 const DEMO_USERNAME: &str = "demo";
 const DEMO_PASSWORD: &str = "demo-password-not-secret";
 
+/// The demo's trade organisations: each transit is declared with one carrier, and some with a
+/// forwarder and a consignor, so that a trade party's user sees its own transits only.
+const CARRIERS: &[&str] = &["CARRIER-A", "CARRIER-B", "CARRIER-C"];
+const FORWARDER: &str = "FORWARDER-A";
+const CONSIGNOR: &str = "CONSIGNOR-A";
+/// The patrol unit the demo's patrol user belongs to: alarms dispatched to it are its.
+const PATROL_UNIT: &str = "PATROL-1";
+
+/// One person per role of the people in the brief, all with the demo's known password, bound
+/// to organisations and a station of the demo's data so that scoping shows (the web UI's
+/// browser tests sign in as each). `station` is the station the site operator runs.
+fn demo_people(station: &str) -> Vec<(&'static str, model::Role, Option<String>)> {
+    use model::Role;
+    vec![
+        ("admin", Role::Administrator, None),
+        ("supervisor", Role::Supervisor, None),
+        ("officer", Role::Officer, None),
+        ("patrol", Role::Patrol, Some(PATROL_UNIT.to_owned())),
+        ("office", Role::OfficeOfficer, None),
+        ("site", Role::SiteOperator, Some(station.to_owned())),
+        ("carrier", Role::Carrier, Some(CARRIERS[0].to_owned())),
+        ("forwarder", Role::Forwarder, Some(FORWARDER.to_owned())),
+        ("consignor", Role::Consignor, Some(CONSIGNOR.to_owned())),
+        ("auditor", Role::Auditor, None),
+        ("partner", Role::PartnerCustoms, None),
+    ]
+}
+
 pub async fn run(opts: Options) -> Result<()> {
     // A fresh database each run: the demo's fleet starts now.
     let db = opts.data_dir.join("sealwatch.db");
@@ -148,6 +179,13 @@ pub async fn run(opts: Options) -> Result<()> {
     config.auth_required = true;
     // Demo only: its administrator signs in with the known password alone (said below).
     config.admin_totp_required = false;
+    // The site operator runs the first example's departure station.
+    let site_station = fleet(Timestamp::from_unix_ms(0), 1)?
+        .transits
+        .first()
+        .and_then(|t| t["departure"].as_str())
+        .map(|d| format!("ST-{d}"))
+        .unwrap_or_default();
     // Two tokens: one for the simulated gateway, one for you.
     let (gateway, centre, you) = {
         let mut store = server::open_store(&config).context("opening the demo's database")?;
@@ -160,9 +198,18 @@ pub async fn run(opts: Options) -> Result<()> {
             DEMO_USERNAME,
             model::Role::Administrator,
             None,
-            hash,
+            hash.clone(),
             now,
         ))?;
+        for (username, role, organisation) in demo_people(&site_station) {
+            store.create_user(&server::users::new_user(
+                username,
+                role,
+                organisation,
+                hash.clone(),
+                now,
+            ))?;
+        }
         let mut make = |role, label| -> Result<String> {
             let t = server::auth::generate(role, label, now, None)
                 .context("no randomness from the system")?;
@@ -206,6 +253,17 @@ pub async fn run(opts: Options) -> Result<()> {
          (POST /api/v1/session), without the second factor `sealwatch serve` requires of \
          administrators. `sealwatch serve` never has a default password."
     );
+    let people: Vec<String> = demo_people(&site_station)
+        .into_iter()
+        .map(|(u, r, _)| format!("{u} ({})", r.as_str()))
+        .collect();
+    println!(
+        "DEMO ONLY — the same password for one user per role: {}",
+        people.join(", ")
+    );
+    println!(
+        "Web UI: http://{addr}/  (build it first: npm --prefix ui ci && npm --prefix ui run build)"
+    );
     // Whole seconds, so the fleet's times read cleanly.
     let start = clock.now().unix_ms();
     let Fleet {
@@ -231,6 +289,18 @@ pub async fn run(opts: Options) -> Result<()> {
                 200,
                 "station",
             )?;
+            // Spare devices in the station's stock, for an officer to pair and seal with.
+            for k in 1..=SPARES_PER_STATION {
+                let spare = serde_json::json!({
+                    "id": format!("{departure}.SPARE-{k}"), "kind": "active", "state": "in_stock",
+                    "station": station, "model": "demo e-lock", "battery_pct": 100,
+                });
+                expect(
+                    client.post("/api/v1/devices", &spare).await?,
+                    200,
+                    "spare device",
+                )?;
+            }
         }
         let device = serde_json::json!({
             "id": t["device"], "kind": "active", "state": "sealed", "station": station,
@@ -396,6 +466,7 @@ fn fleet(now: Timestamp, rounds: i64) -> Result<Fleet> {
             for t in s["transits"].as_array_mut().into_iter().flatten() {
                 prefix(&mut t["id"], &tag);
                 prefix(&mut t["device"], &tag);
+                declare_parties(t, transits.len());
                 for key in ["departure", "destination"] {
                     if let Some(z) = field(t, key) {
                         prefix(z, &zone_prefix);
@@ -436,6 +507,51 @@ fn fleet(now: Timestamp, rounds: i64) -> Result<Fleet> {
         transits,
         schedule,
     })
+}
+
+/// Gives the `n`th transit of the fleet a declaration naming its trade parties, a driver, a
+/// plate and a container (valid ISO 6346), keeping what the example declares.
+fn declare_parties(t: &mut Value, n: usize) {
+    let Some(obj) = t.as_object_mut() else {
+        return;
+    };
+    let declaration = obj
+        .entry("declaration")
+        .or_insert_with(|| serde_json::json!({"number": format!("DEMO{:014}", n + 1)}));
+    if let Some(d) = declaration.as_object_mut() {
+        d.insert("carrier".into(), CARRIERS[n % CARRIERS.len()].into());
+        if n.is_multiple_of(2) {
+            d.insert("forwarder".into(), FORWARDER.into());
+        }
+        if n.is_multiple_of(3) {
+            d.insert("consignor".into(), CONSIGNOR.into());
+        }
+    }
+    const NAMES: &[&str] = &[
+        "Li Wei",
+        "Ivan Petrov",
+        "Amina Otieno",
+        "Aidos Nurlan",
+        "Somchai K.",
+    ];
+    obj.entry("driver").or_insert_with(|| {
+        serde_json::json!({"name": NAMES[n % NAMES.len()], "contact": format!("+00 555 {:04}", n)})
+    });
+    let vehicle = obj
+        .entry("vehicle")
+        .or_insert_with(|| serde_json::json!({}));
+    if let Some(v) = vehicle.as_object_mut() {
+        v.entry("plate")
+            .or_insert_with(|| format!("DEMO {:04}", n + 1).into());
+        let containers = v
+            .entry("containers")
+            .or_insert_with(|| serde_json::json!([]));
+        if containers.as_array().is_some_and(Vec::is_empty) {
+            let first_ten = format!("SWDU{:06}", n + 1);
+            let digit = model::iso6346_check_digit(&first_ten).unwrap_or(0);
+            *containers = serde_json::json!([format!("{first_ten}{digit}")]);
+        }
+    }
 }
 
 fn prefix(v: &mut Value, p: &str) {

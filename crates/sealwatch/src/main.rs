@@ -387,6 +387,7 @@ fn service_config(settings: config::Settings) -> server::Config {
     config.auth_required = settings.server.auth_required;
     config.cookie_secure = settings.server.cookie_secure;
     config.admin_totp_required = settings.auth.admin_totp_required;
+    config.ui = settings.ui.config();
     config.session_timeouts = server::users::SessionTimeouts {
         idle: std::time::Duration::from_secs(settings.server.session_idle_timeout_s.max(1)),
         absolute: std::time::Duration::from_secs(settings.server.session_absolute_timeout_s.max(1)),

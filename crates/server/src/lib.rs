@@ -12,7 +12,9 @@ mod commands;
 pub mod containers;
 pub mod decisions;
 pub mod device_pool;
+mod export;
 mod keys;
+mod map;
 mod metrics;
 pub mod openapi;
 pub mod permissions;
@@ -20,6 +22,7 @@ pub mod readers;
 mod reference;
 mod registry;
 pub mod tls;
+pub mod ui;
 pub mod users;
 mod writer;
 
@@ -106,6 +109,8 @@ pub struct Config {
     pub encryption: bool,
     /// The data-encryption key file (one `ID HEX` line per key, the last one current).
     pub encryption_key_file: Option<PathBuf>,
+    /// The web UI served at `/` (`ui.rs`): the built directory and the map's tile server.
+    pub ui: ui::UiConfig,
 }
 
 /// The default largest request body: 8 MiB, about 25,000 observations in one batch.
@@ -137,6 +142,10 @@ impl Config {
             risk: decisions::RiskConfig::default(),
             encryption: false,
             encryption_key_file: None,
+            ui: ui::UiConfig {
+                dir: Some(ui::default_dir()),
+                tile_url: None,
+            },
         }
     }
 }
@@ -213,6 +222,10 @@ pub struct AppState {
     risk: Arc<decisions::RiskConfig>,
     /// Whether the session cookie is marked `Secure`.
     cookie_secure: bool,
+    /// The web UI.
+    ui: Arc<ui::UiConfig>,
+    /// The live map's last unscoped answer, shared by the consoles for a second (map.rs).
+    map_cache: map::MapCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -343,6 +356,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         admin_totp_required: config.admin_totp_required,
         risk: Arc::new(config.risk.clone()),
         cookie_secure: config.cookie_secure || config.tls.is_some(),
+        ui: Arc::new(config.ui.clone()),
+        map_cache: map::MapCache::default(),
     };
     // The clock: timers fire even when no report comes. It stops with the service, so that
     // the writer sees its last sender go and finishes.
@@ -700,6 +715,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/alarms/{id}/attachments/{n}", get(get_attachment))
         .route("/api/v1/stream", get(stream))
+        .route("/api/v1/map", get(map::map))
         .route("/api/v1/audit", get(audit_chain::list))
         .route(
             "/api/v1/containers/{number}/pairings",
@@ -716,7 +732,15 @@ pub fn router(state: AppState) -> Router {
         .merge(registry::routes())
         .merge(decisions::routes())
         .merge(device_pool::routes())
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "path: no such route") })
+        // Paths outside the API are the web UI's (ui.rs); inside it, an unknown route.
+        .fallback(|State(s): State<AppState>, request: Request| async move {
+            let path = request.uri().path();
+            if ui::is_ui_path(path) {
+                ui::serve(&s.ui, request.method(), path).await
+            } else {
+                Problem::new(StatusCode::NOT_FOUND, "path: no such route").into_response()
+            }
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -770,7 +794,10 @@ async fn as_problem(State(max_body_bytes): State<usize>, response: Response) -> 
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }
@@ -1077,6 +1104,8 @@ struct ListParams {
     to: Option<String>,
     after: Option<i64>,
     limit: Option<u32>,
+    /// `csv` for an export of the whole filtered list (export.rs).
+    format: Option<String>,
 }
 
 fn page(p: &ListParams) -> Result<PageRequest, Problem> {
@@ -1106,7 +1135,7 @@ async fn list_transits(
     State(s): State<AppState>,
     caller: Option<axum::Extension<auth::Caller>>,
     Query(p): Query<ListParams>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Response, Problem> {
     let state: Option<TransitState> = p
         .state
         .as_deref()
@@ -1126,6 +1155,10 @@ async fn list_transits(
             to: time("to", &p.to)?,
         },
     };
+    if export::wants_csv(p.format.as_deref())? {
+        let filters = serde_json::json!({"state": p.state, "from": p.from, "to": p.to});
+        return export::transits(&s, caller.as_deref(), filter, filters).await;
+    }
     let page = page(&p)?;
     let rows = s
         .query(move |store| store.transits(&filter, page))
@@ -1151,9 +1184,7 @@ async fn list_transits(
         .map(|t| t.transit.id.as_str())
         .collect();
     audit_personal_read(&s, caller, "transits", &personal).await?;
-    Ok(Json(
-        serde_json::json!({ "items": items, "next_after": next }),
-    ))
+    Ok(Json(serde_json::json!({ "items": items, "next_after": next })).into_response())
 }
 
 /// Records that `caller` was shown personal data (the driver) of `transits`, before the answer
@@ -1421,7 +1452,7 @@ async fn list_alarms(
     State(s): State<AppState>,
     caller: Option<axum::Extension<auth::Caller>>,
     Query(p): Query<ListParams>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Response, Problem> {
     let kind = p
         .kind
         .as_deref()
@@ -1455,6 +1486,13 @@ async fn list_alarms(
             to: time("to", &p.to)?,
         },
     };
+    if export::wants_csv(p.format.as_deref())? {
+        let filters = serde_json::json!({
+            "state": p.state, "kind": p.kind, "min_grade": p.min_grade,
+            "transit": p.transit, "from": p.from, "to": p.to,
+        });
+        return export::alarms(&s, caller.as_deref(), filter, filters).await;
+    }
     let page = page(&p)?;
     let scope = permissions::scope(caller.as_deref());
     // Scoped after the page is cut: `next_after` is where the store stopped (see transits).
@@ -1466,9 +1504,7 @@ async fn list_alarms(
         })
         .await?
         .map_err(store_problem)?;
-    Ok(Json(
-        serde_json::json!({ "items": items, "next_after": next }),
-    ))
+    Ok(Json(serde_json::json!({ "items": items, "next_after": next })).into_response())
 }
 
 async fn get_alarm(

@@ -27,6 +27,7 @@ const ALARM_FILTERS: &[&str] = &[
     "to",
     "after",
     "limit",
+    "format",
 ];
 
 /// Every route the service answers. `tests/openapi.rs` checks this table against the router.
@@ -130,10 +131,10 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/v1/transits",
-        summary: "List transits, optionally in one state or declared in a time range",
+        summary: "List transits, optionally in one state or declared in a time range; format=csv exports the whole filtered list (recorded in the audit chain)",
         body: None,
         ok: 200,
-        query: &["state", "from", "to", "after", "limit"],
+        query: &["state", "from", "to", "after", "limit", "format"],
     },
     RouteDoc {
         method: "get",
@@ -178,7 +179,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/v1/alarms",
-        summary: "List alarms, filtered and paged",
+        summary: "List alarms, filtered and paged; format=csv exports the whole filtered list (recorded in the audit chain)",
         body: None,
         ok: 200,
         query: ALARM_FILTERS,
@@ -325,7 +326,16 @@ pub const ROUTES: &[RouteDoc] = &[
         summary: "A transit's alarms, filtered and paged",
         body: None,
         ok: 200,
-        query: &["state", "kind", "min_grade", "from", "to", "after", "limit"],
+        query: &[
+            "state",
+            "kind",
+            "min_grade",
+            "from",
+            "to",
+            "after",
+            "limit",
+            "format",
+        ],
     },
     RouteDoc {
         method: "get",
@@ -526,6 +536,14 @@ pub const ROUTES: &[RouteDoc] = &[
         body: None,
         ok: 200,
         query: &["only", "transit", "after"],
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/map",
+        summary: "Every supervised transit the caller sees, compactly, for the live map: the device's last position, the state, the highest grade of its unresolved alarms, communication lost",
+        body: None,
+        ok: 200,
+        query: &[],
     },
     RouteDoc {
         method: "get",

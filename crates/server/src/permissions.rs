@@ -286,6 +286,7 @@ pub const PERMISSIONS: &[Permission] = &[
     ),
     rule("post", "/api/v1/webhooks/containers/{vendor}", Access::Open),
     rule("get", "/api/v1/stream", roles(ALARM_READ)),
+    rule("get", "/api/v1/map", roles(ALARM_READ)),
     rule("get", "/api/v1/audit", roles(AUDIT_READ)),
 ];
 
@@ -686,7 +687,8 @@ pub fn is_scoped(p: &Permission, role: Role) -> bool {
     (scoped_role
         && (p.path.starts_with("/api/v1/transits")
             || p.path.starts_with("/api/v1/alarms")
-            || p.path == "/api/v1/stream"))
+            || p.path == "/api/v1/stream"
+            || p.path == "/api/v1/map"))
         || (role == Role::SiteOperator && registry)
 }
 

@@ -514,7 +514,7 @@ async fn transit_alarms(
     caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(id): Path<String>,
     Query(mut p): Query<ListParams>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<axum::response::Response, Problem> {
     let id: TransitId = path_id(&id)?;
     let transit = id.to_string();
     // An unknown transit is a 404, not an empty list.

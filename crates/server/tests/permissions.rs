@@ -600,3 +600,163 @@ fn the_documented_matrix_is_the_code() {
         "docs/security.md's matrix is not the code's; put this between the markers:\n{generated}"
     );
 }
+
+/// The live map's answer is scoped like the lists: a carrier gets its own transits, a patrol
+/// the transits of the alarms dispatched to it (with their route), customs everything; and no
+/// marker carries personal data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_is_scoped_like_the_lists() {
+    let dir = fresh_dir("permissions-map");
+    let mut config = server::Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
+    config.auth_required = true;
+    let tokens = make_tokens(
+        &config,
+        &[
+            ("admin", Role::Administrator, None),
+            ("officer", Role::Officer, None),
+            ("carrier_a", Role::Carrier, Some(ORG_A)),
+            ("patrol", Role::Patrol, Some("unit-7")),
+        ],
+    );
+    let running = server::start(config).await.unwrap();
+    let addr = running.addr;
+    let (a1, _) = two_transits_with_alarms(addr, &tokens["admin"]).await;
+    let ids = |body: &str| -> Vec<String> {
+        let mut v: Vec<String> = items(body)
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let (status, body) = call(addr, &tokens["officer"], "GET", "/api/v1/map", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), ["T1", "T2"]);
+    assert!(
+        !body.contains("Driver of"),
+        "no personal data on the map: {body}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["counts"]["alarmed"], 2, "{body}");
+    let t1 = &items(&body)[0];
+    assert!(t1["grade"].as_u64().unwrap() > 0, "{body}");
+    assert!(t1.get("route").is_none(), "the route is for a patrol only");
+
+    let (_, body) = call(addr, &tokens["carrier_a"], "GET", "/api/v1/map", None).await;
+    assert_eq!(ids(&body), ["T1"]);
+
+    let (_, body) = call(addr, &tokens["patrol"], "GET", "/api/v1/map", None).await;
+    assert!(ids(&body).is_empty(), "nothing dispatched yet: {body}");
+    for step in [json!({"actor": "c"}), json!({"actor": "c", "to": "unit-7"})] {
+        let path = if step.get("to").is_some() {
+            format!("/api/v1/alarms/{a1}/dispatch")
+        } else {
+            format!("/api/v1/alarms/{a1}/acknowledge")
+        };
+        let (status, body) = call(addr, &tokens["officer"], "POST", &path, Some(step)).await;
+        assert!(status < 300, "{body}");
+    }
+    let (_, body) = call(addr, &tokens["patrol"], "GET", "/api/v1/map", None).await;
+    assert_eq!(ids(&body), ["T1"]);
+    assert!(items(&body)[0]["route"].is_object(), "{body}");
+    running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CSV exports of the lists: scoped and redacted like the JSON answer, and recorded in the
+/// audit chain (with the personal data they hold) before they are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_are_scoped_redacted_and_audited() {
+    let dir = fresh_dir("permissions-export");
+    let mut config = server::Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
+    config.auth_required = true;
+    let tokens = make_tokens(
+        &config,
+        &[
+            ("admin", Role::Administrator, None),
+            ("officer", Role::Officer, None),
+            ("carrier_a", Role::Carrier, Some(ORG_A)),
+        ],
+    );
+    let running = server::start(config).await.unwrap();
+    let addr = running.addr;
+    two_transits_with_alarms(addr, &tokens["admin"]).await;
+
+    let (status, csv) = call(
+        addr,
+        &tokens["officer"],
+        "GET",
+        "/api/v1/transits?format=csv",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("id,state,") && lines[0].ends_with(",driver"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(csv.contains("Driver of T1"), "{csv}");
+
+    let (status, csv) = call(
+        addr,
+        &tokens["carrier_a"],
+        "GET",
+        "/api/v1/transits?format=csv",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{csv}");
+    assert_eq!(csv.lines().count(), 2, "its own transit only: {csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with("T1,"), "{csv}");
+    assert!(
+        !csv.contains("driver") && !csv.contains("Driver of"),
+        "{csv}"
+    );
+
+    let (status, csv) = call(
+        addr,
+        &tokens["carrier_a"],
+        "GET",
+        "/api/v1/alarms?format=csv",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{csv}");
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains(",T1,"), "{csv}");
+    let (status, body) = call(
+        addr,
+        &tokens["officer"],
+        "GET",
+        "/api/v1/alarms?format=xml",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // Every export is in the audit chain, and the officer's read of drivers too.
+    let (status, body) = call(
+        addr,
+        &tokens["admin"],
+        "GET",
+        "/api/v1/audit?limit=1000",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let audit: Value = serde_json::from_str(&body).unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    let exports: Vec<&Value> = entries.iter().filter(|e| e["action"] == "export").collect();
+    assert_eq!(exports.len(), 3, "{body}");
+    assert!(exports.iter().any(|e| e["subject"] == "alarms"), "{body}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "personal_data.read" && e["detail"]["export"] == "csv"),
+        "{body}"
+    );
+    running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
