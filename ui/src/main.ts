@@ -11,6 +11,7 @@ import { declarePage } from "./pages/declare";
 import { devicesPage, devicePage } from "./pages/devices";
 import { patrolPage } from "./pages/patrol";
 import { reportsPage } from "./pages/reports";
+import { poolPage } from "./pages/pool";
 import { Live } from "./live";
 
 export interface Ctx {
@@ -39,6 +40,10 @@ export const CAN = {
     ["administrator", "supervisor", "officer", "office_officer", "auditor", "site_operator"].includes(r),
   patrol: (r: Role) => r === "patrol",
   reports: (r: Role) => ["administrator", "supervisor", "officer", "auditor"].includes(r),
+  // The release-or-inspect proposal is read by customs and the auditor, decided by officers.
+  proposal: (r: Role) => ["administrator", "supervisor", "officer", "office_officer", "auditor"].includes(r),
+  decide: (r: Role) => ["supervisor", "officer", "office_officer"].includes(r),
+  pool: (r: Role) => ["administrator", "supervisor", "officer", "office_officer", "auditor"].includes(r),
   personal: (r: Role) =>
     ["administrator", "supervisor", "officer", "patrol", "office_officer", "auditor"].includes(r),
 };
@@ -50,6 +55,7 @@ const NAV: { path: string; label: string; key: string; allowed: (r: Role) => boo
   { path: "/declare", label: "Declare and seal", key: "d", allowed: CAN.declare },
   { path: "/devices", label: "Devices and stations", key: "v", allowed: CAN.devices },
   { path: "/patrol", label: "My dispatches", key: "p", allowed: CAN.patrol },
+  { path: "/pool", label: "Device pool", key: "o", allowed: CAN.pool },
   { path: "/reports", label: "Reports", key: "r", allowed: CAN.reports },
 ];
 
@@ -264,6 +270,7 @@ function route(): void {
   else if (path === "/devices") guard(CAN.devices(s.role), () => devicesPage(ctx));
   else if (m && m[1] === "devices") guard(CAN.devices(s.role), () => devicePage(ctx, decodeURIComponent(m[2])));
   else if (path === "/patrol") guard(CAN.patrol(s.role), () => patrolPage(ctx));
+  else if (path === "/pool") guard(CAN.pool(s.role), () => poolPage(ctx));
   else if (path === "/reports") guard(CAN.reports(s.role), () => reportsPage(ctx));
   else if (path === "/welcome")
     replace(

@@ -72,11 +72,11 @@ describe("the web UI", { timeout: 600_000 }, () => {
 
   test("each role sees only what it may", async () => {
     const expected = {
-      admin: ["/map", "/alarms", "/transits", "/declare", "/devices", "/reports"],
-      supervisor: ["/map", "/alarms", "/transits", "/declare", "/devices", "/reports"],
-      officer: ["/map", "/alarms", "/transits", "/declare", "/devices", "/reports"],
-      office: ["/map", "/alarms", "/transits", "/declare", "/devices"],
-      auditor: ["/map", "/alarms", "/transits", "/devices", "/reports"],
+      admin: ["/map", "/alarms", "/transits", "/declare", "/devices", "/pool", "/reports"],
+      supervisor: ["/map", "/alarms", "/transits", "/declare", "/devices", "/pool", "/reports"],
+      officer: ["/map", "/alarms", "/transits", "/declare", "/devices", "/pool", "/reports"],
+      office: ["/map", "/alarms", "/transits", "/declare", "/devices", "/pool"],
+      auditor: ["/map", "/alarms", "/transits", "/devices", "/pool", "/reports"],
       carrier: ["/map", "/alarms", "/transits"],
       forwarder: ["/map", "/alarms", "/transits"],
       consignor: ["/map", "/alarms", "/transits"],
@@ -316,6 +316,52 @@ describe("the web UI", { timeout: 600_000 }, () => {
     await page.waitForSelector("#kpi-release");
     await page.waitForSelector("#alarms-chart, #alarms-per-day");
     await shot(page, "reports");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("release or inspect: the proposal explains itself, and going against it needs a reason", async () => {
+    // The test's transit arrives (its journey had a tamper alarm).
+    const arrived = await apiCall(demo, "POST", `/transits/${TRANSIT}/actions`, { action: "arrive" });
+    assert.equal(arrived.status, 202, JSON.stringify(arrived.data));
+    assert.equal(arrived.data.state, "arrived");
+    const { context, page, errors } = await signIn(browser, demo.base, "office");
+    await page.goto(`/transits/${TRANSIT}`);
+    await page.waitForSelector("#risk-reasons li");
+    const reasons = await page.$$eval("#risk-reasons li", (lis) => lis.map((li) => li.textContent));
+    assert.ok(reasons.some((r) => /tamper/.test(r)), `the alarm is among the reasons: ${reasons}`);
+    assert.ok(reasons.some((r) => /carrier CARRIER-A/.test(r)), `the carrier's record is weighed: ${reasons}`);
+    const proposed = (await page.textContent("#proposal-decision")).trim().toLowerCase();
+    const score = Number(await page.textContent("#proposal-score"));
+    assert.ok(score >= 0 && score <= 100, `score ${score}`);
+    await shot(page, "decision");
+    // Against the proposal without a reason: refused, and the page says why.
+    const against = proposed === "inspect" ? "#do-release" : "#do-inspect";
+    await page.click(against);
+    await page.waitForFunction(() => /reason: required/.test(document.querySelector("#decision-error")?.textContent ?? ""));
+    await page.fill("#decision-reason", "decided at the office after a document check");
+    await page.click(against);
+    await page.waitForSelector("#decided");
+    assert.match(await page.textContent("#decided"), /against the proposal/);
+    assert.match(await page.textContent("#decided"), /document check/);
+    const r = await apiCall(demo, "GET", `/transits/${TRANSIT}/decision`);
+    assert.equal(r.status, 200);
+    assert.equal(r.data.overridden, true);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("the device pool: stock per station and the rebalancing plan", async () => {
+    const { context, page, errors } = await signIn(browser, demo.base, "supervisor");
+    await page.goto("/pool");
+    await page.waitForSelector("#pool-stock tbody tr");
+    assert.ok((await page.$$("#pool-stock tbody tr")).length >= 2, "the demo's stations");
+    assert.match(await page.textContent("#pool-lifecycle"), /In stock/i);
+    await page.click("#make-plan");
+    await page.waitForSelector("#plan-summary");
+    assert.match(await page.textContent("#plan-summary"), /devices in \d+ shipment/);
+    await page.waitForSelector("#plan-stations tbody tr");
+    await shot(page, "pool");
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -72,11 +72,12 @@ function table(id: string, header: string[], rows: (string | number)[][]): HTMLE
 export async function reportsPage(ctx: Ctx): Promise<void> {
   replace(ctx.main, h("h1", null, "Reports"), h("p", { class: "loading" }, "Computing…"));
   try {
-    const [alarms, counts, transits, devices] = await Promise.all([
+    const [alarms, counts, transits, devices, decisions] = await Promise.all([
       api<{ items: { day: string; kind: string; grade: number; count: number }[] }>("/statistics/alarms"),
-      api<{ items: { state: string; count: number }[]; total: number }>("/statistics/transits"),
+      api<{ items: { state: string; count: number }[]; total: number; quick_mode?: any }>("/statistics/transits"),
       all<any>("/transits", 50000),
       all<any>("/devices", 50000),
+      api<any>("/statistics/decisions").catch(() => null),
     ]);
     // Transit times per route: from sealing to the last change, for transits that ended.
     const ended = transits.filter((t) => ["released", "inspection", "unsealed", "closed"].includes(t.state) && t.transit.sealed_at);
@@ -92,8 +93,15 @@ export async function reportsPage(ctx: Ctx): Promise<void> {
       return [k, v.length, (v.reduce((s, x) => s + x, 0) / v.length).toFixed(2), v[Math.floor(v.length / 2)].toFixed(2), v[v.length - 1].toFixed(2)];
     });
     const n = (s: string) => counts.items.find((i) => i.state === s)?.count ?? 0;
+    const pct = (x: number | null | undefined) => (x === null || x === undefined ? null : `${(100 * x).toFixed(1)}%`);
+    // The decisions recorded with their proposals; before any, the transits' states.
     const decided = n("released") + n("inspection");
-    const share = decided ? `${((100 * n("released")) / decided).toFixed(1)}%` : "no decision yet";
+    const share =
+      pct(decisions?.released_without_inspection_share) ??
+      (decided ? `${((100 * n("released")) / decided).toFixed(1)}%` : "no decision yet");
+    const hitRate = pct(decisions?.inspection_hit_rate) ?? "no inspection result yet";
+    const quick = counts.quick_mode ?? {};
+    const quickRate = pct(quick.automatic_unseal_rate) ?? "no gate decision yet";
     const inUse = devices.filter((d) => ["assigned", "sealed", "in_transit"].includes(d.device.state)).length;
     const utilisation = devices.length ? `${((100 * inUse) / devices.length).toFixed(1)}%` : "no device";
     replace(
@@ -103,6 +111,8 @@ export async function reportsPage(ctx: Ctx): Promise<void> {
         "div",
         { class: "kpis" },
         h("div", { class: "kpi", id: "kpi-release" }, h("b", null, share), h("span", null, "released without inspection")),
+        h("div", { class: "kpi", id: "kpi-hit-rate" }, h("b", null, hitRate), h("span", null, `inspections that found something${decisions ? ` (${decisions.overrides} decisions against the proposal)` : ""}`)),
+        h("div", { class: "kpi", id: "kpi-quick-mode" }, h("b", null, quickRate), h("span", null, `unsealed automatically at arrival gates (${quick.automatic_unseals ?? 0} of ${quick.arrival_gate_decisions ?? 0})`)),
         h("div", { class: "kpi", id: "kpi-utilisation" }, h("b", null, utilisation), h("span", null, `device utilisation (${inUse} of ${devices.length} in use)`)),
         h("div", { class: "kpi" }, h("b", null, counts.total), h("span", null, "transits declared")),
       ),

@@ -163,16 +163,25 @@ export async function transitPage(ctx: Ctx, id: string): Promise<void> {
   }
   sealHistory.sort((a, b) => Date.parse(a.t) - Date.parse(b.t));
 
-  // The decision.
+  // The decision: the proposal and why, then the officer's decision (going against the
+  // proposal needs a reason), then what the inspection found.
   const decision = h("section", { class: "card", id: "decision" });
-  const renderDecision = () => {
+  const renderDecision = async () => {
     const highest = Math.max(0, ...alarms.map((a) => a.alarm.grade));
-    const error = h("p", { class: "error", role: "alert" });
-    const act = async (action: string, extra: Record<string, unknown>, b: HTMLButtonElement) => {
+    const error = h("p", { class: "error", role: "alert", id: "decision-error" });
+    const role = ctx.session.role;
+    const summary = h(
+      "p",
+      { id: "alarm-summary" },
+      alarms.length === 0
+        ? "No alarm on this transit."
+        : `${alarms.length} alarm${alarms.length === 1 ? "" : "s"}, highest grade ${highest}; ${alarmed.length} not resolved.`,
+    );
+    const act = async (action: string, b: HTMLButtonElement) => {
       b.disabled = true;
       error.textContent = "";
       try {
-        const r = await api<any>(`/transits/${enc}/actions`, { method: "POST", body: { action, ...extra } });
+        const r = await api<any>(`/transits/${enc}/actions`, { method: "POST", body: { action } });
         error.className = "ok";
         error.textContent = `Done: ${human(action)}; the transit is now ${human(r.state ?? "")}.`;
       } catch (e) {
@@ -182,27 +191,126 @@ export async function transitPage(ctx: Ctx, id: string): Promise<void> {
         b.disabled = false;
       }
     };
-    const reason = h("input", { id: "inspect-reason", "aria-label": "Reason for inspection", placeholder: "Reason for inspection" });
-    const release: HTMLButtonElement = h("button", { class: "primary", id: "do-release", onclick: () => act("release", {}, release) }, "Release without inspection");
-    const inspect: HTMLButtonElement = h("button", { id: "do-inspect", onclick: () => act("inspect", { reason: reason.value || "alarm history" }, inspect) }, "Inspect");
-    const unseal: HTMLButtonElement = h("button", { id: "do-authorize-unseal", onclick: () => act("authorize_unseal", {}, unseal) }, "Authorise unseal");
-    replace(
-      decision,
-      h("h2", null, "Release or inspect"),
+    const unseal: HTMLButtonElement = h("button", { id: "do-authorize-unseal", onclick: () => act("authorize_unseal", unseal) }, "Authorise unseal");
+    const parts: (HTMLElement | string)[] = [h("h2", null, "Release or inspect"), summary];
+    if (CAN.proposal(role)) {
+      if (t.state === "arrived") {
+        try {
+          const p = await api<any>(`/transits/${enc}/proposal`);
+          parts.push(proposalView(p.proposal, "Proposal"));
+          if (CAN.decide(role)) parts.push(decideForm(p.proposal, error));
+        } catch (e) {
+          parts.push(h("p", { class: "error" }, `No proposal: ${(e as Error).message}`));
+        }
+      } else if (["released", "inspection", "unsealed", "closed"].includes(t.state)) {
+        try {
+          const d = await api<any>(`/transits/${enc}/decision`);
+          parts.push(decidedView(d));
+          if (d.decided === "inspect" && !d.inspection && CAN.decide(role)) parts.push(inspectionForm(error));
+        } catch (e) {
+          parts.push(
+            h("p", { class: "muted" }, e instanceof ApiError && e.status === 404 ? "No release-or-inspect decision was recorded for this transit." : `Cannot load the decision: ${(e as Error).message}`),
+          );
+        }
+      } else {
+        parts.push(h("p", { class: "muted" }, "The proposal is made when the transit arrives."));
+      }
+    }
+    if (CAN.act(role)) parts.push(h("div", { class: "actions" }, unseal));
+    else if (!CAN.decide(role)) parts.push(h("p", { class: "muted" }, "Your role reads this transit; it cannot decide on it."));
+    parts.push(error);
+    replace(decision, ...parts);
+  };
+
+  /// The proposal's decision, score and every reason with its points, heaviest first.
+  const proposalView = (p: any, title: string): HTMLElement =>
+    h(
+      "div",
+      { id: "proposal" },
       h(
         "p",
-        { id: "alarm-summary" },
-        alarms.length === 0
-          ? "No alarm on this transit."
-          : `${alarms.length} alarm${alarms.length === 1 ? "" : "s"}, highest grade ${highest}; ${alarmed.length} not resolved.`,
+        null,
+        h("strong", null, `${title}: `),
+        h("span", { class: `badge ${p.decision === "inspect" ? "g4" : "s-released"}`, id: "proposal-decision" }, human(p.decision)),
+        ` — risk score `,
+        h("strong", { id: "proposal-score" }, String(p.score)),
+        ` of 100 (inspect at ${p.inspect_at})`,
+        p.random ? h("span", { class: "muted" }, " · selected at random for control") : "",
       ),
-      CAN.act(ctx.session.role)
-        ? h("div", { class: "actions" }, release, h("span", { class: "group" }, reason, inspect), unseal)
-        : h("p", { class: "muted" }, "Your role reads this transit; it cannot decide on it."),
-      error,
+      h(
+        "ol",
+        { class: "plain reasons", id: "risk-reasons", "aria-label": "Why" },
+        (p.reasons ?? []).map((r: any) =>
+          h("li", { "data-factor": r.factor }, h("span", { class: `points${r.points > 0 ? " hot" : ""}` }, `+${r.points}`), ` ${human(r.factor)}: ${r.detail}`),
+        ),
+      ),
     );
+
+  const decideForm = (p: any, error: HTMLElement): HTMLElement => {
+    const reason = h("input", {
+      id: "decision-reason",
+      "aria-label": "Reason",
+      placeholder: "Reason (required to go against the proposal)",
+    });
+    const send = async (choice: "release" | "inspect", b: HTMLButtonElement) => {
+      b.disabled = true;
+      error.textContent = "";
+      try {
+        await api(`/transits/${enc}/decision`, { method: "POST", body: { decision: choice, reason: reason.value || undefined } });
+        t.state = choice === "release" ? "released" : "inspection";
+        await renderDecision();
+        const done = decision.querySelector("#decision-error");
+        if (done) {
+          done.className = "ok";
+          done.textContent = `Decided: ${human(choice)}.`;
+        }
+      } catch (e) {
+        error.className = "error";
+        error.textContent = e instanceof ApiError ? e.message : String(e);
+        b.disabled = false;
+      }
+    };
+    const release: HTMLButtonElement = h("button", { class: p.decision === "release" ? "primary" : "", id: "do-release", onclick: () => send("release", release) }, "Release without inspection");
+    const inspect: HTMLButtonElement = h("button", { class: p.decision === "inspect" ? "primary" : "", id: "do-inspect", onclick: () => send("inspect", inspect) }, "Inspect");
+    return h("div", { class: "actions" }, release, inspect, reason);
   };
-  renderDecision();
+
+  const decidedView = (d: any): HTMLElement =>
+    h(
+      "div",
+      { id: "decided" },
+      h(
+        "p",
+        null,
+        h("strong", null, "Decided: "),
+        h("span", { class: "badge", id: "decided-what" }, human(d.decided)),
+        ` by ${d.actor} at ${when(d.at)}`,
+        d.overridden ? h("span", { class: "error" }, ` — against the proposal (${human(d.proposed)}): ${d.reason ?? ""}`) : "",
+      ),
+      d.inspection
+        ? h("p", { id: "inspection-result" }, `Inspection: ${d.inspection.found ? "found something" : "nothing found"}${d.inspection.note ? ` — ${d.inspection.note}` : ""}`)
+        : "",
+      proposalView(d.proposal, "The proposal shown then"),
+    );
+
+  const inspectionForm = (error: HTMLElement): HTMLElement => {
+    const note = h("input", { id: "inspection-note", "aria-label": "What the inspection found", placeholder: "What the inspection found" });
+    const send = async (found: boolean, b: HTMLButtonElement) => {
+      b.disabled = true;
+      try {
+        await api(`/transits/${enc}/inspection`, { method: "POST", body: { found, note: note.value || undefined } });
+        await renderDecision();
+      } catch (e) {
+        error.className = "error";
+        error.textContent = e instanceof ApiError ? e.message : String(e);
+        b.disabled = false;
+      }
+    };
+    const found: HTMLButtonElement = h("button", { id: "inspection-found", onclick: () => send(true, found) }, "Found something");
+    const nothing: HTMLButtonElement = h("button", { id: "inspection-nothing", onclick: () => send(false, nothing) }, "Nothing found");
+    return h("div", { class: "actions" }, note, found, nothing);
+  };
+  await renderDecision();
 
   replace(
     ctx.main,
