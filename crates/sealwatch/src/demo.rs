@@ -312,6 +312,21 @@ pub async fn run(opts: Options) -> Result<()> {
             "device",
         )?;
     }
+    // Quick mode at every destination office: a fixed gate reader stands there, and reads a
+    // transit's device when it arrives (docs/alarms.md, "Quick mode").
+    let mut gates = std::collections::BTreeSet::new();
+    for t in &transits {
+        if let Some(destination) = t["destination"].as_str()
+            && gates.insert(destination.to_owned())
+        {
+            let body = serde_json::json!({"id": gate_reader(destination), "kind": "fixed", "zone": destination});
+            expect(
+                client.post("/api/v1/readers", &body).await?,
+                200,
+                "gate reader",
+            )?;
+        }
+    }
     for t in &transits {
         expect(client.post("/api/v1/transits", t).await?, 201, "transit")?;
     }
@@ -352,6 +367,12 @@ pub async fn run(opts: Options) -> Result<()> {
         }
     });
 
+    let gate_client = client.clone();
+    let gates = tokio::spawn(async move {
+        if let Err(e) = arrival_gates(gate_client, clock).await {
+            eprintln!("demo: the arrival gates stopped: {e:#}");
+        }
+    });
     let driver = async {
         let mut next = 0;
         let total = schedule.len();
@@ -422,6 +443,7 @@ pub async fn run(opts: Options) -> Result<()> {
         _ = tokio::signal::ctrl_c() => {}
     }
     println!("stopping: committing what was accepted…");
+    gates.abort();
     running.stop().await?;
     printer.abort();
     Ok(())
@@ -601,8 +623,49 @@ fn shift_times(v: &mut Value, shift_ms: i64) {
     }
 }
 
+/// The fixed gate reader at a destination office.
+fn gate_reader(zone: &str) -> String {
+    format!("GATE-{zone}")
+}
+
+/// The arrival gates: every couple of seconds, each transit that has arrived and was not read
+/// yet is read by its destination's gate, which unseals it by itself or holds it for an
+/// officer. The automatic unseal rate is then in `GET /api/v1/statistics/transits`.
+async fn arrival_gates(client: Client, clock: server::Clock) -> Result<()> {
+    let mut read = std::collections::HashSet::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (status, body) = client
+            .get("/api/v1/transits?state=arrived&limit=1000")
+            .await?;
+        if status != 200 {
+            continue;
+        }
+        let listed: Value = serde_json::from_str(&body)?;
+        for item in listed["items"].as_array().into_iter().flatten() {
+            let t = &item["transit"];
+            let (Some(id), Some(device), Some(zone)) = (
+                t["id"].as_str(),
+                t["device"].as_str(),
+                t["destination"].as_str(),
+            ) else {
+                continue;
+            };
+            if !read.insert(id.to_owned()) {
+                continue;
+            }
+            let body = serde_json::json!({
+                "t": clock.now(), "reader": gate_reader(zone), "zone": zone, "device": device,
+                "intact": true, "gate": "arrival",
+            });
+            client.post("/api/v1/reads", &body).await?;
+        }
+    }
+}
+
 /// The demo's side of the API: it drives the service as a gateway would, and sets up and
 /// acts as the centre would, each with its own token.
+#[derive(Clone)]
 struct Client {
     addr: SocketAddr,
     /// For what devices report (observations, reads).
@@ -619,15 +682,25 @@ impl Client {
         } else {
             &self.centre
         };
-        post(self.addr, token, path, body).await
+        request(self.addr, token, "POST", path, &body.to_string()).await
+    }
+
+    /// One GET as the centre.
+    async fn get(&self, path: &str) -> Result<(u16, String)> {
+        request(self.addr, &self.centre, "GET", path, "").await
     }
 }
 
-async fn post(addr: SocketAddr, token: &str, path: &str, body: &Value) -> Result<(u16, String)> {
+async fn request(
+    addr: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String)> {
     let mut conn = TcpStream::connect(addr).await?;
-    let body = body.to_string();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: sealwatch\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: sealwatch\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await?;

@@ -70,7 +70,10 @@ export async function mapPage(ctx: Ctx): Promise<void> {
   view.onSelect = (id) => ctx.navigate(`/transits/${encodeURIComponent(id)}`);
   let items: MapItem[] = [];
   let synthetic: Marker[] = [];
-  let first = true;
+  // The view follows the fleet (all markers in sight) until the user moves it: early on only a
+  // few transits have reported, and a view fitted to them alone would hide the rest.
+  let following = true;
+  for (const ev of ["pointerdown", "wheel", "keydown"]) mapHost.addEventListener(ev, () => (following = false), { once: true });
 
   const render = () => {
     const alarmed = items.filter((i) => i.grade > 0).length;
@@ -83,10 +86,7 @@ export async function mapPage(ctx: Ctx): Promise<void> {
       synthetic.length ? h("span", { class: "count" }, h("b", null, synthetic.length), " synthetic") : null,
     );
     view.setMarkers([...toMarkers(items), ...synthetic]);
-    if (first && items.length) {
-      first = false;
-      view.fitMarkers();
-    }
+    if (following && items.length) view.fitMarkers();
     filter();
   };
   const filter = () => {
@@ -113,6 +113,7 @@ export async function mapPage(ctx: Ctx): Promise<void> {
               class: "result",
               onclick: () => {
                 if (i.at) {
+                  following = false;
                   view.center = i.at;
                   view.zoom = Math.max(view.zoom, 11);
                   view.request();
