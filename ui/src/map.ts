@@ -156,9 +156,15 @@ export class MapView {
       s = Math.min(s, m.lat);
       n = Math.max(n, m.lat);
     }
+    // At least a few degrees across: a fleet that has only just started reporting (all near
+    // one office) still shows the coast and borders around it, not a blank square of land.
+    const MIN_SPAN_DEG = 6;
+    const [cx, cy] = [(w + e) / 2, (s + n) / 2];
+    const half = (span: number) => Math.max(span + 1, MIN_SPAN_DEG) / 2;
+    const [hx, hy] = [half(e - w), half(n - s)];
     this.fit([
-      [w - 0.5, s - 0.5],
-      [e + 0.5, n + 0.5],
+      [cx - hx, cy - hy],
+      [cx + hx, cy + hy],
     ]);
   }
 
