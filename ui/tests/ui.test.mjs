@@ -297,6 +297,12 @@ describe("the web UI", { timeout: 600_000 }, () => {
     const csv = readFileSync(path, "utf8");
     assert.match(csv.split("\r\n")[0], /^id,station,state/);
     assert.ok(csv.includes(DEVICE));
+    // A device's life cycle: registered in stock, then sealed on the test's transit.
+    await page.goto(`/devices/${encodeURIComponent(DEVICE)}`);
+    await page.waitForSelector("#device-lifecycle li");
+    const life = await page.textContent("#device-lifecycle");
+    assert.match(life, /In stock/i);
+    assert.match(life, new RegExp(`transit ${TRANSIT} sealed`));
     // The alarm console's export is the API's, recorded in the audit chain.
     await page.goto("/alarms");
     await page.waitForSelector("#alarm-queue[data-loaded-ms]");

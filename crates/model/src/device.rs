@@ -46,10 +46,18 @@ impl DeviceKind {
     }
 }
 
-/// Where a device is in its life (§7.2 D).
+/// Where a device is in its life (§7.2 D): production → warehousing → registration at a
+/// station → delivery → in service (in stock, charging, sealing transits, returning) →
+/// maintenance → retired or lost ([`DeviceState::phase`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
+    /// Ordered, being made or tested by the manufacturer.
+    InProduction,
+    /// Received at a central warehouse, not yet any station's.
+    Warehoused,
+    /// Registered to a station and on its way there.
+    InDelivery,
     InStock,
     Charging,
     Assigned,
@@ -63,7 +71,10 @@ pub enum DeviceState {
 }
 
 impl DeviceState {
-    pub const ALL: [DeviceState; 10] = [
+    pub const ALL: [DeviceState; 13] = [
+        DeviceState::InProduction,
+        DeviceState::Warehoused,
+        DeviceState::InDelivery,
         DeviceState::InStock,
         DeviceState::Charging,
         DeviceState::Assigned,
@@ -79,6 +90,9 @@ impl DeviceState {
     /// The name on the wire (`in_stock`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
+            DeviceState::InProduction => "in_production",
+            DeviceState::Warehoused => "warehoused",
+            DeviceState::InDelivery => "in_delivery",
             DeviceState::InStock => "in_stock",
             DeviceState::Charging => "charging",
             DeviceState::Assigned => "assigned",
@@ -89,6 +103,53 @@ impl DeviceState {
             DeviceState::Maintenance => "maintenance",
             DeviceState::Lost => "lost",
             DeviceState::Retired => "retired",
+        }
+    }
+
+    /// The life-cycle phase the state belongs to.
+    pub fn phase(self) -> LifecyclePhase {
+        match self {
+            DeviceState::InProduction => LifecyclePhase::Production,
+            DeviceState::Warehoused => LifecyclePhase::Warehousing,
+            DeviceState::InDelivery => LifecyclePhase::Delivery,
+            DeviceState::InStock
+            | DeviceState::Charging
+            | DeviceState::Assigned
+            | DeviceState::Sealed
+            | DeviceState::InTransit
+            | DeviceState::AwaitingReturn
+            | DeviceState::InReturn => LifecyclePhase::InService,
+            DeviceState::Maintenance => LifecyclePhase::Maintenance,
+            DeviceState::Lost => LifecyclePhase::Lost,
+            DeviceState::Retired => LifecyclePhase::Retired,
+        }
+    }
+}
+
+/// The phases of a device's life, in order (§7.2 D); registration is the step from delivery to
+/// service, when the device enters a station's stock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecyclePhase {
+    Production,
+    Warehousing,
+    Delivery,
+    InService,
+    Maintenance,
+    Retired,
+    Lost,
+}
+
+impl LifecyclePhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecyclePhase::Production => "production",
+            LifecyclePhase::Warehousing => "warehousing",
+            LifecyclePhase::Delivery => "delivery",
+            LifecyclePhase::InService => "in_service",
+            LifecyclePhase::Maintenance => "maintenance",
+            LifecyclePhase::Retired => "retired",
+            LifecyclePhase::Lost => "lost",
         }
     }
 }

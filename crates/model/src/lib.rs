@@ -18,7 +18,9 @@ mod time;
 mod transit;
 
 pub use alarm::{Alarm, AlarmKind, AlarmState, AlarmStep, AlarmStepError, Evidence, Outcome};
-pub use device::{Device, DeviceKind, DeviceState, Reader, ReaderKind, Station, Zone, ZoneKind};
+pub use device::{
+    Device, DeviceKind, DeviceState, LifecyclePhase, Reader, ReaderKind, Station, Zone, ZoneKind,
+};
 pub use event::{Event, EventKind};
 pub use geo::{Geometry, GeometryError};
 pub use ids::{

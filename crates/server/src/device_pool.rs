@@ -87,6 +87,9 @@ pub struct Overview {
     pub stations: Vec<StationStock>,
     /// Every device by life-cycle state, stations or not.
     pub by_state: BTreeMap<String, u64>,
+    /// Every device by life-cycle phase (production, warehousing, delivery, in service,
+    /// maintenance, retired, lost), in that order.
+    pub by_phase: Vec<(String, u64)>,
     /// Devices that entered each state over the last [`LIFECYCLE_DAYS`] days (retired, lost,
     /// sent to repair, back in stock...).
     pub entered_last_30_days: BTreeMap<String, u64>,
@@ -124,14 +127,19 @@ fn pool_state(s: DeviceState) -> Option<pool::DeviceState> {
     match s {
         DeviceState::InStock => Some(pool::DeviceState::Available),
         DeviceState::Charging => Some(pool::DeviceState::Charging),
-        DeviceState::InReturn => Some(pool::DeviceState::InReturnShipment),
+        // On its way to its station: there within the lead time, like a return.
+        DeviceState::InReturn | DeviceState::InDelivery => {
+            Some(pool::DeviceState::InReturnShipment)
+        }
         DeviceState::Maintenance => Some(pool::DeviceState::Maintenance),
         DeviceState::Assigned
         | DeviceState::Sealed
         | DeviceState::InTransit
         | DeviceState::AwaitingReturn
         | DeviceState::Lost
-        | DeviceState::Retired => None,
+        | DeviceState::Retired
+        | DeviceState::InProduction
+        | DeviceState::Warehoused => None,
     }
 }
 
@@ -198,8 +206,11 @@ pub fn overview_of(
             )
         })
         .collect();
+    let mut by_phase: BTreeMap<model::LifecyclePhase, u64> =
+        DeviceState::ALL.iter().map(|s| (s.phase(), 0)).collect();
     let mut pool_devices = Vec::new();
     for d in &devices {
+        *by_phase.entry(d.state.phase()).or_default() += 1;
         *by_state.entry(d.state.as_str().to_owned()).or_default() += 1;
         let Some(station) = d.station.as_ref().map(|s| s.as_str().to_owned()) else {
             continue;
@@ -253,6 +264,10 @@ pub fn overview_of(
     Ok(Overview {
         stations,
         by_state,
+        by_phase: by_phase
+            .into_iter()
+            .map(|(p, n)| (p.as_str().to_owned(), n))
+            .collect(),
         entered_last_30_days: entered,
         history_days: HISTORY_DAYS,
         input: pool::PoolInput {

@@ -680,7 +680,7 @@ fn schemas() -> Value {
             "seal": {"type": "string", "pattern": "^[0-9]{1,5}-[0-9]{1,10}$", "description": "ISO 18185 identity: MANUFACTURER-SERIAL"},
             "model": {"type": "string", "minLength": 1},
             "firmware": {"type": "string", "minLength": 1},
-            "state": {"enum": ["in_stock", "charging", "assigned", "sealed", "in_transit", "awaiting_return", "in_return", "maintenance", "lost", "retired"]},
+            "state": {"enum": ["in_production", "warehoused", "in_delivery", "in_stock", "charging", "assigned", "sealed", "in_transit", "awaiting_return", "in_return", "maintenance", "lost", "retired"]},
             "station": {"$ref": "#/components/schemas/id"},
             "container": {"type": "string", "description": "ISO 6346 container number"},
             "battery_pct": {"type": "number", "minimum": 0, "maximum": 100},

@@ -6,7 +6,7 @@ import { age, downloadCsv, h, replace, when } from "../dom";
 import type { Ctx } from "../main";
 import { human } from "./alarms";
 
-const STATES = ["in_stock", "charging", "assigned", "sealed", "in_transit", "awaiting_return", "in_return", "maintenance", "lost", "retired"];
+const STATES = ["in_production", "warehoused", "in_delivery", "in_stock", "charging", "assigned", "sealed", "in_transit", "awaiting_return", "in_return", "maintenance", "lost", "retired"];
 
 export async function devicesPage(ctx: Ctx): Promise<void> {
   replace(ctx.main, h("h1", null, "Devices and stations"), h("p", { class: "loading" }, "Loading the registry…"));
@@ -93,9 +93,10 @@ export async function devicePage(ctx: Ctx, id: string): Promise<void> {
   replace(ctx.main, h("h1", null, `Device ${id}`), h("p", { class: "loading" }, "Loading…"));
   try {
     const d = await api<any>(`/devices/${enc}`);
-    const [log, commands] = await Promise.all([
+    const [log, commands, lifecycle] = await Promise.all([
       api<any>(`/devices/${enc}/log`).then((r) => r.items ?? r).catch(() => []),
       api<any>(`/devices/${enc}/commands`).then((r) => r.items ?? r).catch(() => []),
+      api<any>(`/devices/${enc}/history`).then((r) => r.items ?? []).catch(() => []),
     ]);
     const dev = d.device ?? d;
     replace(
@@ -118,13 +119,23 @@ export async function devicePage(ctx: Ctx, id: string): Promise<void> {
           .filter(([, v]) => v)
           .map(([k, v]) => [h("dt", null, k), h("dd", null, String(v))]),
       ),
+      h("h2", null, "Life cycle"),
+      lifecycle.length
+        ? h(
+            "ol",
+            { class: "plain", id: "device-lifecycle" },
+            lifecycle.map((c: any) =>
+              h("li", null, h("time", null, when(c.at)), ` ${c.from_state ? `${human(c.from_state)} → ` : ""}${human(c.to_state)}`, c.station ? ` at ${c.station}` : "", h("small", { class: "muted" }, ` (${c.cause})`)),
+            ),
+          )
+        : h("p", { class: "muted" }, "No state change recorded."),
       h("h2", null, "History"),
       Array.isArray(log) && log.length
         ? h("ol", { class: "plain", id: "device-history" }, log.map((e: any) => h("li", null, h("time", null, when(e.t ?? e.at ?? e.received_at)), " ", e.kind ?? "", " ", e.source ?? "")))
         : h("p", { class: "muted" }, "Nothing but positions reported."),
       h("h2", null, "Commands"),
       Array.isArray(commands) && commands.length
-        ? h("ol", { class: "plain" }, commands.map((c: any) => h("li", null, h("time", null, when(c.queued_at ?? c.at)), ` ${c.kind} — ${c.state}`)))
+        ? h("ol", { class: "plain" }, commands.map((c: any) => h("li", null, h("time", null, when(c.created_at ?? c.at)), ` ${c.kind} — ${c.state}`)))
         : h("p", { class: "muted" }, "No command sent."),
     );
   } catch (e) {

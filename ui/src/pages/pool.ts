@@ -21,6 +21,7 @@ interface StationStock {
 interface Overview {
   stations: StationStock[];
   by_state: Record<string, number>;
+  by_phase: [string, number][];
   entered_last_30_days: Record<string, number>;
   history_days: number;
 }
@@ -108,7 +109,17 @@ export async function poolPage(ctx: Ctx): Promise<void> {
     ctx.main,
     h("h1", null, "Device pool"),
     h("section", { class: "card" }, h("h2", null, "Stock per station"), o.stations.length ? stock : h("p", { class: "muted" }, "No station registered.")),
-    h("section", { class: "card" }, h("h2", null, "Life cycle"), lifecycle),
+    h(
+      "section",
+      { class: "card" },
+      h("h2", null, "Life cycle"),
+      h(
+        "p",
+        { id: "pool-phases" },
+        (o.by_phase ?? []).map(([phase, count], i) => h("span", null, i ? " → " : "", h("b", null, String(count)), ` ${human(phase)}`)),
+      ),
+      lifecycle,
+    ),
     h(
       "section",
       { class: "card" },
