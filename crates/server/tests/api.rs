@@ -10,17 +10,9 @@ use serde_json::{Value, json};
 use store::TimeRange;
 
 mod common;
-use common::request;
+use common::{json, request};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-async fn json(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let (status, _, text) = request(addr, method, path, body).await;
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 fn at(base: Timestamp, minutes: i64) -> String {
     Timestamp::from_unix_ms(base.unix_ms() + minutes * 60_000).to_string()

@@ -2,21 +2,12 @@
 //! needing a reason, one decision per transit, the inspection's result, the statistics, and
 //! the audit chain's record of each decision.
 
-use std::net::SocketAddr;
 
 use model::Timestamp;
 use serde_json::{Value, json};
 
 mod common;
-use common::request;
-
-async fn json(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let (status, _, text) = request(addr, method, path, body).await;
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use common::json;
 
 fn at(base: Timestamp, minutes: i64) -> String {
     Timestamp::from_unix_ms(base.unix_ms() + minutes * 60_000).to_string()

@@ -8,15 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 mod common;
-use common::request;
-
-async fn json(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let (status, _, text) = request(addr, method, path, body).await;
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use common::json;
 
 async fn ok(addr: SocketAddr, path: &str, body: Value) {
     let (status, answer) = json(addr, "POST", path, Some(body)).await;

@@ -11,15 +11,7 @@ use model::Timestamp;
 use serde_json::{Value, json};
 
 mod common;
-use common::request;
-
-async fn json(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let (status, _, text) = request(addr, method, path, body).await;
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use common::{json, request};
 
 fn plus_minutes(t: Timestamp, minutes: i64) -> Timestamp {
     Timestamp::from_unix_ms(t.unix_ms() + minutes * 60_000)

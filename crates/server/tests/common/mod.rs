@@ -17,6 +17,17 @@ pub async fn request(
     request_with(addr, method, path, &[], body.as_bytes()).await
 }
 
+/// One HTTP/1.1 request with a JSON body; the status and the answer as JSON (a string when it
+/// is not JSON).
+#[allow(dead_code)]
+pub async fn json(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let (status, _, text) = request(addr, method, path, body).await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 /// One HTTP/1.1 request with extra headers and a body of any bytes; returns status, content
 /// type and body.
 #[allow(dead_code)]
