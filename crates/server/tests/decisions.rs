@@ -2,7 +2,6 @@
 //! needing a reason, one decision per transit, the inspection's result, the statistics, and
 //! the audit chain's record of each decision.
 
-
 use model::Timestamp;
 use serde_json::{Value, json};
 
