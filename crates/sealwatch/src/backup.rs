@@ -367,6 +367,8 @@ pub fn restore(from: &[PathBuf], target: &Target, replace: bool) -> Result<Manif
     // Built where the service does not look (SQLite: a file beside the target; PostgreSQL: the
     // target schema, dropped again on failure), applied, counted and its audit chain verified,
     // and only then put in place: a backup whose chain does not verify is never restored.
+    // PostgreSQL: the schema the restore replaced, set aside under this name.
+    let mut pg_aside: Option<String> = None;
     let staged = match (target, manifest.backend.as_str()) {
         (Target::Sqlite(db), "sqlite") => {
             if db.exists() && !replace {
@@ -397,20 +399,36 @@ pub fn restore(from: &[PathBuf], target: &Target, replace: bool) -> Result<Manif
                     "schema {schema} holds {tables} tables; restore into an empty schema, or give --replace to drop it first"
                 )));
             }
-            // The dump creates its schema: an empty one left behind is dropped too. `public`
-            // is the database's own and is kept, emptied.
-            store::PgStore::drop_schema(url, schema).map_err(failed)?;
+            // The schema it replaces is set aside (renamed), not dropped: a restore that fails
+            // puts it back, one that succeeds leaves it beside, as SQLite's file is. An empty
+            // one left behind is dropped. The dump creates its schema; `public` is the
+            // database's own and is made again, empty.
+            if tables > 0 {
+                let aside = format!(
+                    "{}_replaced_{}",
+                    &schema[..schema.len().min(30)],
+                    server::wall_clock().unix_ms()
+                );
+                store::PgStore::rename_schema(url, schema, &aside).map_err(failed)?;
+                pg_aside = Some(aside);
+            } else {
+                store::PgStore::drop_schema(url, schema).map_err(failed)?;
+            }
             if schema == "public" {
                 store::PgStore::create_schema(url, schema).map_err(failed)?;
             }
-            run(
+            let restored = run(
                 Command::new("pg_restore")
                     .arg("--no-owner")
                     .arg("--exit-on-error")
                     .arg(format!("--dbname={url}"))
                     .arg(from.join(&file.name)),
                 "pg_restore",
-            )?;
+            );
+            if let Err(e) = restored {
+                put_back(url, schema, pg_aside.as_deref());
+                return Err(e);
+            }
             target.clone()
         }
         (_, backend) => {
@@ -445,12 +463,39 @@ pub fn restore(from: &[PathBuf], target: &Target, replace: bool) -> Result<Manif
             return Err(e);
         }
         (Err(e), Target::Postgres { url, schema }, _) => {
-            // Nothing half-restored is left for a service to start on.
-            let _ = store::PgStore::drop_schema(url, schema);
+            // Nothing half-restored is left for a service to start on, and what was there is
+            // back.
+            put_back(url, schema, pg_aside.as_deref());
             return Err(e);
         }
     }
+    if let Some(aside) = pg_aside {
+        eprintln!("the schema this restore replaced is kept as {aside}; drop it once satisfied");
+    }
     Ok(previous.1)
+}
+
+/// After a failed PostgreSQL restore: drops what it restored and renames the schema it set
+/// aside back (best effort: a failure here is reported, the aside schema stays for an
+/// operator).
+fn put_back(url: &str, schema: &str, aside: Option<&str>) {
+    if let Err(e) = store::PgStore::drop_schema(url, schema) {
+        eprintln!("error: cannot drop the failed restore's schema {schema}: {e}");
+        return;
+    }
+    match aside {
+        Some(aside) => {
+            if let Err(e) = store::PgStore::rename_schema(url, aside, schema) {
+                eprintln!(
+                    "error: cannot rename {aside} back to {schema}: {e}; it is intact under that name"
+                );
+            }
+        }
+        None if schema == "public" => {
+            let _ = store::PgStore::create_schema(url, schema);
+        }
+        None => {}
+    }
 }
 
 /// Applies the increments to the staged restore, then checks it: every table as many rows as

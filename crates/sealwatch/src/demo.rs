@@ -312,19 +312,38 @@ pub async fn run(opts: Options) -> Result<()> {
             "device",
         )?;
     }
-    // Quick mode at every destination office: a fixed gate reader stands there, and reads a
-    // transit's device when it arrives (docs/alarms.md, "Quick mode").
-    let mut gates = std::collections::BTreeSet::new();
+    // Quick mode at every destination office: a fixed gate reader stands there, with its own
+    // signing key, and reads a transit's device when it arrives (docs/alarms.md, "Quick
+    // mode").
+    let mut gates = std::collections::BTreeMap::new();
     for t in &transits {
         if let Some(destination) = t["destination"].as_str()
-            && gates.insert(destination.to_owned())
+            && !gates.contains_key(destination)
         {
-            let body = serde_json::json!({"id": gate_reader(destination), "kind": "fixed", "zone": destination});
+            let reader = gate_reader(destination);
+            let body = serde_json::json!({"id": reader, "kind": "fixed", "zone": destination});
             expect(
                 client.post("/api/v1/readers", &body).await?,
                 200,
                 "gate reader",
             )?;
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            let key = ed25519_dalek::SigningKey::from_bytes(&secret);
+            let public = sealproto::to_hex(key.verifying_key().as_bytes());
+            expect(
+                request(
+                    client.addr,
+                    &you,
+                    "PUT",
+                    &format!("/api/v1/readers/{reader}/key"),
+                    &serde_json::json!({"public_key": public}).to_string(),
+                )
+                .await?,
+                200,
+                "gate reader's key",
+            )?;
+            gates.insert(destination.to_owned(), key);
         }
     }
     for t in &transits {
@@ -369,7 +388,7 @@ pub async fn run(opts: Options) -> Result<()> {
 
     let gate_client = client.clone();
     let gates = tokio::spawn(async move {
-        if let Err(e) = arrival_gates(gate_client, clock).await {
+        if let Err(e) = arrival_gates(gate_client, gates, clock).await {
             eprintln!("demo: the arrival gates stopped: {e:#}");
         }
     });
@@ -631,7 +650,11 @@ fn gate_reader(zone: &str) -> String {
 /// The arrival gates: every couple of seconds, each transit that has arrived and was not read
 /// yet is read by its destination's gate, which unseals it by itself or holds it for an
 /// officer. The automatic unseal rate is then in `GET /api/v1/statistics/transits`.
-async fn arrival_gates(client: Client, clock: server::Clock) -> Result<()> {
+async fn arrival_gates(
+    client: Client,
+    keys: std::collections::BTreeMap<String, ed25519_dalek::SigningKey>,
+    clock: server::Clock,
+) -> Result<()> {
     let mut read = std::collections::HashSet::new();
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -654,11 +677,22 @@ async fn arrival_gates(client: Client, clock: server::Clock) -> Result<()> {
             if !read.insert(id.to_owned()) {
                 continue;
             }
+            let Some(key) = keys.get(zone) else {
+                continue;
+            };
+            let reader = gate_reader(zone);
             let body = serde_json::json!({
-                "t": clock.now(), "reader": gate_reader(zone), "zone": zone, "device": device,
+                "t": clock.now(), "reader": reader, "zone": zone, "device": device,
                 "intact": true, "gate": "arrival",
-            });
-            client.post("/api/v1/reads", &body).await?;
+            })
+            .to_string();
+            // Signed by the gate's own key, as a real gate reader does (docs/readers.md).
+            let message = server::readers::signed_message(&reader, body.as_bytes());
+            let signature = format!(
+                "ed25519={}",
+                sealproto::to_hex(&ed25519_dalek::Signer::sign(key, &message).to_bytes())
+            );
+            signed_post(client.addr, &reader, &signature, &body).await?;
         }
     }
 }
@@ -689,6 +723,20 @@ impl Client {
     async fn get(&self, path: &str) -> Result<(u16, String)> {
         request(self.addr, &self.centre, "GET", path, "").await
     }
+}
+
+/// A reader's signed post of its reads (no token: the signature is the credential).
+async fn signed_post(addr: SocketAddr, reader: &str, signature: &str, body: &str) -> Result<()> {
+    let mut conn = TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST /api/v1/readers/{reader}/reads HTTP/1.1\r\nHost: sealwatch\r\nConnection: close\r\nSealwatch-Reader-Signature: {signature}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await?;
+    conn.write_all(body.as_bytes()).await?;
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).await?;
+    Ok(())
 }
 
 async fn request(

@@ -839,26 +839,42 @@ pub(crate) async fn enrol_totp(
     }
     let secret = base32(&raw);
     let (id, stored_secret) = (u.user_id, secret.clone());
-    let (session_hash, name) = (u.session_hash.clone(), u.username.clone());
+    let name = u.username.clone();
     let now = crate::wall_clock();
-    // The session was opened with the password alone: it ends here, and the next sign-in
-    // proves the authenticator holds the secret (a code), so a secret lost before it was
-    // scanned shows at once, while the administrator is still there to reset it.
+    // The session was opened with the password alone: it ends here (with every other of this
+    // administrator's), and the next sign-in proves the authenticator holds the secret (a
+    // code), so a secret lost before it was scanned shows at once, while the administrator is
+    // still there to reset it.
     let stored = s
         .query(move |st| {
+            // Checked again on the writer thread, where enrolments are taken one at a time: of
+            // two racing, the second finds the first's secret and is refused.
+            if st.user(id)?.totp_secret.is_some() {
+                return Ok(false);
+            }
             st.set_user_totp(id, Some(&stored_secret))?;
-            st.revoke_session(&session_hash, now)?;
+            // Every session of this administrator was opened with the password alone: all end
+            // here, not only this one, so none gains what the second factor now guards.
+            st.revoke_user_sessions(id, now)?;
             crate::audit_chain::record(
                 st,
                 &format!("user {name}"),
                 "user.totp_enrol",
                 format!("user:{name}"),
                 json!({}),
-            )
+            )?;
+            Ok(true)
         })
         .await;
     match stored {
-        Ok(Ok(_)) => {}
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            return Problem::new(
+                StatusCode::CONFLICT,
+                "totp: already enrolled (`sealwatch user reset-totp` removes it)",
+            )
+            .into_response();
+        }
         Ok(Err(e)) => return crate::store_problem(e).into_response(),
         Err(p) => return p.into_response(),
     }

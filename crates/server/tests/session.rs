@@ -507,6 +507,10 @@ async fn administrators_enrol_totp_and_then_need_it() {
     )
     .await;
     assert_eq!(me.status, 200, "{}", me.body);
+    // A second session of the same administrator, also opened with the password alone.
+    let other = sign_in(addr, "root", ALICE_PW, None).await;
+    assert_eq!(other.status, 201, "{}", other.body);
+    let other_cookie = cookie(&other.cookie());
     let enrolled = call(
         addr,
         "POST",
@@ -529,6 +533,17 @@ async fn administrators_enrol_totp_and_then_need_it() {
         .next()
         .unwrap()
         .to_owned();
+    // Every session opened with the password alone is over, not only the enrolling one: none
+    // gains what the second factor now guards.
+    let other_after = call(
+        addr,
+        "GET",
+        "/api/v1/transits",
+        &[("Cookie", &other_cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(other_after.status, 401, "{}", other_after.body);
     // The enrolling session, opened with the password alone, is over.
     let after = call(
         addr,

@@ -789,6 +789,22 @@ pub(crate) fn lifecycle_step(event: model::EventKind) -> Option<model::DeviceSta
     }
 }
 
+/// Whether a device in registry state `state` follows its transit's events: only the states of
+/// a device in service do. One the registry says is lost, retired, in repair or not yet
+/// delivered keeps that state whatever a transit reports (an operator decided it).
+pub(crate) fn follows_transits(state: &str) -> bool {
+    matches!(
+        state,
+        "in_stock"
+            | "charging"
+            | "assigned"
+            | "sealed"
+            | "in_transit"
+            | "awaiting_return"
+            | "in_return"
+    )
+}
+
 /// Transits leaving and reaching a zone on one UTC day.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneFlow {
@@ -1344,6 +1360,9 @@ pub trait Store: Send {
     fn touch_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()>;
     /// Ends a session from `at` (revoking twice keeps the first time).
     fn revoke_session(&mut self, id_hash: &str, at: Timestamp) -> Result<()>;
+    /// Ends every session of a user from `at` on (a second factor just enrolled: sessions
+    /// opened with the password alone must not gain what it guards).
+    fn revoke_user_sessions(&mut self, user_id: i64, at: Timestamp) -> Result<()>;
 }
 
 /// The audit record of a handling step.

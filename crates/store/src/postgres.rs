@@ -231,6 +231,15 @@ impl PgStore {
         Ok(())
     }
 
+    /// Renames `from` to `to` (a restore sets the schema it replaces aside this way, and puts
+    /// it back if the restore fails).
+    pub fn rename_schema(url: &str, from: &str, to: &str) -> Result<()> {
+        let mut client = connect(url)?;
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        client.batch_execute(&format!("ALTER SCHEMA {} RENAME TO {}", q(from), q(to)))?;
+        Ok(())
+    }
+
     /// The connection, for the incremental backup's `COPY` (crate::incremental).
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
@@ -1158,6 +1167,14 @@ impl Store for PgStore {
         self.user(id)
     }
 
+    fn revoke_user_sessions(&mut self, user_id: i64, at: Timestamp) -> Result<()> {
+        self.client.execute(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE user_id = $1",
+            &[&user_id, &at.unix_ms()],
+        )?;
+        Ok(())
+    }
+
     fn put_session(&mut self, session: &Session) -> Result<()> {
         let n = self.client.execute(
             &format!(
@@ -1882,9 +1899,14 @@ impl Store for PgStore {
 
     fn gate_outcomes(&mut self) -> Result<(u64, u64)> {
         let row = self.client.query_one(
-            "SELECT COUNT(*) FILTER (WHERE kind = 'unseal_authorized' AND (doc::jsonb ->> 'reader') IS NOT NULL)::BIGINT,
-                    COUNT(*) FILTER (WHERE kind = 'gate_hold')::BIGINT
-             FROM events WHERE kind IN ('unseal_authorized', 'gate_hold')",
+            "WITH gated AS (
+               SELECT transit, kind FROM events
+               WHERE kind = 'gate_hold'
+                  OR (kind = 'unseal_authorized' AND (doc::jsonb ->> 'reader') IS NOT NULL))
+             SELECT COUNT(DISTINCT transit) FILTER (WHERE kind = 'unseal_authorized')::BIGINT,
+                    COUNT(DISTINCT transit) FILTER (WHERE kind = 'gate_hold' AND transit NOT IN (
+                      SELECT transit FROM gated WHERE kind = 'unseal_authorized'))::BIGINT
+             FROM gated",
             &[],
         )?;
         Ok((
@@ -2320,6 +2342,9 @@ fn device_follows_transit(
     else {
         return Ok(());
     };
+    if !crate::follows_transits(&from) {
+        return Ok(());
+    }
     let (to, station): (model::DeviceState, Option<String>) = if to == model::DeviceState::InStock {
         let station: Option<String> = tx
             .query_opt(

@@ -1051,6 +1051,14 @@ impl Store for SqliteStore {
         self.user(id)
     }
 
+    fn revoke_user_sessions(&mut self, user_id: i64, at: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?2) WHERE user_id = ?1",
+            params![user_id, at.unix_ms()],
+        )?;
+        Ok(())
+    }
+
     fn put_session(&mut self, session: &Session) -> Result<()> {
         let n = self.conn.execute(
             &format!(
@@ -1854,9 +1862,13 @@ impl Store for SqliteStore {
 
     fn gate_outcomes(&mut self) -> Result<(u64, u64)> {
         let (auto, held): (i64, i64) = self.conn.query_row(
-            "SELECT COALESCE(SUM(kind = 'unseal_authorized' AND json_extract(doc, '$.reader') IS NOT NULL), 0),
-                    COALESCE(SUM(kind = 'gate_hold'), 0)
-             FROM events WHERE kind IN ('unseal_authorized', 'gate_hold')",
+            "SELECT COUNT(DISTINCT CASE WHEN kind = 'unseal_authorized' THEN transit END),
+                    COUNT(DISTINCT CASE WHEN kind = 'gate_hold' AND transit NOT IN (
+                      SELECT transit FROM events WHERE kind = 'unseal_authorized'
+                        AND json_extract(doc, '$.reader') IS NOT NULL) THEN transit END)
+             FROM events
+             WHERE kind = 'gate_hold'
+                OR (kind = 'unseal_authorized' AND json_extract(doc, '$.reader') IS NOT NULL)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -1983,6 +1995,8 @@ impl Store for SqliteStore {
             )?;
         }
         tx.commit()?;
+        // Ingest's deletes need not pay for zeroing.
+        self.conn.pragma_update(None, "secure_delete", "OFF")?;
         Ok(ids)
     }
 
@@ -1990,11 +2004,16 @@ impl Store for SqliteStore {
         // The deleted files are zeroed in the pages, not left in their free space.
         self.conn.pragma_update(None, "secure_delete", "ON")?;
         let tx = self.conn.transaction()?;
+        // The newest row stays whatever its age: SQLite gives a new row the highest id plus
+        // one, and an id used again at or below an incremental backup's mark would never reach
+        // the next increment.
         let deleted: Vec<i64> = tx
             .prepare_cached(
                 "DELETE FROM alarm_attachments WHERE id IN (
                    SELECT f.id FROM alarm_attachments f JOIN alarms a ON a.id = f.alarm
-                   WHERE a.state = 'closed' AND a.updated_at < ?1 ORDER BY f.id LIMIT ?2)
+                   WHERE a.state = 'closed' AND a.updated_at < ?1
+                     AND f.id < (SELECT MAX(id) FROM alarm_attachments)
+                   ORDER BY f.id LIMIT ?2)
                  RETURNING id",
             )?
             .query_map(params![closed_before.unix_ms(), limit], |r| r.get(0))?
@@ -2002,6 +2021,7 @@ impl Store for SqliteStore {
         let n = deleted.len() as u64;
         log_retention(&tx, "alarm_attachments", crate::retention::DELETED, deleted)?;
         tx.commit()?;
+        self.conn.pragma_update(None, "secure_delete", "OFF")?;
         Ok(n)
     }
 
@@ -2360,6 +2380,9 @@ fn device_follows_transit(tx: &Connection, e: &model::Event, to: model::DeviceSt
     else {
         return Ok(());
     };
+    if !crate::follows_transits(&from) {
+        return Ok(());
+    }
     let (to, station): (model::DeviceState, Option<String>) = if to == model::DeviceState::InStock {
         let station: Option<String> = tx
             .query_row(

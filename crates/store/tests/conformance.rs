@@ -1811,6 +1811,26 @@ fn device_lifecycle_follows_transits(s: &mut dyn Store) {
     })
     .unwrap();
     assert!(s.device_history("D-UNREGISTERED", 10).unwrap().is_empty());
+    // A device the registry says is lost keeps that state whatever its transit reports: an
+    // operator decided it.
+    s.put_device(
+        &device("D-LOST", "active", "lost", Some("S-YW")),
+        t("2026-11-26T06:00:00Z"),
+    )
+    .unwrap();
+    let mut lost = event("T2", EventKind::Sealed, "2026-11-26T13:30:00Z");
+    lost.device = "D-LOST".parse().unwrap();
+    s.commit(&Commit {
+        events: &[lost],
+        ..Commit::default()
+    })
+    .unwrap();
+    assert_eq!(s.device("D-LOST").unwrap().device.state, DeviceState::Lost);
+    assert_eq!(
+        s.device_history("D-LOST", 10).unwrap().len(),
+        1,
+        "its registration only"
+    );
 }
 
 fn a_paired_device_replaces_the_declared_one(s: &mut dyn Store) {
