@@ -39,6 +39,9 @@ pub enum EventKind {
     LegCompleted,
     /// The transit started its next declared leg.
     LegStarted,
+    /// One seal of a transit with several devices was opened with authorisation (`device`
+    /// names it); the transit stays supervised until its last seal is opened (`unsealed`).
+    DeviceUnsealed,
 }
 
 /// One event. `alarm_kind` is set for `alarm_cleared`.

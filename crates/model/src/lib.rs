@@ -36,5 +36,5 @@ pub use role::Role;
 pub use time::{Duration, DurationError, Timestamp, TimestampError};
 pub use transit::{
     CargoLine, Checkpoint, Declaration, Document, Driver, Inspection, Leg, LegMode, Limits, Mode,
-    Offices, Personal, RuleSet, Rules, Sensor, Transit, TransitState, Vehicle,
+    Offices, Personal, RuleSet, Rules, Sensor, Transit, TransitDevice, TransitState, Vehicle,
 };

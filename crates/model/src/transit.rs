@@ -106,6 +106,21 @@ impl Checkpoint {
     }
 }
 
+/// A further device sealing the same transit (`Transit::devices`): another container of a
+/// train, each with its own e-lock. Its seal is supervised on its own; the journey is shared.
+/// Unknown fields are refused, as for legs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitDevice {
+    pub id: DeviceId,
+    /// The container this device seals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerNumber>,
+    /// What was written to this device at departure, checked on every read of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_data: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// The vehicle (or wagon) carrying the goods.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vehicle {
@@ -681,8 +696,12 @@ impl TransitState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Transit {
     pub id: TransitId,
-    /// The device that seals the goods.
+    /// The device that seals the goods (the first and main one).
     pub device: DeviceId,
+    /// Further devices sealing the same transit (a train of containers, each with its lock).
+    /// Empty for the usual single device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<TransitDevice>,
     /// Defaults to `passive` when `device_data` is declared (a tag read at checkpoints), else
     /// `active`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -746,6 +765,11 @@ impl Transit {
     pub fn time_limit(&self, sealed_at: Timestamp) -> Option<Timestamp> {
         self.deadline
             .or_else(|| self.max_duration.map(|d| sealed_at.plus(d)))
+    }
+
+    /// Every device sealing the transit: `device` first, then `devices` in order.
+    pub fn all_devices(&self) -> impl Iterator<Item = &DeviceId> {
+        std::iter::once(&self.device).chain(self.devices.iter().map(|d| &d.id))
     }
 
     /// Zones where an unseal is authorised after arrival: `unseal_zones`, else the destination.

@@ -66,6 +66,9 @@ fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Invalid {
     }
 }
 
+/// The most devices one transit may have (`device` and up to 254 in `devices`).
+pub const MAX_DEVICES: usize = 255;
+
 /// Fields the format knows, per part. Anything else is ignored (the contract lets writers add
 /// optional fields) but reported by [`unknown_fields`], since a misspelt `sealed_at` would
 /// otherwise silently leave a transit unsupervised.
@@ -96,6 +99,7 @@ const KNOWN_TRANSIT: &[&str] = &[
     "unseal_zones",
     "rules",
     "device_data",
+    "devices",
     "checkpoints",
     "legs",
     "vehicle",
@@ -216,6 +220,33 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
                 at("id"),
                 format!("transit {:?} is declared twice", t.id.as_str()),
             ));
+        }
+        // Several devices: each seals the transit once.
+        if t.devices.len() >= MAX_DEVICES {
+            return Err(invalid(
+                at("devices"),
+                format!(
+                    "{} devices; a transit has at most {MAX_DEVICES}",
+                    t.devices.len() + 1
+                ),
+            ));
+        }
+        for (j, d) in t.devices.iter().enumerate() {
+            if d.id == t.device {
+                return Err(invalid(
+                    at(&format!("devices[{j}].id")),
+                    format!("device {:?} is the transit's device already", d.id.as_str()),
+                ));
+            }
+            if let Some(k) = t.devices[..j].iter().position(|o| o.id == d.id) {
+                return Err(invalid(
+                    at(&format!("devices[{j}].id")),
+                    format!(
+                        "device {:?} is listed twice (also devices[{k}])",
+                        d.id.as_str()
+                    ),
+                ));
+            }
         }
         match &t.route {
             None => {}
@@ -375,16 +406,19 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
             .filter(|a| a.transit == t.id && a.action == ActionKind::Seal)
             .map(|a| a.t)
             .min();
-        if let Some(at) = t.sealed_at.or(seal_action)
-            && let Some(j) = sealings.insert((t.device.as_str(), at), i)
-        {
-            return Err(invalid(
-                format!("transits[{i}].sealed_at"),
-                format!(
-                    "device {} is also sealed onto transits[{j}] at {at}",
-                    t.device.as_str()
-                ),
-            ));
+        let Some(at) = t.sealed_at.or(seal_action) else {
+            continue;
+        };
+        for device in t.all_devices() {
+            if let Some(j) = sealings.insert((device.as_str(), at), i) {
+                return Err(invalid(
+                    format!("transits[{i}].sealed_at"),
+                    format!(
+                        "device {} is also sealed onto transits[{j}] at {at}",
+                        device.as_str()
+                    ),
+                ));
+            }
         }
     }
     for (i, a) in s.actions.iter().enumerate() {
@@ -402,6 +436,20 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
         }
         if a.action == ActionKind::Pair && a.device.is_none() {
             return Err(invalid(format!("actions[{i}].device"), "required for pair"));
+        }
+        if a.action == ActionKind::Pair
+            && let Some(device) = &a.device
+            && let Some(t) = s.transits.iter().find(|t| t.id == a.transit)
+            && t.devices.iter().any(|d| d.id == *device)
+        {
+            return Err(invalid(
+                format!("actions[{i}].device"),
+                format!(
+                    "device {:?} already seals transit {} (in its devices)",
+                    device.as_str(),
+                    t.id
+                ),
+            ));
         }
     }
     for (i, r) in s.reads.iter().enumerate() {

@@ -6,7 +6,8 @@
 //!   does not change the output.
 //!
 //! The generated transits declare a checkpoint, one of them two legs, and quick-mode gates read
-//! them, so those rules are under the same properties.
+//! them, so those rules are under the same properties; half the time the first transit has a
+//! second device (several devices per transit).
 
 use model::{
     Action, ActionKind, CheckpointRead, DeviceEvent, DeviceEvents, DeviceId, DoorState, Gate,
@@ -230,6 +231,14 @@ fn scenario(steps_a: &[Step], steps_b: &[Step], actions: Vec<Action>) -> Scenari
         read(360, "DST", "D1", Some(Gate::Arrival)),
         read(90, "REST", "D2", Some(Gate::Arrival)),
     ];
+    if steps_a.len().is_multiple_of(2) {
+        // Several devices per transit: a second container on T0 with its own lock, reporting a
+        // journey of its own making, read at the checkpoint and by the arrival gate.
+        transits[0].devices = serde_json::from_value(serde_json::json!([{"id": "D1B"}])).unwrap();
+        obs.extend(observations("D1B", &steps_a[steps_a.len() / 2..]));
+        reads.push(read(110, "CHK", "D1B", None));
+        reads.push(read(361, "DST", "D1B", Some(Gate::Arrival)));
+    }
     if steps_b.len() % 2 == 1 {
         // Sealed by a departure gate instead of at `sealed_at`.
         transits[1].sealed_at = None;

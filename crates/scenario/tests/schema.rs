@@ -55,6 +55,29 @@ fn observation_fields_in_schema_match_the_type() {
 }
 
 #[test]
+fn transit_devices_in_schema_match_the_type() {
+    // The type refuses unknown fields and lists the ones it knows in its error.
+    let err = serde_json::from_str::<model::TransitDevice>(r#"{"id": "D2", "no_such_field": 1}"#)
+        .unwrap_err()
+        .to_string();
+    let known: BTreeSet<String> = err
+        .split("expected one of ")
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .map(|s| {
+            s.trim_matches(|c: char| c == '`' || c.is_whitespace())
+                .split('`')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(properties(&schema(), "transit_device"), known);
+    assert!(properties(&schema(), "transit").contains("devices"));
+}
+
+#[test]
 fn the_contract_example_is_valid() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),

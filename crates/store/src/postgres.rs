@@ -65,6 +65,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../migrations/postgres/016_device_states.sql"),
     ),
+    (
+        17,
+        include_str!("../migrations/postgres/017_transit_devices.sql"),
+    ),
 ];
 
 /// What [`PgStore::with_exported_snapshot`] saw in its snapshot: the row counts, the
@@ -1311,6 +1315,13 @@ impl Store for PgStore {
                         transit.id
                     )));
                 }
+                for d in &transit.devices {
+                    tx.execute(
+                        "INSERT INTO transit_devices (transit, device) VALUES ($1, $2)
+                         ON CONFLICT DO NOTHING",
+                        &[&transit.id.as_str(), &d.id.as_str()],
+                    )?;
+                }
             }
             tx.execute(
                 input,
@@ -1733,7 +1744,9 @@ impl Store for PgStore {
         // The same rows twice in one transaction: their index entries, then themselves.
         const PURGEABLE: &str = "SELECT o.device, o.t, o.id FROM observations o
                 WHERE o.id > $2 AND o.id <= $3 AND o.id < $4 AND o.t < $1
-                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')";
+                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
+                  AND NOT EXISTS (SELECT 1 FROM transit_devices td JOIN transits tr ON tr.id = td.transit
+                                  WHERE td.device = o.device AND tr.state <> 'closed')";
         let params: [&(dyn ::postgres::types::ToSql + Sync); 4] =
             [&before.unix_ms(), &after, &upto, &newest];
         tx.execute(

@@ -58,6 +58,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../migrations/sqlite/016_device_states.sql"),
     ),
+    (
+        17,
+        include_str!("../migrations/sqlite/017_transit_devices.sql"),
+    ),
 ];
 
 /// A store in one SQLite file (or in memory, for tests).
@@ -1190,6 +1194,13 @@ impl Store for SqliteStore {
                             transit.id
                         )));
                     }
+                    for d in &transit.devices {
+                        tx.prepare_cached(
+                            "INSERT INTO transit_devices (transit, device) VALUES (?1, ?2)
+                             ON CONFLICT DO NOTHING",
+                        )?
+                        .execute(params![transit.id.as_str(), d.id.as_str()])?;
+                    }
                 }
                 input.execute(params![
                     seq,
@@ -1685,7 +1696,9 @@ impl Store for SqliteStore {
         // The same rows twice in one transaction: their index entries, then themselves.
         const PURGEABLE: &str = "SELECT o.device, o.t, o.id FROM observations o
                 WHERE o.id > ?2 AND o.id <= ?3 AND o.id < ?4 AND o.t < ?1
-                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')";
+                  AND NOT EXISTS (SELECT 1 FROM transits tr WHERE tr.device = o.device AND tr.state <> 'closed')
+                  AND NOT EXISTS (SELECT 1 FROM transit_devices td JOIN transits tr ON tr.id = td.transit
+                                  WHERE td.device = o.device AND tr.state <> 'closed')";
         let args = params![before.unix_ms(), after, upto, newest];
         tx.execute(
             &format!("DELETE FROM observations_by_device WHERE (device, t, id) IN ({PURGEABLE})"),

@@ -408,6 +408,24 @@ impl Supervisor {
             });
         }
         let ti = self.transits.len() as u32;
+        if transit.devices.len() >= transit::MAX_DEVICES {
+            return Err(SetupError {
+                path: format!("transit {}: devices", transit.id),
+                reason: format!(
+                    "{} devices; a transit has at most {}",
+                    transit.devices.len() + 1,
+                    transit::MAX_DEVICES
+                ),
+            });
+        }
+        for (j, d) in transit.devices.iter().enumerate() {
+            if transit.all_devices().take(j + 1).any(|o| *o == d.id) {
+                return Err(SetupError {
+                    path: format!("transit {}: devices[{j}].id", transit.id),
+                    reason: format!("device {} seals this transit twice", d.id),
+                });
+            }
+        }
         transit
             .rules
             .validate()
@@ -466,18 +484,19 @@ impl Supervisor {
         }
         self.transits.push(rt);
         self.transit_ids.insert(transit.id.clone(), ti);
-        let next = self.devices.len() as u32;
-        let di = *self
-            .device_ids
-            .entry(transit.device.clone())
-            .or_insert(next);
-        if di == next {
-            self.devices.push(DeviceRt {
-                latest: ti,
-                ..DeviceRt::default()
-            });
-        } else {
-            self.devices[di as usize].take(ti);
+        // Every device of the transit takes it on: finding the transit for a report stays a
+        // hash lookup, whichever of its devices sent it.
+        for device in transit.all_devices() {
+            let next = self.devices.len() as u32;
+            let di = *self.device_ids.entry(device.clone()).or_insert(next);
+            if di == next {
+                self.devices.push(DeviceRt {
+                    latest: ti,
+                    ..DeviceRt::default()
+                });
+            } else {
+                self.devices[di as usize].take(ti);
+            }
         }
         Ok(())
     }
@@ -685,22 +704,28 @@ impl Supervisor {
 
         let Some(ti) = active else { return };
         self.on_transit(ti, out, |t, cx| {
-            t.on_observation(&reading, frame.as_ref(), late, suspect, cx)
+            let slot = t.slot_of(obs.device.as_str());
+            t.on_observation(slot, &reading, frame.as_ref(), late, suspect, cx)
         });
     }
 
     /// Once transit `ti` is sealed, earlier transits on the same device stop taking its reports.
     fn after_seal(&mut self, ti: u32, out: &mut Vec<Output>) {
         let sealed = &self.transits[ti as usize];
-        let (Some(at), Some(&di)) = (
-            sealed.sealed_at(),
-            self.device_ids.get(sealed.device().as_str()),
-        ) else {
+        let Some(at) = sealed.sealed_at() else {
             return;
         };
         let successor = sealed.id().clone();
-        let dev = &self.devices[di as usize];
-        let others: Vec<u32> = dev.transits().filter(|&o| o != ti).collect();
+        let mut others: Vec<u32> = Vec::new();
+        for device in sealed.devices() {
+            if let Some(&di) = self.device_ids.get(device.as_str()) {
+                for o in self.devices[di as usize].transits() {
+                    if o != ti && !others.contains(&o) {
+                        others.push(o);
+                    }
+                }
+            }
+        }
         for o in others {
             let other = &self.transits[o as usize];
             if other.takes_reports() && other.sealed_at().is_some_and(|s| s < at) {
@@ -737,7 +762,10 @@ impl Supervisor {
             && let Some(ti) = self.declared_transit(di)
         {
             let mut sealed = false;
-            self.on_transit(ti, out, |t, cx| sealed = t.gate_seal(read, cx));
+            self.on_transit(ti, out, |t, cx| {
+                let slot = t.slot_of(read.device.as_str());
+                sealed = t.gate_seal(slot, read, cx);
+            });
             if sealed {
                 self.after_seal(ti, out);
             }
@@ -745,7 +773,10 @@ impl Supervisor {
         let Some(ti) = active_transit(&self.transits, &self.devices[di as usize]) else {
             return;
         };
-        self.on_transit(ti, out, |t, cx| t.on_read(read, cx));
+        self.on_transit(ti, out, |t, cx| {
+            let slot = t.slot_of(read.device.as_str());
+            t.on_read(slot, read, cx);
+        });
     }
 
     /// The transit a departure gate seals when it reads device `di`: of the device's transits
@@ -768,7 +799,7 @@ impl Supervisor {
         };
         if let (model::ActionKind::Pair, Some(device)) = (action.action, &action.device)
             && self.transits[ti as usize].state() == model::TransitState::Declared
-            && self.transits[ti as usize].device() != device
+            && self.transits[ti as usize].devices().all(|d| d != device)
         {
             self.pair(ti, device, out);
             return;
