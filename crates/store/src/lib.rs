@@ -784,9 +784,18 @@ pub(crate) fn lifecycle_step(event: model::EventKind) -> Option<model::DeviceSta
     match event {
         model::EventKind::Sealed => Some(model::DeviceState::Sealed),
         model::EventKind::Departed => Some(model::DeviceState::InTransit),
-        model::EventKind::Unsealed => Some(model::DeviceState::InStock),
+        // One seal of several opened with authorisation, or the transit's last one.
+        model::EventKind::Unsealed | model::EventKind::DeviceUnsealed => {
+            Some(model::DeviceState::InStock)
+        }
         _ => None,
     }
+}
+
+/// Whether an event moves every device of its transit (sealing and departing move the whole
+/// set of seals of a transit sealed with several), or only the device it names.
+pub(crate) fn moves_every_device(event: model::EventKind) -> bool {
+    matches!(event, model::EventKind::Sealed | model::EventKind::Departed)
 }
 
 /// Whether a device in registry state `state` follows its transit's events: only the states of

@@ -2338,20 +2338,44 @@ fn log_retention(
     Ok(())
 }
 
-/// Moves a registered device along with its transit's event (`crate::lifecycle_step`); see
-/// the SQLite store's function of the same name.
+/// Moves the registered devices of an event's transit along with it; see the SQLite store's
+/// function of the same name.
 fn device_follows_transit(
     tx: &mut Transaction<'_>,
     e: &Event,
     to: model::DeviceState,
 ) -> Result<()> {
-    let device = e.device.as_str();
-    let Some(from): Option<String> = tx
+    let mut devices = vec![e.device.as_str().to_owned()];
+    if crate::moves_every_device(e.event) {
+        let more: Vec<String> = tx
+            .query(
+                "SELECT device FROM transit_devices WHERE transit = $1 ORDER BY device",
+                &[&e.transit.as_str()],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        devices.extend(more.into_iter().filter(|d| d != e.device.as_str()));
+    }
+    for device in &devices {
+        move_device(tx, e, device, to)?;
+    }
+    Ok(())
+}
+
+/// Moves one registered device with its transit's event.
+fn move_device(
+    tx: &mut Transaction<'_>,
+    e: &Event,
+    device: &str,
+    to: model::DeviceState,
+) -> Result<()> {
+    let Some((from, at_station)): Option<(String, Option<String>)> = tx
         .query_opt(
-            "SELECT state FROM devices WHERE id = $1 FOR UPDATE",
+            "SELECT state, station FROM devices WHERE id = $1 FOR UPDATE",
             &[&device],
         )?
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
     else {
         return Ok(());
     };
@@ -2373,7 +2397,9 @@ fn device_follows_transit(
     } else {
         (to, None)
     };
-    if from == to.as_str() && station.is_none() {
+    // Nothing changes (a seal's own `device_unsealed`, then the transit's `unsealed`): no new
+    // history line.
+    if from == to.as_str() && (station.is_none() || station == at_station) {
         return Ok(());
     }
     match &station {

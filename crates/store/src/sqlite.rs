@@ -2378,16 +2378,40 @@ fn log_retention(tx: &Connection, table: &str, action: &str, keys: Vec<i64>) -> 
     Ok(())
 }
 
-/// Moves a registered device along with its transit's event (`crate::lifecycle_step`): its
-/// state, and at unsealing the station of the transit's destination when there is one, in the
-/// registry and in its history. An unregistered device has nothing to follow.
+/// Moves the registered devices of an event's transit along with it
+/// (`crate::lifecycle_step`): every device of the transit for sealing and departing, the one
+/// named otherwise; their state, and at unsealing the station of the transit's destination
+/// when there is one, in the registry and in their history. An unregistered device has
+/// nothing to follow.
 fn device_follows_transit(tx: &Connection, e: &model::Event, to: model::DeviceState) -> Result<()> {
-    let device = e.device.as_str();
-    let Some(from): Option<String> = tx
+    let mut devices = vec![e.device.as_str().to_owned()];
+    if crate::moves_every_device(e.event) {
+        let more: Vec<String> = tx
+            .prepare_cached(
+                "SELECT device FROM transit_devices WHERE transit = ?1 ORDER BY device",
+            )?
+            .query_map(params![e.transit.as_str()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        devices.extend(more.into_iter().filter(|d| d != e.device.as_str()));
+    }
+    for device in &devices {
+        move_device(tx, e, device, to)?;
+    }
+    Ok(())
+}
+
+/// Moves one registered device with its transit's event.
+fn move_device(
+    tx: &Connection,
+    e: &model::Event,
+    device: &str,
+    to: model::DeviceState,
+) -> Result<()> {
+    let Some((from, at_station)): Option<(String, Option<String>)> = tx
         .query_row(
-            "SELECT state FROM devices WHERE id = ?1",
+            "SELECT state, station FROM devices WHERE id = ?1",
             params![device],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?
     else {
@@ -2412,7 +2436,9 @@ fn device_follows_transit(tx: &Connection, e: &model::Event, to: model::DeviceSt
     } else {
         (to, None)
     };
-    if from == to.as_str() && station.is_none() {
+    // Nothing changes (a seal's own `device_unsealed`, then the transit's `unsealed`): no new
+    // history line.
+    if from == to.as_str() && (station.is_none() || station == at_station) {
         return Ok(());
     }
     match &station {

@@ -1831,6 +1831,54 @@ fn device_lifecycle_follows_transits(s: &mut dyn Store) {
         1,
         "its registration only"
     );
+
+    // A transit sealed with several devices: sealing moves them all; each is back in stock
+    // when its own seal is opened.
+    nb.zone = "CN-NINGBO".parse().unwrap();
+    s.put_station(&nb).unwrap();
+    for d in ["D-MAIN", "D-EXTRA"] {
+        s.put_device(
+            &device(d, "active", "in_stock", Some("S-YW")),
+            t("2026-11-27T06:00:00Z"),
+        )
+        .unwrap();
+    }
+    let mut several = serde_json::to_value(transit("T3", "D-MAIN")).unwrap();
+    several["devices"] = serde_json::json!([{"id": "D-EXTRA"}]);
+    declare(
+        s,
+        3,
+        &serde_json::from_value(several).unwrap(),
+        t("2026-11-27T07:00:00Z"),
+    )
+    .unwrap();
+    let mut sealed = event("T3", EventKind::Sealed, "2026-11-27T08:00:00Z");
+    sealed.device = "D-MAIN".parse().unwrap();
+    let mut extra_opened = event("T3", EventKind::DeviceUnsealed, "2026-11-27T12:00:00Z");
+    extra_opened.device = "D-EXTRA".parse().unwrap();
+    s.commit(&Commit {
+        events: &[sealed],
+        ..Commit::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.device("D-EXTRA").unwrap().device.state,
+        DeviceState::Sealed
+    );
+    s.commit(&Commit {
+        events: &[extra_opened],
+        ..Commit::default()
+    })
+    .unwrap();
+    let extra = s.device("D-EXTRA").unwrap().device;
+    assert_eq!(
+        (extra.state, extra.station.as_ref().map(|s| s.as_str())),
+        (DeviceState::InStock, Some("S-NB"))
+    );
+    assert_eq!(
+        s.device("D-MAIN").unwrap().device.state,
+        DeviceState::Sealed
+    );
 }
 
 fn a_paired_device_replaces_the_declared_one(s: &mut dyn Store) {
