@@ -227,6 +227,24 @@ fn a_departure_gate_seals_only_a_transit_not_yet_sealed() {
     other["device"] = json!("D9");
     let lines = run(&base(transit(json!({})), json!([other]), json!([])));
     assert_eq!(lines, Vec::<Value>::new());
+    // A gate somewhere else than the transit's departure (the checkpoint's reader claiming
+    // to be a departure gate) seals nothing, and says so.
+    let mut elsewhere = gate("2026-11-25T08:00:00Z");
+    elsewhere["zone"] = json!("CHK");
+    let lines = run(&base(transit(json!({})), json!([elsewhere]), json!([])));
+    assert!(lines.iter().all(|l| l["event"] != "sealed"), "{lines:?}");
+    let refused = lines
+        .iter()
+        .find(|l| l["event"] == "action_rejected")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(refused["reader"], "G1");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not at the transit's departure"),
+        "{refused}"
+    );
 }
 
 #[test]

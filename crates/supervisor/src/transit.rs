@@ -2193,11 +2193,23 @@ impl TransitRt {
     /// as a `seal` action would.
     pub(crate) fn gate_seal(&mut self, slot: u8, read: &CheckpointRead, cx: &mut Cx<'_>) -> bool {
         self.cur = slot;
-        let place = cx
-            .world
-            .zone_ids
-            .get(&read.zone)
-            .map_or_else(|| read.zone.to_string(), |&z| cx.world.zone_label(z));
+        let zone = cx.world.zone_ids.get(&read.zone).copied();
+        let place = zone.map_or_else(|| read.zone.to_string(), |z| cx.world.zone_label(z));
+        // A gate seals only the transits that leave from where it stands: a fixed reader
+        // elsewhere (a checkpoint's, another office's) that read a declared device seals
+        // nothing, and says so.
+        if let Some(departure) = self.departure
+            && zone != Some(departure)
+        {
+            let detail = format!(
+                "departure gate {} at {place} is not at the transit's departure ({}): not sealed",
+                read.reader,
+                cx.world.zone_label(departure)
+            );
+            self.event(cx, EventKind::ActionRejected, detail);
+            Self::stamp_reader(cx, &read.reader);
+            return false;
+        }
         let detail = format!("quick mode, gate {} at {place}", read.reader);
         self.seal_by(cx, detail, Some(&read.reader))
     }
